@@ -1,0 +1,166 @@
+package api
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"mime"
+	"net/http"
+	"strconv"
+	"time"
+	"unicode/utf8"
+
+	"github.com/minipay/minipay"
+)
+
+// BodyMax is the largest request body accepted.
+const BodyMax = 1 << 20
+
+type bodyKey struct{}
+
+// readBody reads the whole body (at most BodyMax) into the context, so the
+// idempotency layer can fingerprint it and handlers can decode it.
+func (s *Server) readBody(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Body == nil || r.Method == http.MethodGet || r.Method == http.MethodDelete {
+			next.ServeHTTP(w, r)
+			return
+		}
+		body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, BodyMax))
+		if err != nil {
+			var tooBig *http.MaxBytesError
+			if errors.As(err, &tooBig) {
+				s.writeError(w, r, errTooLarge)
+				return
+			}
+			s.writeError(w, r, fmt.Errorf("%w: reading the body failed", errInvalidJSON))
+			return
+		}
+		if len(bytes.TrimSpace(body)) > 0 {
+			mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
+			if err != nil || mt != "application/json" {
+				s.writeError(w, r, errContentType)
+				return
+			}
+		}
+		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), bodyKey{}, body)))
+	})
+}
+
+func bodyOf(r *http.Request) []byte {
+	b, _ := r.Context().Value(bodyKey{}).([]byte)
+	return b
+}
+
+// decode parses the request body into v strictly: valid UTF-8, one JSON
+// object, no unknown fields, right types. An empty body decodes as {}.
+func decode(r *http.Request, v any) error {
+	body := bodyOf(r)
+	if len(bytes.TrimSpace(body)) == 0 {
+		return nil
+	}
+	if !utf8.Valid(body) {
+		return errInvalidUTF8
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return decodeError(err)
+	}
+	if dec.More() {
+		return fmt.Errorf("%w: unexpected data after the JSON object", errInvalidJSON)
+	}
+	return nil
+}
+
+func decodeError(err error) error {
+	var (
+		syntax  *json.SyntaxError
+		typeErr *json.UnmarshalTypeError
+	)
+	switch {
+	case errors.As(err, &syntax):
+		return fmt.Errorf("%w: %s at offset %d", errInvalidJSON, syntax.Error(), syntax.Offset)
+	case errors.As(err, &typeErr):
+		field := typeErr.Field
+		if field == "" {
+			return fmt.Errorf("%w: the body must be a JSON object", errInvalidJSON)
+		}
+		return minipay.Field(field, fmt.Errorf("%w: %s must be %s, not %s", errInvalidType, field, jsonTypeName(typeErr.Type.Kind().String()), typeErr.Value))
+	case errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, io.EOF):
+		return fmt.Errorf("%w: the JSON ends early", errInvalidJSON)
+	}
+	// encoding/json reports unknown fields only as text.
+	const prefix = "json: unknown field "
+	if msg := err.Error(); len(msg) > len(prefix) && msg[:len(prefix)] == prefix {
+		name, _ := strconv.Unquote(msg[len(prefix):])
+		return minipay.Field(name, fmt.Errorf("%w: %s", errUnknownField, msg[len(prefix):]))
+	}
+	return fmt.Errorf("%w: %v", errInvalidJSON, err)
+}
+
+func jsonTypeName(kind string) string {
+	switch kind {
+	case "string":
+		return "a string (amounts are decimal strings such as \"12.34\")"
+	case "bool":
+		return "true or false"
+	case "slice", "array":
+		return "an array"
+	case "map", "struct":
+		return "an object"
+	default:
+		return "a number"
+	}
+}
+
+// writeJSON writes v with status.
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	enc := json.NewEncoder(w)
+	enc.SetEscapeHTML(false)
+	_ = enc.Encode(v)
+}
+
+// list is the envelope of every list response.
+type list[T any] struct {
+	Object  string `json:"object"`
+	Data    []T    `json:"data"`
+	HasMore bool   `json:"has_more"`
+}
+
+func newList[T any](data []T, hasMore bool) list[T] {
+	if data == nil {
+		data = []T{}
+	}
+	return list[T]{Object: "list", Data: data, HasMore: hasMore}
+}
+
+// pageParams reads ?limit= (1–100, default 10) and ?starting_after=.
+func pageParams(r *http.Request) (limit int, after string, err error) {
+	limit = 10
+	if s := r.URL.Query().Get("limit"); s != "" {
+		limit, err = strconv.Atoi(s)
+		if err != nil || limit < 1 || limit > 100 {
+			return 0, "", minipay.Field("limit", fmt.Errorf("%w: limit must be an integer from 1 to 100", errInvalidParam))
+		}
+	}
+	return limit, r.URL.Query().Get("starting_after"), nil
+}
+
+// timestamp renders times in API responses: RFC 3339 in UTC, to the millisecond.
+func timestamp(t time.Time) string {
+	return t.UTC().Format("2006-01-02T15:04:05.000Z07:00")
+}
+
+func optionalTimestamp(t time.Time) *string {
+	if t.IsZero() {
+		return nil
+	}
+	s := timestamp(t)
+	return &s
+}

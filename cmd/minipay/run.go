@@ -1,0 +1,81 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"strings"
+)
+
+const usage = `minipay: payments and monetization for mini-apps
+
+usage:
+  minipay serve                      run the HTTP API and background workers
+  minipay migrate [up|status]        apply or list database migrations
+  minipay bench KIND [flags]         measure throughput and latency (KIND: ledger)
+
+Configuration comes from the environment (DATABASE_URL, MINIPAY_ADDR,
+MINIPAY_ADMIN_KEY, MINIPAY_HOST_KEY, MINIPAY_SECRET, MINIPAY_CATALOG,
+MINIPAY_SETTLEMENT_TZ, MINIPAY_WEBHOOK_ALLOW_PRIVATE); flags override it.
+Run "minipay COMMAND -h" for a command's flags.
+`
+
+// run is the whole program: main only supplies the process's context,
+// arguments, environment and output streams, so tests can call run directly.
+func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return flag.ErrHelp
+	}
+	cmd, rest := args[0], args[1:]
+	switch cmd {
+	case "serve":
+		return serve(ctx, rest, getenv, stdout, stderr)
+	case "migrate":
+		return migrate(ctx, rest, getenv, stdout, stderr)
+	case "bench":
+		return runBench(ctx, rest, getenv, stdout, stderr)
+	case "help", "-h", "--help":
+		fmt.Fprint(stdout, usage)
+		return nil
+	default:
+		fmt.Fprint(stderr, usage)
+		return fmt.Errorf("unknown command %q", cmd)
+	}
+}
+
+// config is minipay's configuration: the environment, overridden by flags.
+type config struct {
+	DatabaseURL         string
+	Addr                string
+	AdminKey            string
+	HostKey             string
+	Secret              string
+	Catalog             string
+	SettlementTZ        string
+	WebhookAllowPrivate bool
+	DBConns             int
+}
+
+// flags registers the configuration flags on fs, with defaults from the
+// environment, and returns the config they fill.
+func configFlags(fs *flag.FlagSet, getenv func(string) string) *config {
+	c := &config{}
+	env := func(name, def string) string {
+		if v := getenv(name); v != "" {
+			return v
+		}
+		return def
+	}
+	fs.StringVar(&c.DatabaseURL, "database-url", env("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/minipay?sslmode=disable"), "PostgreSQL URL (DATABASE_URL); the database is created if missing")
+	fs.StringVar(&c.Addr, "addr", env("MINIPAY_ADDR", ":8080"), "listen address (MINIPAY_ADDR)")
+	fs.StringVar(&c.AdminKey, "admin-key", getenv("MINIPAY_ADMIN_KEY"), "admin API key (MINIPAY_ADMIN_KEY); generated and printed once if unset")
+	fs.StringVar(&c.HostKey, "host-key", getenv("MINIPAY_HOST_KEY"), "host API key (MINIPAY_HOST_KEY); generated and printed once if unset")
+	fs.StringVar(&c.Secret, "secret", getenv("MINIPAY_SECRET"), "server secret for encrypting webhook secrets and deriving user ids (MINIPAY_SECRET)")
+	fs.StringVar(&c.Catalog, "catalog", getenv("MINIPAY_CATALOG"), "monetization catalog file (MINIPAY_CATALOG); built-in defaults if unset")
+	fs.StringVar(&c.SettlementTZ, "settlement-tz", env("MINIPAY_SETTLEMENT_TZ", "Asia/Shanghai"), "time zone of the daily settlement cutoff (MINIPAY_SETTLEMENT_TZ)")
+	fs.BoolVar(&c.WebhookAllowPrivate, "webhook-allow-private", strings.EqualFold(getenv("MINIPAY_WEBHOOK_ALLOW_PRIVATE"), "true"), "allow webhooks to private addresses (MINIPAY_WEBHOOK_ALLOW_PRIVATE)")
+	fs.IntVar(&c.DBConns, "db-conns", 32, "maximum database connections")
+	return c
+}

@@ -1,0 +1,51 @@
+// Package minipay holds what every minipay package shares: the error
+// vocabulary. Domain packages return *Error values (or wrap them) for every
+// failure a caller may branch on; package api turns them into HTTP responses
+// in one place. Package ledger, which imports nothing of minipay, has its own
+// error type with the same methods.
+package minipay
+
+// Kinds of failure. The API maps each to one HTTP status.
+const (
+	KindInvalid           = "invalid"            // 400: the request is malformed
+	KindUnauthenticated   = "unauthenticated"    // 401: no valid key
+	KindInsufficientFunds = "insufficient_funds" // 402: the payer cannot pay
+	KindForbidden         = "forbidden"          // 403: the key may not do this
+	KindNotFound          = "not_found"          // 404: no such object (for this key)
+	KindConflict          = "conflict"           // 409: the object's state or an earlier request forbids it
+	KindUnprocessable     = "unprocessable"      // 422: well-formed but not allowed by the rules
+	KindRateLimited       = "rate_limited"       // 429: slow down
+	KindUnavailable       = "unavailable"        // 503: shutting down or overloaded
+)
+
+// Error is a failure with a stable code. Compare with errors.Is against the
+// package-level values; wrap with fmt.Errorf("...: %w", err) to add detail.
+type Error struct {
+	kind, code, msg string
+}
+
+// NewError returns an error of the given kind and code.
+func NewError(kind, code, msg string) *Error { return &Error{kind: kind, code: code, msg: msg} }
+
+func (e *Error) Error() string { return e.msg }
+
+// Code is the stable machine-readable code, such as "session_expired".
+func (e *Error) Code() string { return e.code }
+
+// Kind is the class of failure; see the Kind constants.
+func (e *Error) Kind() string { return e.kind }
+
+// FieldError ties an error to the request field it is about.
+type FieldError struct {
+	Field string
+	Err   error
+}
+
+// Field wraps err with the name of the field at fault.
+func Field(field string, err error) error { return &FieldError{Field: field, Err: err} }
+
+func (e *FieldError) Error() string { return e.Field + ": " + e.Err.Error() }
+func (e *FieldError) Unwrap() error { return e.Err }
+
+// Param is the name of the field at fault.
+func (e *FieldError) Param() string { return e.Field }

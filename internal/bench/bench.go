@@ -1,0 +1,255 @@
+// Package bench is "minipay bench": repeatable measurements of minipay's
+// throughput and latency, each printed beside a pgbench yardstick run on the
+// same database with the same number of clients.
+package bench
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"runtime"
+	"runtime/pprof"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/minipay/minipay/internal/pgdb"
+)
+
+// Options are the flags every benchmark takes.
+type Options struct {
+	Duration    time.Duration
+	Clients     int
+	JSON        bool
+	DatabaseURL string
+	CPUProfile  string
+	Keep        bool // keep the benchmark database afterwards
+	NoBaseline  bool
+	Workers     int           // ledger poster workers (0: the ledger's default)
+	Linger      time.Duration // ledger poster linger (0: the ledger's default)
+	Stdout      io.Writer
+	Stderr      io.Writer
+	Getenv      func(string) string
+}
+
+// kinds maps a benchmark name to its function.
+var kinds = map[string]func(context.Context, Options) (*Result, error){
+	"ledger": benchLedger,
+}
+
+// Run parses "minipay bench KIND [flags]" and runs the benchmark.
+func Run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	if len(args) == 0 || strings.HasPrefix(args[0], "-") {
+		return fmt.Errorf("bench: name a benchmark: %s", strings.Join(names(), ", "))
+	}
+	kind := args[0]
+	fs := flag.NewFlagSet("bench "+kind, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	o := Options{Stdout: stdout, Stderr: stderr, Getenv: getenv}
+	defURL := getenv("DATABASE_URL")
+	if defURL == "" {
+		defURL = pgdb.DefaultURL
+	}
+	fs.DurationVar(&o.Duration, "duration", 10*time.Second, "how long to run each measurement")
+	fs.IntVar(&o.Clients, "clients", 0, "concurrent clients (default depends on the benchmark)")
+	fs.BoolVar(&o.JSON, "json", false, "print one line of JSON")
+	fs.StringVar(&o.DatabaseURL, "database-url", defURL, "PostgreSQL server; a fresh database is created on it")
+	fs.StringVar(&o.CPUProfile, "cpuprofile", "", "write a CPU profile of the measured run to this file")
+	fs.BoolVar(&o.Keep, "keep", false, "keep the benchmark database")
+	fs.BoolVar(&o.NoBaseline, "no-baseline", false, "skip the pgbench yardsticks")
+	fs.IntVar(&o.Workers, "workers", 0, "ledger poster workers (default: the ledger's)")
+	fs.DurationVar(&o.Linger, "linger", 0, "ledger poster linger (default: the ledger's)")
+	if err := fs.Parse(args[1:]); err != nil {
+		return err
+	}
+	fn, ok := kinds[kind]
+	if !ok {
+		return fmt.Errorf("bench: unknown benchmark %q (have %s)", kind, strings.Join(names(), ", "))
+	}
+	res, err := fn(ctx, o)
+	if err != nil {
+		return fmt.Errorf("bench %s: %w", kind, err)
+	}
+	if o.JSON {
+		_, err = fmt.Fprintln(stdout, res.jsonLine())
+		return err
+	}
+	_, err = fmt.Fprint(stdout, res.text())
+	return err
+}
+
+func names() []string {
+	var out []string
+	for k := range kinds {
+		out = append(out, k)
+	}
+	slices.Sort(out)
+	return out
+}
+
+// Result is what a benchmark measured.
+type Result struct {
+	Kind        string
+	Unit        string // what throughput counts, e.g. "transfers"
+	Clients     int
+	Duration    time.Duration
+	Throughput  float64 // per second
+	P50, P99    time.Duration
+	BaselineTPS float64 // 0 when no baseline was measured
+	Extra       []KV    // further figures, in print order
+	Notes       []string
+}
+
+// KV is one extra figure.
+type KV struct {
+	Key   string
+	Value any
+}
+
+func (r *Result) ratio() float64 {
+	if r.BaselineTPS == 0 {
+		return 0
+	}
+	return r.Throughput / r.BaselineTPS
+}
+
+func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+
+func (r *Result) jsonLine() string {
+	var b bytes.Buffer
+	b.WriteByte('{')
+	write := func(k string, v any) {
+		if b.Len() > 1 {
+			b.WriteString(", ")
+		}
+		kb, _ := json.Marshal(k)
+		vb, _ := json.Marshal(v)
+		b.Write(kb)
+		b.WriteString(": ")
+		b.Write(vb)
+	}
+	write("throughput", round(r.Throughput, 1))
+	write("p50_ms", round(ms(r.P50), 3))
+	write("p99_ms", round(ms(r.P99), 3))
+	if r.BaselineTPS > 0 {
+		write("baseline_tps", round(r.BaselineTPS, 1))
+		write("ratio", round(r.ratio(), 2))
+	}
+	write("clients", r.Clients)
+	write("duration_s", r.Duration.Seconds())
+	for _, kv := range r.Extra {
+		write(kv.Key, kv.Value)
+	}
+	b.WriteByte('}')
+	return b.String()
+}
+
+func round(v float64, places int) float64 {
+	p := 1.0
+	for i := 0; i < places; i++ {
+		p *= 10
+	}
+	return float64(int64(v*p+0.5)) / p
+}
+
+func (r *Result) text() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "minipay bench %s: %d clients, %s, %s, %d CPUs\n", r.Kind, r.Clients, r.Duration, runtime.GOOS+"/"+runtime.GOARCH, runtime.NumCPU())
+	fmt.Fprintf(&b, "  %-22s %.0f %s/s\n", "throughput", r.Throughput, r.Unit)
+	fmt.Fprintf(&b, "  %-22s p50 %.2f ms, p99 %.2f ms\n", "latency", ms(r.P50), ms(r.P99))
+	if r.BaselineTPS > 0 {
+		fmt.Fprintf(&b, "  %-22s %.0f %s/s (pgbench, one transaction per %s)\n", "baseline", r.BaselineTPS, r.Unit, strings.TrimSuffix(r.Unit, "s"))
+		fmt.Fprintf(&b, "  %-22s %.1fx\n", "ratio", r.ratio())
+	}
+	for _, kv := range r.Extra {
+		fmt.Fprintf(&b, "  %-22s %v\n", kv.Key, kv.Value)
+	}
+	for _, n := range r.Notes {
+		fmt.Fprintf(&b, "  note: %s\n", n)
+	}
+	return b.String()
+}
+
+// latencies collects request latencies from many goroutines: each client
+// appends to its own slice, merged at the end.
+type latencies [][]time.Duration
+
+func (l latencies) percentiles(ps ...float64) []time.Duration {
+	var all []time.Duration
+	for _, c := range l {
+		all = append(all, c...)
+	}
+	slices.Sort(all)
+	out := make([]time.Duration, len(ps))
+	if len(all) == 0 {
+		return out
+	}
+	for i, p := range ps {
+		idx := int(p * float64(len(all)-1))
+		out[i] = all[idx]
+	}
+	return out
+}
+
+// freshDatabase creates an empty, migrated database on the server of url
+// and returns its URL and a function that drops it (unless keep).
+func freshDatabase(ctx context.Context, url, kind string, keep bool) (string, func(), error) {
+	cfg, err := pgx.ParseConfig(url)
+	if err != nil {
+		return "", nil, fmt.Errorf("parse database url: %w", err)
+	}
+	name := fmt.Sprintf("minipay_bench_%s_%d", kind, time.Now().Unix())
+	dbURL := withDatabase(url, cfg.Database, name)
+	if err := pgdb.EnsureDatabase(ctx, dbURL); err != nil {
+		return "", nil, err
+	}
+	drop := func() {
+		if keep {
+			return
+		}
+		cfg.Database = "postgres"
+		conn, err := pgx.ConnectConfig(context.Background(), cfg)
+		if err != nil {
+			return
+		}
+		defer conn.Close(context.Background())
+		_, _ = conn.Exec(context.Background(), "DROP DATABASE IF EXISTS "+pgx.Identifier{name}.Sanitize()+" WITH (FORCE)")
+	}
+	return dbURL, drop, nil
+}
+
+// withDatabase replaces the database name in a postgres:// URL.
+func withDatabase(url, oldName, newName string) string {
+	if i := strings.Index(url, "/"+oldName); i >= 0 && oldName != "" {
+		return url[:i] + "/" + newName + url[i+1+len(oldName):]
+	}
+	if i := strings.Index(url, "?"); i >= 0 {
+		return strings.TrimSuffix(url[:i], "/") + "/" + newName + url[i:]
+	}
+	return strings.TrimSuffix(url, "/") + "/" + newName
+}
+
+// profile starts a CPU profile if path is set and returns its stop function.
+func profile(path string) (func(), error) {
+	if path == "" {
+		return func() {}, nil
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, fmt.Errorf("cpu profile: %w", err)
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("cpu profile: %w", err)
+	}
+	return func() {
+		pprof.StopCPUProfile()
+		f.Close()
+	}, nil
+}

@@ -1,0 +1,336 @@
+package bench
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/minipay/minipay/internal/pgdb"
+	"github.com/minipay/minipay/ledger"
+)
+
+// The ledger workload, in equal parts: top-ups (the platform's funding
+// account, hot, to a wallet), payments (a wallet, no_overdraft, to a
+// merchant) and payments with a fee (a wallet to a merchant and the
+// platform's fee account, hot).
+const (
+	benchWallets   = 10000
+	benchMerchants = 100
+	benchFunding   = 1_000_000_000_000 // minor units per wallet: never runs dry
+)
+
+// groupLog records the poster's groups during a run.
+type groupLog struct {
+	mu                  sync.Mutex
+	sizes               []int
+	read, write, commit time.Duration
+	attempts            int
+}
+
+func (g *groupLog) observe(s ledger.BatchStats) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.sizes = append(g.sizes, s.Ops)
+	g.read += s.Read
+	g.write += s.Write
+	g.commit += s.Commit
+	g.attempts += s.Attempts
+}
+
+func (g *groupLog) reset() {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.sizes, g.read, g.write, g.commit, g.attempts = nil, 0, 0, 0, 0
+}
+
+func benchLedger(ctx context.Context, o Options) (*Result, error) {
+	if o.Clients == 0 {
+		o.Clients = 128
+	}
+	dbURL, drop, err := freshDatabase(ctx, o.DatabaseURL, "ledger", o.Keep)
+	if err != nil {
+		return nil, err
+	}
+	defer drop()
+	pool, _, err := pgdb.Setup(ctx, dbURL, 20)
+	if err != nil {
+		return nil, err
+	}
+	defer pool.Close()
+	groups := &groupLog{}
+	l := ledger.New(pool, ledger.Options{Observe: groups.observe, Workers: o.Workers, Linger: o.Linger})
+	defer l.Close()
+	accts, err := setupLedgerAccounts(ctx, l, pool)
+	if err != nil {
+		return nil, err
+	}
+
+	warm := min(2*time.Second, o.Duration/5)
+	if _, _, err := postLoad(ctx, l, accts, o.Clients, warm, "warm"); err != nil {
+		return nil, err
+	}
+	groups.reset()
+	stopProfile, err := profile(o.CPUProfile)
+	if err != nil {
+		return nil, err
+	}
+	n, lat, err := postLoad(ctx, l, accts, o.Clients, o.Duration, "run")
+	stopProfile()
+	if err != nil {
+		return nil, err
+	}
+	res := &Result{Kind: "ledger", Unit: "transfers", Clients: o.Clients, Duration: o.Duration,
+		Throughput: float64(n) / o.Duration.Seconds()}
+	p := lat.percentiles(0.5, 0.99)
+	res.P50, res.P99 = p[0], p[1]
+	res.Extra = append(res.Extra, groups.summary()...)
+
+	tb, err := l.TrialBalance(ctx)
+	if err != nil {
+		return nil, err
+	}
+	res.Extra = append(res.Extra, KV{"trial_balanced", tb.Balanced})
+	if !tb.Balanced {
+		return nil, errors.New("the trial balance is not zero after the run")
+	}
+	l.Close()
+	if o.NoBaseline {
+		return res, nil
+	}
+	if _, err := pool.Exec(ctx, `CREATE TABLE bench_commit (a int, b int)`); err != nil {
+		return nil, err
+	}
+	pool.Close() // pgbench needs the connections
+	if res.BaselineTPS, err = pgbench(ctx, dbURL, o.Clients, o.Duration, baselineScripts()...); err != nil {
+		return nil, err
+	}
+	commitTPS, err := commitRate(ctx, dbURL, o.Clients, o.Duration)
+	if err != nil {
+		return nil, err
+	}
+	res.Extra = append(res.Extra, KV{"commit_tps", round(commitTPS, 1)})
+	return res, nil
+}
+
+func (g *groupLog) summary() []KV {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if len(g.sizes) == 0 {
+		return nil
+	}
+	sizes := slices.Clone(g.sizes)
+	slices.Sort(sizes)
+	total := 0
+	for _, s := range sizes {
+		total += s
+	}
+	at := func(p float64) int { return sizes[int(p*float64(len(sizes)-1))] }
+	busy := g.read + g.write + g.commit
+	share := func(d time.Duration) float64 { return round(100*d.Seconds()/busy.Seconds(), 1) }
+	return []KV{
+		{"groups", len(sizes)},
+		{"group_ms_mean", round(busy.Seconds()*1000/float64(len(sizes)), 2)},
+		{"group_size_mean", round(float64(total)/float64(len(sizes)), 1)},
+		{"group_size_p50", at(0.5)},
+		{"group_size_p99", at(0.99)},
+		{"group_size_max", sizes[len(sizes)-1]},
+		{"group_attempts", g.attempts},
+		{"group_time_read_pct", share(g.read)},
+		{"group_time_write_pct", share(g.write)},
+		{"group_time_commit_pct", share(g.commit)},
+	}
+}
+
+type benchAccounts struct {
+	wallets, merchants []string
+	fee, bank          string
+}
+
+// setupLedgerAccounts creates and funds the accounts of both the minipay run
+// (through the ledger) and the pgbench baseline (plain ids the script can
+// name: bw0…, bm0…, bfee, bbank), so both write to the same tables.
+func setupLedgerAccounts(ctx context.Context, l *ledger.Ledger, pool *pgxpool.Pool) (*benchAccounts, error) {
+	a := &benchAccounts{wallets: make([]string, benchWallets), merchants: make([]string, benchMerchants)}
+	specs := []ledger.AccountSpec{
+		{Code: "bench:bank", Currency: "CNY", NormalBalance: ledger.DebitNormal},
+		{Code: "bench:fees", Currency: "CNY", NormalBalance: ledger.CreditNormal},
+	}
+	for i := 0; i < benchWallets; i++ {
+		specs = append(specs, ledger.AccountSpec{Code: fmt.Sprintf("bench:wallet:%d", i), Currency: "CNY", NormalBalance: ledger.CreditNormal, NoOverdraft: true})
+	}
+	for i := 0; i < benchMerchants; i++ {
+		specs = append(specs, ledger.AccountSpec{Code: fmt.Sprintf("bench:merchant:%d", i), Currency: "CNY", NormalBalance: ledger.CreditNormal})
+	}
+	ids, err := parallel(ctx, len(specs), func(i int) (string, error) {
+		acct, err := l.CreateAccount(ctx, specs[i])
+		return acct.ID, err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("create accounts: %w", err)
+	}
+	a.bank, a.fee = ids[0], ids[1]
+	copy(a.wallets, ids[2:])
+	copy(a.merchants, ids[2+benchWallets:])
+	_, err = pool.Exec(ctx, `
+		INSERT INTO ledger_accounts (id, code, currency, normal_balance, no_overdraft)
+		SELECT 'bw' || i, 'baseline:wallet:' || i, 'CNY', 'credit', true FROM generate_series(0, $1 - 1) i
+		UNION ALL SELECT 'bm' || i, 'baseline:merchant:' || i, 'CNY', 'credit', false FROM generate_series(0, $2 - 1) i
+		UNION ALL SELECT 'bfee', 'baseline:fees', 'CNY', 'credit', false
+		UNION ALL SELECT 'bbank', 'baseline:bank', 'CNY', 'debit', false`, benchWallets, benchMerchants)
+	if err != nil {
+		return nil, fmt.Errorf("baseline accounts: %w", err)
+	}
+	_, err = parallel(ctx, 2*benchWallets, func(i int) (string, error) {
+		w, bank := a.wallets[i/2], a.bank
+		if i%2 == 1 {
+			w, bank = fmt.Sprintf("bw%d", i/2), "bbank"
+		}
+		_, err := l.Post(ctx, ledger.Transfer{ID: "fund-" + w, Code: "topup", Postings: []ledger.Posting{
+			{Account: bank, Debit: benchFunding}, {Account: w, Credit: benchFunding}}})
+		return "", err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("fund wallets: %w", err)
+	}
+	return a, nil
+}
+
+// parallel calls fn(0..n-1) from 64 goroutines and returns the results in order.
+func parallel(ctx context.Context, n int, fn func(i int) (string, error)) ([]string, error) {
+	out := make([]string, n)
+	next := atomic.Int64{}
+	var (
+		wg       sync.WaitGroup
+		firstErr atomic.Value
+	)
+	for g := 0; g < 64; g++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				i := int(next.Add(1) - 1)
+				if i >= n || ctx.Err() != nil {
+					return
+				}
+				s, err := fn(i)
+				if err != nil {
+					firstErr.CompareAndSwap(nil, err)
+					return
+				}
+				out[i] = s
+			}
+		}()
+	}
+	wg.Wait()
+	if err, _ := firstErr.Load().(error); err != nil {
+		return nil, err
+	}
+	return out, ctx.Err()
+}
+
+// postLoad runs clients posting transfers for d and returns how many were
+// posted and their latencies.
+func postLoad(ctx context.Context, l *ledger.Ledger, a *benchAccounts, clients int, d time.Duration, tag string) (int64, latencies, error) {
+	ctx, cancel := context.WithTimeout(ctx, d)
+	defer cancel()
+	var (
+		n        atomic.Int64
+		wg       sync.WaitGroup
+		firstErr atomic.Value
+	)
+	lat := make(latencies, clients)
+	for c := 0; c < clients; c++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			rng := rand.New(rand.NewPCG(uint64(c), uint64(time.Now().UnixNano())))
+			prefix := fmt.Sprintf("%s-%d-", tag, c)
+			for i := 0; ctx.Err() == nil; i++ {
+				tr := benchTransfer(rng, a, prefix+strconv.Itoa(i), i)
+				start := time.Now()
+				_, err := l.Post(ctx, tr)
+				if err != nil {
+					if ctx.Err() != nil {
+						return
+					}
+					firstErr.CompareAndSwap(nil, err)
+					return
+				}
+				lat[c] = append(lat[c], time.Since(start))
+				n.Add(1)
+			}
+		}()
+	}
+	wg.Wait()
+	if err, _ := firstErr.Load().(error); err != nil {
+		return 0, nil, err
+	}
+	return n.Load(), lat, nil
+}
+
+// benchTransfer is transfer number i of a client: a top-up, a payment, or
+// a payment with a fee, in turn.
+func benchTransfer(rng *rand.Rand, a *benchAccounts, id string, i int) ledger.Transfer {
+	amount := int64(rng.IntN(10000) + 100)
+	wallet := a.wallets[rng.IntN(len(a.wallets))]
+	merchant := a.merchants[rng.IntN(len(a.merchants))]
+	switch i % 3 {
+	case 0:
+		return ledger.Transfer{ID: id, Code: "topup", Postings: []ledger.Posting{
+			{Account: a.bank, Debit: amount}, {Account: wallet, Credit: amount}}}
+	case 1:
+		return ledger.Transfer{ID: id, Code: "payment", Postings: []ledger.Posting{
+			{Account: wallet, Debit: amount}, {Account: merchant, Credit: amount}}}
+	default:
+		fee := amount * 3 / 100
+		return ledger.Transfer{ID: id, Code: "payment", Postings: []ledger.Posting{
+			{Account: wallet, Debit: amount}, {Account: merchant, Credit: amount - fee}, {Account: a.fee, Credit: fee}}}
+	}
+}
+
+// baselineScripts is the obvious ledger in plain SQL: one transaction per
+// transfer that inserts the transfer and its postings into the same tables
+// and updates every touched balance (the hot accounts included), checking
+// no_overdraft wallets, in the same mix of top-ups, payments and payments
+// with a fee.
+func baselineScripts() []script {
+	const head = `\set w random(0, 9999)
+\set m random(0, 99)
+\set amt random(100, 10099)
+BEGIN;
+SELECT nextval('ledger_transfers_seq') AS tseq \gset
+INSERT INTO ledger_transfers (seq, id, code, kind, content_hash, created_at)
+  VALUES (:tseq, 'pgb-' || :tseq, 'payment', 'posted', '\x00', now());
+`
+	const posting = `(:tseq, %d, (SELECT seq FROM ledger_accounts WHERE id = %s), %s, %s, 0, 0, now())`
+	insert := func(rows ...string) string {
+		return "INSERT INTO ledger_postings (transfer_seq, idx, account_seq, debits_posted, credits_posted, debits_pending, credits_pending, created_at) VALUES " +
+			strings.Join(rows, ", ") + ";\n"
+	}
+	const (
+		debitWallet = `UPDATE ledger_accounts SET debits_posted = debits_posted + :amt
+  WHERE id = 'bw' || :w AND credits_posted - debits_posted - debits_pending >= :amt;
+`
+		creditWallet = "UPDATE ledger_accounts SET credits_posted = credits_posted + :amt WHERE id = 'bw' || :w;\n"
+		debitBank    = "UPDATE ledger_accounts SET debits_posted = debits_posted + :amt WHERE id = 'bbank';\n"
+	)
+	topup := head + insert(fmt.Sprintf(posting, 0, "'bbank'", ":amt", "0"), fmt.Sprintf(posting, 1, "'bw' || :w", "0", ":amt")) +
+		debitBank + creditWallet + "COMMIT;\n"
+	pay := head + insert(fmt.Sprintf(posting, 0, "'bw' || :w", ":amt", "0"), fmt.Sprintf(posting, 1, "'bm' || :m", "0", ":amt")) +
+		debitWallet + "UPDATE ledger_accounts SET credits_posted = credits_posted + :amt WHERE id = 'bm' || :m;\nCOMMIT;\n"
+	payFee := head + "\\set fee :amt * 3 / 100\n" +
+		insert(fmt.Sprintf(posting, 0, "'bw' || :w", ":amt", "0"), fmt.Sprintf(posting, 1, "'bm' || :m", "0", ":amt - :fee"), fmt.Sprintf(posting, 2, "'bfee'", "0", ":fee")) +
+		debitWallet +
+		"UPDATE ledger_accounts SET credits_posted = credits_posted + :amt - :fee WHERE id = 'bm' || :m;\n" +
+		"UPDATE ledger_accounts SET credits_posted = credits_posted + :fee WHERE id = 'bfee';\nCOMMIT;\n"
+	return []script{{name: "topup", body: topup, weight: 1}, {name: "pay", body: pay, weight: 1}, {name: "payfee", body: payFee, weight: 1}}
+}

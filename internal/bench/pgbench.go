@@ -1,0 +1,60 @@
+package bench
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"time"
+)
+
+// script is one pgbench script with its weight.
+type script struct {
+	name   string
+	body   string
+	weight int
+}
+
+var tpsLine = regexp.MustCompile(`tps = ([0-9.]+) \(without initial connection time\)`)
+
+// pgbench runs scripts against dbURL with the given clients for d and
+// returns the transactions per second it reports.
+func pgbench(ctx context.Context, dbURL string, clients int, d time.Duration, scripts ...script) (float64, error) {
+	dir, err := os.MkdirTemp("", "minipay-pgbench")
+	if err != nil {
+		return 0, err
+	}
+	defer os.RemoveAll(dir)
+	jobs := min(clients, 4)
+	args := []string{"-n", "-c", strconv.Itoa(clients), "-j", strconv.Itoa(jobs), "-T", strconv.Itoa(int(d.Seconds()))}
+	for _, s := range scripts {
+		path := filepath.Join(dir, s.name+".sql")
+		if err := os.WriteFile(path, []byte(s.body), 0o600); err != nil {
+			return 0, err
+		}
+		args = append(args, "-f", fmt.Sprintf("%s@%d", path, s.weight))
+	}
+	args = append(args, dbURL)
+	cmd := exec.CommandContext(ctx, "pgbench", args...)
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Run(); err != nil {
+		return 0, fmt.Errorf("pgbench: %w\n%s", err, out.String())
+	}
+	m := tpsLine.FindSubmatch(out.Bytes())
+	if m == nil {
+		return 0, fmt.Errorf("pgbench printed no tps:\n%s", out.String())
+	}
+	return strconv.ParseFloat(string(m[1]), 64)
+}
+
+// commitRate measures the bare durable commit rate: one two-row insert per
+// transaction.
+func commitRate(ctx context.Context, dbURL string, clients int, d time.Duration) (float64, error) {
+	return pgbench(ctx, dbURL, clients, d, script{name: "commit", weight: 1,
+		body: "INSERT INTO bench_commit VALUES (1, 2), (3, 4);\n"})
+}

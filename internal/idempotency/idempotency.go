@@ -1,0 +1,270 @@
+// Package idempotency stores the Idempotency-Key records of the HTTP API:
+// the first request with a key claims it and stores its response; a retry
+// with the same key and body replays that response; the same key with a
+// different body is a conflict; a concurrent duplicate waits for the first
+// to finish. Records are kept for seven days.
+package idempotency
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/base32"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/minipay/minipay"
+)
+
+// Retention is how long keys are kept.
+const Retention = 7 * 24 * time.Hour
+
+// Lease is how long a claim holds before another request may take over a
+// key whose first request died. Requests must finish well within it.
+const Lease = 60 * time.Second
+
+// WaitMax is how long a duplicate waits for the first request to finish.
+const WaitMax = 30 * time.Second
+
+// KeyLenMax bounds a key's length.
+const KeyLenMax = 255
+
+var (
+	// ErrConflict: the key was used with a different request. The message
+	// names the differing fields.
+	ErrConflict = minipay.NewError(minipay.KindConflict, "idempotency_conflict",
+		"this Idempotency-Key was already used with a different request")
+	// ErrInProgress: the first request with this key is still running after
+	// WaitMax. Retry later with the same key.
+	ErrInProgress = minipay.NewError(minipay.KindConflict, "idempotency_in_progress",
+		"a request with this Idempotency-Key is still in progress; retry later")
+	// ErrInvalidKey: the key is empty, too long or not printable ASCII.
+	ErrInvalidKey = minipay.NewError(minipay.KindInvalid, "idempotency_key_invalid",
+		"Idempotency-Key must be 1–255 printable ASCII characters")
+)
+
+// Store keeps idempotency records in PostgreSQL.
+type Store struct {
+	db *pgxpool.Pool
+}
+
+// New returns a Store over db.
+func New(db *pgxpool.Pool) *Store { return &Store{db: db} }
+
+// Request identifies one use of a key.
+type Request struct {
+	Scope  string // whose key (an app id, "admin", "host")
+	Key    string
+	Method string
+	Path   string
+	Body   []byte
+}
+
+// Response is what a completed request answered.
+type Response struct {
+	Status int
+	Body   []byte
+}
+
+// ValidKey reports whether key may be used as an Idempotency-Key.
+func ValidKey(key string) bool {
+	if len(key) == 0 || len(key) > KeyLenMax {
+		return false
+	}
+	for i := 0; i < len(key); i++ {
+		if key[i] < 0x20 || key[i] > 0x7e {
+			return false
+		}
+	}
+	return true
+}
+
+// Begin claims the key for r, or returns the response stored for it. When
+// claimed is true the caller must run the request and then call Complete or
+// Release. A concurrent request with the same key waits, up to WaitMax, for
+// the first to finish and then replays it.
+func (s *Store) Begin(ctx context.Context, r Request) (claimed bool, replay *Response, err error) {
+	if !ValidKey(r.Key) {
+		return false, nil, ErrInvalidKey
+	}
+	hash := requestHash(r)
+	deadline := time.Now().Add(WaitMax)
+	wait := 10 * time.Millisecond
+	for {
+		claimed, replay, err := s.try(ctx, r, hash)
+		if err != nil || claimed || replay != nil {
+			return claimed, replay, err
+		}
+		if time.Now().After(deadline) {
+			return false, nil, ErrInProgress
+		}
+		select {
+		case <-ctx.Done():
+			return false, nil, ctx.Err()
+		case <-time.After(wait):
+		}
+		wait = min(2*wait, 250*time.Millisecond)
+	}
+}
+
+// try makes one attempt: claim a new key, take over an abandoned one, or
+// read a completed one. All false/nil means "still in progress".
+func (s *Store) try(ctx context.Context, r Request, hash []byte) (bool, *Response, error) {
+	tag, err := s.db.Exec(ctx, `
+		INSERT INTO idempotency_keys (scope, key, method, path, request_hash, request_body, locked_until)
+		VALUES ($1, $2, $3, $4, $5, $6, now() + $7::interval)
+		ON CONFLICT (scope, key) DO NOTHING`,
+		r.Scope, r.Key, r.Method, r.Path, hash, r.Body, Lease.String())
+	if err != nil {
+		return false, nil, fmt.Errorf("claim idempotency key: %w", err)
+	}
+	if tag.RowsAffected() == 1 {
+		return true, nil, nil
+	}
+	var (
+		method, path string
+		storedHash   []byte
+		storedBody   []byte
+		status       *int
+		respBody     []byte
+		abandoned    bool
+	)
+	err = s.db.QueryRow(ctx, `
+		SELECT method, path, request_hash, request_body, status, response_body, locked_until < now()
+		FROM idempotency_keys WHERE scope = $1 AND key = $2`, r.Scope, r.Key).
+		Scan(&method, &path, &storedHash, &storedBody, &status, &respBody, &abandoned)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return false, nil, nil // released meanwhile: try to claim again
+	}
+	if err != nil {
+		return false, nil, fmt.Errorf("read idempotency key: %w", err)
+	}
+	if !bytes.Equal(storedHash, hash) {
+		return false, nil, conflict(method, path, storedBody, r)
+	}
+	if status != nil {
+		return false, &Response{Status: *status, Body: respBody}, nil
+	}
+	if !abandoned {
+		return false, nil, nil
+	}
+	tag, err = s.db.Exec(ctx, `
+		UPDATE idempotency_keys SET locked_until = now() + $3::interval
+		WHERE scope = $1 AND key = $2 AND status IS NULL AND locked_until < now()`, r.Scope, r.Key, Lease.String())
+	if err != nil {
+		return false, nil, fmt.Errorf("take over idempotency key: %w", err)
+	}
+	return tag.RowsAffected() == 1, nil, nil
+}
+
+// Complete stores the response of a claimed request for replay.
+func (s *Store) Complete(ctx context.Context, r Request, resp Response) error {
+	_, err := s.db.Exec(ctx, `UPDATE idempotency_keys SET status = $3, response_body = $4
+		WHERE scope = $1 AND key = $2`, r.Scope, r.Key, resp.Status, resp.Body)
+	if err != nil {
+		return fmt.Errorf("complete idempotency key: %w", err)
+	}
+	return nil
+}
+
+// Release forgets a claimed key whose request failed in a way that should
+// not be replayed (a server error), so a retry runs it again.
+func (s *Store) Release(ctx context.Context, r Request) error {
+	_, err := s.db.Exec(ctx, `DELETE FROM idempotency_keys WHERE scope = $1 AND key = $2 AND status IS NULL`, r.Scope, r.Key)
+	if err != nil {
+		return fmt.Errorf("release idempotency key: %w", err)
+	}
+	return nil
+}
+
+// Purge deletes keys older than Retention, at most limit of them, and
+// returns how many it deleted.
+func (s *Store) Purge(ctx context.Context, limit int) (int64, error) {
+	tag, err := s.db.Exec(ctx, `DELETE FROM idempotency_keys WHERE ctid = ANY (ARRAY(
+		SELECT ctid FROM idempotency_keys WHERE created_at < now() - $1::interval LIMIT $2))`,
+		Retention.String(), limit)
+	if err != nil {
+		return 0, fmt.Errorf("purge idempotency keys: %w", err)
+	}
+	return tag.RowsAffected(), nil
+}
+
+// DeriveID returns an object id determined by an idempotency key, so that a
+// request retried after a crash creates the same object instead of a second
+// one. The same scope and key always give the same id.
+func DeriveID(prefix, scope, key string) string {
+	sum := sha256.Sum256([]byte(scope + "\x00" + key))
+	return prefix + "_" + idEncoding.EncodeToString(sum[:16])
+}
+
+var idEncoding = base32.NewEncoding("0123456789ABCDEFGHJKMNPQRSTVWXYZ").WithPadding(base32.NoPadding)
+
+// requestHash fingerprints a request: method, path and the body in
+// canonical form, so formatting and key order do not matter.
+func requestHash(r Request) []byte {
+	h := sha256.New()
+	h.Write([]byte(r.Method + "\n" + r.Path + "\n"))
+	h.Write(canonical(r.Body))
+	return h.Sum(nil)
+}
+
+// canonical re-encodes JSON with sorted keys and no spaces; anything that
+// is not JSON is used as it is.
+func canonical(body []byte) []byte {
+	if len(bytes.TrimSpace(body)) == 0 {
+		return nil
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.UseNumber()
+	var v any
+	if err := dec.Decode(&v); err != nil {
+		return body
+	}
+	out, err := json.Marshal(v)
+	if err != nil {
+		return body
+	}
+	return out
+}
+
+// conflict builds the error for a key reused with another request, naming
+// what differs.
+func conflict(method, path string, storedBody []byte, r Request) error {
+	if method != r.Method || path != r.Path {
+		return fmt.Errorf("%w: it was first used for %s %s", ErrConflict, method, path)
+	}
+	fields := differingFields(storedBody, r.Body)
+	if len(fields) == 0 {
+		return ErrConflict
+	}
+	return minipay.Field(fields[0], fmt.Errorf("%w; differing fields: %s", ErrConflict, strings.Join(fields, ", ")))
+}
+
+// differingFields lists the top-level JSON fields whose values differ
+// between two bodies, sorted.
+func differingFields(a, b []byte) []string {
+	var ma, mb map[string]json.RawMessage
+	if json.Unmarshal(a, &ma) != nil || json.Unmarshal(b, &mb) != nil {
+		return []string{"body"}
+	}
+	var out []string
+	for k, va := range ma {
+		if vb, ok := mb[k]; !ok || !bytes.Equal(canonical(va), canonical(vb)) {
+			out = append(out, k)
+		}
+	}
+	for k := range mb {
+		if _, ok := ma[k]; !ok {
+			out = append(out, k)
+		}
+	}
+	sort.Strings(out)
+	return out
+}

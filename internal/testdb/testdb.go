@@ -1,0 +1,190 @@
+// Package testdb gives each test its own freshly migrated PostgreSQL
+// database, copied from a migrated template so it takes milliseconds, and
+// drops it when the test ends.
+//
+// The server is the one in DATABASE_URL, or the local one at
+// 127.0.0.1:5432 as user postgres. There is no fallback and no skipping: a
+// test that needs a database fails when there is none.
+package testdb
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"os"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/minipay/minipay/internal/pgdb"
+	"github.com/minipay/minipay/migrations"
+)
+
+// serverURL returns the URL of the server's maintenance database.
+func serverURL() (*pgx.ConnConfig, error) {
+	url := os.Getenv("DATABASE_URL")
+	if url == "" {
+		url = pgdb.DefaultURL
+	}
+	cfg, err := pgx.ParseConfig(url)
+	if err != nil {
+		return nil, fmt.Errorf("parse DATABASE_URL: %w", err)
+	}
+	cfg.Database = "postgres"
+	return cfg, nil
+}
+
+var (
+	templateOnce sync.Once
+	templateName string
+	templateErr  error
+)
+
+// templateLock serializes template creation across test processes (go test
+// runs packages in parallel).
+const templateLock int64 = 0x6d696e6974657374 // "minitest"
+
+// ensureTemplate creates, once per schema version, a migrated database
+// marked as a template.
+func ensureTemplate(ctx context.Context, cfg *pgx.ConnConfig) (string, error) {
+	name := "minipay_tmpl_" + migrations.Fingerprint()
+	admin, err := pgx.ConnectConfig(ctx, cfg)
+	if err != nil {
+		return "", fmt.Errorf("connect to test server: %w", err)
+	}
+	defer admin.Close(ctx)
+	if _, err := admin.Exec(ctx, `SELECT pg_advisory_lock($1)`, templateLock); err != nil {
+		return "", fmt.Errorf("lock template: %w", err)
+	}
+	defer admin.Exec(ctx, `SELECT pg_advisory_unlock($1)`, templateLock)
+	var exists bool
+	if err := admin.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1 AND datistemplate)`, name).Scan(&exists); err != nil {
+		return "", fmt.Errorf("look for template: %w", err)
+	}
+	if exists {
+		return name, nil
+	}
+	// Templates of older schemas are of no more use; so is a half-made one.
+	if err := dropTemplates(ctx, admin); err != nil {
+		return "", err
+	}
+	ident := pgx.Identifier{name}.Sanitize()
+	if _, err := admin.Exec(ctx, `CREATE DATABASE `+ident); err != nil {
+		return "", fmt.Errorf("create template: %w", err)
+	}
+	if err := migrateDatabase(ctx, cfg, name); err != nil {
+		return "", err
+	}
+	if _, err := admin.Exec(ctx, `ALTER DATABASE `+ident+` WITH is_template true`); err != nil {
+		return "", fmt.Errorf("mark template: %w", err)
+	}
+	return name, nil
+}
+
+func dropTemplates(ctx context.Context, admin *pgx.Conn) error {
+	rows, err := admin.Query(ctx, `SELECT datname FROM pg_database WHERE datname LIKE 'minipay\_tmpl\_%'`)
+	if err != nil {
+		return fmt.Errorf("list templates: %w", err)
+	}
+	names, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return fmt.Errorf("list templates: %w", err)
+	}
+	for _, n := range names {
+		ident := pgx.Identifier{n}.Sanitize()
+		if _, err := admin.Exec(ctx, `ALTER DATABASE `+ident+` WITH is_template false`); err != nil {
+			return fmt.Errorf("unmark template %s: %w", n, err)
+		}
+		if _, err := admin.Exec(ctx, `DROP DATABASE IF EXISTS `+ident+` WITH (FORCE)`); err != nil {
+			return fmt.Errorf("drop template %s: %w", n, err)
+		}
+	}
+	return nil
+}
+
+func migrateDatabase(ctx context.Context, cfg *pgx.ConnConfig, name string) error {
+	pool, err := pgdb.Open(ctx, urlFor(cfg, name), 2)
+	if err != nil {
+		return err
+	}
+	defer pool.Close()
+	if _, err := pgdb.Migrate(ctx, pool); err != nil {
+		return fmt.Errorf("migrate template: %w", err)
+	}
+	return nil
+}
+
+func urlFor(cfg *pgx.ConnConfig, db string) string {
+	u := fmt.Sprintf("postgres://%s@%s:%d/%s?sslmode=disable", cfg.User, cfg.Host, cfg.Port, db)
+	if cfg.Password != "" {
+		u = fmt.Sprintf("postgres://%s:%s@%s:%d/%s?sslmode=disable", cfg.User, cfg.Password, cfg.Host, cfg.Port, db)
+	}
+	return u
+}
+
+// DB is one test's database.
+type DB struct {
+	// URL connects to the test's database; give it to a minipay process
+	// under test as DATABASE_URL.
+	URL  string
+	Pool *pgxpool.Pool
+}
+
+// New creates a fresh migrated database for t, with a pool of up to 16
+// connections, and drops it when t ends.
+func New(t testing.TB) *DB { return NewWithConns(t, 16) }
+
+// NewWithConns is New with a pool size.
+func NewWithConns(t testing.TB, maxConns int32) *DB {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	cfg, err := serverURL()
+	if err != nil {
+		t.Fatal(err)
+	}
+	templateOnce.Do(func() { templateName, templateErr = ensureTemplate(ctx, cfg) })
+	if templateErr != nil {
+		t.Fatalf("testdb: %v", templateErr)
+	}
+	name := "minipay_test_" + randomSuffix()
+	admin, err := pgx.ConnectConfig(ctx, cfg)
+	if err != nil {
+		t.Fatalf("testdb: connect: %v", err)
+	}
+	defer admin.Close(ctx)
+	ident := pgx.Identifier{name}.Sanitize()
+	if _, err := admin.Exec(ctx, `CREATE DATABASE `+ident+` TEMPLATE `+pgx.Identifier{templateName}.Sanitize()); err != nil {
+		t.Fatalf("testdb: create %s: %v", name, err)
+	}
+	db := &DB{URL: urlFor(cfg, name)}
+	db.Pool, err = pgdb.Open(ctx, db.URL, maxConns)
+	if err != nil {
+		t.Fatalf("testdb: %v", err)
+	}
+	t.Cleanup(func() {
+		db.Pool.Close()
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		admin, err := pgx.ConnectConfig(ctx, cfg)
+		if err != nil {
+			t.Errorf("testdb: connect to drop %s: %v", name, err)
+			return
+		}
+		defer admin.Close(ctx)
+		if _, err := admin.Exec(ctx, `DROP DATABASE IF EXISTS `+ident+` WITH (FORCE)`); err != nil {
+			t.Errorf("testdb: drop %s: %v", name, err)
+		}
+	})
+	return db
+}
+
+func randomSuffix() string {
+	var b [8]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}

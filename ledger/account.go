@@ -1,0 +1,325 @@
+package ledger
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/base32"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// NormalBalance is the side on which an account's balance grows: assets and
+// expenses are debit-normal, liabilities, equity and income credit-normal.
+type NormalBalance string
+
+// The two normal balances.
+const (
+	DebitNormal  NormalBalance = "debit"
+	CreditNormal NormalBalance = "credit"
+)
+
+// AccountSpec describes an account to create.
+type AccountSpec struct {
+	// Code is the readable, unique address of the account, such as
+	// "wallet:usr_42:CNY". 1–128 characters of letters, digits and "_:.-".
+	Code          string
+	Currency      string
+	NormalBalance NormalBalance
+	// NoOverdraft forbids any transfer that would take the available balance
+	// (posted balance minus pending outflows) below zero.
+	NoOverdraft bool
+}
+
+// Account is an account with its balances in minor units of its currency.
+// The four totals only ever grow, except the pending ones, which shrink when a
+// pending transfer is posted or voided.
+type Account struct {
+	ID             string
+	Code           string
+	Currency       string
+	NormalBalance  NormalBalance
+	NoOverdraft    bool
+	DebitsPosted   int64
+	CreditsPosted  int64
+	DebitsPending  int64
+	CreditsPending int64
+	Created        time.Time
+
+	seq int64 // internal key of the account in ledger_postings
+}
+
+// Balance is the posted balance, positive on the account's normal side.
+func (a Account) Balance() int64 {
+	if a.NormalBalance == CreditNormal {
+		return a.CreditsPosted - a.DebitsPosted
+	}
+	return a.DebitsPosted - a.CreditsPosted
+}
+
+// Available is the posted balance minus pending outflows: what can still be
+// spent. A no_overdraft account's Available is never negative.
+func (a Account) Available() int64 {
+	if a.NormalBalance == CreditNormal {
+		return a.Balance() - a.DebitsPending
+	}
+	return a.Balance() - a.CreditsPending
+}
+
+// accountMeta is the immutable part of an account, cached forever.
+type accountMeta struct {
+	id          string
+	seq         int64
+	code        string
+	currency    string
+	normal      NormalBalance
+	noOverdraft bool
+}
+
+// idEncoding is Crockford base32, as in every other minipay id.
+var idEncoding = base32.NewEncoding("0123456789ABCDEFGHJKMNPQRSTVWXYZ").WithPadding(base32.NoPadding)
+
+// AccountID returns the id of the account with the given code. Ids are
+// derived from codes (codes are unique and never change), so a caller that
+// knows a code knows the id without asking the database.
+func AccountID(code string) string {
+	sum := sha256.Sum256([]byte(code))
+	return "acct_" + idEncoding.EncodeToString(sum[:16])
+}
+
+func validCode(s string, maxLen int) bool {
+	if len(s) == 0 || len(s) > maxLen {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		ok := c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' ||
+			c == '_' || c == ':' || c == '.' || c == '-'
+		if !ok {
+			return false
+		}
+	}
+	return true
+}
+
+func (s AccountSpec) validate() error {
+	if !validCode(s.Code, 128) {
+		return fieldErr("code", fmt.Errorf("%w: code must be 1–128 letters, digits or \"_:.-\"", ErrAccountInvalid))
+	}
+	if _, err := Exponent(s.Currency); err != nil {
+		return fieldErr("currency", err)
+	}
+	if s.NormalBalance != DebitNormal && s.NormalBalance != CreditNormal {
+		return fieldErr("normal_balance", fmt.Errorf("%w: normal_balance must be \"debit\" or \"credit\"", ErrAccountInvalid))
+	}
+	return nil
+}
+
+const accountColumns = `id, seq, code, currency, normal_balance, no_overdraft,
+	debits_posted, credits_posted, debits_pending, credits_pending, created_at`
+
+// accountWithShards reads accounts with their balances: their own columns
+// plus the sums of their balance shards.
+const accountWithShards = `
+	SELECT a.id, a.seq, a.code, a.currency, a.normal_balance, a.no_overdraft,
+		a.debits_posted + coalesce(s.dp, 0), a.credits_posted + coalesce(s.cp, 0),
+		a.debits_pending + coalesce(s.dpe, 0), a.credits_pending + coalesce(s.cpe, 0), a.created_at
+	FROM ledger_accounts a LEFT JOIN LATERAL (
+		SELECT sum(debits_posted)::bigint dp, sum(credits_posted)::bigint cp,
+		       sum(debits_pending)::bigint dpe, sum(credits_pending)::bigint cpe
+		FROM ledger_balance_shards WHERE account_seq = a.seq) s ON true`
+
+func scanAccount(row pgx.Row) (Account, error) {
+	var a Account
+	err := row.Scan(&a.ID, &a.seq, &a.Code, &a.Currency, &a.NormalBalance, &a.NoOverdraft,
+		&a.DebitsPosted, &a.CreditsPosted, &a.DebitsPending, &a.CreditsPending, &a.Created)
+	return a, err
+}
+
+// CreateAccount creates an account. An account with the same code is
+// ErrAccountExists, whatever its attributes.
+func (l *Ledger) CreateAccount(ctx context.Context, spec AccountSpec) (Account, error) {
+	a, created, err := l.insertAccount(ctx, spec)
+	if err != nil {
+		return Account{}, err
+	}
+	if !created {
+		return Account{}, fmt.Errorf("%w: %s", ErrAccountExists, spec.Code)
+	}
+	return a, nil
+}
+
+// EnsureAccount returns the account with spec's code, creating it if it does
+// not exist. An existing account with other attributes is ErrAccountExists.
+// Safe to call concurrently for the same code.
+func (l *Ledger) EnsureAccount(ctx context.Context, spec AccountSpec) (Account, error) {
+	if m, ok := l.accounts.get(spec.Code); ok {
+		if m.matches(spec) {
+			return Account{ID: m.id, Code: m.code, Currency: m.currency, NormalBalance: m.normal, NoOverdraft: m.noOverdraft, seq: m.seq}, nil
+		}
+		return Account{}, fmt.Errorf("%w: %s has other attributes", ErrAccountExists, spec.Code)
+	}
+	a, created, err := l.insertAccount(ctx, spec)
+	if err != nil {
+		return Account{}, err
+	}
+	if !created && !a.meta().matches(spec) {
+		return Account{}, fmt.Errorf("%w: %s has other attributes", ErrAccountExists, spec.Code)
+	}
+	return a, nil
+}
+
+func (a Account) meta() accountMeta {
+	return accountMeta{id: a.ID, seq: a.seq, code: a.Code, currency: a.Currency, normal: a.NormalBalance, noOverdraft: a.NoOverdraft}
+}
+
+func (m accountMeta) matches(s AccountSpec) bool {
+	return m.currency == s.Currency && m.normal == s.NormalBalance && m.noOverdraft == s.NoOverdraft
+}
+
+// insertAccount inserts the account unless its code exists, and returns the
+// account as stored and whether this call created it.
+func (l *Ledger) insertAccount(ctx context.Context, spec AccountSpec) (Account, bool, error) {
+	if err := spec.validate(); err != nil {
+		return Account{}, false, err
+	}
+	row := l.db.QueryRow(ctx, `
+		INSERT INTO ledger_accounts (id, code, currency, normal_balance, no_overdraft)
+		VALUES ($1, $2, $3, $4, $5)
+		ON CONFLICT (code) DO NOTHING
+		RETURNING `+accountColumns,
+		AccountID(spec.Code), spec.Code, spec.Currency, spec.NormalBalance, spec.NoOverdraft)
+	a, err := scanAccount(row)
+	if err == nil {
+		l.accounts.put(a.meta())
+		return a, true, nil
+	}
+	if !errors.Is(err, pgx.ErrNoRows) {
+		return Account{}, false, fmt.Errorf("create account %s: %w", spec.Code, err)
+	}
+	a, err = l.GetAccount(ctx, spec.Code)
+	if err != nil {
+		return Account{}, false, err
+	}
+	return a, false, nil
+}
+
+// GetAccount returns the account with the given id or code, with its current
+// balances.
+func (l *Ledger) GetAccount(ctx context.Context, idOrCode string) (Account, error) {
+	a, err := scanAccount(l.db.QueryRow(ctx, accountWithShards+` WHERE a.id = $1 OR a.code = $1`, idOrCode))
+	if errors.Is(err, pgx.ErrNoRows) {
+		return Account{}, fmt.Errorf("%w: %s", ErrAccountNotFound, idOrCode)
+	}
+	if err != nil {
+		return Account{}, fmt.Errorf("get account %s: %w", idOrCode, err)
+	}
+	l.accounts.put(a.meta())
+	return a, nil
+}
+
+// AccountAt returns the account with its balances as they were at time at,
+// computed from its postings. Transfers committing at the moment of the call
+// may still appear later with an earlier timestamp, so ask about times at
+// least a few seconds in the past for a stable answer.
+func (l *Ledger) AccountAt(ctx context.Context, idOrCode string, at time.Time) (Account, error) {
+	a, err := l.GetAccount(ctx, idOrCode)
+	if err != nil {
+		return Account{}, err
+	}
+	err = l.db.QueryRow(ctx, `
+		SELECT coalesce(sum(debits_posted), 0)::bigint, coalesce(sum(credits_posted), 0)::bigint,
+		       coalesce(sum(debits_pending), 0)::bigint, coalesce(sum(credits_pending), 0)::bigint
+		FROM ledger_postings WHERE account_seq = $1 AND created_at <= $2`, a.seq, at).
+		Scan(&a.DebitsPosted, &a.CreditsPosted, &a.DebitsPending, &a.CreditsPending)
+	if err != nil {
+		return Account{}, fmt.Errorf("account %s at %s: %w", a.ID, at.Format(time.RFC3339), err)
+	}
+	return a, nil
+}
+
+// accountCache maps ids and codes to the immutable part of accounts, so
+// validating a transfer usually costs no query. It is bounded: when full it is
+// emptied and refilled from the database on demand.
+type accountCache struct {
+	mu   sync.RWMutex
+	byID map[string]accountMeta // keyed by id and by code
+}
+
+const accountCacheMax = 1 << 20
+
+func (c *accountCache) get(ref string) (accountMeta, bool) {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	m, ok := c.byID[ref]
+	return m, ok
+}
+
+func (c *accountCache) put(m accountMeta) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.byID == nil || len(c.byID) >= accountCacheMax {
+		c.byID = make(map[string]accountMeta)
+	}
+	c.byID[m.id] = m
+	c.byID[m.code] = m
+}
+
+// lookupAccounts resolves ids or codes to accounts, from the cache when it
+// can and with one query for the rest. A reference that matches no account is
+// reported with the index of its posting.
+func (l *Ledger) lookupAccounts(ctx context.Context, refs []string) ([]accountMeta, error) {
+	out := make([]accountMeta, len(refs))
+	var missing []string
+	for i, ref := range refs {
+		m, ok := l.accounts.get(ref)
+		if !ok {
+			missing = append(missing, ref)
+			continue
+		}
+		out[i] = m
+	}
+	if len(missing) == 0 {
+		return out, nil
+	}
+	loaded, err := l.loadAccounts(ctx, missing)
+	if err != nil {
+		return nil, err
+	}
+	for i, ref := range refs {
+		if out[i].id != "" {
+			continue
+		}
+		m, ok := loaded[ref]
+		if !ok {
+			return nil, fieldErr(fmt.Sprintf("postings[%d].account", i), fmt.Errorf("%w: %s", ErrAccountNotFound, ref))
+		}
+		out[i] = m
+	}
+	return out, nil
+}
+
+// loadAccounts reads accounts by id or code, caches them, and returns them
+// keyed by both.
+func (l *Ledger) loadAccounts(ctx context.Context, refs []string) (map[string]accountMeta, error) {
+	rows, err := l.db.Query(ctx, `
+		SELECT id, seq, code, currency, normal_balance, no_overdraft FROM ledger_accounts
+		WHERE id = ANY($1) OR code = ANY($1)`, refs)
+	if err != nil {
+		return nil, fmt.Errorf("look up accounts: %w", err)
+	}
+	loaded := make(map[string]accountMeta, 2*len(refs))
+	var m accountMeta
+	_, err = pgx.ForEachRow(rows, []any{&m.id, &m.seq, &m.code, &m.currency, &m.normal, &m.noOverdraft}, func() error {
+		l.accounts.put(m)
+		loaded[m.id], loaded[m.code] = m, m
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("look up accounts: %w", err)
+	}
+	return loaded, nil
+}

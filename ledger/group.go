@@ -1,0 +1,504 @@
+package ledger
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+)
+
+// balances are an account's four columns, locked for the group.
+type balances struct {
+	dp, cp, dpe, cpe int64
+}
+
+// groupState is what a group needs to know before deciding each transfer:
+// the locked balances of the no_overdraft accounts it touches and what is
+// already written.
+type groupState struct {
+	now        time.Time
+	balances   map[string]*balances
+	existing   map[string][]byte // transfer id -> content hash
+	resolvedBy map[int64]kind    // pending transfer seq -> kind of its resolution
+	reversed   map[int64]bool    // seqs of transfers that have a reversal
+	seqs       []int64           // sequence numbers for the group's new transfers
+	checked    bool              // existing was read
+}
+
+// readGroupState begins the transaction, locks the group's no_overdraft
+// accounts (in id order, so concurrent groups cannot deadlock) and then
+// reads what is already written, all in one round trip. Reading after
+// locking means a transfer committed meanwhile on the same accounts is seen.
+//
+// Whether an id was used before is read only when checkExisting is set.
+// Repeated ids are rare, so the poster first writes optimistically: if the
+// insert of the transfers violates a unique index, the group is rolled back
+// and run again with the check. That saves a lookup per transfer on the
+// common path.
+func readGroupState(ctx context.Context, conn *pgx.Conn, ops []*op, checkExisting bool) (*groupState, error) {
+	st := &groupState{
+		checked:    checkExisting,
+		balances:   make(map[string]*balances),
+		existing:   make(map[string][]byte),
+		resolvedBy: make(map[int64]kind),
+		reversed:   make(map[int64]bool),
+	}
+	var (
+		accounts, ids       []string
+		pendings, reversals []int64
+	)
+	for _, o := range ops {
+		ids = append(ids, o.id)
+		if o.pendingSeq != 0 {
+			pendings = append(pendings, o.pendingSeq)
+		}
+		if o.reversesSeq != 0 {
+			reversals = append(reversals, o.reversesSeq)
+		}
+		for _, d := range o.deltas {
+			if d.acct.noOverdraft && st.balances[d.acct.id] == nil {
+				st.balances[d.acct.id] = &balances{}
+				accounts = append(accounts, d.acct.id)
+			}
+		}
+	}
+	b := &pgx.Batch{}
+	b.Queue("BEGIN")
+	b.Queue(plannerSettingsSQL)
+	b.Queue(`SELECT id, debits_posted, credits_posted, debits_pending, credits_pending
+		FROM ledger_accounts WHERE id = ANY($1) ORDER BY id FOR UPDATE`, accounts).Query(func(rows pgx.Rows) error {
+		var id string
+		var bal balances
+		_, err := pgx.ForEachRow(rows, []any{&id, &bal.dp, &bal.cp, &bal.dpe, &bal.cpe}, func() error {
+			*st.balances[id] = bal
+			return nil
+		})
+		return err
+	})
+	b.Queue(`SELECT now()`).QueryRow(func(row pgx.Row) error { return row.Scan(&st.now) })
+	// Separate lookups rather than one with OR, so each uses its own index.
+	if checkExisting {
+		b.Queue(`SELECT id, content_hash FROM ledger_transfers WHERE id = ANY($1)`, ids).Query(func(rows pgx.Rows) error {
+			var id string
+			var hash []byte
+			_, err := pgx.ForEachRow(rows, []any{&id, &hash}, func() error {
+				st.existing[id] = hash
+				return nil
+			})
+			return err
+		})
+	}
+	if len(pendings) > 0 {
+		b.Queue(`SELECT pending_seq, kind FROM ledger_transfers WHERE pending_seq = ANY($1)`, pendings).Query(func(rows pgx.Rows) error {
+			var seq int64
+			var k kind
+			_, err := pgx.ForEachRow(rows, []any{&seq, &k}, func() error {
+				st.resolvedBy[seq] = k
+				return nil
+			})
+			return err
+		})
+	}
+	if len(reversals) > 0 {
+		b.Queue(`SELECT reverses_seq FROM ledger_transfers WHERE reverses_seq = ANY($1)`, reversals).Query(func(rows pgx.Rows) error {
+			var seq int64
+			_, err := pgx.ForEachRow(rows, []any{&seq}, func() error {
+				st.reversed[seq] = true
+				return nil
+			})
+			return err
+		})
+	}
+	// Numbers for every op, whether or not it is written: gaps are harmless.
+	b.Queue(`SELECT nextval('ledger_transfers_seq') FROM generate_series(1, $1)`, len(ops)).Query(func(rows pgx.Rows) error {
+		var err error
+		st.seqs, err = pgx.CollectRows(rows, pgx.RowTo[int64])
+		return err
+	})
+	if err := conn.SendBatch(ctx, b).Close(); err != nil {
+		return nil, fmt.Errorf("read group state: %w", err)
+	}
+	return st, nil
+}
+
+// apply decides every op in arrival order against the locked balances and
+// returns each op's result and the indexes of the ops to write. Balances
+// change only for ops that pass, so a refused op never affects its neighbours.
+func (st *groupState) apply(ops []*op) ([]opResult, []int, error) {
+	res := make([]opResult, len(ops))
+	var written []int
+	for i, o := range ops {
+		res[i].created = st.now
+		err := st.decide(o)
+		switch {
+		case err == nil:
+			written = append(written, i)
+		case errors.Is(err, errExisting):
+			res[i].existing = true
+		case errors.Is(err, errIDsTaken):
+			return nil, nil, err
+		default:
+			res[i].err = err
+		}
+	}
+	return res, written, nil
+}
+
+// errExisting marks an op whose id was already written with the same content.
+var errExisting = errors.New("existing")
+
+// errIDsTaken: the optimistic insert found a transfer id (or a pending or
+// reversed transfer) already taken; the group must run again with checks.
+var errIDsTaken = errors.New("ledger: transfer ids already taken")
+
+func (st *groupState) decide(o *op) error {
+	if hash, ok := st.existing[o.id]; ok {
+		if string(hash) != string(o.hash) {
+			return fmt.Errorf("%w: %s", ErrIdempotencyConflict, o.id)
+		}
+		return errExisting
+	}
+	if !st.checked && (st.resolvedBy[o.pendingSeq] != "" || st.reversed[o.reversesSeq]) {
+		return errIDsTaken // perhaps by this very transfer: look before judging
+	}
+	if o.pendingSeq != 0 {
+		switch st.resolvedBy[o.pendingSeq] {
+		case kindPostPending:
+			return fmt.Errorf("%w: %s", ErrAlreadyPosted, o.pendingID)
+		case kindVoidPending:
+			return fmt.Errorf("%w: %s", ErrAlreadyVoided, o.pendingID)
+		}
+		if o.kind == kindPostPending && !o.pendingExpires.IsZero() && !st.now.Before(o.pendingExpires) {
+			return fmt.Errorf("%w: %s expired at %s", ErrPendingExpired, o.pendingID, o.pendingExpires.Format(time.RFC3339))
+		}
+	}
+	if o.reversesSeq != 0 && st.reversed[o.reversesSeq] {
+		return fmt.Errorf("%w: %s", ErrAlreadyReversed, o.reversesID)
+	}
+	return st.applyDeltas(o)
+}
+
+// applyDeltas applies o's deltas to the locked balances if every
+// no_overdraft account stays valid: no column overflows or goes negative,
+// and the available balance does not go below zero (invariant 3). Other
+// accounts are not read: the database refuses a column that would overflow
+// int64, which fails the group and isolates the culprit.
+func (st *groupState) applyDeltas(o *op) error {
+	next := make([]balances, len(o.deltas))
+	for i, d := range o.deltas {
+		if !d.acct.noOverdraft {
+			continue
+		}
+		b := *st.balances[d.acct.id]
+		var ok [4]bool
+		b.dp, ok[0] = addChecked(b.dp, d.dp)
+		b.cp, ok[1] = addChecked(b.cp, d.cp)
+		b.dpe, ok[2] = addChecked(b.dpe, d.dpe)
+		b.cpe, ok[3] = addChecked(b.cpe, d.cpe)
+		if !ok[0] || !ok[1] || !ok[2] || !ok[3] {
+			return fmt.Errorf("%w: account %s would overflow", ErrAmountTooLarge, d.acct.code)
+		}
+		if b.dp < 0 || b.cp < 0 || b.dpe < 0 || b.cpe < 0 {
+			// Only a resolution lowers a pending column, by exactly what the
+			// pending transfer added; a negative column means a broken op.
+			return fmt.Errorf("ledger: account %s would have a negative total", d.acct.code)
+		}
+		if available(d.acct.normal, b) < 0 {
+			return fmt.Errorf("%w: account %s", ErrInsufficientFunds, d.acct.code)
+		}
+		next[i] = b
+	}
+	for i, d := range o.deltas {
+		if d.acct.noOverdraft {
+			*st.balances[d.acct.id] = next[i]
+		}
+	}
+	return nil
+}
+
+func available(normal NormalBalance, b balances) int64 {
+	if normal == CreditNormal {
+		// credits - debits - pending debits, computed without overflow:
+		// each column is non-negative, so subtraction cannot wrap.
+		return sub(sub(b.cp, b.dp), b.dpe)
+	}
+	return sub(sub(b.dp, b.cp), b.cpe)
+}
+
+// sub returns a-b, saturating at the int64 limits.
+func sub(a, b int64) int64 {
+	s := a - b
+	if (b > 0 && s > a) || (b < 0 && s < a) {
+		if b > 0 {
+			return math.MinInt64
+		}
+		return math.MaxInt64
+	}
+	return s
+}
+
+// plannerSettingsSQL fixes how the group's statements are planned, for this
+// transaction only. Planning them anew for every group (with their large
+// array parameters) cost more than executing them, so they use one generic
+// plan each. A generic plan is made once, perhaps while a table is tiny, and
+// kept; with sequential scans and hash or merge joins off it cannot settle
+// on scanning a table that later grows. Every statement of a group reaches
+// its rows through an index.
+const plannerSettingsSQL = `SELECT set_config('plan_cache_mode', 'force_generic_plan', true),
+	set_config('enable_seqscan', 'off', true), set_config('enable_hashjoin', 'off', true),
+	set_config('enable_mergejoin', 'off', true)`
+
+// Set-based writes: one statement per table whatever the group size.
+const (
+	insertTransfersSQL = `
+		INSERT INTO ledger_transfers (seq, id, code, kind, pending_seq, reverses_seq, expires_at, content_hash, metadata, created_at)
+		SELECT t.seq, t.id, t.code, t.kind, t.pending_seq, t.reverses_seq, t.expires_at, t.hash, t.metadata::jsonb, $10
+		FROM unnest($1::int8[], $2::text[], $3::text[], $4::text[], $5::int8[], $6::int8[], $7::timestamptz[], $8::bytea[], $9::text[])
+			AS t(seq, id, code, kind, pending_seq, reverses_seq, expires_at, hash, metadata)`
+	insertPostingsSQL = `
+		INSERT INTO ledger_postings (transfer_seq, idx, account_seq, debits_posted, credits_posted, debits_pending, credits_pending, created_at)
+		SELECT u.t, u.i, u.a, u.dp, u.cp, u.dpe, u.cpe, $8
+		FROM unnest($1::int8[], $2::int2[], $3::int8[], $4::int8[], $5::int8[], $6::int8[], $7::int8[])
+			AS u(t, i, a, dp, cp, dpe, cpe)`
+	// Rows are upserted in account order, so two processes sharing a shard
+	// take its row locks in the same order.
+	upsertShardsSQL = `
+		INSERT INTO ledger_balance_shards AS s (account_seq, shard, debits_posted, credits_posted, debits_pending, credits_pending)
+		SELECT u.a, $6, u.dp, u.cp, u.dpe, u.cpe
+		FROM unnest($1::int8[], $2::int8[], $3::int8[], $4::int8[], $5::int8[]) AS u(a, dp, cp, dpe, cpe)
+		ORDER BY u.a
+		ON CONFLICT (account_seq, shard) DO UPDATE SET
+			debits_posted = s.debits_posted + excluded.debits_posted, credits_posted = s.credits_posted + excluded.credits_posted,
+			debits_pending = s.debits_pending + excluded.debits_pending, credits_pending = s.credits_pending + excluded.credits_pending`
+	updateBalancesSQL = `
+		UPDATE ledger_accounts a SET
+			debits_posted = a.debits_posted + u.dp, credits_posted = a.credits_posted + u.cp,
+			debits_pending = a.debits_pending + u.dpe, credits_pending = a.credits_pending + u.cpe
+		FROM unnest($1::text[], $2::int8[], $3::int8[], $4::int8[], $5::int8[]) AS u(id, dp, cp, dpe, cpe)
+		WHERE a.id = u.id`
+	insertExpiringSQL = `INSERT INTO ledger_expiring (transfer_seq, expires_at) SELECT * FROM unnest($1::int8[], $2::timestamptz[])`
+	deleteExpiringSQL = `DELETE FROM ledger_expiring WHERE transfer_seq = ANY($1)`
+)
+
+// writeGroup writes the transfers, postings and balance changes of the ops
+// at the written indexes, then their attached statements, in one pipelined
+// round trip. failed is the index of an op whose attached statement failed.
+func writeGroup(ctx context.Context, conn *pgx.Conn, st *groupState, ops []*op, written []int, res []opResult, shard int16) (failed int, committed bool, err error) {
+	for _, i := range written {
+		// Invariant 1, asserted once more at the last moment: an unbalanced
+		// posting set must be impossible to write, not merely tested against.
+		if err := checkBalanced(ops[i].deltas); err != nil {
+			return -1, false, fmt.Errorf("ledger: refusing to write unbalanced transfer %s: %w", ops[i].id, err)
+		}
+	}
+	w := newGroupWrite(st, ops, written)
+	w.shard = shard
+	b := &pgx.Batch{}
+	w.queue(b)
+	// COMMIT rides in the same round trip unless a Check must first look at
+	// a result: if any statement fails, the server skips the rest of the
+	// pipeline, COMMIT included.
+	commitHere := true
+	for _, i := range written {
+		for _, s := range ops[i].attach {
+			b.Queue(s.SQL, s.Args...)
+			if s.Check != nil {
+				commitHere = false
+			}
+		}
+	}
+	if commitHere {
+		b.Queue("COMMIT")
+	}
+	br := conn.SendBatch(ctx, b)
+	defer br.Close()
+	if err := w.readResults(br); err != nil {
+		return -1, false, err
+	}
+	if failed, err := readAttached(ctx, br, ops, written, res); err != nil || failed >= 0 {
+		return failed, false, err
+	}
+	if commitHere {
+		tag, err := br.Exec()
+		if err != nil {
+			return -1, false, fmt.Errorf("%w: %w", errAmbiguous, err)
+		}
+		if tag.String() != "COMMIT" {
+			return -1, false, fmt.Errorf("ledger: write group: COMMIT answered %q", tag.String())
+		}
+	}
+	if err := br.Close(); err != nil {
+		return -1, false, fmt.Errorf("write group: %w", err)
+	}
+	return -1, commitHere, nil
+}
+
+// readAttached reads the results of the attached statements and runs their
+// checks. failed is the index of the first op whose statement failed.
+func readAttached(ctx context.Context, br pgx.BatchResults, ops []*op, written []int, res []opResult) (failed int, err error) {
+	for _, i := range written {
+		for _, s := range ops[i].attach {
+			tag, err := br.Exec()
+			if ctx.Err() != nil {
+				return -1, fmt.Errorf("write group: %w", ctx.Err())
+			}
+			if err == nil && s.Check != nil {
+				err = s.Check(tag)
+			} else if err != nil {
+				err = fmt.Errorf("statement attached to transfer %s: %w", ops[i].id, err)
+			}
+			if err != nil {
+				res[i].err = err
+				return i, nil
+			}
+		}
+	}
+	return -1, nil
+}
+
+// groupWrite holds a group's rows as columns, ready for unnest.
+type groupWrite struct {
+	now time.Time
+
+	tSeq                      []int64
+	tID, tCode, tKind         []string
+	tPendingSeq, tReversesSeq []*int64
+	tExpires                  []*time.Time
+	tHash                     [][]byte
+	tMetadata                 []*string
+
+	pTransfer, pAccount  []int64
+	pIdx                 []int16
+	pDP, pCP, pDPE, pCPE []int64
+
+	// no_overdraft accounts, updated in place (they are locked)
+	aID                  []string
+	aDP, aCP, aDPE, aCPE []int64
+	// other accounts, added to the worker's shard
+	shard                int16
+	sSeq                 []int64
+	sDP, sCP, sDPE, sCPE []int64
+
+	expSeq     []int64
+	expAt      []time.Time
+	expRelease []int64
+}
+
+func newGroupWrite(st *groupState, ops []*op, written []int) *groupWrite {
+	w := &groupWrite{now: st.now}
+	sums := make(map[int64]*balances)
+	var guarded, open []accountMeta
+	for _, i := range written {
+		o := ops[i]
+		seq := st.seqs[i]
+		w.addTransfer(o, seq)
+		for j, d := range o.deltas {
+			w.pTransfer = append(w.pTransfer, seq)
+			w.pIdx = append(w.pIdx, int16(j))
+			w.pAccount = append(w.pAccount, d.acct.seq)
+			w.pDP, w.pCP, w.pDPE, w.pCPE = append(w.pDP, d.dp), append(w.pCP, d.cp), append(w.pDPE, d.dpe), append(w.pCPE, d.cpe)
+			s := sums[d.acct.seq]
+			if s == nil {
+				s = &balances{}
+				sums[d.acct.seq] = s
+				if d.acct.noOverdraft {
+					guarded = append(guarded, d.acct)
+				} else {
+					open = append(open, d.acct)
+				}
+			}
+			// Sums of open accounts may wrap only where the database would
+			// refuse the result anyway; guarded ones were checked by apply.
+			s.dp, s.cp, s.dpe, s.cpe = s.dp+d.dp, s.cp+d.cp, s.dpe+d.dpe, s.cpe+d.cpe
+		}
+	}
+	for _, a := range guarded {
+		s := sums[a.seq]
+		w.aID = append(w.aID, a.id)
+		w.aDP, w.aCP, w.aDPE, w.aCPE = append(w.aDP, s.dp), append(w.aCP, s.cp), append(w.aDPE, s.dpe), append(w.aCPE, s.cpe)
+	}
+	for _, a := range open {
+		s := sums[a.seq]
+		w.sSeq = append(w.sSeq, a.seq)
+		w.sDP, w.sCP, w.sDPE, w.sCPE = append(w.sDP, s.dp), append(w.sCP, s.cp), append(w.sDPE, s.dpe), append(w.sCPE, s.cpe)
+	}
+	return w
+}
+
+func (w *groupWrite) addTransfer(o *op, seq int64) {
+	w.tSeq = append(w.tSeq, seq)
+	w.tID = append(w.tID, o.id)
+	w.tCode = append(w.tCode, o.code)
+	w.tKind = append(w.tKind, string(o.kind))
+	w.tPendingSeq = append(w.tPendingSeq, nilIfZero(o.pendingSeq))
+	w.tReversesSeq = append(w.tReversesSeq, nilIfZero(o.reversesSeq))
+	w.tHash = append(w.tHash, o.hash)
+	w.tMetadata = append(w.tMetadata, o.metadata)
+	var expires *time.Time
+	if o.kind == kindPending && o.expiresIn > 0 {
+		at := w.now.Add(o.expiresIn)
+		expires = &at
+		w.expSeq = append(w.expSeq, seq)
+		w.expAt = append(w.expAt, at)
+	}
+	w.tExpires = append(w.tExpires, expires)
+	if o.pendingSeq != 0 {
+		w.expRelease = append(w.expRelease, o.pendingSeq)
+	}
+}
+
+func nilIfZero(v int64) *int64 {
+	if v == 0 {
+		return nil
+	}
+	return &v
+}
+
+func (w *groupWrite) queue(b *pgx.Batch) {
+	b.Queue(insertTransfersSQL, w.tSeq, w.tID, w.tCode, w.tKind, w.tPendingSeq, w.tReversesSeq, w.tExpires, w.tHash, w.tMetadata, w.now)
+	b.Queue(insertPostingsSQL, w.pTransfer, w.pIdx, w.pAccount, w.pDP, w.pCP, w.pDPE, w.pCPE, w.now)
+	if len(w.aID) > 0 {
+		b.Queue(updateBalancesSQL, w.aID, w.aDP, w.aCP, w.aDPE, w.aCPE)
+	}
+	if len(w.sSeq) > 0 {
+		b.Queue(upsertShardsSQL, w.sSeq, w.sDP, w.sCP, w.sDPE, w.sCPE, w.shard)
+	}
+	if len(w.expSeq) > 0 {
+		b.Queue(insertExpiringSQL, w.expSeq, w.expAt)
+	}
+	if len(w.expRelease) > 0 {
+		b.Queue(deleteExpiringSQL, w.expRelease)
+	}
+}
+
+// readResults consumes the results of the statements queue added and checks
+// that every row landed.
+func (w *groupWrite) readResults(br pgx.BatchResults) error {
+	want := []int{len(w.tID), len(w.pTransfer)}
+	for _, n := range []int{len(w.aID), len(w.sSeq), len(w.expSeq)} {
+		if n > 0 {
+			want = append(want, n)
+		}
+	}
+	if len(w.expRelease) > 0 {
+		want = append(want, -1) // a hold without timeout has no row to delete
+	}
+	for i, n := range want {
+		tag, err := br.Exec()
+		var pgErr *pgconn.PgError
+		if i == 0 && errors.As(err, &pgErr) && pgErr.Code == "23505" { // unique_violation
+			return errIDsTaken
+		}
+		if err != nil {
+			return fmt.Errorf("write group: %w", err)
+		}
+		if n >= 0 && tag.RowsAffected() != int64(n) {
+			return fmt.Errorf("ledger: write group: statement %d affected %d rows, want %d", i, tag.RowsAffected(), n)
+		}
+	}
+	return nil
+}

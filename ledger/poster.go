@@ -1,0 +1,369 @@
+package ledger
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
+)
+
+// Statement is SQL that a caller commits atomically with its transfer, such
+// as "mark this checkout session complete" or "insert this event". It runs in
+// the transfer's database transaction after the ledger's own writes, and only
+// if the transfer is new: a replayed transfer id runs nothing.
+type Statement struct {
+	SQL  string
+	Args []any
+	// Check, if set, inspects the result. An error fails this transfer alone
+	// (its group is retried without it) and is returned by Post.
+	Check func(pgconn.CommandTag) error
+}
+
+// ExpectRows returns a Check that fails with err unless the statement
+// affected exactly n rows; the usual guard for a conditional UPDATE.
+func ExpectRows(n int64, err error) func(pgconn.CommandTag) error {
+	return func(tag pgconn.CommandTag) error {
+		if tag.RowsAffected() != n {
+			return err
+		}
+		return nil
+	}
+}
+
+// op is one transfer on its way through the poster.
+type op struct {
+	ctx        context.Context
+	id         string
+	code       string
+	kind       kind
+	pendingID  string
+	reversesID string
+	// The internal keys of the transfers named by pendingID and reversesID.
+	pendingSeq  int64
+	reversesSeq int64
+	expiresIn   time.Duration
+	hash        []byte
+	metadata    *string
+	deltas      []delta
+	attach      []Statement
+	// pendingExpires is, for the post of a pending transfer, when the hold
+	// times out; posting it after that is refused.
+	pendingExpires time.Time
+	done           chan opResult
+}
+
+// delta is one op's change to one account's four balance columns.
+type delta struct {
+	acct             accountMeta
+	dp, cp, dpe, cpe int64
+}
+
+type opResult struct {
+	created  time.Time
+	existing bool // the id was already written with the same content
+	err      error
+}
+
+func (o *op) finish(r opResult) { o.done <- r }
+
+// BatchStats describes one group commit, for metrics and the benchmark.
+type BatchStats struct {
+	Ops      int           // transfers gathered into the group
+	Written  int           // transfers written (the rest replayed or failed)
+	Attempts int           // database transactions it took
+	Duration time.Duration // from gathering to commit
+	// Where the time went, summed over attempts: locking the accounts and
+	// reading what exists, writing rows and attached statements, committing.
+	Read, Write, Commit time.Duration
+}
+
+// poster gathers concurrent transfers into groups and writes each group in
+// one database transaction (group commit). Groups grow with load: a worker
+// writes what gathered while it was busy.
+//
+// Several workers write groups in parallel, each from its own queue, so one
+// group's commit (an fsync) overlaps another's work and both cores are used.
+// Transfers are routed to a worker by their first no_overdraft account:
+// those accounts are locked while a group decides (their balance must be
+// checked), and routing keeps two concurrent groups from waiting on the same
+// wallets. Accounts without no_overdraft are never locked: each worker adds
+// its group's totals to its own shard row of such an account, so a hot
+// account (the platform's fee account, a popular developer's pending
+// account) is not one row that every transfer waits for.
+type poster struct {
+	db       *pgxpool.Pool
+	queues   []chan *op
+	next     atomic.Uint32 // round robin for transfers without no_overdraft accounts
+	batchMax int
+	linger   time.Duration
+	observe  func(BatchStats)
+	done     chan struct{}
+}
+
+// shardsMax is the number of balance shards an account can have. Workers of
+// one process use distinct shards; processes pick a random offset, so two
+// replicas rarely share a shard (and only wait, never deadlock, when they do).
+const shardsMax = 64
+
+func (p *poster) run() {
+	defer close(p.done)
+	offset := int(time.Now().UnixNano() % shardsMax)
+	var wg sync.WaitGroup
+	for w := range p.queues {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			p.work(p.queues[w], int16((offset+w)%shardsMax))
+		}()
+	}
+	wg.Wait()
+}
+
+// queueFor picks the queue of the worker that writes o.
+func (p *poster) queueFor(o *op) chan *op {
+	for _, d := range o.deltas {
+		if d.acct.noOverdraft {
+			return p.queues[uint64(d.acct.seq)%uint64(len(p.queues))]
+		}
+	}
+	return p.queues[p.next.Add(1)%uint32(len(p.queues))]
+}
+
+// work runs one worker until its queue is closed and drained.
+func (p *poster) work(queue chan *op, shard int16) {
+	var carry []*op
+	for {
+		batch := carry
+		if len(batch) == 0 {
+			o, ok := <-queue
+			if !ok {
+				return
+			}
+			batch = append(batch, o)
+		}
+		batch = p.fill(queue, batch)
+		start := time.Now()
+		var stats BatchStats
+		batch, carry = p.admit(batch)
+		stats.Ops = len(batch)
+		p.commit(batch, shard, &stats)
+		if p.observe != nil && stats.Ops > 0 {
+			stats.Duration = time.Since(start)
+			p.observe(stats)
+		}
+	}
+}
+
+// fill adds to batch what arrives within the linger time, up to batchMax.
+// Lingering trades a little latency for larger groups: with several
+// workers, a worker that took whatever was queued the moment it became free
+// would commit groups of one or two.
+func (p *poster) fill(queue chan *op, batch []*op) []*op {
+	var timer *time.Timer
+	for len(batch) < p.batchMax {
+		select {
+		case o, ok := <-queue:
+			if !ok {
+				return batch
+			}
+			batch = append(batch, o)
+			continue
+		default:
+		}
+		if p.linger <= 0 {
+			return batch
+		}
+		if timer == nil {
+			timer = time.NewTimer(p.linger)
+			defer timer.Stop()
+		}
+		select {
+		case o, ok := <-queue:
+			if !ok {
+				return batch
+			}
+			batch = append(batch, o)
+		case <-timer.C:
+			return batch
+		}
+	}
+	return batch
+}
+
+// admit drops ops whose caller gave up and defers to the next group any op
+// that collides with an earlier one in this group (same id, same pending
+// transfer, same reversed transfer): the later one then sees the earlier
+// one's committed result, which keeps each group free of conflicts.
+func (p *poster) admit(batch []*op) (live, carry []*op) {
+	seen := make(map[string]bool, len(batch))
+	for _, o := range batch {
+		if err := o.ctx.Err(); err != nil {
+			o.finish(opResult{err: err})
+			continue
+		}
+		keys := [3]string{"id:" + o.id, "", ""}
+		if o.pendingID != "" {
+			keys[1] = "pending:" + o.pendingID
+		}
+		if o.reversesID != "" {
+			keys[2] = "reverses:" + o.reversesID
+		}
+		if seen[keys[0]] || keys[1] != "" && seen[keys[1]] || keys[2] != "" && seen[keys[2]] {
+			carry = append(carry, o)
+			continue
+		}
+		for _, k := range keys {
+			if k != "" {
+				seen[k] = true
+			}
+		}
+		live = append(live, o)
+	}
+	return live, carry
+}
+
+// retriesMax bounds how often a group is retried after a conflict with
+// another process (a unique violation or deadlock) before its transfers are
+// tried one by one.
+const retriesMax = 3
+
+// commit writes ops, giving every op a result. A transfer whose attached
+// statement fails is dropped from the group with that error and the rest
+// retried; an unexpected failure of the group isolates each transfer in a
+// transaction of its own, so one bad transfer never fails its neighbours.
+func (p *poster) commit(ops []*op, shard int16, stats *BatchStats) {
+	retries := 0
+	checkExisting := false
+	for len(ops) > 0 {
+		stats.Attempts++
+		res, failed, err := p.commitGroup(ops, shard, checkExisting, stats)
+		switch {
+		case errors.Is(err, errIDsTaken) && !checkExisting:
+			checkExisting = true
+		case err == nil && failed < 0:
+			for i, o := range ops {
+				if res[i].err == nil && !res[i].existing {
+					stats.Written++
+				}
+				o.finish(res[i])
+			}
+			return
+		case failed >= 0:
+			ops[failed].finish(res[failed])
+			ops = append(ops[:failed:failed], ops[failed+1:]...)
+		case errors.Is(err, errAmbiguous):
+			for _, o := range ops {
+				o.finish(opResult{err: err})
+			}
+			return
+		case (retryable(err) || errors.Is(err, errIDsTaken)) && retries < retriesMax:
+			retries++
+		case len(ops) > 1:
+			for _, o := range ops {
+				p.commit([]*op{o}, shard, stats)
+			}
+			return
+		default:
+			ops[0].finish(opResult{err: translate(err)})
+			return
+		}
+	}
+}
+
+// errAmbiguous marks a failure at COMMIT: the transaction may or may not have
+// been written. Retrying the transfer with the same id is safe either way.
+var errAmbiguous = errors.New("ledger: commit outcome unknown; retry with the same transfer id")
+
+// translate turns a database refusal of a single transfer into the ledger
+// error it stands for. The poster checks these conditions itself where it
+// can; the database is the backstop for what it cannot see (the totals of
+// unlocked accounts).
+func translate(err error) error {
+	var pgErr *pgconn.PgError
+	if !errors.As(err, &pgErr) {
+		return err
+	}
+	switch {
+	case pgErr.Code == "22003", pgErr.ConstraintName == "ledger_balance_shards_bounded":
+		return fmt.Errorf("%w: an account total would exceed the ledger's range", ErrAmountTooLarge)
+	case pgErr.ConstraintName == "ledger_accounts_no_overdraft":
+		return fmt.Errorf("%w: refused by the database", ErrInsufficientFunds)
+	}
+	return err
+}
+
+func retryable(err error) bool {
+	var pgErr *pgconn.PgError
+	if !errors.As(err, &pgErr) {
+		return false
+	}
+	switch pgErr.Code {
+	case "23505", "40001", "40P01": // unique_violation, serialization_failure, deadlock_detected
+		return true
+	}
+	return false
+}
+
+// groupTimeout bounds one group's transaction, so a stuck database cannot
+// hold callers forever.
+const groupTimeout = 30 * time.Second
+
+// commitGroup writes ops in one transaction. It returns each op's result;
+// failed is the index of an op whose attached statement failed (its result
+// holds the error, and nothing was committed), or -1; err fails the whole
+// transaction.
+func (p *poster) commitGroup(ops []*op, shard int16, checkExisting bool, stats *BatchStats) (res []opResult, failed int, err error) {
+	ctx, cancel := context.WithTimeout(context.Background(), groupTimeout)
+	defer cancel()
+	start := time.Now()
+	conn, err := p.db.Acquire(ctx)
+	if err != nil {
+		return nil, -1, fmt.Errorf("acquire connection: %w", err)
+	}
+	defer conn.Release()
+	committed := false
+	defer func() {
+		if !committed {
+			// Also after a failed BEGIN: ROLLBACK outside a transaction is harmless.
+			if _, err := conn.Exec(context.Background(), "ROLLBACK"); err != nil {
+				conn.Conn().Close(context.Background()) // unknown state: do not reuse
+			}
+		}
+	}()
+
+	st, err := readGroupState(ctx, conn.Conn(), ops, checkExisting)
+	if err != nil {
+		return nil, -1, err
+	}
+	res, written, err := st.apply(ops)
+	if err != nil {
+		return nil, -1, err
+	}
+	read := time.Now()
+	stats.Read += read.Sub(start)
+	if len(written) == 0 {
+		return res, -1, nil // nothing to write; rollback releases the locks
+	}
+	failed, committed, err = writeGroup(ctx, conn.Conn(), st, ops, written, res, shard)
+	wrote := time.Now()
+	stats.Write += wrote.Sub(read)
+	if errors.Is(err, errAmbiguous) {
+		return nil, -1, err
+	}
+	if err != nil || failed >= 0 {
+		return res, failed, err
+	}
+	if !committed {
+		if _, err := conn.Exec(ctx, "COMMIT"); err != nil {
+			return nil, -1, fmt.Errorf("%w: %w", errAmbiguous, err)
+		}
+		committed = true
+	}
+	stats.Commit += time.Since(wrote)
+	return res, -1, nil
+}
