@@ -140,6 +140,16 @@ func New(t testing.TB) *DB { return NewWithConns(t, 16) }
 
 // NewWithConns is New with a pool size.
 func NewWithConns(t testing.TB, maxConns int32) *DB {
+	return create(t, maxConns, true)
+}
+
+// NewEmpty creates an empty database (no schema) for t, for tests of
+// migrations themselves, and drops it when t ends.
+func NewEmpty(t testing.TB) *DB {
+	return create(t, 4, false)
+}
+
+func create(t testing.TB, maxConns int32, migrated bool) *DB {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
@@ -147,9 +157,13 @@ func NewWithConns(t testing.TB, maxConns int32) *DB {
 	if err != nil {
 		t.Fatal(err)
 	}
-	templateOnce.Do(func() { templateName, templateErr = ensureTemplate(ctx, cfg) })
-	if templateErr != nil {
-		t.Fatalf("testdb: %v", templateErr)
+	from := ""
+	if migrated {
+		templateOnce.Do(func() { templateName, templateErr = ensureTemplate(ctx, cfg) })
+		if templateErr != nil {
+			t.Fatalf("testdb: %v", templateErr)
+		}
+		from = ` TEMPLATE ` + pgx.Identifier{templateName}.Sanitize()
 	}
 	name := "minipay_test_" + randomSuffix()
 	admin, err := pgx.ConnectConfig(ctx, cfg)
@@ -158,7 +172,7 @@ func NewWithConns(t testing.TB, maxConns int32) *DB {
 	}
 	defer admin.Close(ctx)
 	ident := pgx.Identifier{name}.Sanitize()
-	if _, err := admin.Exec(ctx, `CREATE DATABASE `+ident+` TEMPLATE `+pgx.Identifier{templateName}.Sanitize()); err != nil {
+	if _, err := admin.Exec(ctx, `CREATE DATABASE `+ident+from); err != nil {
 		t.Fatalf("testdb: create %s: %v", name, err)
 	}
 	db := &DB{URL: urlFor(cfg, name)}

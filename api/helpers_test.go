@@ -1,0 +1,159 @@
+package api_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/minipay/minipay/api"
+	"github.com/minipay/minipay/apps"
+	"github.com/minipay/minipay/docs"
+	"github.com/minipay/minipay/internal/idempotency"
+	"github.com/minipay/minipay/internal/metrics"
+	"github.com/minipay/minipay/internal/testdb"
+	"github.com/minipay/minipay/ledger"
+)
+
+// env is a real API server over a real database, reached over real HTTP.
+type env struct {
+	t        *testing.T
+	db       *testdb.DB
+	srv      *httptest.Server
+	handler  http.Handler
+	ledger   *ledger.Ledger
+	adminKey string
+	hostKey  string
+}
+
+func newEnv(t *testing.T) *env {
+	t.Helper()
+	db := testdb.New(t)
+	ctx := context.Background()
+	appSvc := apps.New(db.Pool)
+	e := &env{t: t, db: db, adminKey: "admin_test_" + t.Name(), hostKey: "host_test_" + t.Name()}
+	e.adminKey = strings.ReplaceAll(e.adminKey, "/", "_")
+	e.hostKey = strings.ReplaceAll(e.hostKey, "/", "_")
+	if _, err := appSvc.EnsureOperatorKey(ctx, apps.KindAdmin, e.adminKey); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := appSvc.EnsureOperatorKey(ctx, apps.KindHost, e.hostKey); err != nil {
+		t.Fatal(err)
+	}
+	e.ledger = ledger.New(db.Pool, ledger.Options{})
+	s := &api.Server{
+		Ledger: e.ledger, Apps: appSvc, Idem: idempotency.New(db.Pool), Metrics: metrics.New(),
+		Log:     slog.New(slog.NewTextHandler(io.Discard, nil)),
+		Ready:   func(ctx context.Context) error { return db.Pool.Ping(ctx) },
+		OpenAPI: docs.OpenAPI,
+	}
+	e.handler = s.Handler()
+	e.srv = httptest.NewServer(e.handler)
+	t.Cleanup(func() {
+		e.srv.Close()
+		e.ledger.Close()
+	})
+	return e
+}
+
+// resp is a decoded response.
+type resp struct {
+	status int
+	header http.Header
+	raw    []byte
+	body   map[string]any
+}
+
+func (r resp) errCode() string {
+	e, _ := r.body["error"].(map[string]any)
+	s, _ := e["code"].(string)
+	return s
+}
+
+func (r resp) errParam() string {
+	e, _ := r.body["error"].(map[string]any)
+	s, _ := e["param"].(string)
+	return s
+}
+
+func (r resp) str(key string) string {
+	s, _ := r.body[key].(string)
+	return s
+}
+
+// call sends a request with key; body may be nil, a string (sent as is) or
+// a value (sent as JSON). Extra headers come in pairs.
+func (e *env) call(method, path, key string, body any, headers ...string) resp {
+	e.t.Helper()
+	var rd io.Reader
+	switch b := body.(type) {
+	case nil:
+	case string:
+		rd = strings.NewReader(b)
+	case []byte:
+		rd = bytes.NewReader(b)
+	default:
+		j, err := json.Marshal(b)
+		if err != nil {
+			e.t.Fatal(err)
+		}
+		rd = bytes.NewReader(j)
+	}
+	req, err := http.NewRequest(method, e.srv.URL+path, rd)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	if key != "" {
+		req.Header.Set("Authorization", "Bearer "+key)
+	}
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	for i := 0; i+1 < len(headers); i += 2 {
+		req.Header.Set(headers[i], headers[i+1])
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	res, err := http.DefaultClient.Do(req.WithContext(ctx))
+	if err != nil {
+		e.t.Fatalf("%s %s: %v", method, path, err)
+	}
+	defer res.Body.Close()
+	raw, _ := io.ReadAll(res.Body)
+	r := resp{status: res.StatusCode, header: res.Header, raw: raw}
+	_ = json.Unmarshal(raw, &r.body)
+	return r
+}
+
+// must fails the test unless the response has the wanted status.
+func (e *env) must(want int, r resp) resp {
+	e.t.Helper()
+	if r.status != want {
+		e.t.Fatalf("status %d, want %d: %s", r.status, want, r.raw)
+	}
+	return r
+}
+
+func (e *env) admin(method, path string, body any, headers ...string) resp {
+	e.t.Helper()
+	return e.call(method, path, e.adminKey, body, headers...)
+}
+
+// ledgerCounts is how many transfers and postings exist: "nothing changed"
+// means these did not move.
+func (e *env) ledgerCounts() [2]int {
+	e.t.Helper()
+	var c [2]int
+	err := e.db.Pool.QueryRow(context.Background(),
+		`SELECT (SELECT count(*) FROM ledger_transfers), (SELECT count(*) FROM ledger_postings)`).Scan(&c[0], &c[1])
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return c
+}
