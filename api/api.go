@@ -17,19 +17,28 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/minipay/minipay/apps"
+	"github.com/minipay/minipay/checkout"
 	"github.com/minipay/minipay/internal/id"
 	"github.com/minipay/minipay/internal/idempotency"
 	"github.com/minipay/minipay/internal/metrics"
 	"github.com/minipay/minipay/ledger"
+	"github.com/minipay/minipay/settlement"
+	"github.com/minipay/minipay/webhooks"
 )
 
 // Server serves the API. Set every field, then call Handler.
 type Server struct {
-	Ledger  *ledger.Ledger
-	Apps    *apps.Service
-	Idem    *idempotency.Store
-	Metrics *metrics.Metrics
-	Log     *slog.Logger
+	Ledger     *ledger.Ledger
+	Apps       *apps.Service
+	Checkout   *checkout.Service
+	Webhooks   *webhooks.Service
+	Settlement *settlement.Service
+	Idem       *idempotency.Store
+	// RateLimit is the requests per second allowed to each key (a burst of
+	// twice as many); 0 turns rate limiting off.
+	RateLimit float64
+	Metrics   *metrics.Metrics
+	Log       *slog.Logger
 	// Ready reports whether the server can take traffic (database reachable,
 	// schema current); /readyz answers 503 when it returns an error.
 	Ready func(context.Context) error
@@ -37,6 +46,7 @@ type Server struct {
 	OpenAPI []byte
 
 	draining atomic.Bool
+	limiters limiters
 }
 
 // Drain makes /readyz fail, so load balancers stop sending traffic while
@@ -61,10 +71,24 @@ func (s *Server) Handler() http.Handler {
 	})
 
 	r.Route("/v1", func(r chi.Router) {
-		r.Use(s.authenticate, s.readBody, s.idempotent)
-		r.Group(func(r chi.Router) {
+		r.Use(s.authenticate, s.rateLimit, s.readBody, s.idempotent)
+		r.Group(func(r chi.Router) { // the platform's operators and finance
 			r.Use(s.allow(apps.KindAdmin))
 			s.ledgerRoutes(r)
+			s.adminAppRoutes(r)
+		})
+		r.Group(func(r chi.Router) { // the super-app's wallet service
+			r.Use(s.allow(apps.KindHost))
+			s.hostRoutes(r)
+		})
+		r.Group(func(r chi.Router) { // a mini-app's backend
+			r.Use(s.allow(apps.KindSecret))
+			s.checkoutRoutes(r)
+			s.webhookRoutes(r)
+		})
+		r.Group(func(r chi.Router) { // any key
+			r.Use(s.allow(apps.KindAdmin, apps.KindHost, apps.KindSecret))
+			s.catalogRoutes(r)
 		})
 	})
 	return r

@@ -121,4 +121,5 @@ var (
 	errNoKey        = minipay.NewError(minipay.KindUnauthenticated, "missing_api_key", "send your API key as Authorization: Bearer <key>")
 	errWrongKind    = minipay.NewError(minipay.KindForbidden, "forbidden", "this key may not use this route")
 	errShuttingDown = minipay.NewError(minipay.KindUnavailable, "shutting_down", "the server is shutting down; retry")
+	errRateLimited  = minipay.NewError(minipay.KindRateLimited, "rate_limited", "too many requests; retry after the Retry-After seconds")
 )

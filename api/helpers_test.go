@@ -14,11 +14,14 @@ import (
 
 	"github.com/minipay/minipay/api"
 	"github.com/minipay/minipay/apps"
+	"github.com/minipay/minipay/checkout"
 	"github.com/minipay/minipay/docs"
 	"github.com/minipay/minipay/internal/idempotency"
 	"github.com/minipay/minipay/internal/metrics"
 	"github.com/minipay/minipay/internal/testdb"
 	"github.com/minipay/minipay/ledger"
+	"github.com/minipay/minipay/settlement"
+	"github.com/minipay/minipay/webhooks"
 )
 
 // env is a real API server over a real database, reached over real HTTP.
@@ -28,38 +31,65 @@ type env struct {
 	srv      *httptest.Server
 	handler  http.Handler
 	ledger   *ledger.Ledger
+	apps     *apps.Service
+	checkout *checkout.Service
+	webhooks *webhooks.Service
 	adminKey string
-	hostKey  string
+	// rateLimit is the per-key rate; tests that do not test it get none.
+	rateLimit float64
+	hostKey   string
 }
 
-func newEnv(t *testing.T) *env {
+func newEnv(t *testing.T) *env { return newEnvWith(t, 0) }
+
+// newEnvWith is newEnv with a per-key rate limit.
+func newEnvWith(t *testing.T, rateLimit float64) *env {
 	t.Helper()
 	db := testdb.New(t)
+	e := &env{t: t, db: db, rateLimit: rateLimit,
+		adminKey: strings.ReplaceAll("admin_test_"+t.Name(), "/", "_"),
+		hostKey:  strings.ReplaceAll("host_test_"+t.Name(), "/", "_")}
+	e.start()
 	ctx := context.Background()
-	appSvc := apps.New(db.Pool)
-	e := &env{t: t, db: db, adminKey: "admin_test_" + t.Name(), hostKey: "host_test_" + t.Name()}
-	e.adminKey = strings.ReplaceAll(e.adminKey, "/", "_")
-	e.hostKey = strings.ReplaceAll(e.hostKey, "/", "_")
-	if _, err := appSvc.EnsureOperatorKey(ctx, apps.KindAdmin, e.adminKey); err != nil {
+	if _, err := e.apps.EnsureOperatorKey(ctx, apps.KindAdmin, e.adminKey); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := appSvc.EnsureOperatorKey(ctx, apps.KindHost, e.hostKey); err != nil {
+	if _, err := e.apps.EnsureOperatorKey(ctx, apps.KindHost, e.hostKey); err != nil {
 		t.Fatal(err)
 	}
+	return e
+}
+
+// newEnvSharing is a second server on e's database, as another replica
+// (or a restarted process) would be: nothing cached.
+func newEnvSharing(e *env) *env {
+	e2 := &env{t: e.t, db: e.db, adminKey: e.adminKey, hostKey: e.hostKey, rateLimit: e.rateLimit}
+	e2.start()
+	return e2
+}
+
+var testSecret = []byte("test secret, 32 bytes long......")
+
+// start builds the services and the HTTP server over e.db.
+func (e *env) start() {
+	db := e.db
+	e.apps = apps.New(db.Pool, testSecret)
 	e.ledger = ledger.New(db.Pool, ledger.Options{})
+	e.checkout = checkout.New(db.Pool, e.ledger, e.apps, checkout.Options{})
+	e.webhooks = webhooks.New(db.Pool, webhooks.Options{Secret: testSecret, AllowPrivate: true})
 	s := &api.Server{
-		Ledger: e.ledger, Apps: appSvc, Idem: idempotency.New(db.Pool), Metrics: metrics.New(),
+		Ledger: e.ledger, Apps: e.apps, Checkout: e.checkout, Settlement: settlement.New(db.Pool, e.ledger),
+		Webhooks: e.webhooks, Idem: idempotency.New(db.Pool), Metrics: metrics.New(), RateLimit: e.rateLimit,
 		Log:     slog.New(slog.NewTextHandler(io.Discard, nil)),
 		Ready:   func(ctx context.Context) error { return db.Pool.Ping(ctx) },
 		OpenAPI: docs.OpenAPI,
 	}
 	e.handler = s.Handler()
 	e.srv = httptest.NewServer(e.handler)
-	t.Cleanup(func() {
+	e.t.Cleanup(func() {
 		e.srv.Close()
 		e.ledger.Close()
 	})
-	return e
 }
 
 // resp is a decoded response.

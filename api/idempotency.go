@@ -103,8 +103,17 @@ func storable(rec *recorder) bool {
 // objectID returns the id for an object a POST creates: derived from the
 // Idempotency-Key when there is one, fresh otherwise.
 func objectID(r *http.Request, prefix string) string {
+	if derived := idempotentID(r, prefix); derived != "" {
+		return derived
+	}
+	return id.New(prefix)
+}
+
+// idempotentID is the id derived from the request's Idempotency-Key, or ""
+// without one (the domain package then makes a fresh id).
+func idempotentID(r *http.Request, prefix string) string {
 	if req, ok := r.Context().Value(idemKey{}).(idempotency.Request); ok {
 		return idempotency.DeriveID(prefix, req.Scope, req.Key)
 	}
-	return id.New(prefix)
+	return ""
 }

@@ -215,6 +215,18 @@ func (c *keyCache) get(h string) (Principal, bool) {
 	return e.p, true
 }
 
+// forgetApp drops the cached authentications of one app's keys, after
+// they changed, so this replica sees the change at once.
+func (c *keyCache) forgetApp(appID string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for h, e := range c.entries {
+		if e.p.AppID == appID {
+			delete(c.entries, h)
+		}
+	}
+}
+
 func (c *keyCache) put(h string, p Principal) {
 	c.mu.Lock()
 	defer c.mu.Unlock()

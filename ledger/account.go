@@ -323,3 +323,17 @@ func (l *Ledger) loadAccounts(ctx context.Context, refs []string) (map[string]ac
 	}
 	return loaded, nil
 }
+
+// GetAccounts returns the accounts that exist among the given ids or codes,
+// with their balances, ordered by code. Missing ones are left out.
+func (l *Ledger) GetAccounts(ctx context.Context, idsOrCodes []string) ([]Account, error) {
+	rows, err := l.db.Query(ctx, accountWithShards+` WHERE a.id = ANY($1) OR a.code = ANY($1) ORDER BY a.code`, idsOrCodes)
+	if err != nil {
+		return nil, fmt.Errorf("get accounts: %w", err)
+	}
+	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (Account, error) { return scanAccount(r) })
+	if err != nil {
+		return nil, fmt.Errorf("get accounts: %w", err)
+	}
+	return out, nil
+}

@@ -32,6 +32,9 @@ var (
 	// ErrAmountTooLarge: the amount, or a balance it would produce, does not fit
 	// in int64 minor units.
 	ErrAmountTooLarge = newError("invalid", "amount_too_large", "amount too large")
+	// ErrMetadataInvalid: metadata over its limits (50 keys, keys of 1–40
+	// characters, values of at most 500, valid UTF-8).
+	ErrMetadataInvalid = newError("invalid", "metadata_invalid", "invalid metadata")
 	// ErrAmountNotPositive: a posting amount is zero or negative.
 	ErrAmountNotPositive = newError("invalid", "amount_not_positive", "amount must be greater than zero")
 )

@@ -100,14 +100,14 @@ func validTransferID(s string) bool {
 // all valid UTF-8.
 func ValidateMetadata(md map[string]string) error {
 	if len(md) > MetadataKeysMax {
-		return fieldErr("metadata", fmt.Errorf("%w: at most %d keys, got %d", ErrTransferInvalid, MetadataKeysMax, len(md)))
+		return fieldErr("metadata", fmt.Errorf("%w: at most %d keys, got %d", ErrMetadataInvalid, MetadataKeysMax, len(md)))
 	}
 	for k, v := range md {
 		switch {
 		case k == "" || utf8.RuneCountInString(k) > MetadataKeyLenMax || !utf8.ValidString(k):
-			return fieldErr("metadata", fmt.Errorf("%w: key %q must be 1–%d characters", ErrTransferInvalid, k, MetadataKeyLenMax))
+			return fieldErr("metadata", fmt.Errorf("%w: key %q must be 1–%d characters", ErrMetadataInvalid, k, MetadataKeyLenMax))
 		case utf8.RuneCountInString(v) > MetadataValueLenMax || !utf8.ValidString(v):
-			return fieldErr("metadata["+k+"]", fmt.Errorf("%w: value must be at most %d characters", ErrTransferInvalid, MetadataValueLenMax))
+			return fieldErr("metadata["+k+"]", fmt.Errorf("%w: value must be at most %d characters", ErrMetadataInvalid, MetadataValueLenMax))
 		}
 	}
 	return nil

@@ -52,9 +52,9 @@ func TestBadTransfersChangeNothing(t *testing.T) {
 		{"reserved id", transfer("x:post", "c", 10, a.ID, b.ID), ledger.ErrTransferInvalid},
 		{"long id", transfer(strings.Repeat("x", 65), "c", 10, a.ID, b.ID), ledger.ErrTransferInvalid},
 		{"bad code", transfer("x15", "no spaces", 10, a.ID, b.ID), ledger.ErrTransferInvalid},
-		{"metadata keys", ledger.Transfer{ID: "x16", Code: "c", Metadata: bigMeta, Postings: transfer("", "", 1, a.ID, b.ID).Postings}, ledger.ErrTransferInvalid},
-		{"metadata value", ledger.Transfer{ID: "x17", Code: "c", Metadata: map[string]string{"k": strings.Repeat("v", 501)}, Postings: transfer("", "", 1, a.ID, b.ID).Postings}, ledger.ErrTransferInvalid},
-		{"metadata utf8", ledger.Transfer{ID: "x18", Code: "c", Metadata: map[string]string{"k": "\xff"}, Postings: transfer("", "", 1, a.ID, b.ID).Postings}, ledger.ErrTransferInvalid},
+		{"metadata keys", ledger.Transfer{ID: "x16", Code: "c", Metadata: bigMeta, Postings: transfer("", "", 1, a.ID, b.ID).Postings}, ledger.ErrMetadataInvalid},
+		{"metadata value", ledger.Transfer{ID: "x17", Code: "c", Metadata: map[string]string{"k": strings.Repeat("v", 501)}, Postings: transfer("", "", 1, a.ID, b.ID).Postings}, ledger.ErrMetadataInvalid},
+		{"metadata utf8", ledger.Transfer{ID: "x18", Code: "c", Metadata: map[string]string{"k": "\xff"}, Postings: transfer("", "", 1, a.ID, b.ID).Postings}, ledger.ErrMetadataInvalid},
 		{"timeout without pending", ledger.Transfer{ID: "x19", Code: "c", Timeout: 5e9, Postings: transfer("", "", 1, a.ID, b.ID).Postings}, ledger.ErrTransferInvalid},
 		{"fractional timeout", ledger.Transfer{ID: "x20", Code: "c", Pending: true, Timeout: 1500e6, Postings: transfer("", "", 1, a.ID, b.ID).Postings}, ledger.ErrTransferInvalid},
 	}

@@ -56,6 +56,8 @@ type config struct {
 	SettlementTZ        string
 	WebhookAllowPrivate bool
 	DBConns             int
+	RateLimit           float64
+	DebugAddr           string
 }
 
 // flags registers the configuration flags on fs, with defaults from the
@@ -77,5 +79,11 @@ func configFlags(fs *flag.FlagSet, getenv func(string) string) *config {
 	fs.StringVar(&c.SettlementTZ, "settlement-tz", env("MINIPAY_SETTLEMENT_TZ", "Asia/Shanghai"), "time zone of the daily settlement cutoff (MINIPAY_SETTLEMENT_TZ)")
 	fs.BoolVar(&c.WebhookAllowPrivate, "webhook-allow-private", strings.EqualFold(getenv("MINIPAY_WEBHOOK_ALLOW_PRIVATE"), "true"), "allow webhooks to private addresses (MINIPAY_WEBHOOK_ALLOW_PRIVATE)")
 	fs.IntVar(&c.DBConns, "db-conns", 32, "maximum database connections")
+	fs.StringVar(&c.DebugAddr, "debug-addr", getenv("MINIPAY_DEBUG_ADDR"), "serve Go's /debug/pprof on this address, e.g. 127.0.0.1:6060 (MINIPAY_DEBUG_ADDR); off when empty")
+	rate := 1000.0
+	if v := getenv("MINIPAY_RATE_LIMIT"); v != "" {
+		fmt.Sscan(v, &rate)
+	}
+	fs.Float64Var(&c.RateLimit, "rate-limit", rate, "requests per second per API key, bursts of twice that; 0 for none (MINIPAY_RATE_LIMIT)")
 	return c
 }

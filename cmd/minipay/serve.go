@@ -9,18 +9,12 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"sync"
 	"time"
 
-	"github.com/jackc/pgx/v5/pgxpool"
-
-	"github.com/minipay/minipay/api"
-	"github.com/minipay/minipay/apps"
-	"github.com/minipay/minipay/docs"
 	"github.com/minipay/minipay/internal/idempotency"
-	"github.com/minipay/minipay/internal/metrics"
 	"github.com/minipay/minipay/internal/pgdb"
-	"github.com/minipay/minipay/ledger"
 )
 
 // shutdownGrace bounds how long in-flight requests get to finish.
@@ -44,19 +38,12 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		log.Info("migration applied", "name", a.Name, "ms", a.Duration.Milliseconds())
 	}
 
-	m := metrics.New()
-	appSvc := apps.New(pool)
-	if err := ensureOperatorKeys(ctx, appSvc, cfg, stdout); err != nil {
+	app, err := assemble(ctx, cfg, pool, log, stdout)
+	if err != nil {
 		return err
 	}
-	led := ledger.New(pool, ledger.Options{Observe: observeLedger(m)})
-	defer led.Close() // after the HTTP server has drained
-
-	srv := &api.Server{
-		Ledger: led, Apps: appSvc, Idem: idempotency.New(pool), Metrics: m, Log: log,
-		Ready:   func(ctx context.Context) error { return pool.Ping(ctx) },
-		OpenAPI: docs.OpenAPI,
-	}
+	defer app.close() // after the HTTP server has drained
+	srv := app.server
 	ln, err := net.Listen("tcp", cfg.Addr)
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", cfg.Addr, err)
@@ -70,9 +57,12 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
 
+	if cfg.DebugAddr != "" {
+		go serveDebug(cfg.DebugAddr, log)
+	}
 	workCtx, stopWork := context.WithCancel(context.WithoutCancel(ctx))
 	var workers sync.WaitGroup
-	startWorkers(workCtx, &workers, log, led, pool)
+	app.startWorkers(workCtx, &workers)
 
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- httpSrv.Serve(ln) }()
@@ -99,22 +89,6 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		return err
 	}
 	return nil
-}
-
-// startWorkers runs the background loops of serve until ctx ends.
-func startWorkers(ctx context.Context, wg *sync.WaitGroup, log *slog.Logger, led *ledger.Ledger, pool *pgxpool.Pool) {
-	idem := idempotency.New(pool)
-	loops := []func(){
-		func() { led.RunTimeouts(ctx, time.Second, log) },
-		func() { every(ctx, time.Hour, func() { purgeIdempotency(ctx, idem, log) }) },
-	}
-	for _, loop := range loops {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			loop()
-		}()
-	}
 }
 
 // every calls fn now and then every interval until ctx ends.
@@ -146,31 +120,17 @@ func purgeIdempotency(ctx context.Context, idem *idempotency.Store, log *slog.Lo
 	}
 }
 
-// ensureOperatorKeys stores the admin and host keys from the configuration,
-// or generates them on first start and prints them once.
-func ensureOperatorKeys(ctx context.Context, svc *apps.Service, cfg *config, stdout io.Writer) error {
-	for _, k := range []struct {
-		kind  apps.KeyKind
-		given string
-		env   string
-	}{{apps.KindAdmin, cfg.AdminKey, "MINIPAY_ADMIN_KEY"}, {apps.KindHost, cfg.HostKey, "MINIPAY_HOST_KEY"}} {
-		generated, err := svc.EnsureOperatorKey(ctx, k.kind, k.given)
-		if err != nil {
-			return err
-		}
-		if generated != "" {
-			fmt.Fprintf(stdout, "minipay: generated %s key (shown once; set %s to choose your own): %s\n", k.kind, k.env, generated)
-		}
-	}
-	return nil
-}
 
-func observeLedger(m *metrics.Metrics) func(ledger.BatchStats) {
-	return func(s ledger.BatchStats) {
-		m.LedgerGroups.Inc()
-		m.LedgerGroupSize.Observe(float64(s.Ops))
-		m.LedgerGroupDuration.Observe(s.Duration.Seconds())
-		m.LedgerTransfers.Add(float64(s.Written))
-		m.LedgerGroupAttempts.Add(float64(s.Attempts))
+// serveDebug serves the Go profiler on its own address, never on the
+// public one.
+func serveDebug(addr string, log *slog.Logger) {
+	mux := http.NewServeMux()
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	log.Info("debug listening", "addr", addr)
+	srv := &http.Server{Addr: addr, Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	if err := srv.ListenAndServe(); err != nil {
+		log.Error("debug server", "err", err)
 	}
 }

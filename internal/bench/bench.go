@@ -40,7 +40,8 @@ type Options struct {
 
 // kinds maps a benchmark name to its function.
 var kinds = map[string]func(context.Context, Options) (*Result, error){
-	"ledger": benchLedger,
+	"ledger":   benchLedger,
+	"checkout": benchCheckout,
 }
 
 // Run parses "minipay bench KIND [flags]" and runs the benchmark.

@@ -3,7 +3,9 @@ package bench
 import (
 	"bytes"
 	"context"
+
 	"fmt"
+	"github.com/jackc/pgx/v5"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -57,4 +59,34 @@ func pgbench(ctx context.Context, dbURL string, clients int, d time.Duration, sc
 func commitRate(ctx context.Context, dbURL string, clients int, d time.Duration) (float64, error) {
 	return pgbench(ctx, dbURL, clients, d, script{name: "commit", weight: 1,
 		body: "INSERT INTO bench_commit VALUES (1, 2), (3, 4);\n"})
+}
+
+// checkConnections makes sure pgbench can open as many connections as the
+// run has clients, before anything is measured: the yardstick must run with
+// the same client count.
+func checkConnections(ctx context.Context, o Options) error {
+	if o.NoBaseline {
+		return nil
+	}
+	cfg, err := pgx.ParseConfig(o.DatabaseURL)
+	if err != nil {
+		return fmt.Errorf("parse database url: %w", err)
+	}
+	cfg.Database = "postgres"
+	conn, err := pgx.ConnectConfig(ctx, cfg)
+	if err != nil {
+		return fmt.Errorf("connect: %w", err)
+	}
+	defer conn.Close(ctx)
+	var max, used int
+	err = conn.QueryRow(ctx, `SELECT current_setting('max_connections')::int, (SELECT count(*) FROM pg_stat_activity)`).Scan(&max, &used)
+	if err != nil {
+		return fmt.Errorf("read max_connections: %w", err)
+	}
+	if free := max - used - 5; o.Clients > free {
+		return fmt.Errorf("pgbench needs %d connections for the yardstick but PostgreSQL allows %d more "+
+			"(max_connections %d); lower --clients, run with --no-baseline, or raise max_connections "+
+			"(ALTER SYSTEM SET max_connections = %d, then restart PostgreSQL)", o.Clients, free, max, o.Clients+50)
+	}
+	return nil
 }

@@ -19,6 +19,8 @@ type Metrics struct {
 	LedgerGroupDuration prometheus.Histogram
 	LedgerTransfers     prometheus.Counter
 	LedgerGroupAttempts prometheus.Counter
+
+	// (webhooks metrics)
 }
 
 // New creates and registers the collectors, with Go and process metrics.

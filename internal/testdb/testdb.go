@@ -68,9 +68,11 @@ func ensureTemplate(ctx context.Context, cfg *pgx.ConnConfig) (string, error) {
 	if exists {
 		return name, nil
 	}
-	// Templates of older schemas are of no more use; so is a half-made one.
-	if err := dropTemplates(ctx, admin); err != nil {
-		return "", err
+	// A half-made template (a crash during migration) is of no use. Templates
+	// of other schema versions are left alone: a test process with other
+	// migrations may be copying one right now.
+	if _, err := admin.Exec(ctx, `DROP DATABASE IF EXISTS `+pgx.Identifier{name}.Sanitize()+` WITH (FORCE)`); err != nil {
+		return "", fmt.Errorf("drop half-made template: %w", err)
 	}
 	ident := pgx.Identifier{name}.Sanitize()
 	if _, err := admin.Exec(ctx, `CREATE DATABASE `+ident); err != nil {
@@ -83,27 +85,6 @@ func ensureTemplate(ctx context.Context, cfg *pgx.ConnConfig) (string, error) {
 		return "", fmt.Errorf("mark template: %w", err)
 	}
 	return name, nil
-}
-
-func dropTemplates(ctx context.Context, admin *pgx.Conn) error {
-	rows, err := admin.Query(ctx, `SELECT datname FROM pg_database WHERE datname LIKE 'minipay\_tmpl\_%'`)
-	if err != nil {
-		return fmt.Errorf("list templates: %w", err)
-	}
-	names, err := pgx.CollectRows(rows, pgx.RowTo[string])
-	if err != nil {
-		return fmt.Errorf("list templates: %w", err)
-	}
-	for _, n := range names {
-		ident := pgx.Identifier{n}.Sanitize()
-		if _, err := admin.Exec(ctx, `ALTER DATABASE `+ident+` WITH is_template false`); err != nil {
-			return fmt.Errorf("unmark template %s: %w", n, err)
-		}
-		if _, err := admin.Exec(ctx, `DROP DATABASE IF EXISTS `+ident+` WITH (FORCE)`); err != nil {
-			return fmt.Errorf("drop template %s: %w", n, err)
-		}
-	}
-	return nil
 }
 
 func migrateDatabase(ctx context.Context, cfg *pgx.ConnConfig, name string) error {

@@ -1,0 +1,269 @@
+package api
+
+import (
+	"net/http"
+	"time"
+
+	"github.com/go-chi/chi/v5"
+
+	"github.com/minipay/minipay/checkout"
+	"github.com/minipay/minipay/ledger"
+	"github.com/minipay/minipay/settlement"
+)
+
+var timeNow = time.Now
+
+func (s *Server) hostRoutes(r chi.Router) {
+	r.Post("/wallets/{user_id}/topups", s.h(s.topUp))
+	r.Get("/wallets/{user_id}", s.h(s.getWallet))
+	r.Post("/checkout/sessions/{id}/confirm", s.h(s.confirm))
+}
+
+func (s *Server) checkoutRoutes(r chi.Router) {
+	r.Post("/checkout/sessions", s.h(s.createSession))
+	r.Get("/checkout/sessions", s.h(s.listSessions))
+	r.Get("/checkout/sessions/{id}", s.h(s.getSession))
+	r.Post("/checkout/sessions/{id}/cancel", s.h(s.cancelSession))
+	r.Post("/checkout/sessions/{id}/capture", s.h(s.captureSession))
+	r.Post("/checkout/sessions/{id}/void", s.h(s.voidSession))
+	r.Post("/refunds", s.h(s.createRefund))
+	r.Get("/refunds/{id}", s.h(s.getRefund))
+	r.Get("/balance", s.h(s.getBalance))
+	r.Get("/balance_transactions", s.h(s.listBalanceTransactions))
+}
+
+type walletJSON struct {
+	Object   string              `json:"object"`
+	UserID   string              `json:"user_id"`
+	Balances []walletBalanceJSON `json:"balances"`
+}
+
+type walletBalanceJSON struct {
+	Currency  string `json:"currency"`
+	Available string `json:"available"`
+	Held      string `json:"held"`
+}
+
+func walletOut(w checkout.Wallet) walletJSON {
+	out := walletJSON{Object: "wallet", UserID: w.UserID, Balances: []walletBalanceJSON{}}
+	for _, b := range w.Balances {
+		out.Balances = append(out.Balances, walletBalanceJSON{Currency: b.Currency,
+			Available: ledger.FormatAmount(b.Currency, b.Available), Held: ledger.FormatAmount(b.Currency, b.Held)})
+	}
+	return out
+}
+
+func (s *Server) topUp(r *http.Request) (int, any, error) {
+	var in struct {
+		Amount   string `json:"amount"`
+		Currency string `json:"currency"`
+	}
+	if err := decode(r, &in); err != nil {
+		return 0, nil, err
+	}
+	w, err := s.Checkout.TopUp(r.Context(), chi.URLParam(r, "user_id"), in.Amount, in.Currency, objectID(r, "topup"))
+	if err != nil {
+		return 0, nil, err
+	}
+	return http.StatusOK, walletOut(w), nil
+}
+
+func (s *Server) getWallet(r *http.Request) (int, any, error) {
+	w, err := s.Checkout.GetWallet(r.Context(), chi.URLParam(r, "user_id"))
+	if err != nil {
+		return 0, nil, err
+	}
+	return http.StatusOK, walletOut(w), nil
+}
+
+func (s *Server) confirm(r *http.Request) (int, any, error) {
+	var in struct {
+		UserID       string `json:"user_id"`
+		ClientSecret string `json:"client_secret"`
+	}
+	if err := decode(r, &in); err != nil {
+		return 0, nil, err
+	}
+	sess, err := s.Checkout.Confirm(r.Context(), chi.URLParam(r, "id"), in.UserID, in.ClientSecret)
+	if err != nil {
+		return 0, nil, err
+	}
+	return http.StatusOK, sess.Public(), nil
+}
+
+func (s *Server) createSession(r *http.Request) (int, any, error) {
+	var in struct {
+		Amount    string `json:"amount"`
+		LineItems []struct {
+			Name       string `json:"name"`
+			UnitAmount string `json:"unit_amount"`
+			Quantity   int64  `json:"quantity"`
+		} `json:"line_items"`
+		Currency          string            `json:"currency"`
+		Option            string            `json:"option"`
+		ClientReferenceID string            `json:"client_reference_id"`
+		ExpiresIn         int64             `json:"expires_in"`
+		CaptureMethod     string            `json:"capture_method"`
+		Metadata          map[string]string `json:"metadata"`
+	}
+	if err := decode(r, &in); err != nil {
+		return 0, nil, err
+	}
+	p := checkout.CreateParams{ID: idempotentID(r, "cs"), AppID: principal(r).AppID, Amount: in.Amount,
+		Currency: in.Currency, Option: in.Option, ClientReferenceID: in.ClientReferenceID, ExpiresIn: in.ExpiresIn,
+		CaptureMethod: in.CaptureMethod, Metadata: in.Metadata}
+	for _, it := range in.LineItems {
+		p.LineItems = append(p.LineItems, checkout.LineItemParams{Name: it.Name, UnitAmount: it.UnitAmount, Quantity: it.Quantity})
+	}
+	sess, err := s.Checkout.CreateSession(r.Context(), p)
+	if err != nil {
+		return 0, nil, err
+	}
+	return http.StatusCreated, sess.WithSecret(), nil
+}
+
+func (s *Server) getSession(r *http.Request) (int, any, error) {
+	sess, err := s.Checkout.GetSession(r.Context(), principal(r).AppID, chi.URLParam(r, "id"))
+	if err != nil {
+		return 0, nil, err
+	}
+	return http.StatusOK, sess.WithSecret(), nil
+}
+
+func (s *Server) listSessions(r *http.Request) (int, any, error) {
+	limit, after, err := pageParams(r)
+	if err != nil {
+		return 0, nil, err
+	}
+	sessions, more, err := s.Checkout.ListSessions(r.Context(), principal(r).AppID, r.URL.Query().Get("status"), limit, after)
+	if err != nil {
+		return 0, nil, err
+	}
+	out := make([]checkout.SessionObject, len(sessions))
+	for i, sess := range sessions {
+		out[i] = sess.WithSecret()
+	}
+	return http.StatusOK, newList(out, more), nil
+}
+
+// sessionAction runs one of the POST actions on a session of the caller's app.
+func (s *Server) sessionAction(fn func(r *http.Request, appID, id string) (checkout.Session, error)) handler {
+	return func(r *http.Request) (int, any, error) {
+		if err := decode(r, &struct{}{}); err != nil {
+			return 0, nil, err
+		}
+		sess, err := fn(r, principal(r).AppID, chi.URLParam(r, "id"))
+		if err != nil {
+			return 0, nil, err
+		}
+		return http.StatusOK, sess.WithSecret(), nil
+	}
+}
+
+func (s *Server) cancelSession(r *http.Request) (int, any, error) {
+	return s.sessionAction(func(r *http.Request, app, id string) (checkout.Session, error) {
+		return s.Checkout.CancelSession(r.Context(), app, id)
+	})(r)
+}
+
+func (s *Server) captureSession(r *http.Request) (int, any, error) {
+	return s.sessionAction(func(r *http.Request, app, id string) (checkout.Session, error) {
+		return s.Checkout.Capture(r.Context(), app, id)
+	})(r)
+}
+
+func (s *Server) voidSession(r *http.Request) (int, any, error) {
+	return s.sessionAction(func(r *http.Request, app, id string) (checkout.Session, error) {
+		return s.Checkout.Void(r.Context(), app, id)
+	})(r)
+}
+
+func (s *Server) createRefund(r *http.Request) (int, any, error) {
+	var in struct {
+		CheckoutSession string            `json:"checkout_session"`
+		Amount          string            `json:"amount"`
+		Reason          string            `json:"reason"`
+		Metadata        map[string]string `json:"metadata"`
+	}
+	if err := decode(r, &in); err != nil {
+		return 0, nil, err
+	}
+	ref, err := s.Checkout.CreateRefund(r.Context(), checkout.RefundParams{ID: idempotentID(r, "re"), AppID: principal(r).AppID,
+		SessionID: in.CheckoutSession, Amount: in.Amount, Reason: in.Reason, Metadata: in.Metadata})
+	if err != nil {
+		return 0, nil, err
+	}
+	return http.StatusCreated, ref.Public(), nil
+}
+
+func (s *Server) getRefund(r *http.Request) (int, any, error) {
+	ref, err := s.Checkout.GetRefund(r.Context(), principal(r).AppID, chi.URLParam(r, "id"))
+	if err != nil {
+		return 0, nil, err
+	}
+	return http.StatusOK, ref.Public(), nil
+}
+
+type moneyJSON struct {
+	Currency string `json:"currency"`
+	Amount   string `json:"amount"`
+}
+
+func moneyOut(ms []settlement.Money) []moneyJSON {
+	out := []moneyJSON{}
+	for _, m := range ms {
+		out = append(out, moneyJSON{Currency: m.Currency, Amount: ledger.FormatAmount(m.Currency, m.Amount)})
+	}
+	return out
+}
+
+func (s *Server) getBalance(r *http.Request) (int, any, error) {
+	b, err := s.Settlement.Balance(r.Context(), principal(r).DeveloperID)
+	if err != nil {
+		return 0, nil, err
+	}
+	return http.StatusOK, map[string]any{"object": "balance", "pending": moneyOut(b.Pending), "available": moneyOut(b.Available)}, nil
+}
+
+type balanceTxnJSON struct {
+	ID              string  `json:"id"`
+	Object          string  `json:"object"`
+	Type            string  `json:"type"`
+	App             *string `json:"app"`
+	Currency        string  `json:"currency"`
+	Amount          string  `json:"amount"`
+	Fee             string  `json:"fee"`
+	Net             string  `json:"net"`
+	Source          string  `json:"source"`
+	CheckoutSession *string `json:"checkout_session"`
+	AvailableOn     string  `json:"available_on"`
+	Payout          *string `json:"payout"`
+	Created         string  `json:"created"`
+}
+
+func (s *Server) listBalanceTransactions(r *http.Request) (int, any, error) {
+	limit, after, err := pageParams(r)
+	if err != nil {
+		return 0, nil, err
+	}
+	txns, more, err := s.Settlement.ListBalanceTransactions(r.Context(), principal(r).DeveloperID, limit, after)
+	if err != nil {
+		return 0, nil, err
+	}
+	out := make([]balanceTxnJSON, len(txns))
+	for i, t := range txns {
+		f := func(v int64) string { return ledger.FormatAmount(t.Currency, v) }
+		out[i] = balanceTxnJSON{ID: t.ID, Object: "balance_transaction", Type: t.Type, App: optString(t.AppID),
+			Currency: t.Currency, Amount: f(t.Amount), Fee: f(t.Fee), Net: f(t.Net), Source: t.SourceID,
+			CheckoutSession: optString(t.SessionID), AvailableOn: timestamp(t.AvailableOn), Payout: optString(t.PayoutID),
+			Created: timestamp(t.Created)}
+	}
+	return http.StatusOK, newList(out, more), nil
+}
+
+func optString(s string) *string {
+	if s == "" {
+		return nil
+	}
+	return &s
+}

@@ -1,0 +1,123 @@
+// Package checkout is how users pay mini-apps: the monetization catalog,
+// wallets funded by the host, checkout sessions created by developers and
+// confirmed by the host's wallet service, manual capture, and refunds.
+// Every movement of money is one ledger transfer that commits, in the same
+// database transaction, the session's new state, the developer's balance
+// transaction and the event that tells the developer.
+package checkout
+
+import (
+	"context"
+	"log/slog"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/minipay/minipay"
+	"github.com/minipay/minipay/apps"
+	"github.com/minipay/minipay/ledger"
+)
+
+// Options configures a Service.
+type Options struct {
+	Catalog *Catalog // DefaultCatalog() when nil
+	// HoldWindow is how long a manual-capture hold lasts before it is
+	// voided (default 7 days).
+	HoldWindow time.Duration
+	Log        *slog.Logger
+}
+
+// Service is checkout over one database. It is safe for concurrent use.
+type Service struct {
+	db      *pgxpool.Pool
+	ledger  *ledger.Ledger
+	apps    *apps.Service
+	catalog *Catalog
+	hold    time.Duration
+	log     *slog.Logger
+
+	refundLocks stripedLocks
+}
+
+// New returns a Service.
+func New(db *pgxpool.Pool, l *ledger.Ledger, a *apps.Service, opts Options) *Service {
+	if opts.Catalog == nil {
+		opts.Catalog = DefaultCatalog()
+	}
+	if opts.HoldWindow <= 0 {
+		opts.HoldWindow = 7 * 24 * time.Hour
+	}
+	if opts.Log == nil {
+		opts.Log = slog.Default()
+	}
+	return &Service{db: db, ledger: l, apps: a, catalog: opts.Catalog, hold: opts.HoldWindow, log: opts.Log}
+}
+
+// Catalog returns the monetization catalog.
+func (s *Service) Catalog() *Catalog { return s.catalog }
+
+// Errors a caller may branch on.
+var (
+	ErrUnknownOption      = minipay.NewError(minipay.KindInvalid, "unknown_option", "no such monetization option")
+	ErrOptionNotEnabled   = minipay.NewError(minipay.KindForbidden, "option_not_enabled", "this app may not sell through this option")
+	ErrCurrencyNotEnabled = minipay.NewError(minipay.KindForbidden, "currency_not_enabled", "this app may not charge in this currency")
+	ErrCurrencyNotAllowed = minipay.NewError(minipay.KindInvalid, "currency_not_supported", "the option does not support this currency")
+	ErrAmountBelowMinimum = minipay.NewError(minipay.KindInvalid, "amount_below_minimum", "the amount is below the option's minimum")
+	ErrAmountAboveMaximum = minipay.NewError(minipay.KindInvalid, "amount_above_maximum", "the amount is above the option's maximum")
+	ErrInvalid            = minipay.NewError(minipay.KindInvalid, "parameter_invalid", "invalid parameter")
+	ErrMissing            = minipay.NewError(minipay.KindInvalid, "parameter_missing", "a required parameter is missing")
+
+	ErrSessionNotFound  = minipay.NewError(minipay.KindNotFound, "session_not_found", "no such checkout session")
+	ErrSessionNotOpen   = minipay.NewError(minipay.KindConflict, "session_not_open", "the checkout session is already complete")
+	ErrSessionExpired   = minipay.NewError(minipay.KindConflict, "session_expired", "the checkout session has expired")
+	ErrSessionCanceled  = minipay.NewError(minipay.KindConflict, "session_canceled", "the checkout session was canceled")
+	ErrClientSecret     = minipay.NewError(minipay.KindInvalid, "client_secret_invalid", "the client_secret does not belong to this session")
+	ErrNotManualCapture = minipay.NewError(minipay.KindUnprocessable, "capture_not_applicable", "only sessions with capture_method manual are captured or voided")
+	ErrNotCapturable    = minipay.NewError(minipay.KindConflict, "payment_not_capturable", "the payment is not an uncaptured hold")
+	ErrHoldExpired      = minipay.NewError(minipay.KindConflict, "hold_expired", "the hold's capture window has ended")
+
+	ErrNotCaptured      = minipay.NewError(minipay.KindConflict, "payment_not_captured", "the session has no captured payment to refund")
+	ErrAlreadyRefunded  = minipay.NewError(minipay.KindConflict, "charge_already_refunded", "the payment has been refunded in full")
+	ErrNotRefundable    = minipay.NewError(minipay.KindUnprocessable, "not_refundable", "payments through this option are not refundable")
+	ErrRefundWindow     = minipay.NewError(minipay.KindUnprocessable, "refund_window_passed", "the option's refund window has passed")
+	ErrRefundTooLarge   = minipay.NewError(minipay.KindInvalid, "refund_exceeds_remaining", "the refund exceeds what remains of the payment")
+	ErrRefundNotFound   = minipay.NewError(minipay.KindNotFound, "refund_not_found", "no such refund")
+	ErrRefundContention = minipay.NewError(minipay.KindConflict, "refund_contention", "too many concurrent refunds of this session; retry")
+	errStateChanged     = minipay.NewError(minipay.KindConflict, "state_changed", "the session changed meanwhile")
+	ErrWalletNotFound   = minipay.NewError(minipay.KindNotFound, "wallet_not_found", "this user has no wallet")
+	ErrTopUpNotPositive = minipay.NewError(minipay.KindInvalid, "amount_not_positive", "the amount must be greater than zero")
+)
+
+// Ledger account codes.
+func walletCode(user, currency string) string    { return "wallet:" + user + ":" + currency }
+func devPendingCode(dev, currency string) string { return "dev:" + dev + ":pending:" + currency }
+func feesCode(currency string) string            { return "platform:fees:" + currency }
+func fundingCode(currency string) string         { return "platform:funding:" + currency }
+
+// DevPendingCode is the ledger code of a developer's pending balance in
+// currency: payments credit it, refunds debit it, settlement empties it.
+func DevPendingCode(developerID, currency string) string {
+	return devPendingCode(developerID, currency)
+}
+
+// FundingCode is the ledger code of the platform's funding (bank) account
+// in currency.
+func FundingCode(currency string) string { return fundingCode(currency) }
+
+// ensure creates the ledger account with code if it does not exist yet.
+func (s *Service) ensure(ctx context.Context, code, currency string, normal ledger.NormalBalance, noOverdraft bool) error {
+	_, err := s.ledger.EnsureAccount(ctx, ledger.AccountSpec{Code: code, Currency: currency, NormalBalance: normal, NoOverdraft: noOverdraft})
+	return err
+}
+
+// ensureWallet creates a user's wallet in currency: a credit-normal account
+// that can never go below zero.
+func (s *Service) ensureWallet(ctx context.Context, user, currency string) error {
+	return s.ensure(ctx, walletCode(user, currency), currency, ledger.CreditNormal, true)
+}
+
+// statement turns SQL into a ledger statement with an optional check.
+func statement(sql string, args []any, check func(pgconn.CommandTag) error) ledger.Statement {
+	return ledger.Statement{SQL: sql, Args: args, Check: check}
+}

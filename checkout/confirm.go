@@ -1,0 +1,314 @@
+package checkout
+
+import (
+	"context"
+	"crypto/subtle"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/minipay/minipay"
+	"github.com/minipay/minipay/apps"
+	"github.com/minipay/minipay/ledger"
+	"github.com/minipay/minipay/settlement"
+	"github.com/minipay/minipay/webhooks"
+)
+
+// paymentTransferID is the ledger id of a session's payment. Being derived
+// from the session, it makes paying a session twice impossible: a second
+// confirm finds the transfer already written.
+func paymentTransferID(sessionID string) string { return "pay_" + sessionID }
+
+// Confirm pays an open session from userID's wallet; the host's wallet
+// service calls it with the session's client secret. In one database
+// transaction it moves the money (wallet to the developer's pending balance
+// and the platform's fee account), completes the session, records the
+// developer's balance transaction and writes the checkout.session.completed
+// event. With manual capture the money is held instead of moved.
+//
+// Insufficient funds is ledger.ErrInsufficientFunds and the session stays
+// open. Confirming a session the same user already paid returns it.
+func (s *Service) Confirm(ctx context.Context, sessionID, userID, clientSecret string) (Session, error) {
+	if !apps.ValidUserID(userID) {
+		return Session{}, minipay.Field("user_id", apps.ErrUserIDInvalid)
+	}
+	sess, err := s.GetSession(ctx, "", sessionID)
+	if err != nil {
+		return Session{}, err
+	}
+	if subtle.ConstantTimeCompare([]byte(clientSecret), []byte(sess.ClientSecret)) != 1 {
+		return Session{}, minipay.Field("client_secret", ErrClientSecret)
+	}
+	if sess.Status == StatusComplete && sess.UserID == userID {
+		return sess, nil // paid already: confirming again changes nothing
+	}
+	if sess.Status != StatusOpen || !time.Now().Before(sess.ExpiresAt) {
+		return Session{}, stateError(sess)
+	}
+	tr, stmts, err := s.payment(ctx, sess, userID)
+	if err != nil {
+		return Session{}, err
+	}
+	_, err = s.ledger.Post(ctx, tr, stmts...)
+	switch {
+	case errors.Is(err, errStateChanged), errors.Is(err, ledger.ErrIdempotencyConflict):
+		// Expired, canceled or paid (by someone else) meanwhile.
+		if now, gerr := s.GetSession(ctx, "", sessionID); gerr == nil {
+			if now.Status == StatusComplete && now.UserID == userID {
+				return now, nil
+			}
+			return Session{}, stateError(now)
+		}
+		return Session{}, fmt.Errorf("confirm %s: %w", sessionID, err)
+	case err != nil:
+		return Session{}, fmt.Errorf("confirm %s: %w", sessionID, err)
+	}
+	return s.GetSession(ctx, "", sessionID)
+}
+
+// payment builds the ledger transfer of a confirm and the statements that
+// commit with it.
+func (s *Service) payment(ctx context.Context, sess Session, userID string) (ledger.Transfer, []ledger.Statement, error) {
+	now := time.Now().UTC().Truncate(time.Microsecond)
+	opt, ok := s.catalog.At(sess.Option, now)
+	if !ok {
+		return ledger.Transfer{}, nil, fmt.Errorf("%w: %s", ErrUnknownOption, sess.Option)
+	}
+	fee, err := opt.Fee(sess.Currency, sess.AmountTotal)
+	if err != nil {
+		return ledger.Transfer{}, nil, err
+	}
+	cur := sess.Currency
+	if err := s.ensureAccounts(ctx, userID, sess.DeveloperID, cur); err != nil {
+		return ledger.Transfer{}, nil, err
+	}
+	postings := []ledger.Posting{{Account: walletCode(userID, cur), Debit: sess.AmountTotal}}
+	if net := sess.AmountTotal - fee; net > 0 {
+		postings = append(postings, ledger.Posting{Account: devPendingCode(sess.DeveloperID, cur), Credit: net})
+	}
+	if fee > 0 {
+		postings = append(postings, ledger.Posting{Account: feesCode(cur), Credit: fee})
+	}
+	manual := sess.CaptureMethod == CaptureManual
+	tr := ledger.Transfer{ID: paymentTransferID(sess.ID), Code: "payment", Postings: postings, Pending: manual,
+		Metadata: paymentMetadata(sess)}
+
+	// The session as it will be, for the event.
+	next := sess
+	next.Status, next.UserID, next.Customer = StatusComplete, userID, s.apps.Pseudonym(sess.AppID, userID)
+	next.Fee, next.OptionVersion, next.CompletedAt, next.Version = &fee, opt.Version(), now, sess.Version+1
+	if manual {
+		next.CaptureStatus, next.HoldExpiresAt = CaptureRequired, now.Add(s.hold)
+	} else {
+		capture(&next, opt, now)
+	}
+	stmts := []ledger.Statement{statement(`
+		UPDATE checkout_sessions SET status = 'complete', payment_status = $2, capture_status = $3, fee = $4,
+			option_version = $5, fee_bps = $6, fee_fixed = $7, user_id = $8, customer = $9, completed_at = $10,
+			captured_at = $11, hold_expires_at = $12, refund_until = $13, available_on = $14, version = version + 1
+		WHERE id = $1 AND status = 'open' AND expires_at > $10`,
+		[]any{sess.ID, next.PaymentStatus, nullable(next.CaptureStatus), fee, next.OptionVersion, opt.FeeBPS,
+			opt.FeeFixed.String(), userID, next.Customer, now, nullTime(next.CapturedAt), nullTime(next.HoldExpiresAt),
+			nullTime(next.RefundUntil), nullTime(next.AvailableOn)},
+		ledger.ExpectRows(1, errStateChanged))}
+	if !manual {
+		stmts = append(stmts, balancePayment(next))
+	}
+	ev, err := eventStatement(sessionEvent(webhooks.CheckoutSessionCompleted, next))
+	if err != nil {
+		return ledger.Transfer{}, nil, err
+	}
+	return tr, append(stmts, ev), nil
+}
+
+// capture sets what a captured payment carries: paid, when it matures for
+// settlement, until when it can be refunded.
+func capture(sess *Session, opt Option, at time.Time) {
+	sess.PaymentStatus, sess.CapturedAt = PaymentPaid, at
+	if sess.CaptureMethod == CaptureManual {
+		sess.CaptureStatus = CaptureCaptured
+	}
+	sess.AvailableOn = at.Add(opt.HoldingPeriod)
+	if opt.Refundable {
+		sess.RefundUntil = at.Add(opt.RefundWindow)
+	}
+}
+
+func (s *Service) ensureAccounts(ctx context.Context, userID, devID, cur string) error {
+	if err := s.ensureWallet(ctx, userID, cur); err != nil {
+		return err
+	}
+	if err := s.ensure(ctx, devPendingCode(devID, cur), cur, ledger.CreditNormal, false); err != nil {
+		return err
+	}
+	return s.ensure(ctx, feesCode(cur), cur, ledger.CreditNormal, false)
+}
+
+// paymentMetadata is what the ledger keeps about a payment: the session's
+// own metadata and where the payment came from.
+func paymentMetadata(sess Session) map[string]string {
+	md := make(map[string]string, len(sess.Metadata)+3)
+	for k, v := range sess.Metadata {
+		md[k] = v
+	}
+	if len(md) <= ledger.MetadataKeysMax-3 {
+		md["minipay_session"] = sess.ID
+		md["minipay_app"] = sess.AppID
+		md["minipay_option"] = sess.Option
+	}
+	return md
+}
+
+func nullTime(t time.Time) *time.Time {
+	if t.IsZero() {
+		return nil
+	}
+	return &t
+}
+
+// balancePayment records a captured payment as the developer's balance
+// transaction.
+func balancePayment(sess Session) ledger.Statement {
+	sql, args := settlement.InsertBalanceTxn(settlement.BalanceTxn{
+		DeveloperID: sess.DeveloperID, AppID: sess.AppID, Type: settlement.TxnPayment, Currency: sess.Currency,
+		Amount: sess.AmountTotal, Fee: *sess.Fee, SourceID: sess.ID, SessionID: sess.ID, AvailableOn: sess.AvailableOn,
+	})
+	return statement(sql, args, nil)
+}
+
+func eventStatement(e webhooks.Event) (ledger.Statement, error) {
+	sql, args, err := webhooks.Insert(e)
+	if err != nil {
+		return ledger.Statement{}, err
+	}
+	return statement(sql, args, nil), nil
+}
+
+// Capture posts a manual-capture hold of app appID: the held money moves
+// to the developer and the platform, the payment matures from now. Capturing
+// it again returns the session.
+func (s *Service) Capture(ctx context.Context, appID, sessionID string) (Session, error) {
+	return s.endHold(ctx, appID, sessionID, true, false)
+}
+
+// Void releases a manual-capture hold of app appID: nothing moves.
+func (s *Service) Void(ctx context.Context, appID, sessionID string) (Session, error) {
+	return s.endHold(ctx, appID, sessionID, false, false)
+}
+
+// endHold captures or voids a hold. expired marks the sweeper's void of a
+// hold whose window ended.
+func (s *Service) endHold(ctx context.Context, appID, sessionID string, post, expired bool) (Session, error) {
+	sess, err := s.GetSession(ctx, appID, sessionID)
+	if err != nil {
+		return Session{}, err
+	}
+	if sess.CaptureMethod != CaptureManual {
+		return Session{}, fmt.Errorf("%w: %s", ErrNotManualCapture, sessionID)
+	}
+	want := map[bool]string{true: CaptureCaptured, false: CaptureVoided}[post]
+	if sess.CaptureStatus == want {
+		return sess, nil // done before: doing it again changes nothing
+	}
+	if sess.CaptureStatus != CaptureRequired {
+		return Session{}, fmt.Errorf("%w: %s is %s", ErrNotCapturable, sessionID, orNone(sess.CaptureStatus))
+	}
+	now := time.Now().UTC().Truncate(time.Microsecond)
+	if post && !now.Before(sess.HoldExpiresAt) {
+		return Session{}, fmt.Errorf("%w: %s", ErrHoldExpired, sessionID)
+	}
+	stmts, err := s.holdStatements(sess, post, expired, now)
+	if err != nil {
+		return Session{}, err
+	}
+	if post {
+		_, err = s.ledger.PostPending(ctx, paymentTransferID(sessionID), stmts...)
+	} else {
+		_, err = s.ledger.VoidPending(ctx, paymentTransferID(sessionID), stmts...)
+	}
+	switch {
+	case errors.Is(err, ledger.ErrAlreadyPosted), errors.Is(err, ledger.ErrAlreadyVoided), errors.Is(err, errStateChanged):
+		return Session{}, fmt.Errorf("%w: %s changed meanwhile", ErrNotCapturable, sessionID)
+	case err != nil:
+		return Session{}, fmt.Errorf("end hold of %s: %w", sessionID, err)
+	}
+	return s.GetSession(ctx, appID, sessionID)
+}
+
+func orNone(s string) string {
+	if s == "" {
+		return "not confirmed"
+	}
+	return s
+}
+
+// holdStatements are what commits with the capture or void of a hold.
+func (s *Service) holdStatements(sess Session, post, expired bool, now time.Time) ([]ledger.Statement, error) {
+	next := sess
+	next.Version++
+	evType := webhooks.PaymentVoided
+	if post {
+		opt, ok := s.catalog.At(sess.Option, sess.CompletedAt) // the version fixed at confirm
+		if !ok {
+			return nil, fmt.Errorf("%w: %s", ErrUnknownOption, sess.Option)
+		}
+		capture(&next, opt, now)
+		evType = webhooks.PaymentCaptured
+	} else {
+		next.CaptureStatus = CaptureVoided
+	}
+	sql := `UPDATE checkout_sessions SET capture_status = $2, payment_status = $3, captured_at = $4,
+			available_on = $5, refund_until = $6, version = version + 1
+		WHERE id = $1 AND capture_status = 'requires_capture'`
+	args := []any{sess.ID, next.CaptureStatus, next.PaymentStatus, nullTime(next.CapturedAt), nullTime(next.AvailableOn), nullTime(next.RefundUntil)}
+	switch {
+	case post: // only within the capture window
+		sql += ` AND hold_expires_at > $7`
+		args = append(args, now)
+	case expired: // the sweeper voids only what has run out
+		sql += ` AND hold_expires_at <= $7`
+		args = append(args, now)
+	}
+	stmts := []ledger.Statement{statement(sql, args, ledger.ExpectRows(1, errStateChanged))}
+	if post {
+		stmts = append(stmts, balancePayment(next))
+	}
+	ev, err := eventStatement(sessionEvent(evType, next))
+	if err != nil {
+		return nil, err
+	}
+	return append(stmts, ev), nil
+}
+
+// VoidExpiredHolds voids up to limit manual-capture holds whose window has
+// ended and returns how many it voided.
+func (s *Service) VoidExpiredHolds(ctx context.Context, limit int) (int, error) {
+	rows, err := s.db.Query(ctx, `SELECT id FROM checkout_sessions
+		WHERE capture_status = 'requires_capture' AND hold_expires_at <= now() ORDER BY hold_expires_at LIMIT $1`, limit)
+	if err != nil {
+		return 0, fmt.Errorf("find expired holds: %w", err)
+	}
+	var ids []string
+	for rows.Next() {
+		var sid string
+		if err := rows.Scan(&sid); err != nil {
+			rows.Close()
+			return 0, err
+		}
+		ids = append(ids, sid)
+	}
+	rows.Close()
+	n := 0
+	for _, sid := range ids {
+		_, err := s.endHold(ctx, "", sid, false, true)
+		switch {
+		case err == nil:
+			n++
+		case errors.Is(err, ErrNotCapturable):
+			// captured or voided meanwhile
+		default:
+			return n, err
+		}
+	}
+	return n, nil
+}

@@ -1,0 +1,131 @@
+package checkout
+
+import (
+	"time"
+
+	"github.com/minipay/minipay/ledger"
+)
+
+// The wire shapes of checkout's objects (DESIGN.md section 11). They are
+// built here, not in package api, because events carry the same objects as
+// API responses.
+
+// SessionObject is a session as apps and webhooks see it: no host user id,
+// only the app's pseudonymous customer id.
+type SessionObject struct {
+	ID                string            `json:"id"`
+	Object            string            `json:"object"`
+	App               string            `json:"app"`
+	Status            string            `json:"status"`
+	PaymentStatus     string            `json:"payment_status"`
+	CaptureMethod     string            `json:"capture_method"`
+	CaptureStatus     *string           `json:"capture_status"`
+	AmountTotal       string            `json:"amount_total"`
+	AmountRefunded    string            `json:"amount_refunded"`
+	Fee               *string           `json:"fee"`
+	Currency          string            `json:"currency"`
+	Option            string            `json:"option"`
+	OptionVersion     *string           `json:"option_version"`
+	ClientReferenceID *string           `json:"client_reference_id"`
+	ClientSecret      string            `json:"client_secret,omitempty"`
+	Customer          *string           `json:"customer"`
+	LineItems         []LineItemObject  `json:"line_items,omitempty"`
+	Metadata          map[string]string `json:"metadata"`
+	ExpiresAt         string            `json:"expires_at"`
+	HoldExpiresAt     *string           `json:"hold_expires_at,omitempty"`
+	RefundableUntil   *string           `json:"refundable_until,omitempty"`
+	AvailableOn       *string           `json:"available_on,omitempty"`
+	CompletedAt       *string           `json:"completed_at"`
+	Created           string            `json:"created"`
+	Version           int               `json:"version"`
+}
+
+// LineItemObject is a line item with its amounts in major units.
+type LineItemObject struct {
+	Name        string `json:"name"`
+	UnitAmount  string `json:"unit_amount"`
+	Quantity    int64  `json:"quantity"`
+	AmountTotal string `json:"amount_total"`
+}
+
+// Timestamp renders times in API objects: RFC 3339 in UTC to the
+// microsecond, what PostgreSQL keeps, so a time read back is exact.
+func Timestamp(t time.Time) string {
+	return t.UTC().Format("2006-01-02T15:04:05.000000Z07:00")
+}
+
+func optTime(t time.Time) *string {
+	if t.IsZero() {
+		return nil
+	}
+	s := Timestamp(t)
+	return &s
+}
+
+func optString(s string) *string {
+	if s == "" {
+		return nil
+	}
+	return &s
+}
+
+// Public is the session as its app sees it, without the client secret.
+func (s Session) Public() SessionObject {
+	f := func(v int64) string { return ledger.FormatAmount(s.Currency, v) }
+	o := SessionObject{
+		ID: s.ID, Object: "checkout.session", App: s.AppID, Status: s.Status, PaymentStatus: s.PaymentStatus,
+		CaptureMethod: s.CaptureMethod, CaptureStatus: optString(s.CaptureStatus),
+		AmountTotal: f(s.AmountTotal), AmountRefunded: f(s.AmountRefunded), Currency: s.Currency,
+		Option: s.Option, OptionVersion: optString(s.OptionVersion), ClientReferenceID: optString(s.ClientReferenceID),
+		Customer: optString(s.Customer), Metadata: s.Metadata, ExpiresAt: Timestamp(s.ExpiresAt),
+		HoldExpiresAt: optTime(s.HoldExpiresAt), RefundableUntil: optTime(s.RefundUntil), AvailableOn: optTime(s.AvailableOn),
+		CompletedAt: optTime(s.CompletedAt), Created: Timestamp(s.Created), Version: s.Version,
+	}
+	if s.Fee != nil {
+		fee := f(*s.Fee)
+		o.Fee = &fee
+	}
+	if o.Metadata == nil {
+		o.Metadata = map[string]string{}
+	}
+	for _, it := range s.LineItems {
+		o.LineItems = append(o.LineItems, LineItemObject{Name: it.Name, UnitAmount: f(it.UnitAmount), Quantity: it.Quantity,
+			AmountTotal: f(it.UnitAmount * it.Quantity)})
+	}
+	return o
+}
+
+// WithSecret is the session as its app's backend reads it, with the client
+// secret the front end needs to pay.
+func (s Session) WithSecret() SessionObject {
+	o := s.Public()
+	o.ClientSecret = s.ClientSecret
+	return o
+}
+
+// RefundObject is a refund as apps and webhooks see it.
+type RefundObject struct {
+	ID              string            `json:"id"`
+	Object          string            `json:"object"`
+	CheckoutSession string            `json:"checkout_session"`
+	App             string            `json:"app"`
+	Amount          string            `json:"amount"`
+	FeeRefunded     string            `json:"fee_refunded"`
+	Currency        string            `json:"currency"`
+	Status          string            `json:"status"`
+	Reason          *string           `json:"reason"`
+	Metadata        map[string]string `json:"metadata"`
+	Created         string            `json:"created"`
+	Version         int               `json:"version"`
+}
+
+// Public is the refund's wire shape.
+func (r Refund) Public() RefundObject {
+	md := r.Metadata
+	if md == nil {
+		md = map[string]string{}
+	}
+	return RefundObject{ID: r.ID, Object: "refund", CheckoutSession: r.SessionID, App: r.AppID,
+		Amount: ledger.FormatAmount(r.Currency, r.Amount), FeeRefunded: ledger.FormatAmount(r.Currency, r.FeeRefunded),
+		Currency: r.Currency, Status: r.Status, Reason: optString(r.Reason), Metadata: md, Created: Timestamp(r.Created), Version: 1}
+}

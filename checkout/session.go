@@ -1,0 +1,448 @@
+package checkout
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+	"unicode/utf8"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/minipay/minipay"
+	"github.com/minipay/minipay/internal/id"
+	"github.com/minipay/minipay/ledger"
+	"github.com/minipay/minipay/webhooks"
+)
+
+// Session statuses and payment statuses.
+const (
+	StatusOpen     = "open"
+	StatusComplete = "complete"
+	StatusExpired  = "expired"
+	StatusCanceled = "canceled"
+
+	PaymentUnpaid            = "unpaid"
+	PaymentPaid              = "paid"
+	PaymentPartiallyRefunded = "partially_refunded"
+	PaymentRefunded          = "refunded"
+
+	CaptureAutomatic = "automatic"
+	CaptureManual    = "manual"
+
+	CaptureRequired = "requires_capture"
+	CaptureCaptured = "captured"
+	CaptureVoided   = "voided"
+)
+
+// Limits of a session.
+const (
+	ExpiresInMin     = 60 * time.Second
+	ExpiresInMax     = 24 * time.Hour
+	ExpiresInDefault = 30 * time.Minute
+	LineItemsMax     = 100
+	ClientRefLenMax  = 200
+)
+
+// LineItem is one line of what is sold.
+type LineItem struct {
+	Name       string `json:"name"`
+	UnitAmount int64  `json:"unit_amount"` // minor units
+	Quantity   int64  `json:"quantity"`
+}
+
+// Session is a checkout session: what a user is asked to pay, and what
+// became of it.
+type Session struct {
+	ID                string
+	AppID             string
+	DeveloperID       string
+	Status            string
+	PaymentStatus     string
+	CaptureMethod     string
+	CaptureStatus     string // manual capture only
+	Currency          string
+	AmountTotal       int64
+	AmountRefunded    int64
+	Fee               *int64 // set when confirmed
+	FeeRefunded       int64
+	Option            string
+	OptionVersion     string
+	ClientReferenceID string
+	ClientSecret      string
+	LineItems         []LineItem
+	Metadata          map[string]string
+	UserID            string // the host's user id: never shown to the app
+	Customer          string // the app's pseudonymous id for the user
+	ExpiresAt         time.Time
+	HoldExpiresAt     time.Time
+	RefundUntil       time.Time
+	AvailableOn       time.Time
+	CompletedAt       time.Time
+	CapturedAt        time.Time
+	Created           time.Time
+	Version           int
+}
+
+// CreateParams are the parameters of a new session. Exactly one of Amount
+// and LineItems is set; amounts are decimal strings in major units.
+type CreateParams struct {
+	ID                string // derived from an idempotency key, or empty for a fresh one
+	AppID             string
+	Amount            string
+	LineItems         []LineItemParams
+	Currency          string
+	Option            string
+	ClientReferenceID string
+	ExpiresIn         int64 // seconds; 0 for the default
+	CaptureMethod     string
+	Metadata          map[string]string
+}
+
+// LineItemParams is a line item as it arrives.
+type LineItemParams struct {
+	Name       string
+	UnitAmount string
+	Quantity   int64
+}
+
+// CreateSession validates p against the app's grants and the catalog and
+// creates an open session.
+func (s *Service) CreateSession(ctx context.Context, p CreateParams) (Session, error) {
+	app, err := s.apps.GetApp(ctx, p.AppID)
+	if err != nil {
+		return Session{}, err
+	}
+	sess, err := s.newSession(app.ID, app.DeveloperID, p)
+	if err != nil {
+		return Session{}, err
+	}
+	if err := s.checkGrants(app.Options, app.Currencies, sess); err != nil {
+		return Session{}, err
+	}
+	items, _ := json.Marshal(sess.LineItems)
+	md, _ := json.Marshal(sess.Metadata)
+	tag, err := s.db.Exec(ctx, `
+		INSERT INTO checkout_sessions (id, app_id, developer_id, status, payment_status, capture_method, currency,
+			amount_total, option, client_reference_id, client_secret, line_items, metadata, expires_at, created_at)
+		VALUES ($1, $2, $3, 'open', 'unpaid', $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
+		ON CONFLICT (id) DO NOTHING`,
+		sess.ID, sess.AppID, sess.DeveloperID, sess.CaptureMethod, sess.Currency, sess.AmountTotal, sess.Option,
+		nullable(sess.ClientReferenceID), sess.ClientSecret, nullJSON(sess.LineItems, items), md, sess.ExpiresAt, sess.Created)
+	if err != nil {
+		return Session{}, fmt.Errorf("create session: %w", err)
+	}
+	if tag.RowsAffected() == 0 { // created before under the same idempotency key
+		return s.GetSession(ctx, p.AppID, sess.ID)
+	}
+	return sess, nil
+}
+
+// newSession builds a session from p without touching the database.
+func (s *Service) newSession(appID, devID string, p CreateParams) (Session, error) {
+	now := time.Now().UTC().Truncate(time.Microsecond)
+	sess := Session{
+		ID: p.ID, AppID: appID, DeveloperID: devID, Status: StatusOpen, PaymentStatus: PaymentUnpaid,
+		CaptureMethod: p.CaptureMethod, Currency: p.Currency, Option: p.Option,
+		ClientReferenceID: p.ClientReferenceID, Metadata: p.Metadata, Created: now, Version: 1,
+	}
+	if sess.ID == "" {
+		sess.ID = id.New("cs")
+	}
+	if sess.CaptureMethod == "" {
+		sess.CaptureMethod = CaptureAutomatic
+	}
+	if sess.CaptureMethod != CaptureAutomatic && sess.CaptureMethod != CaptureManual {
+		return Session{}, minipay.Field("capture_method", fmt.Errorf("%w: capture_method is automatic or manual", ErrInvalid))
+	}
+	if sess.Currency == "" {
+		return Session{}, minipay.Field("currency", fmt.Errorf("%w: currency", ErrMissing))
+	}
+	if _, err := ledger.Exponent(sess.Currency); err != nil {
+		return Session{}, minipay.Field("currency", err)
+	}
+	if sess.Option == "" {
+		return Session{}, minipay.Field("option", fmt.Errorf("%w: option", ErrMissing))
+	}
+	if utf8.RuneCountInString(sess.ClientReferenceID) > ClientRefLenMax || !utf8.ValidString(sess.ClientReferenceID) {
+		return Session{}, minipay.Field("client_reference_id", fmt.Errorf("%w: at most %d characters", ErrInvalid, ClientRefLenMax))
+	}
+	if sess.Metadata == nil {
+		sess.Metadata = map[string]string{}
+	}
+	if err := ledger.ValidateMetadata(sess.Metadata); err != nil {
+		return Session{}, err
+	}
+	expiresIn := ExpiresInDefault
+	if p.ExpiresIn != 0 {
+		expiresIn = time.Duration(p.ExpiresIn) * time.Second
+		if p.ExpiresIn < 0 || expiresIn < ExpiresInMin || expiresIn > ExpiresInMax {
+			return Session{}, minipay.Field("expires_in", fmt.Errorf("%w: expires_in is 60–86400 seconds", ErrInvalid))
+		}
+	}
+	sess.ExpiresAt = now.Add(expiresIn)
+	var err error
+	if sess.AmountTotal, sess.LineItems, err = amountOf(sess.Currency, p.Amount, p.LineItems); err != nil {
+		return Session{}, err
+	}
+	sess.ClientSecret = sess.ID + "_secret_" + randomToken()
+	return sess, nil
+}
+
+func randomToken() string {
+	var b [18]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		panic("checkout: crypto/rand: " + err.Error())
+	}
+	return base64.RawURLEncoding.EncodeToString(b[:])
+}
+
+// amountOf is the session total: the amount, or the sum of the line items,
+// in minor units, refusing overflow.
+func amountOf(currency, amount string, items []LineItemParams) (int64, []LineItem, error) {
+	switch {
+	case amount != "" && len(items) > 0:
+		return 0, nil, minipay.Field("amount", fmt.Errorf("%w: give amount or line_items, not both", ErrInvalid))
+	case amount == "" && len(items) == 0:
+		return 0, nil, minipay.Field("amount", fmt.Errorf("%w: amount or line_items", ErrMissing))
+	case amount != "":
+		minor, err := ledger.ParseAmount(currency, amount)
+		if err != nil {
+			return 0, nil, minipay.Field("amount", err)
+		}
+		if minor <= 0 {
+			return 0, nil, minipay.Field("amount", fmt.Errorf("%w: amount must be greater than zero", ErrInvalid))
+		}
+		return minor, nil, nil
+	case len(items) > LineItemsMax:
+		return 0, nil, minipay.Field("line_items", fmt.Errorf("%w: at most %d line items", ErrInvalid, LineItemsMax))
+	}
+	var total int64
+	out := make([]LineItem, len(items))
+	for i, it := range items {
+		field := fmt.Sprintf("line_items[%d]", i)
+		if it.Name == "" || utf8.RuneCountInString(it.Name) > 200 || !utf8.ValidString(it.Name) {
+			return 0, nil, minipay.Field(field+".name", fmt.Errorf("%w: name must be 1–200 characters", ErrInvalid))
+		}
+		unit, err := ledger.ParseAmount(currency, it.UnitAmount)
+		if err != nil {
+			return 0, nil, minipay.Field(field+".unit_amount", err)
+		}
+		if unit <= 0 || it.Quantity < 1 || it.Quantity > 1_000_000 {
+			return 0, nil, minipay.Field(field, fmt.Errorf("%w: unit_amount > 0 and quantity 1–1000000", ErrInvalid))
+		}
+		line := unit * it.Quantity
+		if line/it.Quantity != unit || total+line < total {
+			return 0, nil, minipay.Field(field, fmt.Errorf("%w: the total is too large", ledger.ErrAmountTooLarge))
+		}
+		total += line
+		out[i] = LineItem{Name: it.Name, UnitAmount: unit, Quantity: it.Quantity}
+	}
+	return total, out, nil
+}
+
+// checkGrants refuses a session the app may not create: an option it was
+// not granted, a currency it may not use or the option does not support,
+// an amount outside the option's limits.
+func (s *Service) checkGrants(options, currencies []string, sess Session) error {
+	opt, ok := s.catalog.At(sess.Option, sess.Created)
+	if !ok {
+		return minipay.Field("option", fmt.Errorf("%w: %q", ErrUnknownOption, sess.Option))
+	}
+	if !contains(options, sess.Option) {
+		return minipay.Field("option", fmt.Errorf("%w: %s", ErrOptionNotEnabled, sess.Option))
+	}
+	if !contains(currencies, sess.Currency) {
+		return minipay.Field("currency", fmt.Errorf("%w: %s", ErrCurrencyNotEnabled, sess.Currency))
+	}
+	if !opt.SupportsCurrency(sess.Currency) {
+		return minipay.Field("currency", fmt.Errorf("%w: %s does not take %s", ErrCurrencyNotAllowed, opt.Name, sess.Currency))
+	}
+	amount := ledger.ToDecimal(sess.Currency, sess.AmountTotal)
+	if amount.LessThan(opt.MinAmount) {
+		return minipay.Field("amount", fmt.Errorf("%w: %s is at least %s %s", ErrAmountBelowMinimum, opt.Name, opt.MinAmount, sess.Currency))
+	}
+	if amount.GreaterThan(opt.MaxAmount) {
+		return minipay.Field("amount", fmt.Errorf("%w: %s is at most %s %s", ErrAmountAboveMaximum, opt.Name, opt.MaxAmount, sess.Currency))
+	}
+	return nil
+}
+
+func contains(list []string, s string) bool {
+	for _, v := range list {
+		if v == s {
+			return true
+		}
+	}
+	return false
+}
+
+func nullable(s string) *string {
+	if s == "" {
+		return nil
+	}
+	return &s
+}
+
+func nullJSON(items []LineItem, raw []byte) []byte {
+	if len(items) == 0 {
+		return nil
+	}
+	return raw
+}
+
+const sessionColumns = `id, app_id, developer_id, status, payment_status, capture_method, coalesce(capture_status, ''),
+	currency, amount_total, amount_refunded, fee, fee_refunded, option, coalesce(option_version, ''),
+	coalesce(client_reference_id, ''), client_secret, line_items, metadata, coalesce(user_id, ''), coalesce(customer, ''),
+	expires_at, hold_expires_at, refund_until, available_on, completed_at, captured_at, created_at, version`
+
+func scanSession(row pgx.Row) (Session, error) {
+	var (
+		sess                                    Session
+		items, md                               []byte
+		hold, refundUntil, avail, done, capture *time.Time
+	)
+	err := row.Scan(&sess.ID, &sess.AppID, &sess.DeveloperID, &sess.Status, &sess.PaymentStatus, &sess.CaptureMethod,
+		&sess.CaptureStatus, &sess.Currency, &sess.AmountTotal, &sess.AmountRefunded, &sess.Fee, &sess.FeeRefunded,
+		&sess.Option, &sess.OptionVersion, &sess.ClientReferenceID, &sess.ClientSecret, &items, &md, &sess.UserID,
+		&sess.Customer, &sess.ExpiresAt, &hold, &refundUntil, &avail, &done, &capture, &sess.Created, &sess.Version)
+	if err != nil {
+		return Session{}, err
+	}
+	for _, t := range []struct {
+		src *time.Time
+		dst *time.Time
+	}{{hold, &sess.HoldExpiresAt}, {refundUntil, &sess.RefundUntil}, {avail, &sess.AvailableOn}, {done, &sess.CompletedAt}, {capture, &sess.CapturedAt}} {
+		if t.src != nil {
+			*t.dst = *t.src
+		}
+	}
+	if len(items) > 0 {
+		if err := json.Unmarshal(items, &sess.LineItems); err != nil {
+			return Session{}, fmt.Errorf("line items of %s: %w", sess.ID, err)
+		}
+	}
+	if err := json.Unmarshal(md, &sess.Metadata); err != nil {
+		return Session{}, fmt.Errorf("metadata of %s: %w", sess.ID, err)
+	}
+	return sess, nil
+}
+
+// GetSession returns a session of app appID; another app's session is
+// ErrSessionNotFound. An empty appID reads any session (the host's view).
+func (s *Service) GetSession(ctx context.Context, appID, sessionID string) (Session, error) {
+	sess, err := scanSession(s.db.QueryRow(ctx, `SELECT `+sessionColumns+` FROM checkout_sessions WHERE id = $1`, sessionID))
+	if errors.Is(err, pgx.ErrNoRows) || err == nil && appID != "" && sess.AppID != appID {
+		return Session{}, fmt.Errorf("%w: %s", ErrSessionNotFound, sessionID)
+	}
+	if err != nil {
+		return Session{}, fmt.Errorf("get session %s: %w", sessionID, err)
+	}
+	return sess, nil
+}
+
+// ListSessions pages through an app's sessions, newest first, optionally
+// only those with status.
+func (s *Service) ListSessions(ctx context.Context, appID, status string, limit int, startingAfter string) ([]Session, bool, error) {
+	if startingAfter == "" {
+		startingAfter = "\uffff"
+	}
+	rows, err := s.db.Query(ctx, `SELECT `+sessionColumns+` FROM checkout_sessions
+		WHERE app_id = $1 AND id < $2 AND ($3 = '' OR status = $3) ORDER BY id DESC LIMIT $4`,
+		appID, startingAfter, status, limit+1)
+	if err != nil {
+		return nil, false, fmt.Errorf("list sessions: %w", err)
+	}
+	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (Session, error) { return scanSession(r) })
+	if err != nil {
+		return nil, false, fmt.Errorf("list sessions: %w", err)
+	}
+	if len(out) > limit {
+		return out[:limit], true, nil
+	}
+	return out, false, nil
+}
+
+// CancelSession cancels an open session of app appID.
+func (s *Service) CancelSession(ctx context.Context, appID, sessionID string) (Session, error) {
+	var sess Session
+	err := pgx.BeginFunc(ctx, s.db, func(tx pgx.Tx) error {
+		var err error
+		sess, err = scanSession(tx.QueryRow(ctx, `UPDATE checkout_sessions SET status = 'canceled', version = version + 1
+			WHERE id = $1 AND app_id = $2 AND status = 'open' AND expires_at > now()
+			RETURNING `+sessionColumns, sessionID, appID))
+		if err != nil {
+			return err
+		}
+		return webhooks.Emit(ctx, tx, sessionEvent(webhooks.CheckoutSessionCanceled, sess))
+	})
+	if errors.Is(err, pgx.ErrNoRows) {
+		return Session{}, s.whyNot(ctx, appID, sessionID)
+	}
+	if err != nil {
+		return Session{}, fmt.Errorf("cancel session %s: %w", sessionID, err)
+	}
+	return sess, nil
+}
+
+// whyNot explains why an open session of appID could not be changed.
+func (s *Service) whyNot(ctx context.Context, appID, sessionID string) error {
+	sess, err := s.GetSession(ctx, appID, sessionID)
+	if err != nil {
+		return err
+	}
+	return stateError(sess)
+}
+
+// stateError is the error for acting on a session that is not open.
+func stateError(sess Session) error {
+	switch {
+	case sess.Status == StatusComplete:
+		return fmt.Errorf("%w: %s", ErrSessionNotOpen, sess.ID)
+	case sess.Status == StatusCanceled:
+		return fmt.Errorf("%w: %s", ErrSessionCanceled, sess.ID)
+	case sess.Status == StatusExpired || !time.Now().Before(sess.ExpiresAt):
+		return fmt.Errorf("%w: %s", ErrSessionExpired, sess.ID)
+	}
+	return fmt.Errorf("%w: %s", errStateChanged, sess.ID)
+}
+
+// sessionEvent is the event for a session in its new state.
+func sessionEvent(typ string, sess Session) webhooks.Event {
+	return webhooks.Event{Type: typ, DeveloperID: sess.DeveloperID, AppID: sess.AppID,
+		Object: sess.Public(), ObjectID: sess.ID, ObjectVersion: sess.Version}
+}
+
+// ExpireDue expires up to limit open sessions whose expiry has passed, each
+// with its checkout.session.expired event, and returns how many. Replicas
+// may run it at once: rows locked by one are skipped by the others.
+func (s *Service) ExpireDue(ctx context.Context, limit int) (int, error) {
+	n := 0
+	err := pgx.BeginFunc(ctx, s.db, func(tx pgx.Tx) error {
+		rows, err := tx.Query(ctx, `UPDATE checkout_sessions SET status = 'expired', version = version + 1
+			WHERE id IN (SELECT id FROM checkout_sessions WHERE status = 'open' AND expires_at <= now()
+				ORDER BY expires_at LIMIT $1 FOR UPDATE SKIP LOCKED)
+			RETURNING `+sessionColumns, limit)
+		if err != nil {
+			return err
+		}
+		expired, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (Session, error) { return scanSession(r) })
+		if err != nil {
+			return err
+		}
+		for _, sess := range expired {
+			if err := webhooks.Emit(ctx, tx, sessionEvent(webhooks.CheckoutSessionExpired, sess)); err != nil {
+				return err
+			}
+		}
+		n = len(expired)
+		return nil
+	})
+	if err != nil {
+		return 0, fmt.Errorf("expire sessions: %w", err)
+	}
+	return n, nil
+}

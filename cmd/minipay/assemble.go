@@ -1,0 +1,143 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/minipay/minipay/api"
+	"github.com/minipay/minipay/apps"
+	"github.com/minipay/minipay/checkout"
+	"github.com/minipay/minipay/docs"
+	"github.com/minipay/minipay/internal/idempotency"
+	"github.com/minipay/minipay/internal/metrics"
+	"github.com/minipay/minipay/ledger"
+	"github.com/minipay/minipay/settlement"
+	"github.com/minipay/minipay/webhooks"
+)
+
+// application is every service of one minipay process, wired together.
+type application struct {
+	log        *slog.Logger
+	pool       *pgxpool.Pool
+	metrics    *metrics.Metrics
+	ledger     *ledger.Ledger
+	apps       *apps.Service
+	checkout   *checkout.Service
+	settlement *settlement.Service
+	webhooks   *webhooks.Service
+	server     *api.Server
+}
+
+// assemble builds the services from the configuration. Keys and the server
+// secret generated on first start are printed once to stdout.
+func assemble(ctx context.Context, cfg *config, pool *pgxpool.Pool, log *slog.Logger, stdout io.Writer) (*application, error) {
+	secret, generated, err := apps.LoadSecret(ctx, pool, cfg.Secret)
+	if err != nil {
+		return nil, err
+	}
+	if generated {
+		log.Warn("MINIPAY_SECRET is not set: generated a server secret and stored it in the database; set MINIPAY_SECRET in production")
+	}
+	catalog := checkout.DefaultCatalog()
+	if cfg.Catalog != "" {
+		if catalog, err = checkout.LoadCatalog(cfg.Catalog); err != nil {
+			return nil, err
+		}
+	}
+	a := &application{log: log, pool: pool, metrics: metrics.New()}
+	a.apps = apps.New(pool, secret)
+	if err := ensureOperatorKeys(ctx, a.apps, cfg, stdout); err != nil {
+		return nil, err
+	}
+	a.ledger = ledger.New(pool, ledger.Options{Observe: observeLedger(a.metrics)})
+	a.checkout = checkout.New(pool, a.ledger, a.apps, checkout.Options{Catalog: catalog, Log: log})
+	a.settlement = settlement.New(pool, a.ledger)
+	a.webhooks = webhooks.New(pool, webhooks.Options{Secret: secret, AllowPrivate: cfg.WebhookAllowPrivate, Log: log, Metrics: a.metrics})
+	a.server = &api.Server{
+		Ledger: a.ledger, Apps: a.apps, Checkout: a.checkout, Settlement: a.settlement, Webhooks: a.webhooks,
+		Idem: idempotency.New(pool), Metrics: a.metrics, Log: log, RateLimit: cfg.RateLimit,
+		Ready:   func(ctx context.Context) error { return pool.Ping(ctx) },
+		OpenAPI: docs.OpenAPI,
+	}
+	return a, nil
+}
+
+// close stops what the services run; the pool is the caller's.
+func (a *application) close() {
+	a.ledger.Close()
+}
+
+// startWorkers runs the background loops of serve until ctx ends. Every
+// loop is safe with any number of replicas running it too.
+func (a *application) startWorkers(ctx context.Context, wg *sync.WaitGroup) {
+	idem := idempotency.New(a.pool)
+	loops := []func(){
+		func() { a.ledger.RunTimeouts(ctx, time.Second, a.log) },
+		func() { every(ctx, time.Hour, func() { purgeIdempotency(ctx, idem, a.log) }) },
+		func() { every(ctx, time.Second, func() { a.sweep(ctx, "expire sessions", a.checkout.ExpireDue) }) },
+		func() { every(ctx, 10*time.Second, func() { a.sweep(ctx, "void expired holds", a.checkout.VoidExpiredHolds) }) },
+		// (webhook dispatcher)
+	}
+	for _, loop := range loops {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			loop()
+		}()
+	}
+}
+
+// sweep runs fn in batches until a batch comes back short.
+func (a *application) sweep(ctx context.Context, what string, fn func(context.Context, int) (int, error)) {
+	const batch = 500
+	for ctx.Err() == nil {
+		n, err := fn(ctx, batch)
+		if err != nil {
+			if ctx.Err() == nil {
+				a.log.Error(what, "err", err)
+			}
+			return
+		}
+		if n > 0 {
+			a.log.Info(what, "count", n)
+		}
+		if n < batch {
+			return
+		}
+	}
+}
+
+// ensureOperatorKeys stores the admin and host keys from the configuration,
+// or generates them on first start and prints them once.
+func ensureOperatorKeys(ctx context.Context, svc *apps.Service, cfg *config, stdout io.Writer) error {
+	for _, k := range []struct {
+		kind  apps.KeyKind
+		given string
+		env   string
+	}{{apps.KindAdmin, cfg.AdminKey, "MINIPAY_ADMIN_KEY"}, {apps.KindHost, cfg.HostKey, "MINIPAY_HOST_KEY"}} {
+		generated, err := svc.EnsureOperatorKey(ctx, k.kind, k.given)
+		if err != nil {
+			return err
+		}
+		if generated != "" {
+			fmt.Fprintf(stdout, "minipay: generated %s key (shown once; set %s to choose your own): %s\n", k.kind, k.env, generated)
+		}
+	}
+	return nil
+}
+
+func observeLedger(m *metrics.Metrics) func(ledger.BatchStats) {
+	return func(s ledger.BatchStats) {
+		m.LedgerGroups.Inc()
+		m.LedgerGroupSize.Observe(float64(s.Ops))
+		m.LedgerGroupDuration.Observe(s.Duration.Seconds())
+		m.LedgerTransfers.Add(float64(s.Written))
+		m.LedgerGroupAttempts.Add(float64(s.Attempts))
+	}
+}

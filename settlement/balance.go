@@ -1,0 +1,142 @@
+package settlement
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/minipay/minipay/internal/id"
+)
+
+// Balance transaction types.
+const (
+	TxnPayment = "payment"
+	TxnRefund  = "refund"
+	TxnPayout  = "payout"
+)
+
+// BalanceTxn is one movement of a developer's money: a payment (positive),
+// a refund (negative) or a payout. Amounts are minor units of Currency;
+// Net is Amount minus Fee.
+type BalanceTxn struct {
+	ID          string
+	DeveloperID string
+	AppID       string
+	Type        string
+	Currency    string
+	Amount      int64
+	Fee         int64
+	Net         int64
+	SourceID    string // cs_…, re_… or po_…
+	SessionID   string
+	AvailableOn time.Time // when it may be paid out
+	PayoutID    string    // the payout that paid it out, once settled
+	Created     time.Time
+}
+
+// InsertBalanceTxn returns the statement that records t, for the caller to
+// commit with the ledger transfer that moves the money.
+func InsertBalanceTxn(t BalanceTxn) (sql string, args []any) {
+	if t.ID == "" {
+		t.ID = id.New("txn")
+	}
+	var app, session *string
+	if t.AppID != "" {
+		app = &t.AppID
+	}
+	if t.SessionID != "" {
+		session = &t.SessionID
+	}
+	return `INSERT INTO balance_transactions (id, developer_id, app_id, type, currency, amount, fee, net, source_id, session_id, available_on)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)`,
+		[]any{t.ID, t.DeveloperID, app, t.Type, t.Currency, t.Amount, t.Fee, t.Amount - t.Fee, t.SourceID, session, t.AvailableOn}
+}
+
+// Money is an amount in minor units of a currency.
+type Money struct {
+	Currency string
+	Amount   int64
+}
+
+// Balance is a developer's unsettled money per currency: Pending has not
+// matured yet (its holding period runs), Available goes out with the next
+// settlement run.
+type Balance struct {
+	Pending   []Money
+	Available []Money
+}
+
+// Balance returns developer's balance now.
+func (s *Service) Balance(ctx context.Context, developerID string) (Balance, error) {
+	rows, err := s.db.Query(ctx, `
+		SELECT currency,
+		       coalesce(sum(net) FILTER (WHERE available_on > now()), 0)::text,
+		       coalesce(sum(net) FILTER (WHERE available_on <= now()), 0)::text
+		FROM balance_transactions
+		WHERE developer_id = $1 AND payout_id IS NULL AND type <> 'payout'
+		GROUP BY currency ORDER BY currency`, developerID)
+	if err != nil {
+		return Balance{}, fmt.Errorf("balance of %s: %w", developerID, err)
+	}
+	var (
+		b                   Balance
+		cur, pending, avail string
+	)
+	_, err = pgx.ForEachRow(rows, []any{&cur, &pending, &avail}, func() error {
+		p, err1 := parseSum(pending)
+		a, err2 := parseSum(avail)
+		if err1 != nil || err2 != nil {
+			return fmt.Errorf("balance of %s in %s out of range", developerID, cur)
+		}
+		b.Pending = append(b.Pending, Money{Currency: cur, Amount: p})
+		b.Available = append(b.Available, Money{Currency: cur, Amount: a})
+		return nil
+	})
+	if err != nil {
+		return Balance{}, fmt.Errorf("balance of %s: %w", developerID, err)
+	}
+	return b, nil
+}
+
+func parseSum(s string) (int64, error) {
+	var v int64
+	_, err := fmt.Sscan(s, &v)
+	if err != nil || v == math.MaxInt64 || v == math.MinInt64 {
+		return 0, fmt.Errorf("sum %q out of range", s)
+	}
+	return v, nil
+}
+
+const balanceTxnColumns = `id, developer_id, coalesce(app_id, ''), type, currency, amount, fee, net, source_id,
+	coalesce(session_id, ''), available_on, coalesce(payout_id, ''), created_at`
+
+func scanBalanceTxn(row pgx.Row) (BalanceTxn, error) {
+	var t BalanceTxn
+	err := row.Scan(&t.ID, &t.DeveloperID, &t.AppID, &t.Type, &t.Currency, &t.Amount, &t.Fee, &t.Net, &t.SourceID,
+		&t.SessionID, &t.AvailableOn, &t.PayoutID, &t.Created)
+	return t, err
+}
+
+// ListBalanceTransactions pages through a developer's balance
+// transactions, newest first, after the id startingAfter.
+func (s *Service) ListBalanceTransactions(ctx context.Context, developerID string, limit int, startingAfter string) ([]BalanceTxn, bool, error) {
+	if startingAfter == "" {
+		startingAfter = "\uffff"
+	}
+	rows, err := s.db.Query(ctx, `SELECT `+balanceTxnColumns+` FROM balance_transactions
+		WHERE developer_id = $1 AND id < $2 ORDER BY id DESC LIMIT $3`, developerID, startingAfter, limit+1)
+	if err != nil {
+		return nil, false, fmt.Errorf("list balance transactions: %w", err)
+	}
+	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (BalanceTxn, error) { return scanBalanceTxn(r) })
+	if err != nil {
+		return nil, false, fmt.Errorf("list balance transactions: %w", err)
+	}
+	if len(out) > limit {
+		return out[:limit], true, nil
+	}
+	return out, false, nil
+}

@@ -1,0 +1,326 @@
+package webhooks
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/netip"
+	"net/url"
+	"slices"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/minipay/minipay"
+	"github.com/minipay/minipay/internal/id"
+)
+
+// Limits on endpoints.
+const (
+	EndpointsPerAppMax = 16
+	urlLenMax          = 2048
+	descriptionLenMax  = 500
+)
+
+// Endpoint statuses.
+const (
+	StatusEnabled  = "enabled"
+	StatusDisabled = "disabled"
+	statusDeleted  = "deleted"
+)
+
+// Owner is who asks: an app, which sees its own endpoints and events and
+// its developer's app-less events, and nothing of any other app.
+type Owner struct {
+	AppID       string
+	DeveloperID string
+}
+
+// EndpointObject is a webhook endpoint as developers see it.
+type EndpointObject struct {
+	ID             string   `json:"id"`
+	Object         string   `json:"object"`
+	App            string   `json:"app"`
+	URL            string   `json:"url"`
+	Description    string   `json:"description"`
+	EnabledEvents  []string `json:"enabled_events"`
+	Status         string   `json:"status"`
+	DisabledReason *string  `json:"disabled_reason"`
+	// Secret is shown once, when the endpoint is created or its secret rotated.
+	Secret string `json:"secret,omitempty"`
+	// PreviousSecretExpiresAt is when a rotated-out secret stops signing.
+	PreviousSecretExpiresAt *string `json:"previous_secret_expires_at"`
+	Created                 string  `json:"created"`
+	Updated                 string  `json:"updated"`
+}
+
+// EndpointParams describes an endpoint to create.
+type EndpointParams struct {
+	ID            string // optional (derived from an idempotency key); creating it again returns it
+	URL           string
+	EnabledEvents []string
+	Description   string
+}
+
+// EndpointUpdate changes an endpoint; nil fields stay as they are.
+type EndpointUpdate struct {
+	URL           *string
+	EnabledEvents *[]string
+	Description   *string
+	Status        *string // StatusEnabled or StatusDisabled
+}
+
+const endpointColumns = `id, app_id, url, description, enabled_events, status, disabled_reason,
+	old_secret_expires_at, created_at, updated_at`
+
+func scanEndpoint(row pgx.Row) (EndpointObject, error) {
+	var (
+		e                EndpointObject
+		oldExp           *time.Time
+		created, updated time.Time
+	)
+	err := row.Scan(&e.ID, &e.App, &e.URL, &e.Description, &e.EnabledEvents, &e.Status, &e.DisabledReason,
+		&oldExp, &created, &updated)
+	if err != nil {
+		return EndpointObject{}, err
+	}
+	e.Object = "webhook_endpoint"
+	e.Created, e.Updated = timestamp(created), timestamp(updated)
+	if oldExp != nil && oldExp.After(time.Now()) {
+		s := timestamp(*oldExp)
+		e.PreviousSecretExpiresAt = &s
+	}
+	return e, nil
+}
+
+// CreateEndpoint creates an endpoint for the owner's app and returns it
+// with its signing secret, which is never shown again.
+func (s *Service) CreateEndpoint(ctx context.Context, o Owner, p EndpointParams) (EndpointObject, error) {
+	if err := s.checkURL(p.URL); err != nil {
+		return EndpointObject{}, minipay.Field("url", err)
+	}
+	events, err := checkEventTypes(p.EnabledEvents)
+	if err != nil {
+		return EndpointObject{}, err
+	}
+	if err := checkDescription(p.Description); err != nil {
+		return EndpointObject{}, err
+	}
+	if p.ID == "" {
+		p.ID = id.New("we")
+	}
+	secret, key := newSecret()
+	var e EndpointObject
+	err = pgx.BeginFunc(ctx, s.db, func(tx pgx.Tx) error {
+		// Serialize creations per app so the limit holds under concurrency.
+		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock(hashtext('webhook_endpoints:' || $1))`, o.AppID); err != nil {
+			return err
+		}
+		if existing, err := scanEndpoint(tx.QueryRow(ctx, `SELECT `+endpointColumns+` FROM webhook_endpoints
+			WHERE id = $1 AND app_id = $2 AND status <> 'deleted'`, p.ID, o.AppID)); err == nil {
+			e = existing // a retry of the same creation: the secret was shown the first time
+			return nil
+		} else if !errors.Is(err, pgx.ErrNoRows) {
+			return err
+		}
+		var n int
+		if err := tx.QueryRow(ctx, `SELECT count(*) FROM webhook_endpoints WHERE app_id = $1 AND status <> 'deleted'`, o.AppID).Scan(&n); err != nil {
+			return err
+		}
+		if n >= EndpointsPerAppMax {
+			return ErrEndpointLimit
+		}
+		e, err = scanEndpoint(tx.QueryRow(ctx, `INSERT INTO webhook_endpoints
+			(id, app_id, developer_id, url, description, enabled_events, status, secret_enc)
+			VALUES ($1, $2, $3, $4, $5, $6, 'enabled', $7) RETURNING `+endpointColumns,
+			p.ID, o.AppID, o.DeveloperID, p.URL, p.Description, events, s.sealer.seal(p.ID, key)))
+		e.Secret = secret
+		return err
+	})
+	if err != nil {
+		return EndpointObject{}, fmt.Errorf("create webhook endpoint: %w", err)
+	}
+	return e, nil
+}
+
+// GetEndpoint returns one of the owner's endpoints.
+func (s *Service) GetEndpoint(ctx context.Context, o Owner, endpointID string) (EndpointObject, error) {
+	e, err := scanEndpoint(s.db.QueryRow(ctx, `SELECT `+endpointColumns+` FROM webhook_endpoints
+		WHERE id = $1 AND app_id = $2 AND status <> 'deleted'`, endpointID, o.AppID))
+	return e, endpointError("get", endpointID, err)
+}
+
+// ListEndpoints pages through the owner's endpoints, newest first.
+func (s *Service) ListEndpoints(ctx context.Context, o Owner, limit int, startingAfter string) ([]EndpointObject, bool, error) {
+	rows, err := s.db.Query(ctx, `SELECT `+endpointColumns+` FROM webhook_endpoints
+		WHERE app_id = $1 AND status <> 'deleted' AND ($2 = '' OR id < $2) ORDER BY id DESC LIMIT $3`,
+		o.AppID, startingAfter, limit+1)
+	if err != nil {
+		return nil, false, fmt.Errorf("list webhook endpoints: %w", err)
+	}
+	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (EndpointObject, error) { return scanEndpoint(r) })
+	if err != nil {
+		return nil, false, fmt.Errorf("list webhook endpoints: %w", err)
+	}
+	return page(out, limit)
+}
+
+// UpdateEndpoint changes an endpoint. Enabling a disabled endpoint starts
+// its failure count afresh; deliveries that came due while it was
+// disabled were canceled (redeliver their events to catch up).
+func (s *Service) UpdateEndpoint(ctx context.Context, o Owner, endpointID string, u EndpointUpdate) (EndpointObject, error) {
+	var events []string
+	if u.URL != nil {
+		if err := s.checkURL(*u.URL); err != nil {
+			return EndpointObject{}, minipay.Field("url", err)
+		}
+	}
+	if u.EnabledEvents != nil {
+		var err error
+		if events, err = checkEventTypes(*u.EnabledEvents); err != nil {
+			return EndpointObject{}, err
+		}
+	}
+	if u.Description != nil {
+		if err := checkDescription(*u.Description); err != nil {
+			return EndpointObject{}, err
+		}
+	}
+	if u.Status != nil && *u.Status != StatusEnabled && *u.Status != StatusDisabled {
+		return EndpointObject{}, minipay.Field("status", fmt.Errorf("%w: status is enabled or disabled", ErrInvalid))
+	}
+	e, err := scanEndpoint(s.db.QueryRow(ctx, `UPDATE webhook_endpoints SET
+			url = COALESCE($3, url), enabled_events = COALESCE($4, enabled_events),
+			description = COALESCE($5, description),
+			disabled_reason = CASE WHEN $6::text IS NULL OR $6 = status THEN disabled_reason END,
+			failing_since = CASE WHEN $6::text IS NULL OR $6 = status THEN failing_since END,
+			status = COALESCE($6, status), updated_at = now(), version = version + 1
+		WHERE id = $1 AND app_id = $2 AND status <> 'deleted' RETURNING `+endpointColumns,
+		endpointID, o.AppID, u.URL, events, u.Description, u.Status))
+	return e, endpointError("update", endpointID, err)
+}
+
+// DeleteEndpoint deletes an endpoint: it gets no more events, and its
+// pending deliveries are canceled when they come due.
+func (s *Service) DeleteEndpoint(ctx context.Context, o Owner, endpointID string) error {
+	tag, err := s.db.Exec(ctx, `UPDATE webhook_endpoints SET status = 'deleted', updated_at = now(), version = version + 1
+		WHERE id = $1 AND app_id = $2 AND status <> 'deleted'`, endpointID, o.AppID)
+	if err != nil {
+		return fmt.Errorf("delete webhook endpoint %s: %w", endpointID, err)
+	}
+	if tag.RowsAffected() == 0 {
+		return fmt.Errorf("%w: %s", ErrEndpointNotFound, endpointID)
+	}
+	return nil
+}
+
+// RotateSecret gives an endpoint a new signing secret, returned once. For
+// RotationGrace, deliveries carry signatures with both the new and the
+// previous secret, so the developer can deploy the new one without
+// dropping webhooks. Rotating again within the grace period retires the
+// oldest secret at once.
+func (s *Service) RotateSecret(ctx context.Context, o Owner, endpointID string) (EndpointObject, error) {
+	secret, key := newSecret()
+	e, err := scanEndpoint(s.db.QueryRow(ctx, `UPDATE webhook_endpoints SET
+			old_secret_enc = secret_enc, old_secret_expires_at = now() + $3::interval, secret_enc = $4,
+			updated_at = now(), version = version + 1
+		WHERE id = $1 AND app_id = $2 AND status <> 'deleted' RETURNING `+endpointColumns,
+		endpointID, o.AppID, s.opts.RotationGrace, s.sealer.seal(endpointID, key)))
+	if err != nil {
+		return EndpointObject{}, endpointError("rotate secret of", endpointID, err)
+	}
+	e.Secret = secret
+	return e, nil
+}
+
+// endpointError turns "no row" into ErrEndpointNotFound and wraps the rest.
+func endpointError(verb, endpointID string, err error) error {
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, pgx.ErrNoRows):
+		return fmt.Errorf("%w: %s", ErrEndpointNotFound, endpointID)
+	default:
+		return fmt.Errorf("%s webhook endpoint %s: %w", verb, endpointID, err)
+	}
+}
+
+// checkURL accepts absolute https URLs (http too when private addresses
+// are allowed) without credentials. It refuses hosts that are loopback,
+// private or metadata addresses written out; names are checked after
+// resolution, at every connection (see guard).
+func (s *Service) checkURL(raw string) error {
+	if raw == "" {
+		return fmt.Errorf("%w: url is required", ErrMissing)
+	}
+	u, err := url.Parse(raw)
+	if err != nil || len(raw) > urlLenMax || !u.IsAbs() || u.Host == "" || u.Hostname() == "" || u.User != nil || u.Fragment != "" {
+		return fmt.Errorf("%w: %q (at most %d characters, no credentials or fragment)", ErrURLInvalid, raw, urlLenMax)
+	}
+	switch {
+	case u.Scheme == "https":
+	case u.Scheme == "http" && s.opts.AllowPrivate:
+	case u.Scheme == "http":
+		return fmt.Errorf("%w: %q", ErrURLInsecure, raw)
+	default:
+		return fmt.Errorf("%w: scheme %q", ErrURLInvalid, u.Scheme)
+	}
+	if s.opts.AllowPrivate {
+		return nil
+	}
+	host := strings.TrimSuffix(strings.ToLower(u.Hostname()), ".")
+	if host == "localhost" || strings.HasSuffix(host, ".localhost") {
+		return fmt.Errorf("%w: %s", ErrURLNotAllowed, host)
+	}
+	if ip, err := netip.ParseAddr(host); err == nil {
+		if why := refusedBecause(ip); why != "" {
+			return fmt.Errorf("%w: %s is %s", ErrURLNotAllowed, ip, why)
+		}
+	}
+	return nil
+}
+
+// checkEventTypes validates enabled_events and returns it sorted, without
+// duplicates; "*" stands alone.
+func checkEventTypes(types []string) ([]string, error) {
+	if len(types) == 0 {
+		return nil, minipay.Field("enabled_events", fmt.Errorf("%w: enabled_events lists event types, or [\"*\"] for all", ErrMissing))
+	}
+	out := make([]string, 0, len(types))
+	for i, t := range types {
+		if t != "*" && !slices.Contains(Types, t) {
+			return nil, minipay.Field(fmt.Sprintf("enabled_events[%d]", i), fmt.Errorf("%w: %q", ErrUnknownEventType, t))
+		}
+		if !slices.Contains(out, t) {
+			out = append(out, t)
+		}
+	}
+	if slices.Contains(out, "*") {
+		return []string{"*"}, nil
+	}
+	slices.Sort(out)
+	return out, nil
+}
+
+func checkDescription(d string) error {
+	if !utf8.ValidString(d) || utf8.RuneCountInString(d) > descriptionLenMax || strings.ContainsRune(d, 0) {
+		return minipay.Field("description", fmt.Errorf("%w: description is at most %d characters", ErrInvalid, descriptionLenMax))
+	}
+	return nil
+}
+
+// page trims a list fetched with limit+1 rows and says whether there is more.
+func page[T any](rows []T, limit int) ([]T, bool, error) {
+	if len(rows) > limit {
+		return rows[:limit], true, nil
+	}
+	return rows, false, nil
+}
+
+// timestamp renders times in API objects and event bodies: RFC 3339 in UTC
+// to the microsecond, what PostgreSQL keeps, as every minipay object does.
+func timestamp(t time.Time) string {
+	return t.UTC().Format("2006-01-02T15:04:05.000000Z07:00")
+}

@@ -1,0 +1,179 @@
+// Package webhooks tells developers' backends what happened: the event
+// outbox, webhook endpoints, and the dispatcher that delivers events signed
+// per the Standard Webhooks specification, retried until they land.
+//
+// Domain packages write events with Insert or Emit in the same database
+// transaction as the change the event describes, so an event exists if and
+// only if its change committed. webhooks imports no domain package.
+package webhooks
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/minipay/minipay"
+	"github.com/minipay/minipay/internal/id"
+)
+
+// Event types.
+const (
+	CheckoutSessionCompleted = "checkout.session.completed"
+	CheckoutSessionExpired   = "checkout.session.expired"
+	CheckoutSessionCanceled  = "checkout.session.canceled"
+	PaymentCaptured          = "payment.captured"
+	PaymentVoided            = "payment.voided"
+	RefundSucceeded          = "refund.succeeded"
+	PayoutCreated            = "payout.created"
+	PayoutPaid               = "payout.paid"
+	SettlementRunCompleted   = "settlement_run.completed"
+	EndpointDisabled         = "webhook_endpoint.disabled"
+)
+
+// Types lists every event type a developer can subscribe to.
+var Types = []string{
+	CheckoutSessionCompleted, CheckoutSessionExpired, CheckoutSessionCanceled,
+	PaymentCaptured, PaymentVoided, RefundSucceeded,
+	PayoutCreated, PayoutPaid, SettlementRunCompleted, EndpointDisabled,
+}
+
+// Event is something that happened to an object a developer owns.
+type Event struct {
+	ID          string // evt_…; set by Insert when empty
+	Type        string
+	DeveloperID string
+	// AppID is the app the event concerns; empty for events about the
+	// developer as a whole (payouts), which go to all of its apps.
+	AppID string
+	// Object is the object as it is after the change, JSON-encodable. It
+	// must carry "id" and "version" so a receiver can drop stale updates.
+	Object        any
+	ObjectID      string
+	ObjectVersion int
+	Created       time.Time
+}
+
+const insertSQL = `INSERT INTO events (id, type, developer_id, app_id, object_id, object_version, data)
+	VALUES ($1, $2, $3, $4, $5, $6, $7)`
+
+// Insert returns the statement that writes e to the outbox, for callers
+// that commit it with other statements (such as a ledger transfer's).
+func Insert(e Event) (sql string, args []any, err error) {
+	if e.ID == "" {
+		e.ID = id.New("evt")
+	}
+	data, err := json.Marshal(map[string]any{"object": e.Object})
+	if err != nil {
+		return "", nil, fmt.Errorf("encode event %s: %w", e.Type, err)
+	}
+	var app *string
+	if e.AppID != "" {
+		app = &e.AppID
+	}
+	return insertSQL, []any{e.ID, e.Type, e.DeveloperID, app, e.ObjectID, e.ObjectVersion, data}, nil
+}
+
+// Emit writes e to the outbox within tx.
+func Emit(ctx context.Context, tx pgx.Tx, e Event) error {
+	sql, args, err := Insert(e)
+	if err != nil {
+		return err
+	}
+	if _, err := tx.Exec(ctx, sql, args...); err != nil {
+		return fmt.Errorf("emit %s: %w", e.Type, err)
+	}
+	return nil
+}
+
+// eventBody is an event as developers receive it: the body of every
+// delivery and what GET /v1/events/{id} returns, byte for byte.
+type eventBody struct {
+	ID      string          `json:"id"`
+	Object  string          `json:"object"`
+	Type    string          `json:"type"`
+	Created string          `json:"created"`
+	Data    json.RawMessage `json:"data"`
+}
+
+// renderEvent encodes an event stored with data ({"object": {...}}).
+// The same row always renders to the same bytes, so every delivery and
+// redelivery of an event carries the same body.
+func renderEvent(eventID, typ string, created time.Time, data []byte) ([]byte, error) {
+	b, err := json.Marshal(eventBody{ID: eventID, Object: "event", Type: typ, Created: timestamp(created), Data: data})
+	if err != nil {
+		return nil, fmt.Errorf("render event %s: %w", eventID, err)
+	}
+	return b, nil
+}
+
+// EventFilter selects events to list. Zero fields select everything.
+type EventFilter struct {
+	Type          string    // one event type
+	CreatedGTE    time.Time // created at or after
+	CreatedLT     time.Time // created before
+	Limit         int       // 1–100
+	StartingAfter string    // an event id: list events older than it
+}
+
+// GetEvent returns an event the owner may see, rendered as delivered.
+func (s *Service) GetEvent(ctx context.Context, o Owner, eventID string) (json.RawMessage, error) {
+	var (
+		typ     string
+		created time.Time
+		data    []byte
+	)
+	err := s.db.QueryRow(ctx, `SELECT type, created_at, data::text FROM events
+		WHERE id = $1 AND (app_id = $2 OR (app_id IS NULL AND developer_id = $3))`,
+		eventID, o.AppID, o.DeveloperID).Scan(&typ, &created, &data)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, fmt.Errorf("%w: %s", ErrEventNotFound, eventID)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("get event %s: %w", eventID, err)
+	}
+	return renderEvent(eventID, typ, created, data)
+}
+
+// ListEvents pages through the events the owner may see, newest first: the
+// app's own and its developer's app-less ones.
+func (s *Service) ListEvents(ctx context.Context, o Owner, f EventFilter) ([]json.RawMessage, bool, error) {
+	if f.Type != "" && !slices.Contains(Types, f.Type) {
+		return nil, false, minipay.Field("type", fmt.Errorf("%w: %q", ErrUnknownEventType, f.Type))
+	}
+	if f.CreatedLT.IsZero() {
+		f.CreatedLT = time.Date(9999, 1, 1, 0, 0, 0, 0, time.UTC)
+	}
+	// Two index scans merged, one per kind of event an app sees.
+	const cols = `id, type, created_at, data::text FROM events`
+	const where = ` AND ($2 = '' OR id < $2) AND ($3 = '' OR type = $3) AND created_at >= $4 AND created_at < $5
+		ORDER BY id DESC LIMIT $6)`
+	rows, err := s.db.Query(ctx, `SELECT * FROM (
+		(SELECT `+cols+` WHERE app_id = $1`+where+`
+		UNION ALL
+		(SELECT `+cols+` WHERE app_id IS NULL AND developer_id = $7`+where+`
+	) e ORDER BY id DESC LIMIT $6`,
+		o.AppID, f.StartingAfter, f.Type, f.CreatedGTE, f.CreatedLT, f.Limit+1, o.DeveloperID)
+	if err != nil {
+		return nil, false, fmt.Errorf("list events: %w", err)
+	}
+	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (json.RawMessage, error) {
+		var (
+			eventID, typ string
+			created      time.Time
+			data         []byte
+		)
+		if err := r.Scan(&eventID, &typ, &created, &data); err != nil {
+			return nil, err
+		}
+		return renderEvent(eventID, typ, created, data)
+	})
+	if err != nil {
+		return nil, false, fmt.Errorf("list events: %w", err)
+	}
+	return page(out, f.Limit)
+}
