@@ -76,6 +76,7 @@ func (s *Server) Handler() http.Handler {
 			r.Use(s.allow(apps.KindAdmin))
 			s.ledgerRoutes(r)
 			s.adminAppRoutes(r)
+			// (settlement admin routes)
 		})
 		r.Group(func(r chi.Router) { // the super-app's wallet service
 			r.Use(s.allow(apps.KindHost))
@@ -85,10 +86,12 @@ func (s *Server) Handler() http.Handler {
 			r.Use(s.allow(apps.KindSecret))
 			s.checkoutRoutes(r)
 			s.webhookRoutes(r)
+			// (settlement app routes)
 		})
 		r.Group(func(r chi.Router) { // any key
 			r.Use(s.allow(apps.KindAdmin, apps.KindHost, apps.KindSecret))
 			s.catalogRoutes(r)
+			// (settlement any-key routes)
 		})
 	})
 	return r

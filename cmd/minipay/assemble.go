@@ -83,6 +83,7 @@ func (a *application) startWorkers(ctx context.Context, wg *sync.WaitGroup) {
 		func() { every(ctx, time.Second, func() { a.sweep(ctx, "expire sessions", a.checkout.ExpireDue) }) },
 		func() { every(ctx, 10*time.Second, func() { a.sweep(ctx, "void expired holds", a.checkout.VoidExpiredHolds) }) },
 		// (webhook dispatcher)
+		// (settlement scheduler)
 	}
 	for _, loop := range loops {
 		wg.Add(1)

@@ -13,7 +13,7 @@ const usage = `minipay: payments and monetization for mini-apps
 usage:
   minipay serve                      run the HTTP API and background workers
   minipay migrate [up|status]        apply or list database migrations
-  minipay bench KIND [flags]         measure throughput and latency (KIND: ledger)
+  minipay bench KIND [flags]         measure throughput and latency (KIND: ledger, checkout)
 
 Configuration comes from the environment (DATABASE_URL, MINIPAY_ADDR,
 MINIPAY_ADMIN_KEY, MINIPAY_HOST_KEY, MINIPAY_SECRET, MINIPAY_CATALOG,
@@ -36,6 +36,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return migrate(ctx, rest, getenv, stdout, stderr)
 	case "bench":
 		return runBench(ctx, rest, getenv, stdout, stderr)
+	// (settlement commands)
+	// (dev command)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return nil

@@ -42,6 +42,8 @@ type Options struct {
 var kinds = map[string]func(context.Context, Options) (*Result, error){
 	"ledger":   benchLedger,
 	"checkout": benchCheckout,
+	// (webhooks bench)
+	// (settlement bench)
 }
 
 // Run parses "minipay bench KIND [flags]" and runs the benchmark.

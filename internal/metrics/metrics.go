@@ -21,6 +21,7 @@ type Metrics struct {
 	LedgerGroupAttempts prometheus.Counter
 
 	// (webhooks metrics)
+	// (settlement metrics)
 }
 
 // New creates and registers the collectors, with Go and process metrics.
@@ -59,5 +60,7 @@ func New() *Metrics {
 		m.HTTPRequests, m.HTTPDuration,
 		m.LedgerGroups, m.LedgerGroupSize, m.LedgerGroupDuration, m.LedgerTransfers, m.LedgerGroupAttempts,
 	)
+	// (webhooks collectors)
+	// (settlement collectors)
 	return m
 }
