@@ -81,7 +81,9 @@ func (a *application) startWorkers(ctx context.Context, wg *sync.WaitGroup) {
 		func() { a.ledger.RunTimeouts(ctx, time.Second, a.log) },
 		func() { every(ctx, time.Hour, func() { purgeIdempotency(ctx, idem, a.log) }) },
 		func() { every(ctx, time.Second, func() { a.sweep(ctx, "expire sessions", a.checkout.ExpireDue) }) },
-		func() { every(ctx, 10*time.Second, func() { a.sweep(ctx, "void expired holds", a.checkout.VoidExpiredHolds) }) },
+		func() {
+			every(ctx, 10*time.Second, func() { a.sweep(ctx, "void expired holds", a.checkout.VoidExpiredHolds) })
+		},
 		// (webhook dispatcher)
 		// (settlement scheduler)
 	}

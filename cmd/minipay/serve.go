@@ -120,7 +120,6 @@ func purgeIdempotency(ctx context.Context, idem *idempotency.Store, log *slog.Lo
 	}
 }
 
-
 // serveDebug serves the Go profiler on its own address, never on the
 // public one.
 func serveDebug(addr string, log *slog.Logger) {
