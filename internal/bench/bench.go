@@ -49,7 +49,7 @@ var kinds = map[string]func(context.Context, Options) (*Result, error){
 // Run parses "minipay bench KIND [flags]" and runs the benchmark.
 func Run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	if len(args) == 0 || strings.HasPrefix(args[0], "-") {
-		return fmt.Errorf("bench: name a benchmark: %s", strings.Join(names(), ", "))
+		return fmt.Errorf("bench: name a benchmark: %s, or all", strings.Join(names(), ", "))
 	}
 	kind := args[0]
 	fs := flag.NewFlagSet("bench "+kind, flag.ContinueOnError)
@@ -68,8 +68,12 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	fs.BoolVar(&o.NoBaseline, "no-baseline", false, "skip the pgbench yardsticks")
 	fs.IntVar(&o.Workers, "workers", 0, "ledger poster workers (default: the ledger's)")
 	fs.DurationVar(&o.Linger, "linger", 0, "ledger poster linger (default: the ledger's)")
+	out := fs.String("out", "docs/benchmarks.md", `"bench all" only: the report whose generated section to rewrite`)
 	if err := fs.Parse(args[1:]); err != nil {
 		return err
+	}
+	if kind == "all" {
+		return runAll(ctx, o, *out)
 	}
 	fn, ok := kinds[kind]
 	if !ok {
