@@ -11,6 +11,8 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 	"unicode/utf8"
 
@@ -26,7 +28,12 @@ type Service struct {
 	db     *pgxpool.Pool
 	secret []byte // derives pseudonymous user ids
 	keys   keyCache
+	apps   sync.Map // app id → App: apps never change once created
+	napps  atomic.Int64
 }
+
+// appCacheMax bounds the app cache; past it the cache starts over.
+const appCacheMax = 100_000
 
 // New returns a Service over db. secret is the server secret (see
 // LoadSecret); it must be the same on every replica and never change, or
@@ -177,9 +184,23 @@ func insertSecretKey(ctx context.Context, tx pgx.Tx, appID string) (string, erro
 	return key, err
 }
 
-// GetApp returns an app.
+// GetApp returns an app. Apps do not change once created (only their keys
+// do), so every replica may keep them in memory; checkout reads one per
+// session it creates.
 func (s *Service) GetApp(ctx context.Context, appID string) (App, error) {
-	return getApp(ctx, s.db, appID)
+	if a, ok := s.apps.Load(appID); ok {
+		return a.(App), nil
+	}
+	a, err := getApp(ctx, s.db, appID)
+	if err != nil {
+		return App{}, err
+	}
+	if s.napps.Add(1) > appCacheMax {
+		s.apps.Clear()
+		s.napps.Store(1)
+	}
+	s.apps.Store(appID, a)
+	return a, nil
 }
 
 type queryRower interface {

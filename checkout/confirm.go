@@ -45,7 +45,7 @@ func (s *Service) Confirm(ctx context.Context, sessionID, userID, clientSecret s
 	if sess.Status != StatusOpen || !time.Now().Before(sess.ExpiresAt) {
 		return Session{}, stateError(sess)
 	}
-	tr, stmts, err := s.payment(ctx, sess, userID)
+	tr, stmts, paid, err := s.payment(ctx, sess, userID)
 	if err != nil {
 		return Session{}, err
 	}
@@ -63,24 +63,24 @@ func (s *Service) Confirm(ctx context.Context, sessionID, userID, clientSecret s
 	case err != nil:
 		return Session{}, fmt.Errorf("confirm %s: %w", sessionID, err)
 	}
-	return s.GetSession(ctx, "", sessionID)
+	return paid, nil // what the guarded update wrote: no need to read it back
 }
 
-// payment builds the ledger transfer of a confirm and the statements that
-// commit with it.
-func (s *Service) payment(ctx context.Context, sess Session, userID string) (ledger.Transfer, []ledger.Statement, error) {
+// payment builds the ledger transfer of a confirm, the statements that
+// commit with it and the session as they leave it.
+func (s *Service) payment(ctx context.Context, sess Session, userID string) (ledger.Transfer, []ledger.Statement, Session, error) {
 	now := time.Now().UTC().Truncate(time.Microsecond)
 	opt, ok := s.catalog.At(sess.Option, now)
 	if !ok {
-		return ledger.Transfer{}, nil, fmt.Errorf("%w: %s", ErrUnknownOption, sess.Option)
+		return ledger.Transfer{}, nil, Session{}, fmt.Errorf("%w: %s", ErrUnknownOption, sess.Option)
 	}
 	fee, err := opt.Fee(sess.Currency, sess.AmountTotal)
 	if err != nil {
-		return ledger.Transfer{}, nil, err
+		return ledger.Transfer{}, nil, Session{}, err
 	}
 	cur := sess.Currency
 	if err := s.ensureAccounts(ctx, userID, sess.DeveloperID, cur); err != nil {
-		return ledger.Transfer{}, nil, err
+		return ledger.Transfer{}, nil, Session{}, err
 	}
 	postings := []ledger.Posting{{Account: walletCode(userID, cur), Debit: sess.AmountTotal}}
 	if net := sess.AmountTotal - fee; net > 0 {
@@ -116,9 +116,9 @@ func (s *Service) payment(ctx context.Context, sess Session, userID string) (led
 	}
 	ev, err := eventStatement(sessionEvent(webhooks.CheckoutSessionCompleted, next))
 	if err != nil {
-		return ledger.Transfer{}, nil, err
+		return ledger.Transfer{}, nil, Session{}, err
 	}
-	return tr, append(stmts, ev), nil
+	return tr, append(stmts, ev), next, nil
 }
 
 // capture sets what a captured payment carries: paid, when it matures for
