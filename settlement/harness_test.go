@@ -174,3 +174,7 @@ func (w *world) audit() {
 		w.t.Fatalf("ledger audit: %+v", a)
 	}
 }
+
+func contextWithCancel(w *world) (context.Context, context.CancelFunc) {
+	return context.WithCancel(w.ctx)
+}
