@@ -224,10 +224,10 @@ func (s *Service) DeleteEndpoint(ctx context.Context, o Owner, endpointID string
 func (s *Service) RotateSecret(ctx context.Context, o Owner, endpointID string) (EndpointObject, error) {
 	secret, key := newSecret()
 	e, err := scanEndpoint(s.db.QueryRow(ctx, `UPDATE webhook_endpoints SET
-			old_secret_enc = secret_enc, old_secret_expires_at = now() + $3::interval, secret_enc = $4,
+			old_secret_enc = secret_enc, old_secret_expires_at = now() + $3::bigint * interval '1 microsecond', secret_enc = $4,
 			updated_at = now(), version = version + 1
 		WHERE id = $1 AND app_id = $2 AND status <> 'deleted' RETURNING `+endpointColumns,
-		endpointID, o.AppID, s.opts.RotationGrace, s.sealer.seal(endpointID, key)))
+		endpointID, o.AppID, s.opts.RotationGrace.Microseconds(), s.sealer.seal(endpointID, key)))
 	if err != nil {
 		return EndpointObject{}, endpointError("rotate secret of", endpointID, err)
 	}

@@ -40,16 +40,22 @@ type Options struct {
 	// failed below HTTP, such as a refused or reset connection (2).
 	TransportRetries int
 	// Lease is how long a claimed delivery stays claimed: a delivery whose
-	// claimer died is claimed again once it runs out (30 s). It must exceed
-	// Timeout.
+	// claimer died is claimed again once it runs out (30 s). It is at least
+	// twice Timeout, and an attempt starts only while a whole Timeout of
+	// its lease is left.
 	Lease time.Duration
 	// PollInterval is how often an idle dispatcher looks for due deliveries
 	// (100 ms).
 	PollInterval time.Duration
-	// Workers bounds the attempts in flight in one process (512).
+	// Workers bounds the deliveries claimed and not yet finished in one
+	// process (512).
 	Workers int
+	// ClaimBatch bounds the deliveries claimed in one query (256).
+	ClaimBatch int
 	// EndpointConcurrency bounds the attempts in flight to one endpoint in
-	// one process (16), so a slow endpoint holds only that many workers.
+	// one process (16), so a slow endpoint holds only that many workers;
+	// an endpoint with twice as many deliveries waiting is not claimed for
+	// until it catches up.
 	EndpointConcurrency int
 	// BreakerFailures is how many failed attempts in a row open an
 	// endpoint's circuit (5); BreakerCooldown is how long it stays open
@@ -88,10 +94,11 @@ func (o *Options) setDefaults() {
 	setDuration(&o.Retention, 30*24*time.Hour)
 	setInt(&o.TransportRetries, 2)
 	setInt(&o.Workers, 512)
+	setInt(&o.ClaimBatch, 256)
 	setInt(&o.EndpointConcurrency, 16)
 	setInt(&o.BreakerFailures, 5)
-	if o.Lease < o.Timeout+5*time.Second {
-		o.Lease = o.Timeout + 5*time.Second
+	if o.Lease < 2*o.Timeout {
+		o.Lease = 2 * o.Timeout
 	}
 }
 

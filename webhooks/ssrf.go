@@ -22,6 +22,10 @@ var refusedPrefixes = []struct {
 	{netip.MustParsePrefix("198.18.0.0/15"), "a benchmarking address"},
 	{netip.MustParsePrefix("240.0.0.0/4"), "a reserved address"},
 	{netip.MustParsePrefix("168.63.129.16/32"), "a cloud metadata address"}, // Azure's host endpoint
+	{netip.MustParsePrefix("::/96"), "an IPv4-compatible IPv6 address"},     // ::127.0.0.1 and friends
+	{netip.MustParsePrefix("::ffff:0:0:0/96"), "an IPv4-translated IPv6 address"},
+	{netip.MustParsePrefix("fec0::/10"), "a site-local IPv6 address"},
+	{netip.MustParsePrefix("100::/64"), "a discard-only IPv6 address"},
 }
 
 // embeddedV4 are IPv6 ranges that carry an IPv4 address in their low bits

@@ -85,6 +85,7 @@ func (a *application) startWorkers(ctx context.Context, wg *sync.WaitGroup) {
 			every(ctx, 10*time.Second, func() { a.sweep(ctx, "void expired holds", a.checkout.VoidExpiredHolds) })
 		},
 		// (webhook dispatcher)
+		func() { a.webhooks.Run(ctx) }, // on shutdown: finishes or gives back what it claimed
 		// (settlement scheduler)
 	}
 	for _, loop := range loops {

@@ -21,6 +21,7 @@ type Metrics struct {
 	LedgerGroupAttempts prometheus.Counter
 
 	// (webhooks metrics)
+	webhooks
 	// (settlement metrics)
 }
 
@@ -61,6 +62,7 @@ func New() *Metrics {
 		m.LedgerGroups, m.LedgerGroupSize, m.LedgerGroupDuration, m.LedgerTransfers, m.LedgerGroupAttempts,
 	)
 	// (webhooks collectors)
+	m.registerWebhooks()
 	// (settlement collectors)
 	return m
 }
