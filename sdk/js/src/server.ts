@@ -1,0 +1,366 @@
+/**
+ * For developers' Node backends: a typed client of the minipay API (with
+ * the app's secret key, which must never reach a browser) and Standard
+ * Webhooks verification.
+ */
+import { createHmac, randomBytes, timingSafeEqual } from "node:crypto";
+
+/** A failed API call: the error object of the HTTP contract. */
+export class MinipayError extends Error {
+  override readonly name = "MinipayError";
+  constructor(
+    readonly status: number,
+    readonly type: string,
+    readonly code: string,
+    message: string,
+    readonly param?: string,
+    readonly requestId?: string,
+  ) {
+    super(message);
+  }
+}
+
+/** The request never got an answer (after the retries). */
+export class MinipayNetworkError extends Error {
+  override readonly name = "MinipayNetworkError";
+  constructor(message: string, override readonly cause?: unknown) {
+    super(message);
+  }
+}
+
+export interface LineItem {
+  name: string;
+  unit_amount: string;
+  quantity: number;
+  amount_total?: string;
+}
+
+/** A checkout session. Amounts are decimal strings in major units ("12.34") beside currency. */
+export interface Session {
+  id: string;
+  object: "checkout.session";
+  app: string;
+  status: "open" | "complete" | "expired" | "canceled";
+  payment_status: "unpaid" | "paid" | "partially_refunded" | "refunded";
+  capture_method: "automatic" | "manual";
+  amount_total: string;
+  amount_refunded: string;
+  fee: string | null;
+  currency: string;
+  option: string;
+  client_reference_id: string | null;
+  /** For the mini-app's requestPayment; hand it only to the paying user. */
+  client_secret?: string;
+  customer: string | null;
+  line_items?: LineItem[];
+  metadata: Record<string, string>;
+  expires_at: string;
+  completed_at: string | null;
+  created: string;
+  version: number;
+}
+
+export interface CreateSessionParams {
+  amount?: string;
+  line_items?: { name: string; unit_amount: string; quantity: number }[];
+  currency: string;
+  option: string;
+  client_reference_id?: string;
+  expires_in?: number;
+  capture_method?: "automatic" | "manual";
+  metadata?: Record<string, string>;
+}
+
+export interface Refund {
+  id: string;
+  object: "refund";
+  checkout_session: string;
+  app: string;
+  amount: string;
+  fee_refunded: string;
+  currency: string;
+  status: string;
+  reason: string | null;
+  metadata: Record<string, string>;
+  created: string;
+  version: number;
+}
+
+export interface CreateRefundParams {
+  checkout_session: string;
+  /** Default: all that is left. */
+  amount?: string;
+  reason?: string;
+  metadata?: Record<string, string>;
+}
+
+export interface Money {
+  currency: string;
+  amount: string;
+}
+
+export interface Balance {
+  pending: Money[];
+  available: Money[];
+}
+
+export type EventType =
+  | "checkout.session.completed"
+  | "checkout.session.expired"
+  | "checkout.session.canceled"
+  | "payment.captured"
+  | "payment.voided"
+  | "refund.succeeded"
+  | "payout.created"
+  | "payout.paid"
+  | "settlement_run.completed"
+  | (string & {});
+
+export interface Event<T = Record<string, unknown>> {
+  id: string;
+  type: EventType;
+  created: string;
+  data: { object: T };
+}
+
+export interface WebhookEndpoint {
+  id: string;
+  url: string;
+  description?: string;
+  enabled_events: string[];
+  status: "enabled" | "disabled";
+  /** whsec_…, returned once by create and rotate. */
+  secret?: string;
+}
+
+export interface ListParams {
+  limit?: number;
+  starting_after?: string;
+}
+
+export interface List<T> {
+  data: T[];
+  has_more: boolean;
+}
+
+export interface RequestOptions {
+  /** Identifies one logical request across its retries; generated when absent. */
+  idempotencyKey?: string;
+  signal?: AbortSignal;
+}
+
+export interface ClientOptions {
+  /** Default http://localhost:8080. */
+  baseUrl?: string;
+  /** Retries after network errors, 5xx and 429 (default 3). */
+  maxRetries?: number;
+  /** First backoff delay and the cap on any delay, Retry-After included (defaults 200 ms, 10 s). */
+  minBackoffMs?: number;
+  maxBackoffMs?: number;
+  /** Per-attempt timeout (default 30 s). */
+  timeoutMs?: number;
+  fetch?: typeof fetch;
+}
+
+/** A new random idempotency key. */
+export function newIdempotencyKey(): string {
+  return "idk_" + randomBytes(16).toString("hex");
+}
+
+const sleep = (ms: number, signal?: AbortSignal) =>
+  new Promise<void>((resolve, reject) => {
+    const t = setTimeout(resolve, ms);
+    signal?.addEventListener("abort", () => {
+      clearTimeout(t);
+      reject(signal.reason);
+    }, { once: true });
+  });
+
+function retryAfterMs(v: string | null): number | undefined {
+  if (!v) return undefined;
+  if (/^\d+$/.test(v)) return Number(v) * 1000;
+  const t = Date.parse(v);
+  return Number.isNaN(t) ? undefined : Math.max(0, t - Date.now());
+}
+
+/**
+ * A client of the minipay API for one app's secret key. POSTs carry an
+ * Idempotency-Key that stays the same across retries, so a retried create
+ * or refund happens once.
+ */
+export class Minipay {
+  private readonly baseUrl: string;
+  private readonly maxRetries: number;
+  private readonly minBackoffMs: number;
+  private readonly maxBackoffMs: number;
+  private readonly timeoutMs: number;
+  private readonly fetchFn: typeof fetch;
+
+  constructor(private readonly secretKey: string, opts: ClientOptions = {}) {
+    if (!secretKey) throw new TypeError("a secret key (sk_…) is required");
+    this.baseUrl = (opts.baseUrl ?? "http://localhost:8080").replace(/\/+$/, "");
+    this.maxRetries = opts.maxRetries ?? 3;
+    this.minBackoffMs = opts.minBackoffMs ?? 200;
+    this.maxBackoffMs = opts.maxBackoffMs ?? 10_000;
+    this.timeoutMs = opts.timeoutMs ?? 30_000;
+    this.fetchFn = opts.fetch ?? fetch;
+  }
+
+  readonly checkout = {
+    sessions: {
+      create: (p: CreateSessionParams, o?: RequestOptions) => this.request<Session>("POST", "/v1/checkout/sessions", p, o),
+      retrieve: (id: string, o?: RequestOptions) => this.request<Session>("GET", `/v1/checkout/sessions/${enc(id)}`, undefined, o),
+      list: (p: ListParams & { status?: Session["status"] } = {}, o?: RequestOptions) =>
+        this.request<List<Session>>("GET", "/v1/checkout/sessions" + query(p), undefined, o),
+      cancel: (id: string, o?: RequestOptions) => this.request<Session>("POST", `/v1/checkout/sessions/${enc(id)}/cancel`, {}, o),
+      capture: (id: string, o?: RequestOptions) => this.request<Session>("POST", `/v1/checkout/sessions/${enc(id)}/capture`, {}, o),
+      void: (id: string, o?: RequestOptions) => this.request<Session>("POST", `/v1/checkout/sessions/${enc(id)}/void`, {}, o),
+    },
+  };
+
+  readonly refunds = {
+    create: (p: CreateRefundParams, o?: RequestOptions) => this.request<Refund>("POST", "/v1/refunds", p, o),
+    retrieve: (id: string, o?: RequestOptions) => this.request<Refund>("GET", `/v1/refunds/${enc(id)}`, undefined, o),
+  };
+
+  readonly balance = {
+    retrieve: (o?: RequestOptions) => this.request<Balance>("GET", "/v1/balance", undefined, o),
+  };
+
+  readonly events = {
+    list: (p: ListParams & { type?: EventType } = {}, o?: RequestOptions) =>
+      this.request<List<Event>>("GET", "/v1/events" + query(p), undefined, o),
+    retrieve: (id: string, o?: RequestOptions) => this.request<Event>("GET", `/v1/events/${enc(id)}`, undefined, o),
+  };
+
+  readonly webhookEndpoints = {
+    create: (p: { url: string; enabled_events?: string[]; description?: string }, o?: RequestOptions) =>
+      this.request<WebhookEndpoint>("POST", "/v1/webhook_endpoints", { enabled_events: ["*"], ...p }, o),
+    retrieve: (id: string, o?: RequestOptions) =>
+      this.request<WebhookEndpoint>("GET", `/v1/webhook_endpoints/${enc(id)}`, undefined, o),
+    list: (p: ListParams = {}, o?: RequestOptions) =>
+      this.request<List<WebhookEndpoint>>("GET", "/v1/webhook_endpoints" + query(p), undefined, o),
+    del: (id: string, o?: RequestOptions) => this.request<unknown>("DELETE", `/v1/webhook_endpoints/${enc(id)}`, undefined, o),
+  };
+
+  /** Sends one logical request, retrying it with the same idempotency key. */
+  async request<T>(method: string, path: string, body?: unknown, o: RequestOptions = {}): Promise<T> {
+    const idem = method === "POST" ? (o.idempotencyKey ?? newIdempotencyKey()) : undefined;
+    const payload = body === undefined ? undefined : JSON.stringify(body);
+    for (let attempt = 0; ; attempt++) {
+      let wait: number | undefined;
+      let failure: Error;
+      try {
+        const res = await this.fetchFn(this.baseUrl + path, {
+          method,
+          headers: {
+            Authorization: `Bearer ${this.secretKey}`,
+            Accept: "application/json",
+            ...(payload !== undefined ? { "Content-Type": "application/json" } : {}),
+            ...(idem ? { "Idempotency-Key": idem } : {}),
+          },
+          body: payload,
+          signal: o.signal ? AbortSignal.any([o.signal, AbortSignal.timeout(this.timeoutMs)]) : AbortSignal.timeout(this.timeoutMs),
+        });
+        const text = await res.text();
+        if (res.ok) return (text ? JSON.parse(text) : undefined) as T;
+        failure = apiError(res, text);
+        if (res.status < 500 && res.status !== 429) throw failure;
+        wait = retryAfterMs(res.headers.get("retry-after"));
+      } catch (err) {
+        if (err instanceof MinipayError && err.status < 500 && err.status !== 429) throw err;
+        if (o.signal?.aborted) throw o.signal.reason;
+        failure = err instanceof MinipayError ? err : new MinipayNetworkError(`${method} ${path}: ${String(err)}`, err);
+      }
+      if (attempt >= this.maxRetries) throw failure;
+      const ceiling = Math.min(this.maxBackoffMs, this.minBackoffMs * 2 ** attempt);
+      await sleep(Math.min(wait ?? ceiling / 2 + Math.random() * (ceiling / 2), this.maxBackoffMs), o.signal);
+    }
+  }
+}
+
+function apiError(res: Response, text: string): MinipayError {
+  try {
+    const e = JSON.parse(text).error;
+    if (e && typeof e.code === "string") {
+      return new MinipayError(res.status, e.type, e.code, e.message, e.param || undefined, e.request_id ?? res.headers.get("request-id") ?? undefined);
+    }
+  } catch {
+    // not JSON: fall through
+  }
+  return new MinipayError(res.status, "api_error", `http_${res.status}`, text.trim(), undefined, res.headers.get("request-id") ?? undefined);
+}
+
+const enc = encodeURIComponent;
+
+function query(p: object): string {
+  const q = new URLSearchParams();
+  for (const [k, v] of Object.entries(p)) if (v !== undefined && v !== "") q.set(k, String(v));
+  const s = q.toString();
+  return s ? "?" + s : "";
+}
+
+/** A webhook whose signature or timestamp did not check out. Answer it with 400. */
+export class WebhookVerificationError extends Error {
+  override readonly name = "WebhookVerificationError";
+}
+
+export interface VerifyOptions {
+  /** How far the webhook-timestamp may be from now, in seconds (default 300). */
+  toleranceSeconds?: number;
+  /** The current time, for tests. */
+  now?: Date;
+}
+
+type Headers_ = Headers | Record<string, string | string[] | undefined>;
+
+function header(h: Headers_, name: string): string | undefined {
+  if (typeof (h as Headers).get === "function") return (h as Headers).get(name) ?? undefined;
+  const rec = h as Record<string, string | string[] | undefined>;
+  const key = Object.keys(rec).find((k) => k.toLowerCase() === name);
+  const v = key === undefined ? undefined : rec[key];
+  return Array.isArray(v) ? v[0] : v;
+}
+
+/**
+ * Verifies a webhook per the Standard Webhooks specification and returns
+ * the parsed event. `body` must be the raw request body, unparsed:
+ * re-serialized JSON does not verify. Headers may be a fetch Headers or
+ * Node's IncomingHttpHeaders. Throws WebhookVerificationError.
+ */
+export function verifyWebhook<T = Record<string, unknown>>(
+  secret: string,
+  headers: Headers_,
+  body: string | Uint8Array,
+  opts: VerifyOptions = {},
+): Event<T> {
+  const id = header(headers, "webhook-id");
+  const ts = header(headers, "webhook-timestamp");
+  const sigs = header(headers, "webhook-signature");
+  if (!id || !ts || !sigs) throw new WebhookVerificationError("missing webhook-id, webhook-timestamp or webhook-signature header");
+  if (!/^\d+$/.test(ts)) throw new WebhookVerificationError("malformed webhook-timestamp");
+  const tolerance = opts.toleranceSeconds ?? 300;
+  const now = Math.floor((opts.now ?? new Date()).getTime() / 1000);
+  if (Math.abs(now - Number(ts)) > tolerance) throw new WebhookVerificationError("webhook-timestamp outside the tolerance");
+  if (!secret.startsWith("whsec_")) throw new WebhookVerificationError("the secret must start with whsec_");
+  const key = Buffer.from(secret.slice("whsec_".length), "base64");
+  if (key.length === 0) throw new WebhookVerificationError("empty secret");
+  const raw = typeof body === "string" ? Buffer.from(body, "utf8") : Buffer.from(body);
+  const mac = createHmac("sha256", key);
+  mac.update(`${id}.${ts}.`);
+  mac.update(raw);
+  const expected = mac.digest();
+  let ok = false;
+  for (const part of sigs.split(" ")) {
+    const [version, b64] = part.split(",", 2);
+    if (version !== "v1" || !b64) continue;
+    const got = Buffer.from(b64, "base64");
+    if (got.length === expected.length && timingSafeEqual(got, expected)) ok = true;
+  }
+  if (!ok) throw new WebhookVerificationError("no matching signature");
+  try {
+    return JSON.parse(raw.toString("utf8")) as Event<T>;
+  } catch {
+    throw new WebhookVerificationError("the body is not JSON");
+  }
+}

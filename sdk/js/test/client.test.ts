@@ -1,0 +1,123 @@
+import assert from "node:assert/strict";
+import { after, before, test } from "node:test";
+import { Minipay, MinipayError, MinipayNetworkError } from "../src/server.ts";
+import { startServe, type Serve } from "./harness.ts";
+
+let mp: Serve;
+let sk: string;
+
+before(async () => {
+  mp = await startServe();
+  sk = await mp.newApp();
+});
+after(async () => {
+  await mp?.stop();
+});
+
+test("create, pay, read, refund, balance", async () => {
+  const client = new Minipay(sk, { baseUrl: mp.url });
+  const session = await client.checkout.sessions.create({
+    line_items: [{ name: "Gem pack", unit_amount: "19.99", quantity: 2 }],
+    currency: "CNY",
+    option: "virtual_goods",
+    client_reference_id: "order-1",
+    metadata: { player: "p-1" },
+  });
+  assert.equal(session.status, "open");
+  assert.equal(session.amount_total, "39.98");
+  assert.ok(session.client_secret);
+
+  assert.equal((await mp.call("POST", "/v1/wallets/usr_js/topups", mp.host, { amount: "50.00", currency: "CNY" })).status, 200);
+  const paid = await mp.call("POST", `/v1/checkout/sessions/${session.id}/confirm`, mp.host, {
+    user_id: "usr_js",
+    client_secret: session.client_secret,
+  });
+  assert.equal(paid.status, 200, JSON.stringify(paid.body));
+
+  const read = await client.checkout.sessions.retrieve(session.id);
+  assert.equal(read.payment_status, "paid");
+  assert.equal(read.fee, "11.99");
+  assert.match(read.customer!, /^ou_/);
+  const list = await client.checkout.sessions.list({ status: "complete", limit: 5 });
+  assert.deepEqual(list.data.map((s) => s.id), [session.id]);
+
+  const refund = await client.refunds.create({ checkout_session: session.id, amount: "19.99", reason: "requested_by_customer" });
+  assert.equal(refund.amount, "19.99");
+  assert.equal(refund.fee_refunded, "6.00");
+  assert.equal((await client.refunds.retrieve(refund.id)).id, refund.id);
+
+  const balance = await client.balance.retrieve();
+  assert.deepEqual(balance.pending, [{ currency: "CNY", amount: "14.00" }]); // (39.98 - 11.99) - (19.99 - 6.00)
+
+  const wallet = await mp.call("GET", "/v1/wallets/usr_js", mp.host);
+  assert.equal(wallet.body.balances[0].available, "30.01"); // 50 - 39.98 + 19.99
+});
+
+test("the same idempotency key creates one session", async () => {
+  const client = new Minipay(sk, { baseUrl: mp.url });
+  const p = { amount: "3.00", currency: "CNY", option: "goods", client_reference_id: "order-idem" };
+  const a = await client.checkout.sessions.create(p, { idempotencyKey: "order-idem" });
+  const b = await client.checkout.sessions.create(p, { idempotencyKey: "order-idem" });
+  assert.equal(a.id, b.id);
+  await assert.rejects(
+    client.checkout.sessions.create({ ...p, amount: "4.00" }, { idempotencyKey: "order-idem" }),
+    (e: unknown) => e instanceof MinipayError && e.status === 409 && e.code === "idempotency_conflict",
+  );
+});
+
+test("typed API errors", async () => {
+  const client = new Minipay(sk, { baseUrl: mp.url });
+  await assert.rejects(
+    client.checkout.sessions.create({ amount: "1.001", currency: "CNY", option: "goods" }),
+    (e: unknown) =>
+      e instanceof MinipayError && e.status === 400 && e.type === "invalid_request_error" &&
+      e.code === "amount_precision" && e.param === "amount" && /^req_/.test(e.requestId ?? ""),
+  );
+  await assert.rejects(client.refunds.retrieve("re_nope"), (e: unknown) => e instanceof MinipayError && e.status === 404);
+  await assert.rejects(new Minipay("sk_wrong", { baseUrl: mp.url }).balance.retrieve(), (e: unknown) => e instanceof MinipayError && e.status === 401);
+});
+
+test("retries keep the idempotency key; a lost response does not create twice", async () => {
+  // A real proxy in front of minipay that forwards the first request and
+  // then drops the connection, as a network failure after the server
+  // committed would.
+  const { createServer } = await import("node:http");
+  const keys: string[] = [];
+  let n = 0;
+  const proxy = createServer(async (req, res) => {
+    n++;
+    keys.push(String(req.headers["idempotency-key"] ?? ""));
+    const chunks: Buffer[] = [];
+    for await (const c of req) chunks.push(c as Buffer);
+    const upstream = await fetch(mp.url + req.url, {
+      method: req.method,
+      headers: { authorization: String(req.headers.authorization), "content-type": "application/json", "idempotency-key": keys.at(-1)! },
+      body: chunks.length ? Buffer.concat(chunks) : undefined,
+    });
+    const text = await upstream.text();
+    if (n === 1) {
+      req.socket.destroy();
+      return;
+    }
+    res.writeHead(upstream.status, { "content-type": "application/json" }).end(text);
+  });
+  await new Promise<void>((r) => proxy.listen(0, "127.0.0.1", r));
+  const port = (proxy.address() as { port: number }).port;
+  try {
+    const client = new Minipay(sk, { baseUrl: `http://127.0.0.1:${port}`, minBackoffMs: 5 });
+    const s = await client.checkout.sessions.create({ amount: "7.77", currency: "CNY", option: "goods", client_reference_id: "lost-1" });
+    assert.equal(keys.length, 2);
+    assert.ok(keys[0].startsWith("idk_"));
+    assert.equal(keys[0], keys[1]);
+    const all = await new Minipay(sk, { baseUrl: mp.url }).checkout.sessions.list({ limit: 100 });
+    assert.equal(all.data.filter((x) => x.client_reference_id === "lost-1").length, 1);
+    assert.equal(all.data.find((x) => x.client_reference_id === "lost-1")!.id, s.id);
+  } finally {
+    proxy.close();
+  }
+});
+
+test("a server that never answers is a network error after the retries", async () => {
+  const client = new Minipay(sk, { baseUrl: "http://127.0.0.1:1", maxRetries: 2, minBackoffMs: 1 });
+  await assert.rejects(client.balance.retrieve(), MinipayNetworkError);
+});
