@@ -77,6 +77,7 @@ func (s *Server) Handler() http.Handler {
 			s.ledgerRoutes(r)
 			s.adminAppRoutes(r)
 			// (settlement admin routes)
+			s.settlementAdminRoutes(r)
 		})
 		r.Group(func(r chi.Router) { // the super-app's wallet service
 			r.Use(s.allow(apps.KindHost))
@@ -92,6 +93,7 @@ func (s *Server) Handler() http.Handler {
 			r.Use(s.allow(apps.KindAdmin, apps.KindHost, apps.KindSecret))
 			s.catalogRoutes(r)
 			// (settlement any-key routes)
+			s.payoutRoutes(r)
 		})
 	})
 	return r
