@@ -43,6 +43,7 @@ var kinds = map[string]func(context.Context, Options) (*Result, error){
 	"ledger":   benchLedger,
 	"checkout": benchCheckout,
 	// (webhooks bench)
+	"webhooks": benchWebhooks,
 	// (settlement bench)
 }
 
