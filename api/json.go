@@ -10,6 +10,7 @@ import (
 	"mime"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 	"unicode/utf8"
 
@@ -25,6 +26,10 @@ type bodyKey struct{}
 // idempotency layer can fingerprint it and handlers can decode it.
 func (s *Server) readBody(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !urlStorable(r) {
+			s.writeError(w, r, errURLText)
+			return
+		}
 		if r.Body == nil || r.Method == http.MethodGet || r.Method == http.MethodDelete {
 			next.ServeHTTP(w, r)
 			return
@@ -65,6 +70,9 @@ func decode(r *http.Request, v any) error {
 	if !utf8.Valid(body) {
 		return errInvalidUTF8
 	}
+	if hasNUL(body) {
+		return errNULText
+	}
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
@@ -74,6 +82,55 @@ func decode(r *http.Request, v any) error {
 		return fmt.Errorf("%w: unexpected data after the JSON object", errInvalidJSON)
 	}
 	return nil
+}
+
+// PostgreSQL text cannot hold the NUL character, and a string with one
+// would fail deep inside a query as a server error; it is refused at the
+// edge instead, in the body and in the URL.
+var (
+	errNULText = minipay.NewError(minipay.KindInvalid, "invalid_string", "strings may not contain the NUL character (\\u0000)")
+	errURLText = minipay.NewError(minipay.KindInvalid, "invalid_url", "the URL path and query must be UTF-8 without NUL characters")
+)
+
+// hasNUL reports whether the JSON text has a \u0000 escape (a raw NUL is
+// already invalid JSON). An escape is one preceded by an even number of
+// backslashes: "\\u0000" is a backslash and the text u0000.
+func hasNUL(body []byte) bool {
+	for i := 0; ; {
+		j := bytes.Index(body[i:], []byte(`\u0000`))
+		if j < 0 {
+			return false
+		}
+		j += i
+		n := 0
+		for k := j - 1; k >= 0 && body[k] == '\\'; k-- {
+			n++
+		}
+		if n%2 == 0 {
+			return true
+		}
+		i = j + 1
+	}
+}
+
+// urlStorable reports whether the decoded path and every query parameter
+// are valid UTF-8 without NUL, so they can reach the database as text.
+func urlStorable(r *http.Request) bool {
+	ok := func(s string) bool { return utf8.ValidString(s) && !strings.Contains(s, "\x00") }
+	if !ok(r.URL.Path) {
+		return false
+	}
+	for k, vs := range r.URL.Query() {
+		if !ok(k) {
+			return false
+		}
+		for _, v := range vs {
+			if !ok(v) {
+				return false
+			}
+		}
+	}
+	return true
 }
 
 func decodeError(err error) error {

@@ -13,9 +13,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"sort"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -216,15 +218,24 @@ func requestHash(r Request) []byte {
 }
 
 // canonical re-encodes JSON with sorted keys and no spaces; anything that
-// is not JSON is used as it is.
+// is not exactly one JSON value is used as it is. Text after the value, or
+// invalid UTF-8 (which decoding replaces with U+FFFD), would otherwise make
+// two different bodies look the same, and a retry with the other body
+// would replay the first response instead of being a conflict.
 func canonical(body []byte) []byte {
 	if len(bytes.TrimSpace(body)) == 0 {
 		return nil
+	}
+	if !utf8.Valid(body) {
+		return body
 	}
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.UseNumber()
 	var v any
 	if err := dec.Decode(&v); err != nil {
+		return body
+	}
+	if _, err := dec.Token(); err != io.EOF {
 		return body
 	}
 	out, err := json.Marshal(v)
