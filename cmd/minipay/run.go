@@ -14,6 +14,7 @@ usage:
   minipay serve                      run the HTTP API and background workers
   minipay migrate [up|status]        apply or list database migrations
   minipay bench KIND [flags]         measure throughput and latency (KIND: ledger, checkout)
+  minipay dev                        the API, a demo host page at /demo/ and a demo mini-app
 
 Configuration comes from the environment (DATABASE_URL, MINIPAY_ADDR,
 MINIPAY_ADMIN_KEY, MINIPAY_HOST_KEY, MINIPAY_SECRET, MINIPAY_CATALOG,
@@ -38,6 +39,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return runBench(ctx, rest, getenv, stdout, stderr)
 	// (settlement commands)
 	// (dev command)
+	case "dev":
+		return dev(ctx, rest, getenv, stdout, stderr)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return nil

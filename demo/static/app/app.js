@@ -1,0 +1,71 @@
+// The demo mini-app. It holds no key: its backend (same origin) creates
+// checkout sessions, and the SDK asks the host page to pay them.
+import { requestPayment, isPaymentError } from "./minipay.js";
+
+const $ = (id) => document.getElementById(id);
+const items = await (await fetch("/api/items")).json();
+
+function status(cls, text) {
+  $("status").className = "status " + cls;
+  $("status").textContent = text;
+}
+
+const messages = {
+  canceled: "Payment canceled. Nothing was charged.",
+  insufficient_funds: "Not enough money in the wallet. Nothing was charged.",
+  expired: "This order expired. Please try again.",
+  network: "Could not reach the host. Check your connection.",
+  timeout: "The payment took too long.",
+};
+
+async function buy(item, button) {
+  button.disabled = true;
+  status("wait", `Ordering ${item.name}…`);
+  try {
+    const res = await fetch("/api/checkout", {
+      method: "POST",
+      headers: { "Content-Type": "application/json" },
+      body: JSON.stringify({ item: item.id }),
+    });
+    const order = await res.json();
+    if (!res.ok) throw new Error(order.error?.message || "could not create the order");
+    const session = await requestPayment({ sessionId: order.session_id, clientSecret: order.client_secret });
+    status("ok", `Paid ${session.amount_total} ${session.currency} for ${item.name} (${session.id}).`);
+  } catch (err) {
+    if (isPaymentError(err)) status("err", messages[err.code] || err.message);
+    else status("err", String(err.message || err));
+  } finally {
+    button.disabled = false;
+  }
+}
+
+for (const item of items) {
+  const li = document.createElement("li");
+  li.innerHTML = `<span class="what"></span><span class="price"></span><button></button>`;
+  li.querySelector(".what").append(item.name, Object.assign(document.createElement("small"), { textContent: item.description + " " }));
+  li.querySelector("small").append(Object.assign(document.createElement("span"), { className: "opt", textContent: item.option }));
+  li.querySelector(".price").textContent = `¥${item.amount}`;
+  const b = li.querySelector("button");
+  b.textContent = "Buy";
+  b.dataset.testid = `buy-${item.id}`;
+  b.onclick = () => buy(item, b);
+  $("items").append(li);
+}
+
+async function poll() {
+  try {
+    const { data } = await (await fetch("/api/webhooks")).json();
+    if (data.length) {
+      $("webhooks").replaceChildren(...data.map((w) => {
+        const li = document.createElement("li");
+        li.textContent = `${w.type} · ${w.object}${w.amount ? ` · ${w.amount} ${w.currency}` : ""} ✓ signature verified`;
+        return li;
+      }));
+    }
+  } catch {
+    // the backend restarting; try again
+  }
+  setTimeout(poll, 700);
+}
+poll();
+document.body.dataset.ready = "true";

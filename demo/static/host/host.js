@@ -1,0 +1,106 @@
+// The host page: loads the mini-app in a frame and serves its payment
+// requests with the SDK's host side of the bridge. The host key never
+// reaches this page; /demo/api/* on the page's own server holds it.
+import { serveHostBridge, paymentErrorCodeOf, PaymentError } from "./minipay.js";
+
+const $ = (id) => document.getElementById(id);
+const config = await (await fetch("api/config")).json();
+const appOrigin = `${location.protocol}//${location.hostname}:${config.app_port}`;
+let user = new URLSearchParams(location.search).get("user") || config.users[0].id;
+
+for (const u of config.users) {
+  const o = new Option(`${u.name} (${u.id})`, u.id);
+  $("user").add(o);
+}
+$("user").value = user;
+$("user").onchange = () => { user = $("user").value; showUser(); };
+
+function log(cls, text) {
+  const li = document.createElement("li");
+  li.className = cls;
+  li.textContent = text;
+  $("log").prepend(li);
+}
+
+async function walletText() {
+  const res = await fetch(`api/wallets/${encodeURIComponent(user)}`);
+  if (res.status === 404) return "0.00 CNY";
+  const w = await res.json();
+  const b = (w.balances || []).find((b) => b.currency === "CNY");
+  return b ? `${b.available} CNY` : "0.00 CNY";
+}
+
+async function showUser() {
+  const u = config.users.find((u) => u.id === user);
+  $("who").textContent = u ? u.name : user;
+  $("wallet").textContent = await walletText();
+}
+
+// The payment sheet: resolves "pay" or "cancel".
+function sheet(session) {
+  $("sheet-lines").replaceChildren(...(session.line_items || []).map((it) => {
+    const li = document.createElement("li");
+    li.append(Object.assign(document.createElement("span"), { textContent: `${it.quantity} × ${it.name}` }),
+      Object.assign(document.createElement("span"), { textContent: `${it.amount_total} ${session.currency}` }));
+    return li;
+  }));
+  $("sheet-total").textContent = `${session.amount_total} ${session.currency}`;
+  $("sheet-error").hidden = true;
+  $("sheet-pay").disabled = false;
+  $("sheet").hidden = false;
+  walletText().then((t) => ($("sheet-balance").textContent = `balance ${t}`));
+  return new Promise((resolve) => {
+    $("sheet-pay").onclick = () => resolve("pay");
+    $("sheet-cancel").onclick = () => resolve("cancel");
+  });
+}
+
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+serveHostBridge({
+  frame: () => $("miniapp").contentWindow,
+  appOrigin,
+  async onPaymentRequest({ sessionId, clientSecret, requestId }) {
+    log("in", `← payment_request ${requestId} ${sessionId}`);
+    try {
+      const res = await fetch(`api/sessions/${encodeURIComponent(sessionId)}`);
+      if (!res.ok) throw new PaymentError("invalid_request", "the host cannot find this checkout session");
+      const session = await res.json();
+      if (session.status === "expired" || session.status === "canceled") {
+        throw new PaymentError("expired", `the checkout session is ${session.status}`, "session_" + session.status);
+      }
+      const choice = await sheet(session);
+      if (choice === "cancel") throw new PaymentError("canceled", "the user canceled the payment");
+      $("sheet-pay").disabled = true;
+      const paid = await fetch(`api/sessions/${encodeURIComponent(sessionId)}/confirm`, {
+        method: "POST",
+        headers: { "Content-Type": "application/json", "Idempotency-Key": requestId },
+        body: JSON.stringify({ user_id: user, client_secret: clientSecret }),
+      }).catch(() => null);
+      if (!paid) throw new PaymentError("network", "the host's server could not be reached");
+      const body = await paid.json();
+      if (!paid.ok) {
+        const code = body.error?.code || "";
+        const err = new PaymentError(code === "network" ? "network" : paymentErrorCodeOf(code), body.error?.message || "payment failed", code);
+        if (err.code === "insufficient_funds") {
+          $("sheet-error").textContent = "Not enough money in your wallet.";
+          $("sheet-error").hidden = false;
+          await sleep(1200);
+        }
+        throw err;
+      }
+      log("out", `→ payment_result ${requestId} ok ${body.id} ${body.amount_total} ${body.currency}`);
+      return { ok: true, session: body };
+    } catch (err) {
+      log("err", `→ payment_result ${requestId} ${err.code || "host_error"}: ${err.message}`);
+      throw err;
+    } finally {
+      $("sheet").hidden = true;
+      showUser();
+    }
+  },
+});
+
+$("miniapp").src = appOrigin + "/";
+await showUser();
+document.body.dataset.ready = "true";

@@ -1,0 +1,171 @@
+// The whole flow in a real browser: "minipay dev" (the real binary, a
+// fresh database), the host page in headless Chromium, the demo mini-app
+// in its frame, the SDK's bridge, the payment sheet, the host's confirm,
+// the webhook at the mini-app's backend. Checks the ledger through the API.
+import assert from "node:assert/strict";
+import { existsSync, mkdirSync, mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+import { after, before, test } from "node:test";
+import { chromium, type BrowserContext, type Page } from "playwright-core";
+import { freshDatabase, startBinary } from "../test/harness.ts";
+
+const chromiumPath = process.env.CHROMIUM || "/usr/bin/chromium";
+// Screenshots go to a temporary directory unless asked for (make screenshots
+// writes docs/img).
+const shots = resolve(process.env.MINIPAY_SCREENSHOTS || mkdtempSync(join(tmpdir(), "minipay-shots-")));
+
+let stopDev: () => Promise<void>;
+let dropDb: () => void;
+let ctx: BrowserContext;
+let profile: string;
+let out: Record<string, string> = {};
+
+function field(stdout: string, name: string): string {
+  const m = stdout.match(new RegExp(`^\\s*${name}:\\s+(\\S+)`, "m"));
+  if (!m) throw new Error(`no "${name}" in minipay dev's output:\n${stdout}`);
+  return m[1];
+}
+
+async function api(method: string, path: string, key: string, body?: unknown) {
+  const res = await fetch(out.api + path, {
+    method,
+    headers: { Authorization: `Bearer ${key}`, "Content-Type": "application/json" },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  return { status: res.status, body: (await res.json()) as any };
+}
+
+async function wallet(user: string): Promise<string> {
+  const w = await api("GET", `/v1/wallets/${user}`, out.host);
+  assert.equal(w.status, 200);
+  return w.body.balances.find((b: any) => b.currency === "CNY").available;
+}
+
+before(async () => {
+  assert.ok(existsSync(chromiumPath), `no Chromium at ${chromiumPath}: apt-get install -y chromium`);
+  mkdirSync(shots, { recursive: true });
+  const db = freshDatabase();
+  dropDb = db.drop;
+  const dev = await startBinary(
+    ["dev", "--app-addr", "127.0.0.1:0"],
+    { DATABASE_URL: db.url, MINIPAY_ADDR: "127.0.0.1:0", MINIPAY_SECRET: "e2e-browser-secret" },
+    /demo users:.*\n/,
+  );
+  stopDev = dev.stop;
+  const s = dev.stdout();
+  out = {
+    page: field(s, "host page"),
+    api: field(s, "API"),
+    admin: field(s, "admin key"),
+    host: field(s, "host key"),
+    sk: field(s, "secret key"),
+    app: field(s, "mini-app"),
+  };
+  profile = mkdtempSync(join(tmpdir(), "minipay-chromium-"));
+  ctx = await chromium.launchPersistentContext(profile, {
+    executablePath: chromiumPath,
+    headless: true,
+    viewport: { width: 1060, height: 840 },
+    args: [
+      "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+      "--disable-background-networking", "--disable-component-update", "--disable-sync",
+    ],
+  });
+});
+
+after(async () => {
+  await ctx?.close();
+  await stopDev?.();
+  dropDb?.();
+  if (profile) rmSync(profile, { recursive: true, force: true });
+});
+
+async function open(user: string): Promise<Page> {
+  const page = ctx.pages()[0] ?? (await ctx.newPage());
+  page.on("pageerror", (e) => console.error("page error:", e));
+  await page.goto(`${out.page}?user=${user}`);
+  await page.locator("body[data-ready=true]").waitFor();
+  await page.frameLocator("[data-testid=miniapp]").locator("body[data-ready=true]").waitFor();
+  return page;
+}
+
+test("a purchase: sheet, pay, the session completes, the webhook arrives", async () => {
+  const page = await open("usr_demo_lin");
+  const app = page.frameLocator("[data-testid=miniapp]");
+  assert.equal(await page.getByTestId("wallet").textContent(), "200.00 CNY");
+  await app.getByTestId("buy-gems").click();
+  await page.getByTestId("sheet").waitFor({ state: "visible" });
+  assert.equal(await page.getByTestId("sheet-total").textContent(), "6.00 CNY");
+  await page.screenshot({ path: join(shots, "demo-payment-sheet.png") });
+  await page.getByTestId("sheet-pay").click();
+
+  const status = app.getByTestId("status");
+  await status.filter({ hasText: "Paid 6.00 CNY" }).waitFor();
+  const sessionId = (await status.textContent())!.match(/\((cs_[^)]+)\)/)![1];
+  await app.getByTestId("webhooks").filter({ hasText: `checkout.session.completed · ${sessionId}` }).waitFor();
+  await page.getByTestId("wallet").filter({ hasText: "194.00 CNY" }).waitFor();
+  await page.screenshot({ path: join(shots, "demo-paid.png") });
+
+  // The ledger, through the API.
+  assert.equal(await wallet("usr_demo_lin"), "194.00");
+  const sess = await api("GET", `/v1/checkout/sessions/${sessionId}`, out.sk);
+  assert.equal(sess.body.status, "complete");
+  assert.equal(sess.body.payment_status, "paid");
+  assert.equal(sess.body.fee, "1.80"); // virtual goods: 30 %
+  const balance = await api("GET", "/v1/balance", out.sk);
+  assert.deepEqual(balance.body.pending, [{ currency: "CNY", amount: "4.20" }]);
+  const tb = await api("GET", "/v1/ledger/trial_balance", out.admin);
+  assert.equal(tb.body.balanced, true);
+  // The event in the log is the one the backend received and verified.
+  const events = await api("GET", "/v1/events?type=checkout.session.completed", out.sk);
+  const ev = events.body.data.find((e: any) => e.data.object.id === sessionId);
+  assert.ok(ev, "no checkout.session.completed event for the session");
+  const received = await (await fetch(out.app + "/api/webhooks")).json();
+  assert.ok(received.data.some((r: any) => r.id === ev.id && r.type === "checkout.session.completed"), JSON.stringify(received));
+});
+
+test("insufficient funds: the sheet says so, nothing is charged, the session stays open", async () => {
+  const page = await open("usr_demo_kai");
+  const app = page.frameLocator("[data-testid=miniapp]");
+  assert.equal(await page.getByTestId("wallet").textContent(), "1.00 CNY");
+  const before = (await api("GET", "/v1/checkout/sessions?status=open&limit=100", out.sk)).body.data.length;
+  await app.getByTestId("buy-tea").click();
+  await page.getByTestId("sheet").waitFor({ state: "visible" });
+  assert.equal(await page.getByTestId("sheet-total").textContent(), "38.00 CNY");
+  await page.getByTestId("sheet-pay").click();
+  await page.getByTestId("sheet-error").filter({ hasText: "Not enough money" }).waitFor();
+  await page.screenshot({ path: join(shots, "demo-insufficient-funds.png") });
+  await app.getByTestId("status").filter({ hasText: "Not enough money in the wallet" }).waitFor();
+  assert.equal(await wallet("usr_demo_kai"), "1.00");
+  const open_ = (await api("GET", "/v1/checkout/sessions?status=open&limit=100", out.sk)).body.data;
+  assert.equal(open_.length, before + 1);
+  assert.equal(open_[0].amount_total, "38.00");
+  assert.equal(open_[0].payment_status, "unpaid");
+});
+
+test("cancel: the user closes the sheet, nothing is charged", async () => {
+  const page = await open("usr_demo_lin");
+  const app = page.frameLocator("[data-testid=miniapp]");
+  const walletBefore = await wallet("usr_demo_lin");
+  const eventsBefore = (await api("GET", "/v1/events?limit=100", out.sk)).body.data.length;
+  await app.getByTestId("buy-tip").click();
+  await page.getByTestId("sheet").waitFor({ state: "visible" });
+  await page.getByTestId("sheet-cancel").click();
+  await app.getByTestId("status").filter({ hasText: "Payment canceled" }).waitFor();
+  await page.getByTestId("sheet").waitFor({ state: "hidden" });
+  await page.screenshot({ path: join(shots, "demo-canceled.png") });
+  assert.equal(await wallet("usr_demo_lin"), walletBefore);
+  assert.equal((await api("GET", "/v1/events?limit=100", out.sk)).body.data.length, eventsBefore);
+  // The backend received the purchase's webhook and nothing since.
+  const received = (await (await fetch(out.app + "/api/webhooks")).json()) as any;
+  assert.deepEqual(received.data.map((r: any) => r.type), ["checkout.session.completed"]);
+});
+
+test("the SDK outside a host page rejects with a typed error", async () => {
+  const page = ctx.pages()[0];
+  await page.goto(out.app + "/");
+  await page.locator("body[data-ready=true]").waitFor();
+  await page.getByTestId("buy-gems").click();
+  await page.getByTestId("status").filter({ hasText: "not running inside a host page" }).waitFor();
+});
