@@ -87,6 +87,7 @@ func (a *application) startWorkers(ctx context.Context, wg *sync.WaitGroup) {
 		// (webhook dispatcher)
 		func() { a.webhooks.Run(ctx) }, // on shutdown: finishes or gives back what it claimed
 		// (settlement scheduler)
+		a.settlementScheduler(ctx),
 	}
 	for _, loop := range loops {
 		wg.Add(1)

@@ -15,6 +15,9 @@ usage:
   minipay migrate [up|status]        apply or list database migrations
   minipay bench KIND [flags]         measure throughput and latency (KIND: ledger, checkout)
   minipay dev                        the API, a demo host page at /demo/ and a demo mini-app
+  minipay settle --cutoff TIME       settle everything matured by TIME (RFC 3339)
+  minipay export settlement --run ID [--detail] [--out FILE]
+                                     write a settlement run's CSV report
 
 Configuration comes from the environment (DATABASE_URL, MINIPAY_ADDR,
 MINIPAY_ADMIN_KEY, MINIPAY_HOST_KEY, MINIPAY_SECRET, MINIPAY_CATALOG,
@@ -38,6 +41,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	case "bench":
 		return runBench(ctx, rest, getenv, stdout, stderr)
 	// (settlement commands)
+	case "settle":
+		return settle(ctx, rest, getenv, stdout, stderr)
+	case "export":
+		return export(ctx, rest, getenv, stdout, stderr)
 	// (dev command)
 	case "dev":
 		return dev(ctx, rest, getenv, stdout, stderr)

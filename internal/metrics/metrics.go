@@ -23,6 +23,7 @@ type Metrics struct {
 	// (webhooks metrics)
 	webhooks
 	// (settlement metrics)
+	Settlement *Settlement
 }
 
 // New creates and registers the collectors, with Go and process metrics.
@@ -64,5 +65,6 @@ func New() *Metrics {
 	// (webhooks collectors)
 	m.registerWebhooks()
 	// (settlement collectors)
+	m.Settlement = newSettlement(reg)
 	return m
 }
