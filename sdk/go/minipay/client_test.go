@@ -48,16 +48,21 @@ func newServer(t *testing.T, rateLimit float64) *server {
 	secret := []byte("sdk test secret, 32 bytes long..")
 	a := apps.New(db.Pool, secret)
 	l := ledger.New(db.Pool, ledger.Options{})
+	wh := webhooks.New(db.Pool, webhooks.Options{Secret: secret, AllowPrivate: true})
 	s := &api.Server{
 		Ledger: l, Apps: a, Checkout: checkout.New(db.Pool, l, a, checkout.Options{}),
-		Settlement: settlement.New(db.Pool, l), Webhooks: webhooks.New(db.Pool, webhooks.Options{Secret: secret, AllowPrivate: true}),
+		Settlement: settlement.New(db.Pool, l), Webhooks: wh,
 		Idem: idempotency.New(db.Pool), Metrics: metrics.New(), RateLimit: rateLimit,
 		Log:     slog.New(slog.NewTextHandler(io.Discard, nil)),
 		Ready:   func(ctx context.Context) error { return db.Pool.Ping(ctx) },
 		OpenAPI: docs.OpenAPI,
 	}
 	srv := httptest.NewServer(s.Handler())
-	t.Cleanup(func() { srv.Close(); l.Close() })
+	// The dispatcher, as serve runs it, so webhooks are really delivered.
+	runCtx, stop := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); wh.Run(runCtx) }()
+	t.Cleanup(func() { srv.Close(); stop(); <-done; l.Close() })
 	ctx := context.Background()
 	for kind, key := range map[apps.KeyKind]string{apps.KindAdmin: adminKey, apps.KindHost: hostKey} {
 		if _, err := a.EnsureOperatorKey(ctx, kind, key); err != nil {

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { after, before, test } from "node:test";
-import { Minipay, MinipayError, MinipayNetworkError } from "../src/server.ts";
-import { startServe, type Serve } from "./harness.ts";
+import { Minipay, MinipayError, MinipayNetworkError, verifyWebhook, WebhookVerificationError } from "../src/server.ts";
+import { repoRoot, startServe, type Serve } from "./harness.ts";
 
 let mp: Serve;
 let sk: string;
@@ -120,4 +120,54 @@ test("retries keep the idempotency key; a lost response does not create twice", 
 test("a server that never answers is a network error after the retries", async () => {
   const client = new Minipay(sk, { baseUrl: "http://127.0.0.1:1", maxRetries: 2, minBackoffMs: 1 });
   await assert.rejects(client.balance.retrieve(), MinipayNetworkError);
+});
+
+test("webhooks: register an endpoint, pay, receive a delivery that verifies, find it in the event log", async () => {
+  const { createServer } = await import("node:http");
+  const client = new Minipay(sk, { baseUrl: mp.url });
+  const deliveries: { headers: Record<string, any>; body: string }[] = [];
+  const receiver = createServer(async (req, res) => {
+    const chunks: Buffer[] = [];
+    for await (const c of req) chunks.push(c as Buffer);
+    deliveries.push({ headers: req.headers, body: Buffer.concat(chunks).toString("utf8") });
+    res.writeHead(204).end();
+  });
+  await new Promise<void>((r) => receiver.listen(0, "127.0.0.1", r));
+  try {
+    const port = (receiver.address() as { port: number }).port;
+    const endpoint = await client.webhookEndpoints.create({ url: `http://127.0.0.1:${port}/hook`, enabled_events: ["checkout.session.completed"] });
+    assert.match(endpoint.secret!, /^whsec_/);
+    assert.equal((await client.webhookEndpoints.list()).data.some((e) => e.id === endpoint.id), true);
+
+    const session = await client.checkout.sessions.create({ amount: "8.88", currency: "CNY", option: "tip" });
+    await mp.call("POST", "/v1/wallets/usr_hook/topups", mp.host, { amount: "10.00", currency: "CNY" });
+    const paid = await mp.call("POST", `/v1/checkout/sessions/${session.id}/confirm`, mp.host, { user_id: "usr_hook", client_secret: session.client_secret });
+    assert.equal(paid.status, 200);
+
+    const deadline = Date.now() + 30_000;
+    while (deliveries.length === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+    assert.ok(deliveries.length > 0, "no webhook delivered");
+    const d = deliveries[0];
+    const event = verifyWebhook<{ id: string; status: string; amount_total: string }>(endpoint.secret!, d.headers, d.body);
+    assert.equal(event.type, "checkout.session.completed");
+    assert.equal(event.data.object.id, session.id);
+    assert.equal(event.data.object.amount_total, "8.88");
+    assert.throws(() => verifyWebhook(endpoint.secret!, d.headers, d.body.replace("8.88", "9.88")), WebhookVerificationError);
+
+    const events = await client.events.list({ type: "checkout.session.completed", limit: 100 });
+    const logged = events.data.find((e) => e.id === event.id);
+    assert.ok(logged);
+    assert.deepEqual(await client.events.retrieve(event.id), logged);
+    await client.webhookEndpoints.del(endpoint.id);
+  } finally {
+    receiver.close();
+  }
+});
+
+test("the demo's SDK bundle is this build of src/browser.ts", async () => {
+  const { readFileSync } = await import("node:fs");
+  const { join } = await import("node:path");
+  const built = readFileSync(join(import.meta.dirname, "../dist/browser.js"), "utf8");
+  const shipped = readFileSync(join(repoRoot, "demo/static/minipay.js"), "utf8");
+  assert.equal(shipped, built, "demo/static/minipay.js is stale: run npm run build in sdk/js and commit it");
 });
