@@ -45,6 +45,7 @@ var kinds = map[string]func(context.Context, Options) (*Result, error){
 	// (webhooks bench)
 	"webhooks": benchWebhooks,
 	// (settlement bench)
+	"settlement": benchSettlement,
 }
 
 // Run parses "minipay bench KIND [flags]" and runs the benchmark.
