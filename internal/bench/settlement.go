@@ -195,9 +195,9 @@ var seedSQL = []string{
 	        'dev_bench' || lpad((i % $2)::text, 6, '0') AS dev,
 	        'app_bench' || lpad((i % $2)::text, 6, '0') AS app,
 	        'bu' || (i % $3) AS payer,
-	        100 + (i * 7919) % 900 AS amount,
-	        ((100 + (i * 7919) % 900) * 60 + 5000) / 10000 AS fee,
-	        CASE WHEN i % 100 = 0 THEN (100 + (i * 7919) % 900) / 2 ELSE 0 END AS refunded
+	        100 + (i::bigint * 7919) % 900 AS amount,
+	        ((100 + (i::bigint * 7919) % 900) * 60 + 5000) / 10000 AS fee,
+	        CASE WHEN i % 100 = 0 THEN (100 + (i::bigint * 7919) % 900) / 2 ELSE 0 END AS refunded
 	 FROM generate_series(0, $1::int - 1) i`,
 	`ALTER TABLE pays ADD COLUMN fee_refunded bigint`,
 	`UPDATE pays SET fee_refunded = round(fee::numeric * refunded / amount)::bigint WHERE refunded > 0`,
