@@ -9,6 +9,7 @@ run: ## run the service against the local PostgreSQL
 
 test: lint ## vet, lint and the whole test suite against a real PostgreSQL
 	$(GO) test -race -count=1 ./...
+	$(MAKE) sdk-test e2e
 
 lint:
 	@unformatted="$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))"; \
@@ -24,3 +25,20 @@ build:
 
 bench: build ## every benchmark, results in docs/benchmarks.md
 	./bin/minipay bench ledger
+
+# The JS SDK (sdk/js): its tests run the real binary against PostgreSQL. e2e
+# drives "minipay dev" in headless Chromium (apt-get install -y chromium);
+# without Chromium it says so and passes, unless MINIPAY_REQUIRE_BROWSER=1
+# (CI). screenshots rewrites docs/img.
+NPM ?= npm
+.PHONY: sdk-test e2e screenshots
+sdk/js/node_modules/.package-lock.json: sdk/js/package-lock.json
+	cd sdk/js && $(NPM) ci --no-audit --no-fund
+sdk-test: sdk/js/node_modules/.package-lock.json
+	cd sdk/js && $(NPM) test
+e2e: sdk/js/node_modules/.package-lock.json
+	@if [ -x "$${CHROMIUM:-/usr/bin/chromium}" ]; then cd sdk/js && $(NPM) run e2e; \
+	elif [ "$$MINIPAY_REQUIRE_BROWSER" = 1 ]; then echo "e2e: no Chromium; apt-get install -y chromium" >&2; exit 1; \
+	else echo "e2e: NOT RUN: no Chromium at $${CHROMIUM:-/usr/bin/chromium} (apt-get install -y chromium)" >&2; fi
+screenshots: sdk/js/node_modules/.package-lock.json
+	cd sdk/js && MINIPAY_SCREENSHOTS=$(CURDIR)/docs/img $(NPM) run e2e

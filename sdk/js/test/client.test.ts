@@ -169,5 +169,5 @@ test("the demo's SDK bundle is this build of src/browser.ts", async () => {
   const { join } = await import("node:path");
   const built = readFileSync(join(import.meta.dirname, "../dist/browser.js"), "utf8");
   const shipped = readFileSync(join(repoRoot, "demo/static/minipay.js"), "utf8");
-  assert.equal(shipped, built, "demo/static/minipay.js is stale: run npm run build in sdk/js and commit it");
+  assert.equal(shipped, built, "demo/static/minipay.js is stale: run npm run bundle in sdk/js and commit it");
 });
