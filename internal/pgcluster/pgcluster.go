@@ -1,0 +1,255 @@
+// Package pgcluster runs throwaway PostgreSQL clusters for tests that must
+// do to a database what no shared server should suffer: restart it in the
+// middle of a load, or fail over from a primary to its standby.
+//
+// A cluster lives in a temporary directory, listens on 127.0.0.1 on a free
+// port, trusts local connections and is stopped and deleted when the test
+// ends. The server binaries come from PG_BINDIR, or pg_config --bindir, or
+// the newest /usr/lib/postgresql/*/bin. Run as root, the server runs as the
+// postgres user, since PostgreSQL refuses to run as root.
+package pgcluster
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"os/user"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// Cluster is one running (or stopped) PostgreSQL server.
+type Cluster struct {
+	t       testing.TB
+	bin     string
+	Dir     string // data directory
+	Port    int
+	logFile string
+}
+
+// New initializes and starts a cluster configured with the given extra
+// postgresql.conf lines. It is stopped and removed when t ends.
+func New(t testing.TB, conf ...string) *Cluster {
+	t.Helper()
+	c := newCluster(t)
+	c.run("initdb", "-D", c.Dir, "-U", "postgres", "--auth=trust", "--no-sync", "-E", "UTF8", "--locale=C")
+	c.configure(conf...)
+	hba := "local all all trust\nhost all all 127.0.0.1/32 trust\nhost replication all 127.0.0.1/32 trust\n"
+	c.write("pg_hba.conf", hba)
+	c.Start()
+	return c
+}
+
+// Standby creates a streaming standby of primary with pg_basebackup and
+// starts it.
+func (primary *Cluster) Standby(t testing.TB, conf ...string) *Cluster {
+	t.Helper()
+	c := newCluster(t)
+	if err := os.Remove(c.Dir); err != nil {
+		t.Fatal(err)
+	}
+	c.run("pg_basebackup", "-h", "127.0.0.1", "-p", strconv.Itoa(primary.Port), "-U", "postgres",
+		"-D", c.Dir, "-R", "-X", "stream", "--no-sync", "-c", "fast")
+	// Named, so the primary can list it in synchronous_standby_names.
+	conninfo := fmt.Sprintf("primary_conninfo = 'host=127.0.0.1 port=%d user=postgres application_name=standby'", primary.Port)
+	c.configure(append([]string{conninfo}, conf...)...)
+	c.Start()
+	return c
+}
+
+func newCluster(t testing.TB) *Cluster {
+	bin, err := binDir()
+	if err != nil {
+		t.Fatalf("pgcluster: %v", err)
+	}
+	root, err := os.MkdirTemp("", "minipay-pg")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := &Cluster{t: t, bin: bin, Dir: filepath.Join(root, "data"), Port: freePort(t), logFile: filepath.Join(root, "log")}
+	if err := os.Mkdir(c.Dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if os.Geteuid() == 0 {
+		chownPostgres(t, root, c.Dir)
+	}
+	t.Cleanup(func() {
+		c.stop("immediate")
+		os.RemoveAll(root)
+	})
+	return c
+}
+
+// configure appends the settings every test cluster gets, then conf.
+func (c *Cluster) configure(conf ...string) {
+	lines := append([]string{
+		"listen_addresses = '127.0.0.1'",
+		"port = " + strconv.Itoa(c.Port),
+		"unix_socket_directories = ''",
+		"max_connections = 100",
+		"wal_level = replica",
+		"max_wal_senders = 5",
+		"hot_standby = on",
+		"fsync = on",
+	}, conf...)
+	path := filepath.Join(c.Dir, "postgresql.auto.conf")
+	old, _ := os.ReadFile(path)
+	c.write("postgresql.auto.conf", string(old)+strings.Join(lines, "\n")+"\n")
+}
+
+// Conf appends settings and reloads the server.
+func (c *Cluster) Conf(lines ...string) {
+	path := filepath.Join(c.Dir, "postgresql.auto.conf")
+	old, _ := os.ReadFile(path)
+	c.write("postgresql.auto.conf", string(old)+strings.Join(lines, "\n")+"\n")
+	c.run("pg_ctl", "-D", c.Dir, "reload")
+}
+
+// URL is a connection URL for database db on this cluster.
+func (c *Cluster) URL(db string) string {
+	return fmt.Sprintf("postgres://postgres@127.0.0.1:%d/%s?sslmode=disable", c.Port, db)
+}
+
+// Start starts the server and waits until it accepts connections.
+func (c *Cluster) Start() {
+	c.t.Helper()
+	c.run("pg_ctl", "-D", c.Dir, "-l", c.logFile, "-w", "-t", "60", "start")
+}
+
+// Stop stops the server: mode is "fast" (clean) or "immediate" (as a crash
+// would, leaving recovery to the next start).
+func (c *Cluster) Stop(mode string) {
+	c.t.Helper()
+	if err := c.stop(mode); err != nil {
+		c.t.Fatalf("pgcluster: stop: %v", err)
+	}
+}
+
+// Restart stops the server with mode and starts it again.
+func (c *Cluster) Restart(mode string) {
+	c.t.Helper()
+	c.Stop(mode)
+	c.Start()
+}
+
+// Promote turns a standby into a primary and waits until it accepts writes.
+func (c *Cluster) Promote() {
+	c.t.Helper()
+	c.run("pg_ctl", "-D", c.Dir, "-w", "promote")
+}
+
+// Log returns the server's log so far, for failure messages.
+func (c *Cluster) Log() string {
+	b, _ := os.ReadFile(c.logFile)
+	return string(b)
+}
+
+// Exec runs sql on database db.
+func (c *Cluster) Exec(ctx context.Context, db, sql string) error {
+	conn, err := pgx.Connect(ctx, c.URL(db))
+	if err != nil {
+		return err
+	}
+	defer conn.Close(ctx)
+	_, err = conn.Exec(ctx, sql)
+	return err
+}
+
+func (c *Cluster) stop(mode string) error {
+	if _, err := os.Stat(filepath.Join(c.Dir, "postmaster.pid")); err != nil {
+		return nil // not running
+	}
+	_, err := c.exec("pg_ctl", "-D", c.Dir, "-m", mode, "-w", "-t", "60", "stop")
+	return err
+}
+
+func (c *Cluster) run(name string, args ...string) {
+	c.t.Helper()
+	if out, err := c.exec(name, args...); err != nil {
+		c.t.Fatalf("pgcluster: %s %s: %v\n%s\n%s", name, strings.Join(args, " "), err, out, c.Log())
+	}
+}
+
+// exec runs a server binary, as the postgres user when we are root.
+func (c *Cluster) exec(name string, args ...string) (string, error) {
+	path := filepath.Join(c.bin, name)
+	if os.Geteuid() == 0 {
+		args = append([]string{"-u", "postgres", "--", path}, args...)
+		path = "runuser"
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, path, args...)
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	err := cmd.Run()
+	return out.String(), err
+}
+
+func (c *Cluster) write(name, content string) {
+	path := filepath.Join(c.Dir, name)
+	if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
+		c.t.Fatal(err)
+	}
+	if os.Geteuid() == 0 {
+		chownPostgres(c.t, path)
+	}
+}
+
+func binDir() (string, error) {
+	if d := os.Getenv("PG_BINDIR"); d != "" {
+		return d, nil
+	}
+	if out, err := exec.Command("pg_config", "--bindir").Output(); err == nil {
+		d := strings.TrimSpace(string(out))
+		if _, err := os.Stat(filepath.Join(d, "initdb")); err == nil {
+			return d, nil
+		}
+	}
+	dirs, _ := filepath.Glob("/usr/lib/postgresql/*/bin")
+	sort.Slice(dirs, func(i, j int) bool { return version(dirs[i]) > version(dirs[j]) })
+	for _, d := range dirs {
+		if _, err := os.Stat(filepath.Join(d, "initdb")); err == nil {
+			return d, nil
+		}
+	}
+	return "", fmt.Errorf("no PostgreSQL server binaries (initdb) found; set PG_BINDIR")
+}
+
+func version(dir string) int {
+	n, _ := strconv.Atoi(filepath.Base(filepath.Dir(dir)))
+	return n
+}
+
+func chownPostgres(t testing.TB, paths ...string) {
+	u, err := user.Lookup("postgres")
+	if err != nil {
+		t.Fatalf("pgcluster: running as root needs a postgres user: %v", err)
+	}
+	uid, _ := strconv.Atoi(u.Uid)
+	gid, _ := strconv.Atoi(u.Gid)
+	for _, p := range paths {
+		if err := os.Chown(p, uid, gid); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// freePort asks the kernel for a port that is free now.
+func freePort(t testing.TB) int {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
