@@ -146,7 +146,13 @@ export function requestPayment(req, opts = {}) {
             sessionId: req.sessionId,
             clientSecret: req.clientSecret,
         };
-        host.postMessage(msg, hostOrigin);
+        try {
+            host.postMessage(msg, hostOrigin);
+        }
+        catch (err) {
+            // An opaque or malformed host origin ("null") cannot be posted to.
+            done(() => reject(new PaymentError("host_error", `cannot post to the host at ${hostOrigin}: ${String(err)}`)));
+        }
     });
 }
 /**

@@ -140,8 +140,11 @@ test("insufficient funds: the sheet says so, nothing is charged, the session sta
   assert.equal(await wallet("usr_demo_kai"), "1.00");
   const open_ = (await api("GET", "/v1/checkout/sessions?status=open&limit=100", out.sk)).body.data;
   assert.equal(open_.length, before + 1);
-  assert.equal(open_[0].amount_total, "38.00");
-  assert.equal(open_[0].payment_status, "unpaid");
+  const requested = (await page.getByTestId("bridge-log").locator("li").last().textContent())!;
+  const sess = (await api("GET", `/v1/checkout/sessions/${requested.match(/payment_request \S+ (cs_\S+)/)![1]}`, out.sk)).body;
+  assert.equal(sess.status, "open");
+  assert.equal(sess.amount_total, "38.00");
+  assert.equal(sess.payment_status, "unpaid");
 });
 
 test("cancel: the user closes the sheet, nothing is charged", async () => {
@@ -168,4 +171,39 @@ test("the SDK outside a host page rejects with a typed error", async () => {
   await page.locator("body[data-ready=true]").waitFor();
   await page.getByTestId("buy-gems").click();
   await page.getByTestId("status").filter({ hasText: "not running inside a host page" }).waitFor();
+});
+
+test("expired: the app cancels the session while the sheet is open; paying then fails as expired", async () => {
+  const page = await open("usr_demo_lin");
+  const app = page.frameLocator("[data-testid=miniapp]");
+  const walletBefore = await wallet("usr_demo_lin");
+  await app.getByTestId("buy-gems").click();
+  await page.getByTestId("sheet").waitFor({ state: "visible" });
+  // The session being paid, from the request the host page logged.
+  const requested = (await page.getByTestId("bridge-log").locator("li").first().textContent())!;
+  const id = requested.match(/payment_request \S+ (cs_\S+)/)![1];
+  assert.equal((await api("POST", `/v1/checkout/sessions/${id}/cancel`, out.sk, {})).status, 200);
+  await page.getByTestId("sheet-pay").click();
+  await page.getByTestId("sheet").waitFor({ state: "hidden" });
+  await app.getByTestId("status").filter({ hasText: "This order expired" }).waitFor();
+  assert.equal(await wallet("usr_demo_lin"), walletBefore);
+  assert.equal((await api("GET", `/v1/checkout/sessions/${id}`, out.sk)).body.status, "canceled");
+});
+
+test("a page that embeds the mini-app but serves no bridge: requestPayment fails as a network error", async () => {
+  const { createServer } = await import("node:http");
+  const bare = createServer((_, res) => {
+    res.writeHead(200, { "content-type": "text/html" }).end(`<iframe id="f" src="${out.app}/" style="width:400px;height:600px"></iframe>`);
+  });
+  await new Promise<void>((r) => bare.listen(0, "127.0.0.1", r));
+  try {
+    const page = ctx.pages()[0];
+    await page.goto(`http://127.0.0.1:${(bare.address() as { port: number }).port}/`);
+    const app = page.frameLocator("#f");
+    await app.locator("body[data-ready=true]").waitFor();
+    await app.getByTestId("buy-tip").click();
+    await app.getByTestId("status").filter({ hasText: "Could not reach the host" }).waitFor({ timeout: 20_000 });
+  } finally {
+    bare.close();
+  }
 });

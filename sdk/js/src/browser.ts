@@ -218,7 +218,12 @@ export function requestPayment(req: PaymentRequest, opts: RequestPaymentOptions 
       sessionId: req.sessionId,
       clientSecret: req.clientSecret,
     };
-    host.postMessage(msg, hostOrigin);
+    try {
+      host.postMessage(msg, hostOrigin);
+    } catch (err) {
+      // An opaque or malformed host origin ("null") cannot be posted to.
+      done(() => reject(new PaymentError("host_error", `cannot post to the host at ${hostOrigin}: ${String(err)}`)));
+    }
   });
 }
 
