@@ -42,3 +42,16 @@ e2e: sdk/js/node_modules/.package-lock.json
 	else echo "e2e: NOT RUN: no Chromium at $${CHROMIUM:-/usr/bin/chromium} (apt-get install -y chromium)" >&2; fi
 screenshots: sdk/js/node_modules/.package-lock.json
 	cd sdk/js && MINIPAY_SCREENSHOTS=$(CURDIR)/docs/img $(NPM) run e2e
+
+# Fuzzing: every Fuzz target of FUZZPKGS for FUZZTIME each (CI runs a short
+# form). A failing input is written to the package's testdata/fuzz; keep it.
+FUZZTIME ?= 10s
+FUZZPKGS ?= ./api ./ledger ./internal/idempotency ./sdk/go/webhook
+.PHONY: fuzz
+fuzz:
+	@set -e; for pkg in $(FUZZPKGS); do \
+		for target in $$(sed -n 's/^func \(Fuzz[A-Za-z0-9_]*\)(.*/\1/p' $$pkg/*_test.go); do \
+			echo "fuzz $$pkg $$target ($(FUZZTIME))"; \
+			$(GO) test -run '^$$' -fuzz "^$$target\$$" -fuzztime $(FUZZTIME) $$pkg; \
+		done; \
+	done

@@ -71,23 +71,51 @@ func (s *Server) idempotent(next http.Handler) http.Handler {
 			s.writeError(w, r, idempotency.ErrInProgress)
 			return
 		}
+		claimedAt := time.Now()
 		rec := &recorder{ResponseWriter: w}
 		// Finish the bookkeeping even if the client goes away.
-		defer func() {
-			ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), 10*time.Second)
-			defer cancel()
-			var err error
-			if storable(rec) {
-				err = s.Idem.Complete(ctx, req, idempotency.Response{Status: rec.status, Body: rec.body.Bytes()})
-			} else {
-				err = s.Idem.Release(ctx, req)
-			}
-			if err != nil {
-				s.Log.Error("idempotency bookkeeping", "request_id", requestID(r.Context()), "err", err)
-			}
-		}()
+		defer s.finishIdempotent(r, req, rec, claimedAt)
 		next.ServeHTTP(rec, r.WithContext(context.WithValue(r.Context(), idemKey{}, req)))
 	})
+}
+
+// finishIdempotent stores the response of a claimed request, or releases
+// the key when the response is not to be replayed. When the database
+// cannot be reached (it is failing over), it keeps trying in the
+// background until shortly before the claim's lease ends: a claim left
+// behind would make every retry of the request wait for the whole lease,
+// although nothing holds it any more. Past the lease another request may
+// own the key, so it stops there and leaves the rest to the lease.
+func (s *Server) finishIdempotent(r *http.Request, req idempotency.Request, rec *recorder, claimedAt time.Time) {
+	finish := func(ctx context.Context) error {
+		if storable(rec) {
+			return s.Idem.Complete(ctx, req, idempotency.Response{Status: rec.status, Body: rec.body.Bytes()})
+		}
+		return s.Idem.Release(ctx, req)
+	}
+	base := context.WithoutCancel(r.Context())
+	ctx, cancel := context.WithTimeout(base, 10*time.Second)
+	err := finish(ctx)
+	cancel()
+	if err == nil {
+		return
+	}
+	s.Log.Warn("idempotency bookkeeping failed; retrying", "request_id", requestID(r.Context()), "err", err)
+	go func() {
+		ctx, cancel := context.WithDeadline(base, claimedAt.Add(idempotency.Lease-5*time.Second))
+		defer cancel()
+		for wait := 100 * time.Millisecond; ; wait = min(2*wait, 2*time.Second) {
+			select {
+			case <-ctx.Done():
+				s.Log.Error("idempotency bookkeeping", "request_id", requestID(r.Context()), "err", err)
+				return
+			case <-time.After(wait):
+			}
+			if err = finish(ctx); err == nil {
+				return
+			}
+		}
+	}()
 }
 
 func storable(rec *recorder) bool {

@@ -23,6 +23,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/minipay/minipay"
+	"github.com/minipay/minipay/internal/id"
 )
 
 // Retention is how long keys are kept.
@@ -119,12 +120,14 @@ func (s *Store) Begin(ctx context.Context, r Request) (claimed bool, replay *Res
 // try makes one attempt: claim a new key, take over an abandoned one, or
 // read a completed one. All false/nil means "still in progress".
 func (s *Store) try(ctx context.Context, r Request, hash []byte) (bool, *Response, error) {
+	claim := id.New("claim")
 	tag, err := s.db.Exec(ctx, `
-		INSERT INTO idempotency_keys (scope, key, method, path, request_hash, request_body, locked_until)
-		VALUES ($1, $2, $3, $4, $5, $6, now() + $7::interval)
+		INSERT INTO idempotency_keys (scope, key, method, path, request_hash, request_body, locked_until, claim)
+		VALUES ($1, $2, $3, $4, $5, $6, now() + $7::interval, $8)
 		ON CONFLICT (scope, key) DO NOTHING`,
-		r.Scope, r.Key, r.Method, r.Path, hash, r.Body, Lease.String())
+		r.Scope, r.Key, r.Method, r.Path, hash, r.Body, Lease.String(), claim)
 	if err != nil {
+		go s.dropClaim(r, claim)
 		return false, nil, fmt.Errorf("claim idempotency key: %w", err)
 	}
 	if tag.RowsAffected() == 1 {
@@ -158,12 +161,38 @@ func (s *Store) try(ctx context.Context, r Request, hash []byte) (bool, *Respons
 		return false, nil, nil
 	}
 	tag, err = s.db.Exec(ctx, `
-		UPDATE idempotency_keys SET locked_until = now() + $3::interval
-		WHERE scope = $1 AND key = $2 AND status IS NULL AND locked_until < now()`, r.Scope, r.Key, Lease.String())
+		UPDATE idempotency_keys SET locked_until = now() + $3::interval, claim = $4
+		WHERE scope = $1 AND key = $2 AND status IS NULL AND locked_until < now()`, r.Scope, r.Key, Lease.String(), claim)
 	if err != nil {
+		go s.dropClaim(r, claim)
 		return false, nil, fmt.Errorf("take over idempotency key: %w", err)
 	}
 	return tag.RowsAffected() == 1, nil, nil
+}
+
+// dropClaim removes the claim with token claim, if it exists and is still
+// unfinished. It is for a claim whose statement failed without saying
+// whether it committed (the connection broke, as in a database failover):
+// the request fails, so nobody holds the claim, but if it committed every
+// retry would wait the whole Lease for it. The database may be away for a
+// while, so it keeps trying, in the background, until the lease would have
+// freed the key anyway. The token makes it remove only that claim, never
+// one a retry made meanwhile.
+func (s *Store) dropClaim(r Request, claim string) {
+	ctx, cancel := context.WithTimeout(context.Background(), Lease)
+	defer cancel()
+	for wait := 50 * time.Millisecond; ; wait = min(2*wait, 2*time.Second) {
+		_, err := s.db.Exec(ctx, `DELETE FROM idempotency_keys
+			WHERE scope = $1 AND key = $2 AND claim = $3 AND status IS NULL`, r.Scope, r.Key, claim)
+		if err == nil {
+			return
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(wait):
+		}
+	}
 }
 
 // Complete stores the response of a claimed request for replay.
