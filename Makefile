@@ -24,7 +24,15 @@ build:
 	$(GO) build -o bin/minipay ./cmd/minipay
 
 bench: build ## every benchmark, results in docs/benchmarks.md
-	./bin/minipay bench ledger
+	./bin/minipay bench all
+
+# Faults under load: serve replicas killed, PostgreSQL restarted, the webhook
+# receiver down for a while (chaos/). make test runs it for 20s; this runs
+# it for CHAOS_DURATION and prints the report.
+CHAOS_DURATION ?= 2m
+.PHONY: chaos
+chaos:
+	CHAOS_DURATION=$(CHAOS_DURATION) $(GO) test -count=1 -v -run TestChaos -timeout 30m ./chaos
 
 # The JS SDK (sdk/js): its tests run the real binary against PostgreSQL. e2e
 # drives "minipay dev" in headless Chromium (apt-get install -y chromium);

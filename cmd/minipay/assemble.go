@@ -58,7 +58,8 @@ func assemble(ctx context.Context, cfg *config, pool *pgxpool.Pool, log *slog.Lo
 	a.ledger = ledger.New(pool, ledger.Options{Observe: observeLedger(a.metrics)})
 	a.checkout = checkout.New(pool, a.ledger, a.apps, checkout.Options{Catalog: catalog, Log: log})
 	a.settlement = settlement.New(pool, a.ledger)
-	a.webhooks = webhooks.New(pool, webhooks.Options{Secret: secret, AllowPrivate: cfg.WebhookAllowPrivate, Log: log, Metrics: a.metrics})
+	a.webhooks = webhooks.New(pool, webhooks.Options{Secret: secret, AllowPrivate: cfg.WebhookAllowPrivate, Log: log, Metrics: a.metrics,
+		Schedule: cfg.WebhookSchedule, Timeout: cfg.WebhookTimeout, Lease: 2 * cfg.WebhookTimeout})
 	a.server = &api.Server{
 		Ledger: a.ledger, Apps: a.apps, Checkout: a.checkout, Settlement: a.settlement, Webhooks: a.webhooks,
 		Idem: idempotency.New(pool), Metrics: a.metrics, Log: log, RateLimit: cfg.RateLimit,

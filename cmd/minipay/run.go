@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"strings"
+	"time"
 )
 
 const usage = `minipay: payments and monetization for mini-apps
@@ -70,6 +71,12 @@ type config struct {
 	DBConns             int
 	RateLimit           float64
 	DebugAddr           string
+	// WebhookSchedule and WebhookTimeout replace the retry delays and the
+	// per-attempt timeout of DESIGN.md section 7, for drills and tests
+	// that cannot wait hours; production leaves them unset.
+	WebhookSchedule []time.Duration
+	WebhookTimeout  time.Duration
+	envErr          error // a malformed environment variable
 }
 
 // flags registers the configuration flags on fs, with defaults from the
@@ -97,5 +104,35 @@ func configFlags(fs *flag.FlagSet, getenv func(string) string) *config {
 		fmt.Sscan(v, &rate)
 	}
 	fs.Float64Var(&c.RateLimit, "rate-limit", rate, "requests per second per API key, bursts of twice that; 0 for none (MINIPAY_RATE_LIMIT)")
+	fs.Func("webhook-retry-schedule", "comma-separated delays between webhook attempts, e.g. 1s,2s,5s (MINIPAY_WEBHOOK_RETRY_SCHEDULE); for drills and tests only", func(v string) error {
+		return c.parseSchedule(v)
+	})
+	fs.DurationVar(&c.WebhookTimeout, "webhook-timeout", 0, "timeout of one webhook attempt (MINIPAY_WEBHOOK_TIMEOUT), and half the lease after which a dead replica's deliveries are retried; 15s when unset, for drills and tests only")
+	if v := getenv("MINIPAY_WEBHOOK_RETRY_SCHEDULE"); v != "" {
+		if err := c.parseSchedule(v); err != nil {
+			c.envErr = fmt.Errorf("MINIPAY_WEBHOOK_RETRY_SCHEDULE: %w", err)
+		}
+	}
+	if v := getenv("MINIPAY_WEBHOOK_TIMEOUT"); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil || d <= 0 {
+			c.envErr = fmt.Errorf("MINIPAY_WEBHOOK_TIMEOUT: want a positive duration, got %q", v)
+		}
+		c.WebhookTimeout = d
+	}
 	return c
+}
+
+// parseSchedule reads a comma-separated list of positive durations.
+func (c *config) parseSchedule(v string) error {
+	var out []time.Duration
+	for _, part := range strings.Split(v, ",") {
+		d, err := time.ParseDuration(strings.TrimSpace(part))
+		if err != nil || d <= 0 {
+			return fmt.Errorf("want comma-separated positive durations, got %q", v)
+		}
+		out = append(out, d)
+	}
+	c.WebhookSchedule = out
+	return nil
 }

@@ -27,6 +27,9 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
+	if cfg.envErr != nil {
+		return cfg.envErr
+	}
 	log := slog.New(slog.NewJSONHandler(stderr, nil))
 
 	pool, applied, err := pgdb.Setup(ctx, cfg.DatabaseURL, int32(cfg.DBConns))

@@ -1,0 +1,633 @@
+// Package chaos_test runs minipay under load while things break: serve
+// replicas are killed with SIGKILL and restarted, PostgreSQL is restarted,
+// the developer's webhook receiver fails for a while, and two or three
+// replicas share the work. Afterwards it checks that nothing acknowledged
+// was lost or duplicated, that the ledger balances, that every committed
+// event reached the receiver and that no session is stuck.
+//
+// The test uses its own throwaway PostgreSQL cluster, so restarting it
+// disturbs no other test. CHAOS_DURATION sets how long the load runs
+// (20s by default; "make chaos" runs it longer).
+package chaos_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/minipay/minipay/internal/idempotency"
+	"github.com/minipay/minipay/internal/pgcluster"
+	"github.com/minipay/minipay/ledger"
+	"github.com/minipay/minipay/sdk/go/webhook"
+)
+
+const (
+	adminKey = "chaos-admin-key"
+	hostKey  = "chaos-host-key"
+	users    = 24
+)
+
+var binary string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "minipay-chaos")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	binary = filepath.Join(dir, "minipay")
+	if out, err := exec.Command("go", "build", "-o", binary, "../cmd/minipay").CombinedOutput(); err != nil {
+		fmt.Fprintf(os.Stderr, "build minipay: %v\n%s", err, out)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+func TestChaos(t *testing.T) {
+	duration := 20 * time.Second
+	if v := os.Getenv("CHAOS_DURATION"); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil {
+			t.Fatalf("CHAOS_DURATION: %v", err)
+		}
+		duration = d
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), duration+4*time.Minute)
+	defer cancel()
+
+	pg := pgcluster.New(t, "max_connections = 200")
+	dbURL := pg.URL("minipay")
+	recv := newReceiver()
+	srv := httptest.NewServer(recv)
+	defer srv.Close()
+
+	fleet := newFleet(t, dbURL, 3)
+	fleet.startAll()
+	app := setup(t, fleet, srv.URL, recv)
+
+	stop := make(chan struct{})
+	load := &load{fleet: fleet, app: app, stop: stop}
+	var wg sync.WaitGroup
+	for w := 0; w < 16; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			load.worker(ctx, w, stop)
+		}()
+	}
+
+	// The faults, spread over the run.
+	at := func(frac float64) <-chan time.Time { return time.After(time.Duration(frac * float64(duration))) }
+	faults := []struct {
+		when float64
+		name string
+		do   func()
+	}{
+		{0.15, "kill -9 replica 1", func() { fleet.kill(1) }},
+		{0.25, "restart replica 1", func() { fleet.start(1) }},
+		{0.35, "restart PostgreSQL (immediate)", func() { pg.Restart("immediate") }},
+		{0.45, "webhook receiver starts failing", func() { recv.failing.Store(true) }},
+		{0.55, "kill -9 replica 2 (two replicas share the work)", func() { fleet.kill(2) }},
+		{0.65, "kill -9 replica 0", func() { fleet.kill(0) }},
+		{0.70, "restart replica 0", func() { fleet.start(0) }},
+		{0.75, "webhook receiver recovers", func() { recv.failing.Store(false) }},
+		{0.80, "restart replica 2", func() { fleet.start(2) }},
+	}
+	start := time.Now()
+	for _, f := range faults {
+		<-at(f.when - time.Since(start).Seconds()/duration.Seconds())
+		t.Logf("%5.1fs  %s", time.Since(start).Seconds(), f.name)
+		f.do()
+	}
+	<-time.After(time.Until(start.Add(duration)))
+	close(stop)
+	wg.Wait()
+	t.Logf("%5.1fs  load stopped", time.Since(start).Seconds())
+
+	pool, err := pgxpool.New(ctx, dbURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pool.Close()
+	c := checker{t: t, ctx: ctx, pool: pool, app: app, load: load, recv: recv}
+	c.acknowledgedExactlyOnce()
+	c.ledgerBalances()
+	c.eventsDelivered()
+	c.noStuckSessions(start)
+	c.report()
+}
+
+// ---- the fleet of serve replicas ----
+
+type fleet struct {
+	t     *testing.T
+	db    string
+	addrs []string
+	mu    sync.Mutex
+	procs []*exec.Cmd
+	logs  []*bytes.Buffer
+}
+
+func newFleet(t *testing.T, db string, n int) *fleet {
+	f := &fleet{t: t, db: db, procs: make([]*exec.Cmd, n)}
+	for i := 0; i < n; i++ {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		f.addrs = append(f.addrs, l.Addr().String())
+		l.Close()
+		f.logs = append(f.logs, &bytes.Buffer{})
+	}
+	t.Cleanup(func() {
+		for i := range f.procs {
+			f.kill(i)
+		}
+	})
+	return f
+}
+
+func (f *fleet) startAll() {
+	for i := range f.addrs {
+		f.start(i)
+	}
+	for i := range f.addrs {
+		f.waitReady(i)
+	}
+}
+
+func (f *fleet) start(i int) {
+	cmd := exec.Command(binary, "serve")
+	cmd.Env = append(os.Environ(), "DATABASE_URL="+f.db, "MINIPAY_ADDR="+f.addrs[i],
+		"MINIPAY_ADMIN_KEY="+adminKey, "MINIPAY_HOST_KEY="+hostKey, "MINIPAY_SECRET=chaos-secret",
+		"MINIPAY_WEBHOOK_ALLOW_PRIVATE=true", "MINIPAY_RATE_LIMIT=0",
+		"MINIPAY_WEBHOOK_RETRY_SCHEDULE=1s,2s,5s,10s,20s,30s,30s", "MINIPAY_WEBHOOK_TIMEOUT=2s")
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	cmd.Stdout, cmd.Stderr = io.Discard, &lockedWriter{mu: &f.mu, w: f.logs[i]}
+	if err := cmd.Start(); err != nil {
+		f.t.Fatalf("start replica %d: %v", i, err)
+	}
+	f.procs[i] = cmd
+}
+
+func (f *fleet) kill(i int) {
+	f.mu.Lock()
+	cmd := f.procs[i]
+	f.procs[i] = nil
+	f.mu.Unlock()
+	if cmd != nil {
+		_ = cmd.Process.Signal(syscall.SIGKILL)
+		_ = cmd.Wait()
+	}
+}
+
+func (f *fleet) waitReady(i int) {
+	deadline := time.Now().Add(30 * time.Second)
+	for time.Now().Before(deadline) {
+		resp, err := http.Get("http://" + f.addrs[i] + "/readyz")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == 200 {
+				return
+			}
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.t.Fatalf("replica %d not ready:\n%s", i, f.logs[i].String())
+}
+
+type lockedWriter struct {
+	mu *sync.Mutex
+	w  io.Writer
+}
+
+func (l *lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
+}
+
+var httpClient = &http.Client{Timeout: 10 * time.Second}
+
+// call sends one request to replica i and returns the status and body;
+// err is a network error (no answer).
+func (f *fleet) call(i int, method, path, key, idemKey string, body any) (int, map[string]any, error) {
+	var rd io.Reader
+	if body != nil {
+		b, _ := json.Marshal(body)
+		rd = bytes.NewReader(b)
+	}
+	req, err := http.NewRequest(method, "http://"+f.addrs[i]+path, rd)
+	if err != nil {
+		return 0, nil, err
+	}
+	req.Header.Set("Authorization", "Bearer "+key)
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	if idemKey != "" {
+		req.Header.Set("Idempotency-Key", idemKey)
+	}
+	resp, err := httpClient.Do(req)
+	if err != nil {
+		return 0, nil, err
+	}
+	defer resp.Body.Close()
+	var out map[string]any
+	raw, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return 0, nil, err
+	}
+	_ = json.Unmarshal(raw, &out)
+	return resp.StatusCode, out, nil
+}
+
+// ---- setup and the receiver ----
+
+type appInfo struct {
+	id, developer, key, secret string
+}
+
+func setup(t *testing.T, f *fleet, receiverURL string, recv *receiver) appInfo {
+	must := func(want int, method, path, key string, body any) map[string]any {
+		t.Helper()
+		status, out, err := f.call(0, method, path, key, "", body)
+		if err != nil || status != want {
+			t.Fatalf("%s %s: %d %v %v", method, path, status, out, err)
+		}
+		return out
+	}
+	dev := must(201, "POST", "/v1/developers", adminKey, map[string]any{"name": "Chaos Games"})
+	app := must(201, "POST", "/v1/apps", adminKey, map[string]any{"developer": dev["id"], "name": "Chaos",
+		"options": []string{"goods", "virtual_goods"}, "currencies": []string{"CNY"}})
+	a := appInfo{id: app["id"].(string), developer: dev["id"].(string), key: app["secret_key"].(string)}
+	ep := must(201, "POST", "/v1/webhook_endpoints", a.key, map[string]any{"url": receiverURL, "enabled_events": []string{"*"}})
+	a.secret, _ = ep["secret"].(string)
+	if !strings.HasPrefix(a.secret, "whsec_") {
+		t.Fatalf("endpoint has no secret: %v", ep)
+	}
+	recv.secret.Store(&a.secret)
+	for u := 0; u < users; u++ {
+		must(200, "POST", fmt.Sprintf("/v1/wallets/chaos_u%d/topups", u), hostKey, map[string]any{"amount": "300.00", "currency": "CNY"})
+	}
+	return a
+}
+
+// receiver is the developer's webhook endpoint: it verifies every delivery
+// and records when each event first arrived.
+type receiver struct {
+	secret  atomic.Pointer[string]
+	failing atomic.Bool
+	mu      sync.Mutex
+	first   map[string]time.Time
+	got     int
+	invalid int
+}
+
+func newReceiver() *receiver { return &receiver{first: map[string]time.Time{}} }
+
+func (r *receiver) ServeHTTP(w http.ResponseWriter, req *http.Request) {
+	body, _ := io.ReadAll(req.Body)
+	if r.failing.Load() {
+		http.Error(w, "down for maintenance", http.StatusServiceUnavailable)
+		return
+	}
+	secret := r.secret.Load()
+	if secret == nil || webhook.Verify(*secret, req.Header, body, 5*time.Minute) != nil {
+		r.mu.Lock()
+		r.invalid++
+		r.mu.Unlock()
+		http.Error(w, "bad signature", http.StatusBadRequest)
+		return
+	}
+	var ev struct {
+		ID string `json:"id"`
+	}
+	_ = json.Unmarshal(body, &ev)
+	r.mu.Lock()
+	r.got++
+	if _, ok := r.first[ev.ID]; !ok {
+		r.first[ev.ID] = time.Now()
+	}
+	r.mu.Unlock()
+	w.WriteHeader(http.StatusNoContent)
+}
+
+// ---- the load ----
+
+// op is one logical request as the client saw it.
+type op struct {
+	kind     string // topup, create, confirm, refund
+	key      string // its Idempotency-Key, reused on every retry
+	attempts int
+	acked    bool // a 2xx came back
+	declined bool // a final 4xx came back (e.g. insufficient funds)
+	objectID string
+	amount   string
+	user     string
+}
+
+type load struct {
+	fleet *fleet
+	app   appInfo
+	stop  <-chan struct{} // closed when the load ends: give up retrying
+	mu    sync.Mutex
+	ops   []*op
+	paid  []string // sessions whose confirm was acknowledged
+	sent  atomic.Int64
+}
+
+func (l *load) record(o *op) {
+	l.mu.Lock()
+	l.ops = append(l.ops, o)
+	l.mu.Unlock()
+}
+
+func (l *load) worker(ctx context.Context, w int, stop <-chan struct{}) {
+	for n := 0; ; n++ {
+		select {
+		case <-stop:
+			return
+		default:
+		}
+		user := fmt.Sprintf("chaos_u%d", (w+n)%users)
+		switch r := (w*7 + n) % 10; {
+		case r < 2:
+			l.topUp(ctx, w, n, user)
+		case r < 8:
+			l.checkout(ctx, w, n, user)
+		default:
+			l.refund(ctx, w, n)
+		}
+	}
+}
+
+// send retries one logical request, always with the same idempotency key,
+// on any replica, until it gets a final answer: a 2xx or a 4xx other than
+// 409 (a duplicate still running) and 429.
+func (l *load) send(ctx context.Context, o *op, method, path, key string, body any) map[string]any {
+	defer l.record(o)
+	for i := 0; ctx.Err() == nil && i < 400; i++ {
+		if i > 0 {
+			select {
+			case <-l.stop:
+				return nil // never acknowledged; the checks allow either outcome
+			default:
+			}
+		}
+		o.attempts++
+		l.sent.Add(1)
+		status, out, err := l.fleet.call(rand.IntN(len(l.fleet.addrs)), method, path, key, o.key, body)
+		switch {
+		case err != nil, status >= 500, status == 409, status == 429:
+			time.Sleep(50 * time.Millisecond)
+			continue
+		case status < 300:
+			o.acked = true
+			return out
+		default:
+			o.declined = true
+			return out
+		}
+	}
+	return nil
+}
+
+func (l *load) topUp(ctx context.Context, w, n int, user string) {
+	o := &op{kind: "topup", key: fmt.Sprintf("topup-%d-%d", w, n), amount: "20.00", user: user}
+	o.objectID = idempotency.DeriveID("topup", "host", o.key)
+	l.send(ctx, o, "POST", "/v1/wallets/"+user+"/topups", hostKey, map[string]any{"amount": o.amount, "currency": "CNY"})
+}
+
+func (l *load) checkout(ctx context.Context, w, n int, user string) {
+	create := &op{kind: "create", key: fmt.Sprintf("cs-%d-%d", w, n)}
+	create.objectID = idempotency.DeriveID("cs", l.app.id, create.key)
+	amount := fmt.Sprintf("%d.%02d", 1+(w*n)%30, (w+n)%100)
+	sess := l.send(ctx, create, "POST", "/v1/checkout/sessions", l.app.key, map[string]any{
+		"amount": amount, "currency": "CNY", "option": []string{"goods", "virtual_goods"}[n%2],
+		"client_reference_id": create.key, "expires_in": 60})
+	if !create.acked || n%9 == 0 { // every ninth session is abandoned, for the sweeper
+		return
+	}
+	confirm := &op{kind: "confirm", key: "confirm-" + create.key, objectID: create.objectID, user: user}
+	l.send(ctx, confirm, "POST", "/v1/checkout/sessions/"+create.objectID+"/confirm", hostKey,
+		map[string]any{"user_id": user, "client_secret": sess["client_secret"]})
+	if confirm.acked {
+		l.mu.Lock()
+		l.paid = append(l.paid, create.objectID)
+		l.mu.Unlock()
+	}
+}
+
+func (l *load) refund(ctx context.Context, w, n int) {
+	l.mu.Lock()
+	if len(l.paid) == 0 {
+		l.mu.Unlock()
+		return
+	}
+	sid := l.paid[(w*31+n)%len(l.paid)]
+	l.mu.Unlock()
+	o := &op{kind: "refund", key: fmt.Sprintf("re-%d-%d", w, n), amount: "0.50"}
+	o.objectID = idempotency.DeriveID("re", l.app.id, o.key)
+	l.send(ctx, o, "POST", "/v1/refunds", l.app.key, map[string]any{"checkout_session": sid, "amount": o.amount})
+}
+
+// ---- the checks ----
+
+type checker struct {
+	t    *testing.T
+	ctx  context.Context
+	pool *pgxpool.Pool
+	app  appInfo
+	load *load
+	recv *receiver
+
+	acked, lost, duplicated int
+	late                    []time.Duration
+	events                  int
+}
+
+func (c *checker) count(sql string, args ...any) int {
+	c.t.Helper()
+	var n int
+	if err := c.pool.QueryRow(c.ctx, sql, args...).Scan(&n); err != nil {
+		c.t.Fatalf("%s: %v", sql, err)
+	}
+	return n
+}
+
+// acknowledgedExactlyOnce: every 2xx is in the database once, and no
+// idempotency key made two of anything.
+func (c *checker) acknowledgedExactlyOnce() {
+	for _, o := range c.load.ops {
+		if !o.acked {
+			continue
+		}
+		c.acked++
+		var n int
+		switch o.kind {
+		case "topup":
+			n = c.count(`SELECT count(*) FROM ledger_transfers WHERE id = $1`, o.objectID)
+		case "create":
+			n = c.count(`SELECT count(*) FROM checkout_sessions WHERE id = $1`, o.objectID)
+		case "confirm":
+			n = c.count(`SELECT count(*) FROM ledger_transfers t JOIN checkout_sessions s ON t.id = 'pay_' || s.id
+				WHERE s.id = $1 AND s.status = 'complete'`, o.objectID)
+		case "refund":
+			n = c.count(`SELECT count(*) FROM refunds WHERE id = $1`, o.objectID)
+		}
+		if n != 1 {
+			c.lost++
+			c.t.Errorf("acknowledged %s %s (key %s) found %d times", o.kind, o.objectID, o.key, n)
+		}
+	}
+	c.duplicated += c.count(`SELECT count(*) FROM (SELECT client_reference_id FROM checkout_sessions
+		GROUP BY client_reference_id HAVING count(*) > 1) d`)
+	// Every refund and payment row stands for exactly one ledger transfer.
+	c.duplicated += c.count(`SELECT count(*) FROM checkout_sessions s WHERE s.status = 'complete'
+		AND (SELECT count(*) FROM ledger_transfers t WHERE t.id = 'pay_' || s.id) <> 1`)
+	if c.lost != 0 || c.duplicated != 0 {
+		c.t.Errorf("lost %d, duplicated %d", c.lost, c.duplicated)
+	}
+}
+
+func (c *checker) ledgerBalances() {
+	l := ledger.New(c.pool, ledger.Options{})
+	defer l.Close()
+	a, err := l.Audit(c.ctx)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	if !a.OK() {
+		c.t.Errorf("ledger audit: %+v", a)
+	}
+}
+
+// noStuckSessions checks that the sweeper expired every session past its
+// expiry. Sessions live at least 60 s, so it first waits until the earliest
+// abandoned ones have run out, or the check would prove nothing.
+func (c *checker) noStuckSessions(loadStart time.Time) {
+	time.Sleep(time.Until(loadStart.Add(63 * time.Second)))
+	if n := c.count(`SELECT count(*) FROM checkout_sessions WHERE status = 'open' AND expires_at < now() - interval '2 seconds'`); n != 0 {
+		c.t.Errorf("%d sessions still open past their expiry", n)
+	}
+	if n := c.count(`SELECT count(*) FROM checkout_sessions WHERE status = 'expired'`); n == 0 {
+		c.t.Errorf("no session expired: the abandoned ones should have")
+	}
+}
+
+// eventsDelivered waits for every committed event to reach the receiver.
+func (c *checker) eventsDelivered() {
+	rows, err := c.pool.Query(c.ctx, `SELECT id, created_at FROM events WHERE app_id = $1`, c.app.id)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	created := map[string]time.Time{}
+	for rows.Next() {
+		var id string
+		var at time.Time
+		if err := rows.Scan(&id, &at); err != nil {
+			c.t.Fatal(err)
+		}
+		created[id] = at
+	}
+	rows.Close()
+	c.events = len(created)
+	deadline := time.Now().Add(90 * time.Second)
+	var missing []string
+	for {
+		missing = missing[:0]
+		c.recv.mu.Lock()
+		for id := range created {
+			if _, ok := c.recv.first[id]; !ok {
+				missing = append(missing, id)
+			}
+		}
+		c.recv.mu.Unlock()
+		if len(missing) == 0 || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	if len(missing) > 0 {
+		slices.Sort(missing)
+		c.t.Errorf("%d of %d committed events never reached the receiver, e.g. %v", len(missing), len(created), missing[:min(5, len(missing))])
+	}
+	c.recv.mu.Lock()
+	defer c.recv.mu.Unlock()
+	for id, at := range created {
+		if got, ok := c.recv.first[id]; ok {
+			c.late = append(c.late, got.Sub(at))
+		}
+	}
+	if c.recv.invalid > 0 {
+		c.t.Errorf("%d deliveries had invalid signatures", c.recv.invalid)
+	}
+}
+
+func (c *checker) report() {
+	kinds := map[string][2]int{}
+	for _, o := range c.load.ops {
+		k := kinds[o.kind]
+		k[0]++
+		if o.acked {
+			k[1]++
+		}
+		kinds[o.kind] = k
+	}
+	slices.Sort(c.late)
+	pct := func(p float64) time.Duration {
+		if len(c.late) == 0 {
+			return 0
+		}
+		return c.late[int(p*float64(len(c.late)-1))]
+	}
+	lateOver := 0
+	for _, d := range c.late {
+		if d > 5*time.Second {
+			lateOver++
+		}
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "chaos report\n")
+	fmt.Fprintf(&b, "  logical requests %d (HTTP attempts %d), acknowledged %d, lost %d, duplicated %d\n",
+		len(c.load.ops), c.load.sent.Load(), c.acked, c.lost, c.duplicated)
+	for _, k := range []string{"topup", "create", "confirm", "refund"} {
+		fmt.Fprintf(&b, "  %-8s sent %d, acknowledged %d\n", k, kinds[k][0], kinds[k][1])
+	}
+	fmt.Fprintf(&b, "  events %d, deliveries received %d; commit-to-first-delivery p50 %s, p99 %s, max %s; %d later than 5 s\n",
+		c.events, c.recv.got, pct(0.5).Round(time.Millisecond), pct(0.99).Round(time.Millisecond), pct(1).Round(time.Millisecond), lateOver)
+	c.t.Log(b.String())
+	if path := os.Getenv("CHAOS_REPORT"); path != "" {
+		if err := os.WriteFile(path, []byte(b.String()), 0o644); err != nil {
+			c.t.Error(err)
+		}
+	}
+	if c.acked == 0 {
+		c.t.Error(errors.New("nothing was acknowledged: the load did not run"))
+	}
+}
