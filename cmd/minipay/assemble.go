@@ -32,6 +32,7 @@ type application struct {
 	settlement *settlement.Service
 	webhooks   *webhooks.Service
 	server     *api.Server
+	settle     func(context.Context) // the settlement scheduler loop
 }
 
 // assemble builds the services from the configuration. Keys and the server
@@ -58,6 +59,9 @@ func assemble(ctx context.Context, cfg *config, pool *pgxpool.Pool, log *slog.Lo
 	a.ledger = ledger.New(pool, ledger.Options{Observe: observeLedger(a.metrics)})
 	a.checkout = checkout.New(pool, a.ledger, a.apps, checkout.Options{Catalog: catalog, Log: log})
 	a.settlement = settlement.New(pool, a.ledger)
+	if a.settle, err = a.settlementScheduler(cfg); err != nil {
+		return nil, err
+	}
 	a.webhooks = webhooks.New(pool, webhooks.Options{Secret: secret, AllowPrivate: cfg.WebhookAllowPrivate, Log: log, Metrics: a.metrics,
 		Schedule: cfg.WebhookSchedule, Timeout: cfg.WebhookTimeout, Lease: 2 * cfg.WebhookTimeout})
 	a.server = &api.Server{
@@ -88,7 +92,7 @@ func (a *application) startWorkers(ctx context.Context, wg *sync.WaitGroup) {
 		// (webhook dispatcher)
 		func() { a.webhooks.Run(ctx) }, // on shutdown: finishes or gives back what it claimed
 		// (settlement scheduler)
-		a.settlementScheduler(ctx),
+		func() { a.settle(ctx) },
 	}
 	for _, loop := range loops {
 		wg.Add(1)

@@ -77,12 +77,13 @@ type config struct {
 	WebhookSchedule []time.Duration
 	WebhookTimeout  time.Duration
 	envErr          error // a malformed environment variable
+	getenv          func(string) string
 }
 
 // flags registers the configuration flags on fs, with defaults from the
 // environment, and returns the config they fill.
 func configFlags(fs *flag.FlagSet, getenv func(string) string) *config {
-	c := &config{}
+	c := &config{getenv: getenv}
 	env := func(name, def string) string {
 		if v := getenv(name); v != "" {
 			return v

@@ -70,13 +70,12 @@ func crashAt(spec string) func(string) {
 }
 
 // settlementScheduler configures the settlement service for serve and
-// returns the scheduler loop. It reads the environment directly: serve's
-// flags are not at hand where workers start.
-func (a *application) settlementScheduler(ctx context.Context) func() {
-	opts, err := settlementOptions(os.Getenv, a.log)
+// returns the scheduler loop. A malformed setting stops serve at start
+// rather than leaving it running without settling.
+func (a *application) settlementScheduler(cfg *config) (func(context.Context), error) {
+	opts, err := settlementOptions(cfg.getenv, a.log)
 	if err != nil {
-		a.log.Error("settlement configuration; scheduler off", "err", err)
-		return func() {}
+		return nil, err
 	}
 	m := a.metrics.Settlement
 	opts.Observe = func(s settlement.RunStats) {
@@ -85,21 +84,15 @@ func (a *application) settlementScheduler(ctx context.Context) func() {
 		m.Payouts.Add(float64(s.Payouts))
 	}
 	a.settlement.SetOptions(opts)
-	tz := os.Getenv("MINIPAY_SETTLEMENT_TZ")
-	if tz == "" {
-		tz = "Asia/Shanghai"
-	}
-	loc, err := time.LoadLocation(tz)
+	loc, err := time.LoadLocation(cfg.SettlementTZ)
 	if err != nil {
-		a.log.Error("MINIPAY_SETTLEMENT_TZ; scheduler off", "tz", tz, "err", err)
-		return func() {}
+		return nil, fmt.Errorf("settlement time zone %q: %w", cfg.SettlementTZ, err)
 	}
-	sched, err := settlement.ParseSchedule(os.Getenv("MINIPAY_SETTLEMENT_SCHEDULE"), loc)
+	sched, err := settlement.ParseSchedule(cfg.getenv("MINIPAY_SETTLEMENT_SCHEDULE"), loc)
 	if err != nil {
-		a.log.Error("MINIPAY_SETTLEMENT_SCHEDULE; scheduler off", "err", err)
-		return func() {}
+		return nil, fmt.Errorf("MINIPAY_SETTLEMENT_SCHEDULE: %w", err)
 	}
-	return func() { a.settlement.RunScheduler(ctx, sched, time.Second) }
+	return func(ctx context.Context) { a.settlement.RunScheduler(ctx, sched, time.Second) }, nil
 }
 
 // settle is "minipay settle --cutoff <RFC 3339>": run settlement for a

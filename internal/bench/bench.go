@@ -33,6 +33,7 @@ type Options struct {
 	NoBaseline  bool
 	Workers     int           // ledger poster workers (0: the ledger's default)
 	Linger      time.Duration // ledger poster linger (0: the ledger's default)
+	Payments    int           // settlement: payments to seed (0: the benchmark's default)
 	Stdout      io.Writer
 	Stderr      io.Writer
 	Getenv      func(string) string
@@ -70,6 +71,7 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	fs.BoolVar(&o.NoBaseline, "no-baseline", false, "skip the pgbench yardsticks")
 	fs.IntVar(&o.Workers, "workers", 0, "ledger poster workers (default: the ledger's)")
 	fs.DurationVar(&o.Linger, "linger", 0, "ledger poster linger (default: the ledger's)")
+	fs.IntVar(&o.Payments, "payments", 0, "settlement only: payments to seed (default 1,000,000)")
 	out := fs.String("out", "docs/benchmarks.md", `"bench all" only: the report whose generated section to rewrite`)
 	if err := fs.Parse(args[1:]); err != nil {
 		return err

@@ -19,7 +19,7 @@ import (
 	"github.com/minipay/minipay/settlement"
 )
 
-// The settlement workload: benchPayments matured payments (MINIPAY_BENCH_PAYMENTS
+// The settlement workload: benchPayments matured payments (--payments
 // overrides the count) across benchDevelopers developers, one in a hundred
 // half refunded, then one settlement run and its report.
 const (
@@ -33,12 +33,11 @@ const (
 // measures one settlement run plus the export of its report.
 func benchSettlement(ctx context.Context, o Options) (*Result, error) {
 	payments := benchPayments
-	if v := o.Getenv("MINIPAY_BENCH_PAYMENTS"); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 1 {
-			return nil, fmt.Errorf("MINIPAY_BENCH_PAYMENTS: %q", v)
-		}
-		payments = n
+	if o.Payments < 0 {
+		return nil, fmt.Errorf("--payments: want a positive count, got %d", o.Payments)
+	}
+	if o.Payments > 0 {
+		payments = o.Payments
 	}
 	devs := min(benchDevelopers, payments)
 	dbURL, drop, err := freshDatabase(ctx, o.DatabaseURL, "settlement", o.Keep)
