@@ -15,6 +15,8 @@ import (
 	"runtime/pprof"
 	"slices"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -185,6 +187,45 @@ func (r *Result) text() string {
 		fmt.Fprintf(&b, "  note: %s\n", n)
 	}
 	return b.String()
+}
+
+// closedLoop runs clients that each call op back to back for d (op gets the
+// client's number and its own sequence number) and returns how many calls
+// succeeded and their latencies. The first error stops the run, unless it
+// came from the deadline.
+func closedLoop(ctx context.Context, clients int, d time.Duration, op func(ctx context.Context, client, i int) error) (int64, latencies, error) {
+	ctx, cancel := context.WithTimeout(ctx, d)
+	defer cancel()
+	var (
+		n        atomic.Int64
+		wg       sync.WaitGroup
+		firstErr atomic.Value
+	)
+	lat := make(latencies, clients)
+	for c := 0; c < clients; c++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; ctx.Err() == nil; i++ {
+				start := time.Now()
+				err := op(ctx, c, i)
+				if ctx.Err() != nil {
+					return
+				}
+				if err != nil {
+					firstErr.CompareAndSwap(nil, err)
+					return
+				}
+				lat[c] = append(lat[c], time.Since(start))
+				n.Add(1)
+			}
+		}()
+	}
+	wg.Wait()
+	if err, _ := firstErr.Load().(error); err != nil {
+		return 0, nil, err
+	}
+	return n.Load(), lat, nil
 }
 
 // latencies collects request latencies from many goroutines: each client

@@ -12,8 +12,6 @@ import (
 	"os/exec"
 	"regexp"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"time"
 )
 
@@ -220,39 +218,9 @@ func setupCheckout(ctx context.Context, c client, clients int) ([]string, error)
 }
 
 func checkoutLoad(ctx context.Context, c client, keys []string, clients int, d time.Duration) (int64, latencies, error) {
-	ctx, cancel := context.WithTimeout(ctx, d)
-	defer cancel()
-	var (
-		n        atomic.Int64
-		wg       sync.WaitGroup
-		firstErr atomic.Value
-	)
-	lat := make(latencies, clients)
-	for cl := 0; cl < clients; cl++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			key, user := keys[cl%len(keys)], fmt.Sprintf("bench_user_%d", cl)
-			for i := 0; ctx.Err() == nil; i++ {
-				start := time.Now()
-				err := oneCheckout(ctx, c, key, user, i)
-				if ctx.Err() != nil {
-					return
-				}
-				if err != nil {
-					firstErr.CompareAndSwap(nil, err)
-					return
-				}
-				lat[cl] = append(lat[cl], time.Since(start))
-				n.Add(1)
-			}
-		}()
-	}
-	wg.Wait()
-	if err, _ := firstErr.Load().(error); err != nil {
-		return 0, nil, err
-	}
-	return n.Load(), lat, nil
+	return closedLoop(ctx, clients, d, func(ctx context.Context, cl, i int) error {
+		return oneCheckout(ctx, c, keys[cl%len(keys)], fmt.Sprintf("bench_user_%d", cl), i)
+	})
 }
 
 func oneCheckout(ctx context.Context, c client, key, user string, i int) error {

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"slices"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -242,41 +241,14 @@ func parallel(ctx context.Context, n int, fn func(i int) (string, error)) ([]str
 // postLoad runs clients posting transfers for d and returns how many were
 // posted and their latencies.
 func postLoad(ctx context.Context, l *ledger.Ledger, a *benchAccounts, clients int, d time.Duration, tag string) (int64, latencies, error) {
-	ctx, cancel := context.WithTimeout(ctx, d)
-	defer cancel()
-	var (
-		n        atomic.Int64
-		wg       sync.WaitGroup
-		firstErr atomic.Value
-	)
-	lat := make(latencies, clients)
-	for c := 0; c < clients; c++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			rng := rand.New(rand.NewPCG(uint64(c), uint64(time.Now().UnixNano())))
-			prefix := fmt.Sprintf("%s-%d-", tag, c)
-			for i := 0; ctx.Err() == nil; i++ {
-				tr := benchTransfer(rng, a, prefix+strconv.Itoa(i), i)
-				start := time.Now()
-				_, err := l.Post(ctx, tr)
-				if err != nil {
-					if ctx.Err() != nil {
-						return
-					}
-					firstErr.CompareAndSwap(nil, err)
-					return
-				}
-				lat[c] = append(lat[c], time.Since(start))
-				n.Add(1)
-			}
-		}()
+	rngs := make([]*rand.Rand, clients)
+	for c := range rngs {
+		rngs[c] = rand.New(rand.NewPCG(uint64(c), uint64(time.Now().UnixNano())))
 	}
-	wg.Wait()
-	if err, _ := firstErr.Load().(error); err != nil {
-		return 0, nil, err
-	}
-	return n.Load(), lat, nil
+	return closedLoop(ctx, clients, d, func(ctx context.Context, c, i int) error {
+		_, err := l.Post(ctx, benchTransfer(rngs[c], a, fmt.Sprintf("%s-%d-%d", tag, c, i), i))
+		return err
+	})
 }
 
 // benchTransfer is transfer number i of a client: a refund, a payment, or
