@@ -66,8 +66,12 @@ func report(ctx context.Context, o Options, results []*Result) string {
 			base = fmt.Sprintf("%.0f/s", r.BaselineTPS)
 			ratio = fmt.Sprintf("%.1fx", r.ratio())
 		}
-		fmt.Fprintf(&b, "| %s | %d | %.0f %s/s | %.2f ms | %.2f ms | %s | %s |\n",
-			r.Kind, r.Clients, r.Throughput, r.Unit, ms(r.P50), ms(r.P99), base, ratio)
+		p50, p99 := "—", "—"
+		if r.P99 > 0 {
+			p50, p99 = fmt.Sprintf("%.2f ms", ms(r.P50)), fmt.Sprintf("%.2f ms", ms(r.P99))
+		}
+		fmt.Fprintf(&b, "| %s | %d | %.0f %s/s | %s | %s | %s | %s |\n",
+			r.Kind, r.Clients, r.Throughput, r.Unit, p50, p99, base, ratio)
 	}
 	for _, r := range results {
 		if len(r.Extra) == 0 && len(r.Notes) == 0 {
@@ -130,7 +134,12 @@ func memTotal() string {
 }
 
 func serverVersion(ctx context.Context, url string) string {
-	conn, err := pgx.Connect(ctx, url)
+	cfg, err := pgx.ParseConfig(url)
+	if err != nil {
+		return "unknown"
+	}
+	cfg.Database = "postgres" // the named database may not exist yet
+	conn, err := pgx.ConnectConfig(ctx, cfg)
 	if err != nil {
 		return "unknown"
 	}
