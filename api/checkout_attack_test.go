@@ -7,6 +7,8 @@ import (
 	"strings"
 	"sync"
 	"testing"
+
+	"github.com/minipay/minipay/ledger"
 )
 
 // TestConfirmRace confirms one session from many goroutines at once, for
@@ -50,14 +52,16 @@ func TestConfirmRace(t *testing.T) {
 			t.Fatal("nobody paid")
 		}
 	}
-	total := 0.0
+	var total int64 // minor units
 	for _, u := range []string{"a", "b", "c"} {
-		var avail float64
-		fmt.Sscanf(strings.Split(e.wallet(u)["CNY"], "/")[0], "%f", &avail)
+		avail, err := ledger.ParseAmount("CNY", strings.Split(e.wallet(u)["CNY"], "/")[0])
+		if err != nil {
+			t.Fatal(err)
+		}
 		total += avail
 	}
-	if total != 3000-5*30 {
-		t.Fatalf("wallets hold %.2f, want %.2f: a session was paid twice", total, 3000.0-5*30)
+	if want := int64(3000-5*30) * 100; total != want {
+		t.Fatalf("wallets hold %d minor units, want %d: a session was paid twice", total, want)
 	}
 	if n := e.count(`SELECT count(*) FROM balance_transactions WHERE type = 'payment'`); n != 5 {
 		t.Fatalf("%d payments recorded, want 5", n)
@@ -301,5 +305,46 @@ func TestRateLimit(t *testing.T) {
 	}
 	if r := e.call("GET", "/v1/ledger/trial_balance", e.adminKey, nil); r.status != 200 {
 		t.Fatalf("another key is limited too: %d", r.status)
+	}
+}
+
+// TestConfirmAfterAnotherReplica confirms, on the replica that created a
+// session (and remembers it open), sessions that another replica has
+// canceled or paid meanwhile: the answers must be what the database says,
+// never a second payment and never the ledger's complaint about funds when
+// the session is no longer payable.
+func TestConfirmAfterAnotherReplica(t *testing.T) {
+	e := newEnv(t)
+	other := newEnvSharing(e)
+	shop := e.tenant("shop", []string{"goods"}, []string{"CNY"})
+	e.topUp("rich", "100.00", "CNY")
+	e.topUp("poor", "1.00", "CNY")
+
+	canceled := e.session(shop, map[string]any{"amount": "5.00", "currency": "CNY", "option": "goods"})
+	other.must(http.StatusOK, other.call("POST", "/v1/checkout/sessions/"+canceled.str("id")+"/cancel", shop.key, nil))
+	if r := e.confirm(canceled, "poor"); r.status != 409 || r.errCode() != "session_canceled" {
+		t.Fatalf("confirm of a session canceled elsewhere, without funds: %d %s", r.status, r.raw)
+	}
+	if r := e.confirm(canceled, "rich"); r.status != 409 || r.errCode() != "session_canceled" {
+		t.Fatalf("confirm of a session canceled elsewhere: %d %s", r.status, r.raw)
+	}
+
+	paid := e.session(shop, map[string]any{"amount": "5.00", "currency": "CNY", "option": "goods"})
+	first := other.must(http.StatusOK, other.confirm(paid, "rich"))
+	again := e.must(http.StatusOK, e.confirm(paid, "rich")) // the same user again, on the replica that remembers it open
+	if again.str("completed_at") != first.str("completed_at") || again.str("customer") != first.str("customer") {
+		t.Fatalf("confirm again answered another payment:\nfirst %s\nagain %s", first.raw, again.raw)
+	}
+	if r := e.confirm(paid, "poor"); r.status != 409 || r.errCode() != "session_not_open" {
+		t.Fatalf("confirm of a session paid elsewhere, by another user: %d %s", r.status, r.raw)
+	}
+	if n := e.count(`SELECT count(*) FROM ledger_transfers WHERE id = $1`, "pay_"+paid.str("id")); n != 1 {
+		t.Fatalf("%d payment transfers", n)
+	}
+	if n := e.count(`SELECT count(*) FROM events WHERE type = 'checkout.session.completed' AND object_id = $1`, paid.str("id")); n != 1 {
+		t.Fatalf("%d completed events", n)
+	}
+	if w := e.wallet("rich")["CNY"]; w != "95.00/0.00" {
+		t.Fatalf("rich's wallet %s, want 95.00 available", w)
 	}
 }

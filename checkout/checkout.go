@@ -38,6 +38,7 @@ type Service struct {
 	log     *slog.Logger
 
 	refundLocks stripedLocks
+	recent      recent // sessions created here and perhaps still open
 }
 
 // New returns a Service.

@@ -32,7 +32,7 @@ func (s *Service) Confirm(ctx context.Context, sessionID, userID, clientSecret s
 	if !apps.ValidUserID(userID) {
 		return Session{}, minipay.Field("user_id", apps.ErrUserIDInvalid)
 	}
-	sess, err := s.GetSession(ctx, "", sessionID)
+	sess, err := s.sessionToConfirm(ctx, sessionID)
 	if err != nil {
 		return Session{}, err
 	}
@@ -49,21 +49,46 @@ func (s *Service) Confirm(ctx context.Context, sessionID, userID, clientSecret s
 	if err != nil {
 		return Session{}, err
 	}
-	_, err = s.ledger.Post(ctx, tr, stmts...)
-	switch {
-	case errors.Is(err, errStateChanged), errors.Is(err, ledger.ErrIdempotencyConflict):
-		// Expired, canceled or paid (by someone else) meanwhile.
-		if now, gerr := s.GetSession(ctx, "", sessionID); gerr == nil {
-			if now.Status == StatusComplete && now.UserID == userID {
-				return now, nil
-			}
-			return Session{}, stateError(now)
-		}
-		return Session{}, fmt.Errorf("confirm %s: %w", sessionID, err)
-	case err != nil:
-		return Session{}, fmt.Errorf("confirm %s: %w", sessionID, err)
+	posted, err := s.ledger.Post(ctx, tr, stmts...)
+	s.recent.forget(sessionID)
+	if err != nil {
+		return s.confirmFailed(ctx, sessionID, userID, err)
+	}
+	if posted.Replayed {
+		// A concurrent confirm of the same user paid it first; this one
+		// wrote nothing, so return what that one wrote.
+		return s.GetSession(ctx, "", sessionID)
 	}
 	return paid, nil // what the guarded update wrote: no need to read it back
+}
+
+// confirmFailed explains a payment that did not go through. A session that
+// changed meanwhile (expired, canceled, paid by someone else) is the answer
+// whatever the ledger said, as it would have been had the confirm read the
+// session a moment later; if the same user paid it meanwhile, confirming
+// again is a success. Otherwise it is the ledger's error, such as
+// insufficient funds.
+func (s *Service) confirmFailed(ctx context.Context, sessionID, userID string, err error) (Session, error) {
+	now, gerr := s.GetSession(ctx, "", sessionID)
+	if gerr != nil {
+		return Session{}, fmt.Errorf("confirm %s: %w", sessionID, err)
+	}
+	if now.Status == StatusComplete && now.UserID == userID {
+		return now, nil
+	}
+	if now.Status != StatusOpen || !time.Now().Before(now.ExpiresAt) {
+		return Session{}, stateError(now)
+	}
+	return Session{}, fmt.Errorf("confirm %s: %w", sessionID, err)
+}
+
+// sessionToConfirm returns the session from the replica's memory when it
+// was created here and has not run out (see recent), else reads it.
+func (s *Service) sessionToConfirm(ctx context.Context, sessionID string) (Session, error) {
+	if sess, ok := s.recent.get(sessionID); ok && time.Now().Before(sess.ExpiresAt) {
+		return sess, nil
+	}
+	return s.GetSession(ctx, "", sessionID)
 }
 
 // payment builds the ledger transfer of a confirm, the statements that

@@ -138,6 +138,7 @@ func (s *Service) CreateSession(ctx context.Context, p CreateParams) (Session, e
 	if tag.RowsAffected() == 0 { // created before under the same idempotency key
 		return s.GetSession(ctx, p.AppID, sess.ID)
 	}
+	s.recent.put(sess)
 	return sess, nil
 }
 
@@ -368,6 +369,7 @@ func (s *Service) ListSessions(ctx context.Context, appID, status string, limit 
 
 // CancelSession cancels an open session of app appID.
 func (s *Service) CancelSession(ctx context.Context, appID, sessionID string) (Session, error) {
+	s.recent.forget(sessionID)
 	var sess Session
 	err := pgx.BeginFunc(ctx, s.db, func(tx pgx.Tx) error {
 		var err error

@@ -165,8 +165,9 @@ func checkBalancesFromPostings(t *testing.T, q interface {
 }
 
 // TestSameIDConcurrently posts one transfer id from many goroutines at once,
-// with the same content: it lands once, everyone gets the same transfer. A
-// different transfer under the same id is refused.
+// with the same content: it lands once, everyone gets the same transfer, and
+// all but one are told theirs was a replay. A different transfer under the
+// same id is refused.
 func TestSameIDConcurrently(t *testing.T) {
 	l, _ := newLedger(t, ledger.Options{})
 	ctx := ctxT(t)
@@ -176,6 +177,7 @@ func TestSameIDConcurrently(t *testing.T) {
 		id := fmt.Sprintf("dup-%d", round)
 		var wg sync.WaitGroup
 		created := make(chan time.Time, 50)
+		var written atomic.Int32
 		for i := 0; i < 50; i++ {
 			wg.Add(1)
 			go func() {
@@ -185,11 +187,17 @@ func TestSameIDConcurrently(t *testing.T) {
 					t.Errorf("post: %v", err)
 					return
 				}
+				if !tr.Replayed {
+					written.Add(1)
+				}
 				created <- tr.Created
 			}()
 		}
 		wg.Wait()
 		close(created)
+		if n := written.Load(); n != 1 {
+			t.Fatalf("%d posts of %s were not replays, want 1", n, id)
+		}
 		first := <-created
 		for c := range created {
 			if !c.Equal(first) {
@@ -205,8 +213,8 @@ func TestSameIDConcurrently(t *testing.T) {
 		t.Fatalf("same id, other amount: %v", err)
 	}
 	tr := transfer("dup-0", "topup", 100, bank.Code, wallet.Code) // same accounts named by code
-	if _, err := l.Post(ctx, tr); err != nil {
-		t.Fatalf("same content named by code is a replay: %v", err)
+	if got, err := l.Post(ctx, tr); err != nil || !got.Replayed {
+		t.Fatalf("same content named by code is a replay: %v, replayed %v", err, got.Replayed)
 	}
 	mustAudit(t, l)
 }

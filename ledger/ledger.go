@@ -138,9 +138,16 @@ func (l *Ledger) Post(ctx context.Context, t Transfer, attach ...Statement) (Tra
 		return Transfer{}, fmt.Errorf("post transfer %s: %w", t.ID, err)
 	}
 	if res.existing {
-		return l.GetTransfer(ctx, t.ID)
+		return l.replayed(ctx, t.ID)
 	}
 	return transferFromOp(o, res.created, t.Metadata), nil
+}
+
+// replayed reads the transfer a replayed id names and marks it so.
+func (l *Ledger) replayed(ctx context.Context, id string) (Transfer, error) {
+	t, err := l.GetTransfer(ctx, id)
+	t.Replayed = err == nil
+	return t, err
 }
 
 // PostPending posts a pending transfer: its held amounts become posted. It
@@ -292,7 +299,7 @@ func (l *Ledger) Reverse(ctx context.Context, id string, metadata map[string]str
 		return Transfer{}, fmt.Errorf("reverse %s: %w", id, err)
 	}
 	if res.existing {
-		return l.GetTransfer(ctx, o.id)
+		return l.replayed(ctx, o.id)
 	}
 	return transferFromOp(o, res.created, metadata), nil
 }

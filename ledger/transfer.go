@@ -69,6 +69,10 @@ type Transfer struct {
 	PendingID  string    // for the post or void of a pending transfer: that transfer
 	ReversesID string    // for a reversal: the transfer it reverses
 	ResolvedBy string    // for a resolved pending transfer: the id of its post or void
+	// Replayed: Post or Reverse found this id already written with the same
+	// content, so nothing was written and no attached statement ran; the
+	// caller's own view of what it attached is not what committed.
+	Replayed bool
 }
 
 // kind is how a transfer is stored.
