@@ -2,7 +2,9 @@ package api_test
 
 import (
 	"context"
+	"fmt"
 	"net/http"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -281,4 +283,38 @@ func TestSessionLifecycle(t *testing.T) {
 		t.Fatalf("%d expired events", n)
 	}
 	e.mustBalanced()
+}
+
+// TestListSessionsNewestFirst lists sessions whose ids come from
+// idempotency keys (hashes, in no time order): the list is still newest
+// first, and paging through it yields every session once.
+func TestListSessionsNewestFirst(t *testing.T) {
+	e := newEnv(t)
+	shop := e.tenant("shop", []string{"goods"}, []string{"CNY"})
+	var created []string
+	for i := 0; i < 7; i++ {
+		r := e.must(http.StatusCreated, e.call("POST", "/v1/checkout/sessions", shop.key,
+			map[string]any{"amount": "1.00", "currency": "CNY", "option": "goods"}, "Idempotency-Key", fmt.Sprintf("order-%d", i)))
+		created = append(created, r.str("id"))
+	}
+	var listed []string
+	after := ""
+	for page := 0; page < 10; page++ {
+		path := "/v1/checkout/sessions?limit=3"
+		if after != "" {
+			path += "&starting_after=" + after
+		}
+		r := e.must(http.StatusOK, e.call("GET", path, shop.key, nil))
+		for _, d := range r.body["data"].([]any) {
+			after = d.(map[string]any)["id"].(string)
+			listed = append(listed, after)
+		}
+		if r.body["has_more"] != true {
+			break
+		}
+	}
+	slices.Reverse(created)
+	if !slices.Equal(listed, created) {
+		t.Fatalf("listed %v\nwant newest first %v", listed, created)
+	}
 }

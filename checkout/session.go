@@ -348,11 +348,12 @@ func (s *Service) GetSession(ctx context.Context, appID, sessionID string) (Sess
 // ListSessions pages through an app's sessions, newest first, optionally
 // only those with status.
 func (s *Service) ListSessions(ctx context.Context, appID, status string, limit int, startingAfter string) ([]Session, bool, error) {
-	if startingAfter == "" {
-		startingAfter = "\uffff"
-	}
+	// Newest first by creation time: ids derived from idempotency keys
+	// are not in time order.
 	rows, err := s.db.Query(ctx, `SELECT `+sessionColumns+` FROM checkout_sessions
-		WHERE app_id = $1 AND id < $2 AND ($3 = '' OR status = $3) ORDER BY id DESC LIMIT $4`,
+		WHERE app_id = $1 AND ($3 = '' OR status = $3)
+		  AND ($2 = '' OR (created_at, id) < (SELECT created_at, id FROM checkout_sessions WHERE id = $2 AND app_id = $1))
+		ORDER BY created_at DESC, id DESC LIMIT $4`,
 		appID, startingAfter, status, limit+1)
 	if err != nil {
 		return nil, false, fmt.Errorf("list sessions: %w", err)
