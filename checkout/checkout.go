@@ -39,6 +39,7 @@ type Service struct {
 
 	refundLocks stripedLocks
 	recent      recent // sessions created here and perhaps still open
+	inserter    *inserter
 }
 
 // New returns a Service.
@@ -52,8 +53,13 @@ func New(db *pgxpool.Pool, l *ledger.Ledger, a *apps.Service, opts Options) *Ser
 	if opts.Log == nil {
 		opts.Log = slog.Default()
 	}
-	return &Service{db: db, ledger: l, apps: a, catalog: opts.Catalog, hold: opts.HoldWindow, log: opts.Log}
+	return &Service{db: db, ledger: l, apps: a, catalog: opts.Catalog, hold: opts.HoldWindow, log: opts.Log,
+		inserter: newInserter(db)}
 }
+
+// Close stops the background writers after what they hold is written.
+// Creating a session after Close fails with ErrClosed.
+func (s *Service) Close() { s.inserter.close() }
 
 // Catalog returns the monetization catalog.
 func (s *Service) Catalog() *Catalog { return s.catalog }
@@ -68,6 +74,7 @@ var (
 	ErrAmountAboveMaximum = minipay.NewError(minipay.KindInvalid, "amount_above_maximum", "the amount is above the option's maximum")
 	ErrInvalid            = minipay.NewError(minipay.KindInvalid, "parameter_invalid", "invalid parameter")
 	ErrMissing            = minipay.NewError(minipay.KindInvalid, "parameter_missing", "a required parameter is missing")
+	ErrClosed             = minipay.NewError(minipay.KindUnavailable, "shutting_down", "the server is shutting down")
 
 	ErrSessionNotFound  = minipay.NewError(minipay.KindNotFound, "session_not_found", "no such checkout session")
 	ErrSessionNotOpen   = minipay.NewError(minipay.KindConflict, "session_not_open", "the checkout session is already complete")

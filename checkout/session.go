@@ -123,19 +123,11 @@ func (s *Service) CreateSession(ctx context.Context, p CreateParams) (Session, e
 	if err := s.checkGrants(app.Options, app.Currencies, sess); err != nil {
 		return Session{}, err
 	}
-	items, _ := json.Marshal(sess.LineItems)
-	md, _ := json.Marshal(sess.Metadata)
-	tag, err := s.db.Exec(ctx, `
-		INSERT INTO checkout_sessions (id, app_id, developer_id, status, payment_status, capture_method, currency,
-			amount_total, option, client_reference_id, client_secret, line_items, metadata, expires_at, created_at)
-		VALUES ($1, $2, $3, 'open', 'unpaid', $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
-		ON CONFLICT (id) DO NOTHING`,
-		sess.ID, sess.AppID, sess.DeveloperID, sess.CaptureMethod, sess.Currency, sess.AmountTotal, sess.Option,
-		nullable(sess.ClientReferenceID), sess.ClientSecret, nullJSON(sess.LineItems, items), md, sess.ExpiresAt, sess.Created)
+	inserted, err := s.inserter.insert(ctx, sess)
 	if err != nil {
-		return Session{}, fmt.Errorf("create session: %w", err)
+		return Session{}, err
 	}
-	if tag.RowsAffected() == 0 { // created before under the same idempotency key
+	if !inserted { // created before under the same idempotency key
 		return s.GetSession(ctx, p.AppID, sess.ID)
 	}
 	s.recent.put(sess)
@@ -286,13 +278,6 @@ func nullable(s string) *string {
 		return nil
 	}
 	return &s
-}
-
-func nullJSON(items []LineItem, raw []byte) []byte {
-	if len(items) == 0 {
-		return nil
-	}
-	return raw
 }
 
 const sessionColumns = `id, app_id, developer_id, status, payment_status, capture_method, coalesce(capture_status, ''),

@@ -75,6 +75,7 @@ func assemble(ctx context.Context, cfg *config, pool *pgxpool.Pool, log *slog.Lo
 
 // close stops what the services run; the pool is the caller's.
 func (a *application) close() {
+	a.checkout.Close()
 	a.ledger.Close()
 }
 

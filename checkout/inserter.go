@@ -1,0 +1,188 @@
+package checkout
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+)
+
+// inserter writes new sessions in groups: sessions created at the same
+// time share one INSERT and one commit, as transfers share the ledger's
+// group commit. A session is acknowledged only after its group committed.
+// Writers take whatever has queued up while they were busy, so a lone
+// create waits for nobody, and under load the groups grow by themselves.
+type inserter struct {
+	db   *pgxpool.Pool
+	reqs chan *insertReq
+	stop chan struct{}
+	done chan struct{}
+
+	// mu orders queueing before closing: once closed is set no request
+	// joins the queue, so the writers' last drain sees every queued one.
+	mu     sync.RWMutex
+	closed bool
+}
+
+type insertReq struct {
+	sess     Session
+	inserted bool // false: the id existed (created before, same idempotency key)
+	err      error
+	ready    chan struct{}
+}
+
+const (
+	insertWriters  = 4   // groups in flight at once
+	insertGroupMax = 256 // sessions in one group
+)
+
+func newInserter(db *pgxpool.Pool) *inserter {
+	w := &inserter{db: db, reqs: make(chan *insertReq, 4096), stop: make(chan struct{}), done: make(chan struct{})}
+	finished := make(chan struct{}, insertWriters)
+	for range insertWriters {
+		go func() {
+			w.run()
+			finished <- struct{}{}
+		}()
+	}
+	go func() {
+		for range insertWriters {
+			<-finished
+		}
+		close(w.done)
+	}()
+	return w
+}
+
+// insert writes sess and reports whether this call created it.
+func (w *inserter) insert(ctx context.Context, sess Session) (bool, error) {
+	r := &insertReq{sess: sess, ready: make(chan struct{})}
+	w.mu.RLock()
+	if w.closed {
+		w.mu.RUnlock()
+		return false, fmt.Errorf("create session: %w", ErrClosed)
+	}
+	select {
+	case w.reqs <- r:
+		w.mu.RUnlock()
+	case <-ctx.Done():
+		w.mu.RUnlock()
+		return false, ctx.Err()
+	}
+	// Once queued, the request is written whatever the caller does: wait
+	// for it, so the answer is never "unknown" for a session that exists.
+	<-r.ready
+	return r.inserted, r.err
+}
+
+// close stops the writers after the queued sessions are written.
+func (w *inserter) close() {
+	w.mu.Lock()
+	if w.closed {
+		w.mu.Unlock()
+		<-w.done
+		return
+	}
+	w.closed = true
+	w.mu.Unlock()
+	close(w.stop)
+	<-w.done
+}
+
+func (w *inserter) run() {
+	for {
+		var first *insertReq
+		select {
+		case first = <-w.reqs:
+		case <-w.stop:
+			for { // write what was queued before the stop
+				select {
+				case r := <-w.reqs:
+					w.write([]*insertReq{r})
+				default:
+					return
+				}
+			}
+		}
+		group := []*insertReq{first}
+	gather:
+		for len(group) < insertGroupMax {
+			select {
+			case r := <-w.reqs:
+				group = append(group, r)
+			default:
+				break gather
+			}
+		}
+		w.write(group)
+	}
+}
+
+// write inserts a group in one statement; if the statement fails, each
+// session is tried alone so one bad row fails only itself.
+func (w *inserter) write(group []*insertReq) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	inserted, err := w.insertGroup(ctx, group)
+	if err != nil && len(group) > 1 {
+		for _, r := range group {
+			w.write([]*insertReq{r})
+		}
+		return
+	}
+	for _, r := range group {
+		// Two requests for one id in one group: only the first made it.
+		r.inserted, r.err = inserted[r.sess.ID], err
+		delete(inserted, r.sess.ID)
+		close(r.ready)
+	}
+}
+
+func (w *inserter) insertGroup(ctx context.Context, group []*insertReq) (map[string]bool, error) {
+	n := len(group)
+	var (
+		ids, apps, devs, captures, currencies, options, secrets = make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n)
+		refs, items                                             = make([]*string, n), make([]*string, n)
+		metadata                                                = make([]string, n)
+		amounts                                                 = make([]int64, n)
+		expires, created                                        = make([]time.Time, n), make([]time.Time, n)
+	)
+	for i, r := range group {
+		s := r.sess
+		ids[i], apps[i], devs[i], captures[i], currencies[i], options[i], secrets[i] =
+			s.ID, s.AppID, s.DeveloperID, s.CaptureMethod, s.Currency, s.Option, s.ClientSecret
+		refs[i], amounts[i], expires[i], created[i] = nullable(s.ClientReferenceID), s.AmountTotal, s.ExpiresAt, s.Created
+		md, _ := json.Marshal(s.Metadata)
+		metadata[i] = string(md)
+		if len(s.LineItems) > 0 {
+			li, _ := json.Marshal(s.LineItems)
+			items[i] = nullable(string(li))
+		}
+	}
+	rows, err := w.db.Query(ctx, `
+		INSERT INTO checkout_sessions (id, app_id, developer_id, status, payment_status, capture_method, currency,
+			amount_total, option, client_reference_id, client_secret, line_items, metadata, expires_at, created_at)
+		SELECT id, app, dev, 'open', 'unpaid', capture, currency, amount, option, ref, secret, items::jsonb, md::jsonb, expires, created
+		FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::bigint[], $7::text[], $8::text[],
+			$9::text[], $10::text[], $11::text[], $12::timestamptz[], $13::timestamptz[])
+			AS s (id, app, dev, capture, currency, amount, option, ref, secret, items, md, expires, created)
+		ON CONFLICT (id) DO NOTHING
+		RETURNING id`,
+		ids, apps, devs, captures, currencies, amounts, options, refs, secrets, items, metadata, expires, created)
+	if err != nil {
+		return nil, fmt.Errorf("create sessions: %w", err)
+	}
+	got, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return nil, fmt.Errorf("create sessions: %w", err)
+	}
+	inserted := make(map[string]bool, len(got))
+	for _, id := range got {
+		inserted[id] = true
+	}
+	return inserted, nil
+}

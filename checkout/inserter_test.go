@@ -1,0 +1,96 @@
+package checkout
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/minipay/minipay/internal/testdb"
+)
+
+func testSession(id string, amount int64) Session {
+	now := time.Now().UTC().Truncate(time.Microsecond)
+	return Session{ID: id, AppID: "app_x", DeveloperID: "dev_x", CaptureMethod: CaptureAutomatic, Currency: "CNY",
+		Option: "goods", AmountTotal: amount, ClientSecret: id + "_secret", Metadata: map[string]string{"k": "v"},
+		LineItems: []LineItem{{Name: "gem", UnitAmount: amount, Quantity: 1}},
+		ExpiresAt: now.Add(time.Hour), Created: now}
+}
+
+// TestInserterGroups writes many sessions at once, the same ids from
+// several callers and one row the database refuses among them: each id is
+// created once and told to exactly one caller, the bad row fails alone, and
+// every row is stored as given.
+func TestInserterGroups(t *testing.T) {
+	db := testdb.New(t)
+	w := newInserter(db.Pool)
+	defer w.close()
+	ctx := context.Background()
+	const ids, callers = 200, 3
+	var (
+		wg      sync.WaitGroup
+		mu      sync.Mutex
+		created = map[string]int{}
+		errs    []error
+	)
+	for i := 0; i < ids; i++ {
+		for c := 0; c < callers; c++ {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				amount := int64(100 + i)
+				if i == 7 {
+					amount = -1 // refused by the table's CHECK
+				}
+				ok, err := w.insert(ctx, testSession(fmt.Sprintf("cs_test_%03d", i), amount))
+				mu.Lock()
+				defer mu.Unlock()
+				if err != nil {
+					errs = append(errs, err)
+					return
+				}
+				if ok {
+					created[fmt.Sprintf("cs_test_%03d", i)]++
+				}
+			}()
+		}
+	}
+	wg.Wait()
+	if len(errs) != callers {
+		t.Fatalf("%d errors, want %d (the bad row, once per caller): %v", len(errs), callers, errs)
+	}
+	if len(created) != ids-1 {
+		t.Fatalf("%d ids created, want %d", len(created), ids-1)
+	}
+	for id, n := range created {
+		if n != 1 {
+			t.Fatalf("%s: %d callers told they created it", id, n)
+		}
+	}
+	var rows, sum int64
+	if err := db.Pool.QueryRow(ctx, `SELECT count(*), sum(amount_total) FROM checkout_sessions
+		WHERE metadata = '{"k": "v"}' AND line_items->0->>'name' = 'gem' AND status = 'open'`).Scan(&rows, &sum); err != nil {
+		t.Fatal(err)
+	}
+	if want := int64(ids*(200+ids-1)/2 - 107); rows != ids-1 || sum != want {
+		t.Fatalf("stored %d rows summing %d, want %d summing %d", rows, sum, ids-1, want)
+	}
+}
+
+// TestInserterClose writes what was queued before close and refuses what
+// comes after.
+func TestInserterClose(t *testing.T) {
+	db := testdb.New(t)
+	w := newInserter(db.Pool)
+	ok, err := w.insert(context.Background(), testSession("cs_before", 100))
+	if err != nil || !ok {
+		t.Fatalf("insert before close: %v %v", ok, err)
+	}
+	w.close()
+	if _, err := w.insert(context.Background(), testSession("cs_after", 100)); !errors.Is(err, ErrClosed) {
+		t.Fatalf("insert after close: %v", err)
+	}
+	w.close() // twice is fine
+}
