@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"math/big"
+	"net"
 	"net/http"
 	"slices"
 	"strconv"
@@ -314,7 +315,10 @@ func (d *dispatcher) send(j *job) (sent, error) {
 		if d.sendCtx.Err() != nil {
 			return sent{}, errShutdown
 		}
-		if ctx.Err() != nil {
+		// The attempt's deadline and the transport's header timeout are the
+		// same length; whichever fires first, it is the same failure.
+		var ne net.Error
+		if ctx.Err() != nil || (errors.As(err, &ne) && ne.Timeout()) {
 			return sent{}, fmt.Errorf("no answer within %s: %w", d.s.opts.Timeout, err)
 		}
 		return sent{}, err
