@@ -111,3 +111,27 @@ func (s *Service) Redeliver(ctx context.Context, o Owner, eventID, endpointID st
 	}
 	return Redelivery{Object: "redelivery", Event: eventID, Endpoints: ids}, nil
 }
+
+// Backlog is how many deliveries wait, database-wide.
+type Backlog struct {
+	Pending   int64         // not finished: due now or scheduled for a retry
+	Due       int64         // whose attempt time has come
+	OldestDue time.Duration // how long the oldest due one has waited
+}
+
+// Backlog measures the delivery queue, for the metrics an operator alerts
+// on: a due count that keeps growing means the dispatchers fall behind.
+func (s *Service) Backlog(ctx context.Context) (Backlog, error) {
+	var (
+		b      Backlog
+		oldest float64
+	)
+	err := s.db.QueryRow(ctx, `SELECT count(*), count(*) FILTER (WHERE next_attempt_at <= now()),
+			coalesce(extract(epoch FROM now() - min(next_attempt_at) FILTER (WHERE next_attempt_at <= now())), 0)::float8
+		FROM webhook_deliveries WHERE status = 'pending'`).Scan(&b.Pending, &b.Due, &oldest)
+	if err != nil {
+		return Backlog{}, fmt.Errorf("measure webhook backlog: %w", err)
+	}
+	b.OldestDue = time.Duration(oldest * float64(time.Second))
+	return b, nil
+}

@@ -200,7 +200,12 @@ func (d *dispatcher) endpoint(endpointID string) *endpointState {
 			ReadyToTrip: func(c gobreaker.Counts) bool { return c.ConsecutiveFailures >= uint32(o.BreakerFailures) },
 			// An attempt cut short by our own shutdown says nothing about the endpoint.
 			IsExcluded: func(err error) bool { return errors.Is(err, errShutdown) },
+			OnStateChange: func(_ string, from, to gobreaker.State) {
+				o.Metrics.WebhookBreakers.WithLabelValues(from.String()).Dec()
+				o.Metrics.WebhookBreakers.WithLabelValues(to.String()).Inc()
+			},
 		})}
+		o.Metrics.WebhookBreakers.WithLabelValues(gobreaker.StateClosed.String()).Inc()
 		d.endpoints[endpointID] = st
 	}
 	return st

@@ -12,9 +12,11 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	standardwebhooks "github.com/standard-webhooks/standard-webhooks/libraries/go"
 
 	"github.com/minipay/minipay/internal/id"
+	"github.com/minipay/minipay/internal/metrics"
 )
 
 func TestDeliversSignedEventsAndLogsAttempts(t *testing.T) {
@@ -224,10 +226,14 @@ func TestOpenCircuitReschedulesWithoutRequests(t *testing.T) {
 	o := quick()
 	o.BreakerFailures = 3
 	o.EndpointConcurrency = 1 // one at a time, so exactly three requests trip it
+	o.Metrics = metrics.New()
 	f := newFixture(t, o)
 	rc := newReceiver(t, func(w http.ResponseWriter, _ *http.Request, _ int) { w.WriteHeader(http.StatusBadGateway) })
 	ep := f.endpoint(rc.URL)
 	f.emit(f.app, CheckoutSessionCompleted, 10)
+	if b, err := f.svc.Backlog(context.Background()); err != nil || b.Pending != 10 || b.Due != 10 {
+		t.Fatalf("backlog before the dispatcher runs: %+v, %v; want 10 pending, all due", b, err)
+	}
 	f.run()
 	f.waitFor("every delivery to fail", func() bool {
 		return f.count(`SELECT count(*) FROM webhook_deliveries WHERE status = 'failed'`) == 10
@@ -238,6 +244,13 @@ func TestOpenCircuitReschedulesWithoutRequests(t *testing.T) {
 	skipped := f.count(`SELECT count(*) FROM webhook_attempts WHERE endpoint_id = $1 AND outcome = 'skipped' AND status_code IS NULL`, ep.ID)
 	if skipped != 10*4-3 {
 		t.Fatalf("%d skipped attempts logged, want %d", skipped, 10*4-3)
+	}
+	breakers := o.Metrics.WebhookBreakers
+	if open, closed := testutil.ToFloat64(breakers.WithLabelValues("open")), testutil.ToFloat64(breakers.WithLabelValues("closed")); open != 1 || closed != 0 {
+		t.Fatalf("breaker gauges: %v open, %v closed; want the one endpoint open", open, closed)
+	}
+	if b, err := f.svc.Backlog(context.Background()); err != nil || b.Pending != 0 || b.Due != 0 || b.OldestDue != 0 {
+		t.Fatalf("backlog after every delivery failed: %+v, %v", b, err)
 	}
 }
 

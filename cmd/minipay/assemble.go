@@ -90,9 +90,8 @@ func (a *application) startWorkers(ctx context.Context, wg *sync.WaitGroup) {
 		func() {
 			every(ctx, 10*time.Second, func() { a.sweep(ctx, "void expired holds", a.checkout.VoidExpiredHolds) })
 		},
-		// (webhook dispatcher)
 		func() { a.webhooks.Run(ctx) }, // on shutdown: finishes or gives back what it claimed
-		// (settlement scheduler)
+		func() { every(ctx, 10*time.Second, func() { a.measureWebhookBacklog(ctx) }) },
 		func() { a.settle(ctx) },
 	}
 	for _, loop := range loops {
@@ -102,6 +101,20 @@ func (a *application) startWorkers(ctx context.Context, wg *sync.WaitGroup) {
 			loop()
 		}()
 	}
+}
+
+// measureWebhookBacklog sets the delivery queue's gauges.
+func (a *application) measureWebhookBacklog(ctx context.Context) {
+	b, err := a.webhooks.Backlog(ctx)
+	if err != nil {
+		if ctx.Err() == nil {
+			a.log.Warn("webhook backlog", "err", err)
+		}
+		return
+	}
+	a.metrics.WebhookBacklog.WithLabelValues("pending").Set(float64(b.Pending))
+	a.metrics.WebhookBacklog.WithLabelValues("due").Set(float64(b.Due))
+	a.metrics.WebhookOldestDue.Set(b.OldestDue.Seconds())
 }
 
 // sweep runs fn in batches until a batch comes back short.

@@ -7,6 +7,9 @@ type webhooks struct {
 	WebhookAttempts        *prometheus.CounterVec // outcome: succeeded, failed, skipped, released
 	WebhookAttemptDuration prometheus.Histogram
 	WebhookEventToDelivery prometheus.Histogram
+	WebhookBreakers        *prometheus.GaugeVec // state: closed, half-open, open; endpoints this process knows
+	WebhookBacklog         *prometheus.GaugeVec // which: pending, due; deliveries waiting, in the whole database
+	WebhookOldestDue       prometheus.Gauge     // seconds the oldest due delivery has waited
 }
 
 func (m *Metrics) registerWebhooks() {
@@ -21,5 +24,15 @@ func (m *Metrics) registerWebhooks() {
 		Name: "minipay_webhook_event_to_delivery_seconds", Help: "Time from writing an event to a successful delivery of it.",
 		Buckets: []float64{.01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60, 300, 3600},
 	})
-	m.Registry.MustRegister(m.WebhookAttempts, m.WebhookAttemptDuration, m.WebhookEventToDelivery)
+	m.WebhookBreakers = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "minipay_webhook_breakers", Help: "Webhook endpoints by the state of this process's circuit breaker for them.",
+	}, []string{"state"})
+	m.WebhookBacklog = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "minipay_webhook_backlog", Help: "Webhook deliveries waiting (pending: not finished; due: whose attempt time has come), database-wide.",
+	}, []string{"which"})
+	m.WebhookOldestDue = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "minipay_webhook_oldest_due_seconds", Help: "How long the oldest due webhook delivery has waited, database-wide.",
+	})
+	m.Registry.MustRegister(m.WebhookAttempts, m.WebhookAttemptDuration, m.WebhookEventToDelivery,
+		m.WebhookBreakers, m.WebhookBacklog, m.WebhookOldestDue)
 }
