@@ -1,0 +1,57 @@
+package idempotency_test
+
+import (
+	"context"
+	"fmt"
+	"testing"
+
+	"github.com/minipay/minipay/internal/idempotency"
+	"github.com/minipay/minipay/internal/testdb"
+)
+
+// TestPurgeForgetsOnlyExpiredKeys keeps keys for Retention: older ones go,
+// in batches of at most the limit, and a request under a forgotten key runs
+// again, while a recent key still replays.
+func TestPurgeForgetsOnlyExpiredKeys(t *testing.T) {
+	db := testdb.New(t)
+	ctx := context.Background()
+	s := idempotency.New(db.Pool)
+	req := func(key string) idempotency.Request {
+		return idempotency.Request{Scope: "app_1", Key: key, Method: "POST", Path: "/v1/refunds", Body: []byte(`{"amount":"1.00"}`)}
+	}
+	for i := 0; i < 5; i++ {
+		r := req(fmt.Sprintf("k%d", i))
+		if claimed, _, err := s.Begin(ctx, r); err != nil || !claimed {
+			t.Fatalf("begin %s: %v %v", r.Key, claimed, err)
+		}
+		if err := s.Complete(ctx, r, idempotency.Response{Status: 201, Body: []byte(`{}`)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// k0–k2 are a day past retention; k3 is an hour short of it.
+	if _, err := db.Pool.Exec(ctx, `UPDATE idempotency_keys SET created_at = now() - $1::interval - interval '1 day'
+		WHERE key IN ('k0', 'k1', 'k2')`, idempotency.Retention.String()); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.Pool.Exec(ctx, `UPDATE idempotency_keys SET created_at = now() - $1::interval + interval '1 hour'
+		WHERE key = 'k3'`, idempotency.Retention.String()); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := s.Purge(ctx, 2); err != nil || n != 2 {
+		t.Fatalf("first batch purged %d, %v; want 2", n, err)
+	}
+	if n, err := s.Purge(ctx, 2); err != nil || n != 1 {
+		t.Fatalf("second batch purged %d, %v; want 1", n, err)
+	}
+	if n, err := s.Purge(ctx, 2); err != nil || n != 0 {
+		t.Fatalf("third batch purged %d, %v; want 0", n, err)
+	}
+	if claimed, replay, err := s.Begin(ctx, req("k0")); err != nil || !claimed || replay != nil {
+		t.Fatalf("a purged key: claimed %v, replay %v, %v; want it to run again", claimed, replay, err)
+	}
+	for _, key := range []string{"k3", "k4"} {
+		if claimed, replay, err := s.Begin(ctx, req(key)); err != nil || claimed || replay == nil || replay.Status != 201 {
+			t.Fatalf("kept key %s: claimed %v, replay %v, %v; want a replay", key, claimed, replay, err)
+		}
+	}
+}
