@@ -154,8 +154,12 @@ func (s *Service) GetEndpoint(ctx context.Context, o Owner, endpointID string) (
 
 // ListEndpoints pages through the owner's endpoints, newest first.
 func (s *Service) ListEndpoints(ctx context.Context, o Owner, limit int, startingAfter string) ([]EndpointObject, bool, error) {
+	// Newest first by creation time: ids derived from idempotency keys are
+	// not in time order.
 	rows, err := s.db.Query(ctx, `SELECT `+endpointColumns+` FROM webhook_endpoints
-		WHERE app_id = $1 AND status <> 'deleted' AND ($2 = '' OR id < $2) ORDER BY id DESC LIMIT $3`,
+		WHERE app_id = $1 AND status <> 'deleted'
+		  AND ($2 = '' OR (created_at, id) < (SELECT created_at, id FROM webhook_endpoints WHERE id = $2 AND app_id = $1))
+		ORDER BY created_at DESC, id DESC LIMIT $3`,
 		o.AppID, startingAfter, limit+1)
 	if err != nil {
 		return nil, false, fmt.Errorf("list webhook endpoints: %w", err)
