@@ -6,122 +6,18 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
-	"os"
-	"os/exec"
-	"os/user"
-	"path/filepath"
-	"strconv"
-	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 
 	"github.com/minipay/minipay/internal/idempotency"
+	"github.com/minipay/minipay/internal/pgcluster"
 	"github.com/minipay/minipay/internal/pgdb"
 	"github.com/minipay/minipay/ledger"
 )
-
-// pgBin is where Debian installs the PostgreSQL 15 server programs.
-const pgBin = "/usr/lib/postgresql/15/bin"
-
-// cluster is a throwaway PostgreSQL cluster in a directory of its own.
-type cluster struct {
-	t    *testing.T
-	dir  string
-	port int
-	cred *syscall.Credential // run the server programs as this user (initdb refuses root)
-}
-
-// run runs a PostgreSQL program as the cluster's user.
-func (c *cluster) run(prog string, args ...string) {
-	c.t.Helper()
-	cmd := exec.Command(filepath.Join(pgBin, prog), args...)
-	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: c.cred}
-	cmd.Env = append(os.Environ(), "PGCONNECT_TIMEOUT=5")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		c.t.Fatalf("%s %s: %v\n%s", prog, strings.Join(args, " "), err, out)
-	}
-}
-
-func (c *cluster) data() string { return filepath.Join(c.dir, "data") }
-
-// configure appends settings to postgresql.conf.
-func (c *cluster) configure(lines ...string) {
-	c.t.Helper()
-	f, err := os.OpenFile(filepath.Join(c.data(), "postgresql.conf"), os.O_APPEND|os.O_WRONLY, 0)
-	if err != nil {
-		c.t.Fatal(err)
-	}
-	defer f.Close()
-	if _, err := f.WriteString("\n" + strings.Join(lines, "\n") + "\n"); err != nil {
-		c.t.Fatal(err)
-	}
-}
-
-func (c *cluster) start() {
-	c.run("pg_ctl", "-D", c.data(), "-l", filepath.Join(c.dir, "log"), "-w", "-t", "30", "start")
-}
-
-func (c *cluster) url(db string) string {
-	return fmt.Sprintf("postgres://postgres@127.0.0.1:%d/%s?sslmode=disable", c.port, db)
-}
-
-// newClusters prepares two cluster directories owned by the user the
-// server programs run as: root when the tests do not run as root,
-// "postgres" when they do.
-func newClusters(t *testing.T) (primary, standby *cluster) {
-	t.Helper()
-	for _, prog := range []string{"initdb", "pg_ctl", "pg_basebackup"} {
-		if _, err := os.Stat(filepath.Join(pgBin, prog)); err != nil {
-			t.Fatalf("the high-availability test needs the PostgreSQL 15 server programs (apt-get install postgresql-15): %v", err)
-		}
-	}
-	var cred *syscall.Credential
-	uid, gid := os.Getuid(), os.Getgid()
-	if uid == 0 {
-		u, err := user.Lookup("postgres")
-		if err != nil {
-			t.Fatalf("running as root, initdb needs another user: %v", err)
-		}
-		uid, _ = strconv.Atoi(u.Uid)
-		gid, _ = strconv.Atoi(u.Gid)
-		cred = &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid)}
-	}
-	base, err := os.MkdirTemp("", "minipay-ha")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(base) })
-	if err := os.Chmod(base, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	mk := func(name string) *cluster {
-		dir := filepath.Join(base, name)
-		if err := os.Mkdir(dir, 0o700); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.Chown(dir, uid, gid); err != nil {
-			t.Fatal(err)
-		}
-		return &cluster{t: t, dir: dir, port: freePort(t), cred: cred}
-	}
-	return mk("primary"), mk("standby")
-}
-
-func freePort(t *testing.T) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
 
 // TestStandbyFailover runs the real binary against a primary and a
 // synchronous streaming standby (two local clusters) with a multi-host
@@ -130,32 +26,19 @@ func freePort(t *testing.T) int {
 // service comes back on its own and that every payment that was
 // acknowledged with a 2xx is in the promoted database's ledger, once.
 func TestStandbyFailover(t *testing.T) {
-	primary, standby := newClusters(t)
-	primary.run("initdb", "-D", primary.data(), "-U", "postgres", "--auth=trust", "--no-sync", "-E", "UTF8", "--locale=C")
 	// synchronous_standby_names makes a commit wait until the standby has
 	// the WAL, so nothing acknowledged can be lost when the primary dies.
 	// fsync is off only because these clusters are throwaway: the test is
 	// about replication, not the disk.
-	primary.configure(
-		fmt.Sprintf("port = %d", primary.port), "listen_addresses = '127.0.0.1'",
-		"unix_socket_directories = '"+primary.dir+"'",
-		"synchronous_standby_names = '*'", "synchronous_commit = on", "fsync = off",
-		"max_wal_senders = 4", "wal_level = replica", "shared_buffers = 32MB")
-	primary.start()
-	t.Cleanup(func() { stopCluster(primary) })
-
-	standby.run("pg_basebackup", "-h", "127.0.0.1", "-p", strconv.Itoa(primary.port), "-U", "postgres",
-		"-D", standby.data(), "-R", "-X", "stream", "--no-sync")
-	standby.configure(fmt.Sprintf("port = %d", standby.port), "unix_socket_directories = '"+standby.dir+"'",
-		"synchronous_standby_names = ''", "cluster_name = 'minipay_standby'")
-	standby.start()
-	t.Cleanup(func() { stopCluster(standby) })
+	primary := pgcluster.New(t, "fsync = off", "shared_buffers = 32MB")
+	standby := primary.Standby(t, "fsync = off", "shared_buffers = 32MB")
+	primary.Conf("synchronous_standby_names = 'standby'", "synchronous_commit = on")
 	waitSync(t, primary)
-	t.Logf("primary :%d and synchronous standby :%d up", primary.port, standby.port)
+	t.Logf("primary :%d and synchronous standby :%d up", primary.Port, standby.Port)
 
 	const adminKey, hostKey = "admin_ha_test_key_0123456789", "host_ha_test_key_0123456789"
 	dbURL := fmt.Sprintf("postgres://postgres@127.0.0.1:%d,127.0.0.1:%d/minipay?sslmode=disable&target_session_attrs=read-write&connect_timeout=3",
-		primary.port, standby.port)
+		primary.Port, standby.Port)
 	p := startServe(t, "DATABASE_URL="+dbURL, "MINIPAY_ADMIN_KEY="+adminKey, "MINIPAY_HOST_KEY="+hostKey, "MINIPAY_RATE_LIMIT=0")
 	c := &haClient{url: p.url, http: &http.Client{Timeout: 20 * time.Second}}
 
@@ -247,9 +130,9 @@ func TestStandbyFailover(t *testing.T) {
 	// The primary dies without a chance to finish anything.
 	before := acked()
 	t.Logf("%d requests acknowledged; stopping the primary", before)
-	stopCluster(primary)
+	primary.Stop("immediate")
 	t.Log("primary stopped; promoting the standby")
-	standby.run("pg_ctl", "-D", standby.data(), "-w", "-t", "30", "promote")
+	standby.Promote()
 	t.Log("standby promoted")
 	promoted := time.Now()
 	close(promotedCh)
@@ -279,7 +162,7 @@ func TestStandbyFailover(t *testing.T) {
 
 	// Every acknowledged payment is in the promoted database, exactly once.
 	ctx := context.Background()
-	pool, err := pgdb.Open(ctx, standby.url("minipay"), 4)
+	pool, err := pgdb.Open(ctx, standby.URL("minipay"), 4)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -342,19 +225,11 @@ func TestStandbyFailover(t *testing.T) {
 		len(topups), len(payments), before, nTopups, nPayments, failed, outage.Round(100*time.Millisecond))
 }
 
-// stopCluster stops a cluster at once, as a crash would; stopping one that
-// is not running is fine.
-func stopCluster(c *cluster) {
-	cmd := exec.Command(filepath.Join(pgBin, "pg_ctl"), "-D", c.data(), "-m", "immediate", "-w", "stop")
-	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: c.cred}
-	_ = cmd.Run()
-}
-
 // waitSync waits until the primary sees its standby as synchronous.
-func waitSync(t *testing.T, primary *cluster) {
+func waitSync(t *testing.T, primary *pgcluster.Cluster) {
 	t.Helper()
 	waitFor(t, 30*time.Second, "a synchronous standby", func() bool {
-		conn, err := pgx.Connect(context.Background(), primary.url("postgres"))
+		conn, err := pgx.Connect(context.Background(), primary.URL("postgres"))
 		if err != nil {
 			return false
 		}

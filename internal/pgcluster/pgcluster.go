@@ -12,6 +12,7 @@ package pgcluster
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -21,6 +22,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -71,8 +73,14 @@ func newCluster(t testing.TB) *Cluster {
 	if err != nil {
 		t.Fatalf("pgcluster: %v", err)
 	}
+	reapOrphans(bin)
 	root, err := os.MkdirTemp("", "minipay-pg")
 	if err != nil {
+		t.Fatal(err)
+	}
+	// Whose cluster this is: a test process killed (by its timeout, say)
+	// runs no cleanup, and the next New stops what it left running.
+	if err := os.WriteFile(filepath.Join(root, "owner"), []byte(strconv.Itoa(os.Getpid())), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	c := &Cluster{t: t, bin: bin, Dir: filepath.Join(root, "data"), Port: freePort(t), logFile: filepath.Join(root, "log")}
@@ -203,6 +211,31 @@ func (c *Cluster) write(name, content string) {
 	if os.Geteuid() == 0 {
 		chownPostgres(c.t, path)
 	}
+}
+
+// reapOrphans stops and removes the clusters of test processes that died
+// without cleaning up.
+func reapOrphans(bin string) {
+	roots, _ := filepath.Glob(filepath.Join(os.TempDir(), "minipay-pg*"))
+	for _, root := range roots {
+		b, err := os.ReadFile(filepath.Join(root, "owner"))
+		if err != nil {
+			continue // not ours, or still being set up
+		}
+		pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
+		if err != nil || alive(pid) {
+			continue
+		}
+		c := &Cluster{bin: bin, Dir: filepath.Join(root, "data")}
+		_ = c.stop("immediate")
+		os.RemoveAll(root)
+	}
+}
+
+// alive reports whether a process with this id exists.
+func alive(pid int) bool {
+	err := syscall.Kill(pid, 0)
+	return err == nil || errors.Is(err, syscall.EPERM)
 }
 
 func binDir() (string, error) {

@@ -2,6 +2,10 @@ package pgcluster
 
 import (
 	"context"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
 	"testing"
 	"time"
 
@@ -64,4 +68,36 @@ func TestRestart(t *testing.T) {
 	if err := conn.QueryRow(ctx, `SELECT count(*) FROM t`).Scan(&n); err != nil || n != 1 {
 		t.Fatalf("rows after crash restart = %d, %v; want 1", n, err)
 	}
+}
+
+// TestReapOrphans stops the cluster of a test process that died without
+// cleaning up, and leaves a live one's alone.
+func TestReapOrphans(t *testing.T) {
+	live := New(t)
+	orphan := New(t)
+	dead := exec.Command("true")
+	if err := dead.Run(); err != nil {
+		t.Fatal(err)
+	}
+	owner := filepath.Join(filepath.Dir(orphan.Dir), "owner")
+	if err := os.WriteFile(owner, []byte(strconv.Itoa(dead.Process.Pid)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	bin, err := binDir()
+	if err != nil {
+		t.Fatal(err)
+	}
+	reapOrphans(bin)
+	if _, err := os.Stat(orphan.Dir); !os.IsNotExist(err) {
+		t.Fatalf("the orphan's cluster is still there: %v", err)
+	}
+	if err := live.Exec(ctxT(t), "postgres", `SELECT 1`); err != nil {
+		t.Fatalf("the live cluster was stopped: %v", err)
+	}
+}
+
+func ctxT(t *testing.T) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	t.Cleanup(cancel)
+	return ctx
 }
