@@ -79,6 +79,7 @@ after(async () => {
   await stopDev?.();
   dropDb?.();
   if (profile) rmSync(profile, { recursive: true, force: true });
+  if (!process.env.MINIPAY_SCREENSHOTS) rmSync(shots, { recursive: true, force: true });
 });
 
 async function open(user: string): Promise<Page> {

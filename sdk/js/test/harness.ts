@@ -2,7 +2,7 @@
 // run against its own fresh PostgreSQL database, dropped at the end.
 import { execFileSync, spawn, type ChildProcess } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { mkdtempSync } from "node:fs";
+import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 
@@ -13,7 +13,9 @@ let built: string | undefined;
 /** Builds cmd/minipay once per test process. */
 export function minipayBinary(): string {
   if (!built) {
-    built = join(mkdtempSync(join(tmpdir(), "minipay-sdkjs-")), "minipay");
+    const dir = mkdtempSync(join(tmpdir(), "minipay-sdkjs-"));
+    process.on("exit", () => rmSync(dir, { recursive: true, force: true }));
+    built = join(dir, "minipay");
     execFileSync("go", ["build", "-o", built, "./cmd/minipay"], { cwd: repoRoot, stdio: "inherit" });
   }
   return built;
