@@ -16,6 +16,7 @@ import (
 
 	"github.com/minipay/minipay"
 	"github.com/minipay/minipay/apps"
+	"github.com/minipay/minipay/chart"
 	"github.com/minipay/minipay/ledger"
 )
 
@@ -97,22 +98,6 @@ var (
 	ErrTopUpNotPositive = minipay.NewError(minipay.KindInvalid, "amount_not_positive", "the amount must be greater than zero")
 )
 
-// Ledger account codes.
-func walletCode(user, currency string) string    { return "wallet:" + user + ":" + currency }
-func devPendingCode(dev, currency string) string { return "dev:" + dev + ":pending:" + currency }
-func feesCode(currency string) string            { return "platform:fees:" + currency }
-func fundingCode(currency string) string         { return "platform:funding:" + currency }
-
-// DevPendingCode is the ledger code of a developer's pending balance in
-// currency: payments credit it, refunds debit it, settlement empties it.
-func DevPendingCode(developerID, currency string) string {
-	return devPendingCode(developerID, currency)
-}
-
-// FundingCode is the ledger code of the platform's funding (bank) account
-// in currency.
-func FundingCode(currency string) string { return fundingCode(currency) }
-
 // ensure creates the ledger account with code if it does not exist yet.
 func (s *Service) ensure(ctx context.Context, code, currency string, normal ledger.NormalBalance, noOverdraft bool) error {
 	_, err := s.ledger.EnsureAccount(ctx, ledger.AccountSpec{Code: code, Currency: currency, NormalBalance: normal, NoOverdraft: noOverdraft})
@@ -122,7 +107,7 @@ func (s *Service) ensure(ctx context.Context, code, currency string, normal ledg
 // ensureWallet creates a user's wallet in currency: a credit-normal account
 // that can never go below zero.
 func (s *Service) ensureWallet(ctx context.Context, user, currency string) error {
-	return s.ensure(ctx, walletCode(user, currency), currency, ledger.CreditNormal, true)
+	return s.ensure(ctx, chart.Wallet(user, currency), currency, ledger.CreditNormal, true)
 }
 
 // statement turns SQL into a ledger statement with an optional check.

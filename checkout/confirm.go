@@ -9,15 +9,11 @@ import (
 
 	"github.com/minipay/minipay"
 	"github.com/minipay/minipay/apps"
+	"github.com/minipay/minipay/chart"
 	"github.com/minipay/minipay/ledger"
 	"github.com/minipay/minipay/settlement"
 	"github.com/minipay/minipay/webhooks"
 )
-
-// paymentTransferID is the ledger id of a session's payment. Being derived
-// from the session, it makes paying a session twice impossible: a second
-// confirm finds the transfer already written.
-func paymentTransferID(sessionID string) string { return "pay_" + sessionID }
 
 // Confirm pays an open session from userID's wallet; the host's wallet
 // service calls it with the session's client secret. In one database
@@ -107,15 +103,15 @@ func (s *Service) payment(ctx context.Context, sess Session, userID string) (led
 	if err := s.ensureAccounts(ctx, userID, sess.DeveloperID, cur); err != nil {
 		return ledger.Transfer{}, nil, Session{}, err
 	}
-	postings := []ledger.Posting{{Account: walletCode(userID, cur), Debit: sess.AmountTotal}}
+	postings := []ledger.Posting{{Account: chart.Wallet(userID, cur), Debit: sess.AmountTotal}}
 	if net := sess.AmountTotal - fee; net > 0 {
-		postings = append(postings, ledger.Posting{Account: devPendingCode(sess.DeveloperID, cur), Credit: net})
+		postings = append(postings, ledger.Posting{Account: chart.DeveloperPending(sess.DeveloperID, cur), Credit: net})
 	}
 	if fee > 0 {
-		postings = append(postings, ledger.Posting{Account: feesCode(cur), Credit: fee})
+		postings = append(postings, ledger.Posting{Account: chart.Fees(cur), Credit: fee})
 	}
 	manual := sess.CaptureMethod == CaptureManual
-	tr := ledger.Transfer{ID: paymentTransferID(sess.ID), Code: "payment", Postings: postings, Pending: manual,
+	tr := ledger.Transfer{ID: chart.Payment(sess.ID), Code: "payment", Postings: postings, Pending: manual,
 		Metadata: paymentMetadata(sess)}
 
 	// The session as it will be, for the event.
@@ -163,10 +159,10 @@ func (s *Service) ensureAccounts(ctx context.Context, userID, devID, cur string)
 	if err := s.ensureWallet(ctx, userID, cur); err != nil {
 		return err
 	}
-	if err := s.ensure(ctx, devPendingCode(devID, cur), cur, ledger.CreditNormal, false); err != nil {
+	if err := s.ensure(ctx, chart.DeveloperPending(devID, cur), cur, ledger.CreditNormal, false); err != nil {
 		return err
 	}
-	return s.ensure(ctx, feesCode(cur), cur, ledger.CreditNormal, false)
+	return s.ensure(ctx, chart.Fees(cur), cur, ledger.CreditNormal, false)
 }
 
 // paymentMetadata is what the ledger keeps about a payment: the session's
@@ -247,9 +243,9 @@ func (s *Service) endHold(ctx context.Context, appID, sessionID string, post, ex
 		return Session{}, err
 	}
 	if post {
-		_, err = s.ledger.PostPending(ctx, paymentTransferID(sessionID), stmts...)
+		_, err = s.ledger.PostPending(ctx, chart.Payment(sessionID), stmts...)
 	} else {
-		_, err = s.ledger.VoidPending(ctx, paymentTransferID(sessionID), stmts...)
+		_, err = s.ledger.VoidPending(ctx, chart.Payment(sessionID), stmts...)
 	}
 	switch {
 	case errors.Is(err, ledger.ErrAlreadyPosted), errors.Is(err, ledger.ErrAlreadyVoided), errors.Is(err, errStateChanged):

@@ -14,6 +14,7 @@ import (
 	"github.com/shopspring/decimal"
 
 	"github.com/minipay/minipay"
+	"github.com/minipay/minipay/chart"
 	"github.com/minipay/minipay/internal/id"
 	"github.com/minipay/minipay/ledger"
 	"github.com/minipay/minipay/settlement"
@@ -178,16 +179,16 @@ func feeShare(sess Session, amount int64) int64 {
 // from, so two concurrent refunds cannot both use the same remainder.
 func refundTransfer(sess Session, r Refund) (ledger.Transfer, []ledger.Statement, error) {
 	cur := r.Currency
-	postings := []ledger.Posting{{Account: walletCode(sess.UserID, cur), Credit: r.Amount}}
+	postings := []ledger.Posting{{Account: chart.Wallet(sess.UserID, cur), Credit: r.Amount}}
 	if dev := r.Amount - r.FeeRefunded; dev > 0 {
-		postings = append(postings, ledger.Posting{Account: devPendingCode(sess.DeveloperID, cur), Debit: dev})
+		postings = append(postings, ledger.Posting{Account: chart.DeveloperPending(sess.DeveloperID, cur), Debit: dev})
 	}
 	if r.FeeRefunded > 0 {
-		postings = append(postings, ledger.Posting{Account: feesCode(cur), Debit: r.FeeRefunded})
+		postings = append(postings, ledger.Posting{Account: chart.Fees(cur), Debit: r.FeeRefunded})
 	}
 	md := paymentMetadata(sess)
 	md["minipay_refund"] = r.ID
-	tr := ledger.Transfer{ID: "refund_" + r.ID, Code: "refund", Postings: postings, Metadata: md}
+	tr := ledger.Transfer{ID: chart.Refund(r.ID), Code: "refund", Postings: postings, Metadata: md}
 
 	next := sess
 	next.AmountRefunded += r.Amount

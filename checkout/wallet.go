@@ -6,6 +6,7 @@ import (
 
 	"github.com/minipay/minipay"
 	"github.com/minipay/minipay/apps"
+	"github.com/minipay/minipay/chart"
 	"github.com/minipay/minipay/ledger"
 )
 
@@ -49,11 +50,11 @@ func (s *Service) TopUp(ctx context.Context, userID, amount, currency, transferI
 	if err := s.ensureWallet(ctx, userID, currency); err != nil {
 		return Wallet{}, err
 	}
-	if err := s.ensure(ctx, fundingCode(currency), currency, ledger.DebitNormal, false); err != nil {
+	if err := s.ensure(ctx, chart.Funding(currency), currency, ledger.DebitNormal, false); err != nil {
 		return Wallet{}, err
 	}
 	_, err = s.ledger.Post(ctx, ledger.Transfer{ID: transferID, Code: "topup",
-		Postings: []ledger.Posting{{Account: fundingCode(currency), Debit: minor}, {Account: walletCode(userID, currency), Credit: minor}},
+		Postings: []ledger.Posting{{Account: chart.Funding(currency), Debit: minor}, {Account: chart.Wallet(userID, currency), Credit: minor}},
 		Metadata: map[string]string{"minipay_user": userID}})
 	if err != nil {
 		return Wallet{}, fmt.Errorf("top up %s: %w", userID, err)
@@ -68,7 +69,7 @@ func (s *Service) GetWallet(ctx context.Context, userID string) (Wallet, error) 
 	}
 	codes := make([]string, 0, len(ledger.Currencies()))
 	for _, cur := range ledger.Currencies() {
-		codes = append(codes, walletCode(userID, cur))
+		codes = append(codes, chart.Wallet(userID, cur))
 	}
 	accts, err := s.ledger.GetAccounts(ctx, codes)
 	if err != nil {

@@ -9,6 +9,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/minipay/minipay/chart"
 	"github.com/minipay/minipay/internal/id"
 	"github.com/minipay/minipay/ledger"
 	"github.com/minipay/minipay/webhooks"
@@ -64,20 +65,6 @@ func (p Payout) Public() PayoutObject {
 // to the microsecond.
 func timestamp(t time.Time) string { return t.UTC().Format("2006-01-02T15:04:05.000000Z07:00") }
 
-// Ledger account codes of settlement's own accounts. The developer's pending
-// balance is checkout's account; its code is shared by convention.
-func devPendingCode(dev, currency string) string { return "dev:" + dev + ":pending:" + currency }
-func inTransitCode(currency string) string       { return "platform:payouts_in_transit:" + currency }
-func fundingCode(currency string) string         { return "platform:funding:" + currency }
-
-// InTransitCode is the ledger code of the account holding payouts on their
-// way to developers' banks in currency.
-func InTransitCode(currency string) string { return inTransitCode(currency) }
-
-// Ledger transfer ids of a payout, derived from its id so a retry lands once.
-func payoutTransferID(payoutID string) string { return "payout_" + payoutID }
-func paidTransferID(payoutID string) string   { return "payout_paid_" + payoutID }
-
 // plannedPayout is a payout a run has chosen and may not have paid yet.
 type plannedPayout struct {
 	id, developer, currency string
@@ -109,7 +96,7 @@ func (s *Service) pay(ctx context.Context, runID string, cutoff time.Time) (int,
 		if ensured[p.currency] {
 			continue
 		}
-		if _, err := s.ledger.EnsureAccount(ctx, ledger.AccountSpec{Code: inTransitCode(p.currency), Currency: p.currency,
+		if _, err := s.ledger.EnsureAccount(ctx, ledger.AccountSpec{Code: chart.PayoutsInTransit(p.currency), Currency: p.currency,
 			NormalBalance: ledger.CreditNormal}); err != nil {
 			return 0, fmt.Errorf("pay run %s: %w", runID, err)
 		}
@@ -168,10 +155,10 @@ func (s *Service) postPayout(ctx context.Context, runID string, cutoff time.Time
 	if err != nil {
 		return err
 	}
-	tr := ledger.Transfer{ID: payoutTransferID(p.id), Code: "payout",
+	tr := ledger.Transfer{ID: chart.Payout(p.id), Code: "payout",
 		Postings: []ledger.Posting{
-			{Account: devPendingCode(p.developer, p.currency), Debit: p.net},
-			{Account: inTransitCode(p.currency), Credit: p.net},
+			{Account: chart.DeveloperPending(p.developer, p.currency), Debit: p.net},
+			{Account: chart.PayoutsInTransit(p.currency), Credit: p.net},
 		},
 		Metadata: map[string]string{"minipay_payout": p.id, "minipay_settlement_run": runID, "minipay_developer": p.developer}}
 	_, err = s.ledger.Post(ctx, tr,
@@ -259,7 +246,7 @@ func (s *Service) MarkPaid(ctx context.Context, payoutID string) (Payout, error)
 	}
 	// The funding account is an asset (the platform's bank): debit-normal,
 	// as checkout creates it for top-ups.
-	if _, err := s.ledger.EnsureAccount(ctx, ledger.AccountSpec{Code: fundingCode(p.Currency), Currency: p.Currency,
+	if _, err := s.ledger.EnsureAccount(ctx, ledger.AccountSpec{Code: chart.Funding(p.Currency), Currency: p.Currency,
 		NormalBalance: ledger.DebitNormal}); err != nil {
 		return Payout{}, fmt.Errorf("mark payout %s paid: %w", payoutID, err)
 	}
@@ -271,10 +258,10 @@ func (s *Service) MarkPaid(ctx context.Context, payoutID string) (Payout, error)
 	if err != nil {
 		return Payout{}, err
 	}
-	tr := ledger.Transfer{ID: paidTransferID(p.ID), Code: "payout_paid",
+	tr := ledger.Transfer{ID: chart.PayoutPaid(p.ID), Code: "payout_paid",
 		Postings: []ledger.Posting{
-			{Account: inTransitCode(p.Currency), Debit: p.Amount},
-			{Account: fundingCode(p.Currency), Credit: p.Amount},
+			{Account: chart.PayoutsInTransit(p.Currency), Debit: p.Amount},
+			{Account: chart.Funding(p.Currency), Credit: p.Amount},
 		},
 		Metadata: map[string]string{"minipay_payout": p.ID, "minipay_developer": p.DeveloperID}}
 	_, err = s.ledger.Post(ctx, tr,

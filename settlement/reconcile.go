@@ -6,6 +6,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/minipay/minipay/chart"
 	"github.com/minipay/minipay/ledger"
 )
 
@@ -23,9 +24,9 @@ const diffsMax = 20
 // with the net of its unsettled balance transactions: they move together,
 // in one database transaction, so they are equal unless something moved
 // money behind settlement's back, or a balance transaction was altered.
-const balanceDiffsSQL = `
+var balanceDiffsSQL = `
 	WITH txn AS (
-		SELECT 'dev:' || developer_id || ':pending:' || currency AS code, currency, sum(net) AS net
+		SELECT ` + chart.DeveloperPendingSQL("developer_id", "currency") + ` AS code, currency, sum(net) AS net
 		FROM balance_transactions WHERE payout_id IS NULL AND type <> 'payout'
 		GROUP BY developer_id, currency
 	), acct AS (
@@ -45,19 +46,19 @@ const balanceDiffsSQL = `
 // the balance transactions a run takes with the postings of the ledger
 // transfers behind them, on the developer's pending account and the
 // platform's fee account.
-const postingDiffsSQL = `
+var postingDiffsSQL = `
 	WITH e AS (
 		SELECT developer_id, currency, type, source_id, net, fee FROM balance_transactions
 		WHERE payout_id IS NULL AND type <> 'payout' AND available_on <= $1
 	), refs AS (
-		SELECT developer_id, currency, CASE type WHEN 'payment' THEN 'pay_' ELSE 'refund_' END || source_id AS tid FROM e
+		SELECT developer_id, currency, CASE type WHEN 'payment' THEN '` + chart.PaymentPrefix + `' ELSE '` + chart.RefundPrefix + `' END || source_id AS tid FROM e
 		UNION ALL
-		SELECT developer_id, currency, 'pay_' || source_id || ':post' FROM e WHERE type = 'payment'
+		SELECT developer_id, currency, '` + chart.PaymentPrefix + `' || source_id || '` + ledger.ResolutionID("", true) + `' FROM e WHERE type = 'payment'
 	), led AS (
 		SELECT r.developer_id, r.currency,
 			coalesce(sum(p.credits_posted - p.debits_posted)
-				FILTER (WHERE a.code = 'dev:' || r.developer_id || ':pending:' || r.currency), 0) AS net,
-			coalesce(sum(p.credits_posted - p.debits_posted) FILTER (WHERE a.code = 'platform:fees:' || r.currency), 0) AS fee
+				FILTER (WHERE a.code = ` + chart.DeveloperPendingSQL("r.developer_id", "r.currency") + `), 0) AS net,
+			coalesce(sum(p.credits_posted - p.debits_posted) FILTER (WHERE a.code = ` + chart.FeesSQL("r.currency") + `), 0) AS fee
 		FROM refs r
 		JOIN ledger_transfers t ON t.id = r.tid
 		JOIN ledger_postings p ON p.transfer_seq = t.seq
@@ -151,9 +152,9 @@ func payoutDiffs(ctx context.Context, tx pgx.Tx, runID string) ([]string, error)
 		), moved AS (
 			SELECT i.currency, sum(ps.credits_posted - ps.debits_posted) AS net
 			FROM settlement_items i
-			JOIN ledger_transfers t ON t.id = 'payout_' || i.payout_id
+			JOIN ledger_transfers t ON t.id = '`+chart.PayoutPrefix+`' || i.payout_id
 			JOIN ledger_postings ps ON ps.transfer_seq = t.seq
-			JOIN ledger_accounts a ON a.seq = ps.account_seq AND a.code = 'platform:payouts_in_transit:' || i.currency
+			JOIN ledger_accounts a ON a.seq = ps.account_seq AND a.code = `+chart.PayoutsInTransitSQL("i.currency")+`
 			WHERE i.run_id = $1 AND i.payout_id IS NOT NULL GROUP BY i.currency
 		)
 		SELECT planned.currency, planned.net::text, coalesce(moved.net, 0)::text, planned.n, planned.paid

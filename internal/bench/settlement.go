@@ -14,6 +14,7 @@ import (
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/minipay/minipay/chart"
 	"github.com/minipay/minipay/internal/pgdb"
 	"github.com/minipay/minipay/ledger"
 	"github.com/minipay/minipay/settlement"
@@ -126,14 +127,14 @@ func benchSettlement(ctx context.Context, o Options) (*Result, error) {
 func seedSettlement(ctx context.Context, pool *pgxpool.Pool, l *ledger.Ledger, payments, devs int) error {
 	// Accounts through the ledger, so they are exactly what it makes.
 	specs := []ledger.AccountSpec{
-		{Code: "platform:funding:CNY", Currency: "CNY", NormalBalance: ledger.DebitNormal},
-		{Code: "platform:fees:CNY", Currency: "CNY", NormalBalance: ledger.CreditNormal},
+		{Code: chart.Funding("CNY"), Currency: "CNY", NormalBalance: ledger.DebitNormal},
+		{Code: chart.Fees("CNY"), Currency: "CNY", NormalBalance: ledger.CreditNormal},
 	}
 	for u := 0; u < benchPayers; u++ {
-		specs = append(specs, ledger.AccountSpec{Code: fmt.Sprintf("wallet:bu%d:CNY", u), Currency: "CNY", NormalBalance: ledger.CreditNormal, NoOverdraft: true})
+		specs = append(specs, ledger.AccountSpec{Code: chart.Wallet(fmt.Sprintf("bu%d", u), "CNY"), Currency: "CNY", NormalBalance: ledger.CreditNormal, NoOverdraft: true})
 	}
 	for d := 0; d < devs; d++ {
-		specs = append(specs, ledger.AccountSpec{Code: fmt.Sprintf("dev:%s:pending:CNY", benchDev(d)), Currency: "CNY", NormalBalance: ledger.CreditNormal})
+		specs = append(specs, ledger.AccountSpec{Code: chart.DeveloperPending(benchDev(d), "CNY"), Currency: "CNY", NormalBalance: ledger.CreditNormal})
 	}
 	if err := ensureAll(ctx, l, specs); err != nil {
 		return err
@@ -205,20 +206,20 @@ var seedSQL = []string{
 	 SELECT nextval('ledger_transfers_seq') AS seq, id, code, payer, dev, amount, fee, kind FROM (
 	   SELECT 'topup_bench_' || payer AS id, 'topup' AS code, payer, NULL::text AS dev,
 	          sum(amount) AS amount, 0::bigint AS fee, 't' AS kind FROM pays GROUP BY payer
-	   UNION ALL SELECT 'pay_' || sess, 'payment', payer, dev, amount, fee, 'p' FROM pays
-	   UNION ALL SELECT 'refund_re_' || sess, 'refund', payer, dev, refunded, fee_refunded, 'r' FROM pays WHERE refunded > 0) x`,
+	   UNION ALL SELECT '` + chart.PaymentPrefix + `' || sess, 'payment', payer, dev, amount, fee, 'p' FROM pays
+	   UNION ALL SELECT '` + chart.RefundPrefix + `re_' || sess, 'refund', payer, dev, refunded, fee_refunded, 'r' FROM pays WHERE refunded > 0) x`,
 	`INSERT INTO ledger_transfers (seq, id, code, kind, content_hash, metadata, created_at)
 	 SELECT seq, id, code, 'posted', sha256(convert_to(id, 'UTF8')), NULL, now() FROM tr`,
 	`INSERT INTO ledger_postings (transfer_seq, idx, account_seq, debits_posted, credits_posted, debits_pending, credits_pending, created_at)
 	 SELECT p.seq, p.idx, a.seq, p.d, p.c, 0, 0, now() FROM (
-	   SELECT seq, 0 AS idx, 'platform:funding:CNY' AS code, amount AS d, 0::bigint AS c FROM tr WHERE kind = 't'
-	   UNION ALL SELECT seq, 1, 'wallet:' || payer || ':CNY', 0, amount FROM tr WHERE kind = 't'
-	   UNION ALL SELECT seq, 0, 'wallet:' || payer || ':CNY', amount, 0 FROM tr WHERE kind = 'p'
-	   UNION ALL SELECT seq, 1, 'dev:' || dev || ':pending:CNY', 0, amount - fee FROM tr WHERE kind = 'p' AND amount > fee
-	   UNION ALL SELECT seq, 2, 'platform:fees:CNY', 0, fee FROM tr WHERE kind = 'p' AND fee > 0
-	   UNION ALL SELECT seq, 0, 'wallet:' || payer || ':CNY', 0, amount FROM tr WHERE kind = 'r'
-	   UNION ALL SELECT seq, 1, 'dev:' || dev || ':pending:CNY', amount - fee, 0 FROM tr WHERE kind = 'r' AND amount > fee
-	   UNION ALL SELECT seq, 2, 'platform:fees:CNY', fee, 0 FROM tr WHERE kind = 'r' AND fee > 0) p
+	   SELECT seq, 0 AS idx, ` + chart.FundingSQL("'CNY'") + ` AS code, amount AS d, 0::bigint AS c FROM tr WHERE kind = 't'
+	   UNION ALL SELECT seq, 1, ` + chart.WalletSQL("payer", "'CNY'") + `, 0, amount FROM tr WHERE kind = 't'
+	   UNION ALL SELECT seq, 0, ` + chart.WalletSQL("payer", "'CNY'") + `, amount, 0 FROM tr WHERE kind = 'p'
+	   UNION ALL SELECT seq, 1, ` + chart.DeveloperPendingSQL("dev", "'CNY'") + `, 0, amount - fee FROM tr WHERE kind = 'p' AND amount > fee
+	   UNION ALL SELECT seq, 2, ` + chart.FeesSQL("'CNY'") + `, 0, fee FROM tr WHERE kind = 'p' AND fee > 0
+	   UNION ALL SELECT seq, 0, ` + chart.WalletSQL("payer", "'CNY'") + `, 0, amount FROM tr WHERE kind = 'r'
+	   UNION ALL SELECT seq, 1, ` + chart.DeveloperPendingSQL("dev", "'CNY'") + `, amount - fee, 0 FROM tr WHERE kind = 'r' AND amount > fee
+	   UNION ALL SELECT seq, 2, ` + chart.FeesSQL("'CNY'") + `, fee, 0 FROM tr WHERE kind = 'r' AND fee > 0) p
 	 JOIN ledger_accounts a ON a.code = p.code`,
 	// Balances as the poster keeps them: no_overdraft accounts in their own
 	// columns, the others in a shard row.
