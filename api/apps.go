@@ -32,7 +32,7 @@ type developerJSON struct {
 }
 
 func developerOut(d apps.Developer) developerJSON {
-	return developerJSON{ID: d.ID, Object: "developer", Name: d.Name, Created: timestamp(d.Created)}
+	return developerJSON{ID: d.ID, Object: "developer", Name: d.Name, Created: minipay.Timestamp(d.Created)}
 }
 
 func (s *Server) createDeveloper(r *http.Request) (int, any, error) {
@@ -70,7 +70,7 @@ type appJSON struct {
 
 func appOut(a apps.App) appJSON {
 	return appJSON{ID: a.ID, Object: "app", Developer: a.DeveloperID, Name: a.Name, Options: a.Options,
-		Currencies: a.Currencies, Created: timestamp(a.Created)}
+		Currencies: a.Currencies, Created: minipay.Timestamp(a.Created)}
 }
 
 func (s *Server) createApp(r *http.Request) (int, any, error) {
@@ -129,7 +129,7 @@ func (s *Server) rollKey(r *http.Request) (int, any, error) {
 		return 0, nil, err
 	}
 	return http.StatusOK, map[string]any{"object": "api_key", "app": chi.URLParam(r, "id"), "secret_key": key,
-		"previous_keys_expire_at": timestamp(oldExpire)}, nil
+		"previous_keys_expire_at": minipay.Timestamp(oldExpire)}, nil
 }
 
 type optionJSON struct {
@@ -160,7 +160,7 @@ func (s *Server) listOptions(r *http.Request) (int, any, error) {
 			out = append(out, optionJSON{Name: o.Name, Object: "monetization_option", Version: o.Version(), FeeBPS: o.FeeBPS,
 				FeeFixed: o.FeeFixed.String(), MinAmount: o.MinAmount.String(), MaxAmount: o.MaxAmount.String(),
 				Currencies: o.Currencies, Refundable: o.Refundable, RefundWindow: o.RefundWindow.String(),
-				HoldingPeriod: o.HoldingPeriod.String(), EffectiveFrom: timestamp(o.EffectiveFrom),
+				HoldingPeriod: o.HoldingPeriod.String(), EffectiveFrom: minipay.Timestamp(o.EffectiveFrom),
 				Current: o.Version() == current.Version()})
 		}
 	}

@@ -6,6 +6,7 @@ import (
 
 	"github.com/go-chi/chi/v5"
 
+	"github.com/minipay/minipay"
 	"github.com/minipay/minipay/checkout"
 	"github.com/minipay/minipay/ledger"
 	"github.com/minipay/minipay/settlement"
@@ -255,8 +256,8 @@ func (s *Server) listBalanceTransactions(r *http.Request) (int, any, error) {
 		f := func(v int64) string { return ledger.FormatAmount(t.Currency, v) }
 		out[i] = balanceTxnJSON{ID: t.ID, Object: "balance_transaction", Type: t.Type, App: optString(t.AppID),
 			Currency: t.Currency, Amount: f(t.Amount), Fee: f(t.Fee), Net: f(t.Net), Source: t.SourceID,
-			CheckoutSession: optString(t.SessionID), AvailableOn: timestamp(t.AvailableOn), Payout: optString(t.PayoutID),
-			Created: timestamp(t.Created)}
+			CheckoutSession: optString(t.SessionID), AvailableOn: minipay.Timestamp(t.AvailableOn), Payout: optString(t.PayoutID),
+			Created: minipay.Timestamp(t.Created)}
 	}
 	return http.StatusOK, newList(out, more), nil
 }

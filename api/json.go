@@ -209,16 +209,10 @@ func pageParams(r *http.Request) (limit int, after string, err error) {
 	return limit, r.URL.Query().Get("starting_after"), nil
 }
 
-// timestamp renders times in API responses: RFC 3339 in UTC, to the
-// microsecond (what PostgreSQL keeps), so a time read back is exact.
-func timestamp(t time.Time) string {
-	return t.UTC().Format("2006-01-02T15:04:05.000000Z07:00")
-}
-
 func optionalTimestamp(t time.Time) *string {
 	if t.IsZero() {
 		return nil
 	}
-	s := timestamp(t)
+	s := minipay.Timestamp(t)
 	return &s
 }

@@ -49,7 +49,7 @@ func accountOut(a ledger.Account) accountJSON {
 		Balance: f(a.Balance()), Available: f(a.Available()),
 		DebitsPosted: f(a.DebitsPosted), CreditsPosted: f(a.CreditsPosted),
 		DebitsPending: f(a.DebitsPending), CreditsPending: f(a.CreditsPending),
-		Created: timestamp(a.Created),
+		Created: minipay.Timestamp(a.Created),
 	}
 }
 
@@ -92,7 +92,7 @@ func (s *Server) getAccount(r *http.Request) (int, any, error) {
 		return 0, nil, err
 	}
 	out := accountOut(a)
-	out.AsOf = timestamp(t)
+	out.AsOf = minipay.Timestamp(t)
 	return http.StatusOK, out, nil
 }
 
@@ -125,7 +125,7 @@ func (s *Server) listEntries(r *http.Request) (int, any, error) {
 		f := func(v int64) string { return ledger.FormatAmount(e.Currency, v) }
 		out[i] = entryJSON{Object: "ledger_entry", Transfer: e.TransferID, Code: e.Code, Account: e.AccountID, Currency: e.Currency,
 			DebitsPosted: f(e.DebitsPosted), CreditsPosted: f(e.CreditsPosted),
-			DebitsPending: f(e.DebitsPending), CreditsPending: f(e.CreditsPending), Created: timestamp(e.Created)}
+			DebitsPending: f(e.DebitsPending), CreditsPending: f(e.CreditsPending), Created: minipay.Timestamp(e.Created)}
 	}
 	return http.StatusOK, newList(out, more), nil
 }
@@ -155,7 +155,7 @@ type transferJSON struct {
 func transferOut(t ledger.Transfer) transferJSON {
 	out := transferJSON{
 		ID: t.ID, Object: "ledger_transfer", Code: t.Code, Status: string(t.Status), Pending: t.Pending,
-		Metadata: t.Metadata, Created: timestamp(t.Created), ExpiresAt: optionalTimestamp(t.ExpiresAt),
+		Metadata: t.Metadata, Created: minipay.Timestamp(t.Created), ExpiresAt: optionalTimestamp(t.ExpiresAt),
 		PendingID: t.PendingID, ReversesID: t.ReversesID, ResolvedBy: t.ResolvedBy,
 	}
 	if out.Metadata == nil {

@@ -57,8 +57,8 @@ type settlementRunJSON struct {
 }
 
 func runOut(run settlement.Run) settlementRunJSON {
-	out := settlementRunJSON{ID: run.ID, Object: "settlement_run", Cutoff: timestamp(run.Cutoff), Status: run.Status,
-		Payouts: run.PayoutCount, Totals: []totalsJSON{}, Mismatch: run.Mismatch, Created: timestamp(run.Created),
+	out := settlementRunJSON{ID: run.ID, Object: "settlement_run", Cutoff: minipay.Timestamp(run.Cutoff), Status: run.Status,
+		Payouts: run.PayoutCount, Totals: []totalsJSON{}, Mismatch: run.Mismatch, Created: minipay.Timestamp(run.Created),
 		Completed: optionalTimestamp(run.Completed), Version: run.Version}
 	if out.Mismatch == nil {
 		out.Mismatch = []string{}

@@ -3,6 +3,7 @@ package checkout
 import (
 	"time"
 
+	"github.com/minipay/minipay"
 	"github.com/minipay/minipay/ledger"
 )
 
@@ -48,17 +49,11 @@ type LineItemObject struct {
 	AmountTotal string `json:"amount_total"`
 }
 
-// Timestamp renders times in API objects: RFC 3339 in UTC to the
-// microsecond, what PostgreSQL keeps, so a time read back is exact.
-func Timestamp(t time.Time) string {
-	return t.UTC().Format("2006-01-02T15:04:05.000000Z07:00")
-}
-
 func optTime(t time.Time) *string {
 	if t.IsZero() {
 		return nil
 	}
-	s := Timestamp(t)
+	s := minipay.Timestamp(t)
 	return &s
 }
 
@@ -77,9 +72,9 @@ func (s Session) Public() SessionObject {
 		CaptureMethod: s.CaptureMethod, CaptureStatus: optString(s.CaptureStatus),
 		AmountTotal: f(s.AmountTotal), AmountRefunded: f(s.AmountRefunded), Currency: s.Currency,
 		Option: s.Option, OptionVersion: optString(s.OptionVersion), ClientReferenceID: optString(s.ClientReferenceID),
-		Customer: optString(s.Customer), Metadata: s.Metadata, ExpiresAt: Timestamp(s.ExpiresAt),
+		Customer: optString(s.Customer), Metadata: s.Metadata, ExpiresAt: minipay.Timestamp(s.ExpiresAt),
 		HoldExpiresAt: optTime(s.HoldExpiresAt), RefundableUntil: optTime(s.RefundUntil), AvailableOn: optTime(s.AvailableOn),
-		CompletedAt: optTime(s.CompletedAt), Created: Timestamp(s.Created), Version: s.Version,
+		CompletedAt: optTime(s.CompletedAt), Created: minipay.Timestamp(s.Created), Version: s.Version,
 	}
 	if s.Fee != nil {
 		fee := f(*s.Fee)
@@ -127,5 +122,5 @@ func (r Refund) Public() RefundObject {
 	}
 	return RefundObject{ID: r.ID, Object: "refund", CheckoutSession: r.SessionID, App: r.AppID,
 		Amount: ledger.FormatAmount(r.Currency, r.Amount), FeeRefunded: ledger.FormatAmount(r.Currency, r.FeeRefunded),
-		Currency: r.Currency, Status: r.Status, Reason: optString(r.Reason), Metadata: md, Created: Timestamp(r.Created), Version: 1}
+		Currency: r.Currency, Status: r.Status, Reason: optString(r.Reason), Metadata: md, Created: minipay.Timestamp(r.Created), Version: 1}
 }

@@ -142,7 +142,7 @@ func (s *Service) refundable(sess Session, amount string) (int64, error) {
 		return 0, fmt.Errorf("%w: option %s", ErrNotRefundable, sess.Option)
 	}
 	if !time.Now().Before(sess.RefundUntil) {
-		return 0, fmt.Errorf("%w: refundable until %s", ErrRefundWindow, Timestamp(sess.RefundUntil))
+		return 0, fmt.Errorf("%w: refundable until %s", ErrRefundWindow, minipay.Timestamp(sess.RefundUntil))
 	}
 	left := sess.AmountTotal - sess.AmountRefunded
 	if amount == "" {

@@ -9,6 +9,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/minipay/minipay"
 	"github.com/minipay/minipay/ledger"
 	"github.com/minipay/minipay/webhooks"
 )
@@ -119,7 +120,7 @@ func (s *Service) emitRunCompleted(ctx context.Context, tx pgx.Tx, runID string,
 				events = nil
 			}
 			curDev = dev
-			cur = &RunSummary{ID: runID, Object: "settlement_run", Cutoff: timestamp(cutoff), Status: status,
+			cur = &RunSummary{ID: runID, Object: "settlement_run", Cutoff: minipay.Timestamp(cutoff), Status: status,
 				Payouts: []string{}, CarriedForward: []MoneyObject{}, Version: version}
 		}
 		if payout != "" {

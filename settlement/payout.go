@@ -9,6 +9,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/minipay/minipay"
 	"github.com/minipay/minipay/chart"
 	"github.com/minipay/minipay/internal/id"
 	"github.com/minipay/minipay/ledger"
@@ -53,17 +54,13 @@ type PayoutObject struct {
 // Public renders p for the API and events.
 func (p Payout) Public() PayoutObject {
 	o := PayoutObject{ID: p.ID, Object: "payout", Developer: p.DeveloperID, SettlementRun: p.RunID, Currency: p.Currency,
-		Amount: ledger.FormatAmount(p.Currency, p.Amount), Status: p.Status, Created: timestamp(p.Created), Version: p.Version}
+		Amount: ledger.FormatAmount(p.Currency, p.Amount), Status: p.Status, Created: minipay.Timestamp(p.Created), Version: p.Version}
 	if !p.PaidAt.IsZero() {
-		t := timestamp(p.PaidAt)
+		t := minipay.Timestamp(p.PaidAt)
 		o.PaidAt = &t
 	}
 	return o
 }
-
-// timestamp renders times as every minipay object does: RFC 3339 in UTC
-// to the microsecond.
-func timestamp(t time.Time) string { return t.UTC().Format("2006-01-02T15:04:05.000000Z07:00") }
 
 // plannedPayout is a payout a run has chosen and may not have paid yet.
 type plannedPayout struct {

@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/minipay/minipay"
 	"github.com/minipay/minipay/ledger"
 )
 
@@ -95,7 +96,7 @@ func (s *Service) writeSummary(ctx context.Context, run Run, cw *csv.Writer) err
 	}
 	defer rows.Close()
 	totals := map[string]*controlTotals{}
-	cutoff := timestamp(run.Cutoff)
+	cutoff := minipay.Timestamp(run.Cutoff)
 	var (
 		dev, apps, cur, payout, status string
 		gross, refunds, fees, net      int64
@@ -163,7 +164,7 @@ func (s *Service) writeDetail(ctx context.Context, run Run, cw *csv.Writer) erro
 		}
 		f := func(v int64) string { return ledger.FormatAmount(cur, v) }
 		rec = append(rec[:0], "balance_transaction", run.ID, payout, dev, app, cur, typ, txnID, source, session,
-			safeCell(ref), f(amount), f(fee), f(net), "1", timestamp(availableOn), timestamp(created), md)
+			safeCell(ref), f(amount), f(fee), f(net), "1", minipay.Timestamp(availableOn), minipay.Timestamp(created), md)
 		if err := cw.Write(rec); err != nil {
 			return err
 		}

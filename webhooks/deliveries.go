@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/minipay/minipay"
 )
 
 // AttemptObject is one logged delivery attempt as developers see it.
@@ -49,9 +51,9 @@ func (s *Service) ListAttempts(ctx context.Context, o Owner, endpointID string, 
 			return a, err
 		}
 		a.LatencyMs = float64(latencyUs) / 1000
-		a.Created = timestamp(created)
+		a.Created = minipay.Timestamp(created)
 		if next != nil {
-			t := timestamp(*next)
+			t := minipay.Timestamp(*next)
 			a.NextAttemptAt = &t
 		}
 		return a, nil

@@ -87,9 +87,9 @@ func scanEndpoint(row pgx.Row) (EndpointObject, error) {
 		return EndpointObject{}, err
 	}
 	e.Object = "webhook_endpoint"
-	e.Created, e.Updated = timestamp(created), timestamp(updated)
+	e.Created, e.Updated = minipay.Timestamp(created), minipay.Timestamp(updated)
 	if oldExp != nil && oldExp.After(time.Now()) {
-		s := timestamp(*oldExp)
+		s := minipay.Timestamp(*oldExp)
 		e.PreviousSecretExpiresAt = &s
 	}
 	return e, nil
@@ -321,10 +321,4 @@ func page[T any](rows []T, limit int) ([]T, bool, error) {
 		return rows[:limit], true, nil
 	}
 	return rows, false, nil
-}
-
-// timestamp renders times in API objects and event bodies: RFC 3339 in UTC
-// to the microsecond, what PostgreSQL keeps, as every minipay object does.
-func timestamp(t time.Time) string {
-	return t.UTC().Format("2006-01-02T15:04:05.000000Z07:00")
 }

@@ -104,7 +104,7 @@ type eventBody struct {
 // The same row always renders to the same bytes, so every delivery and
 // redelivery of an event carries the same body.
 func renderEvent(eventID, typ string, created time.Time, data []byte) ([]byte, error) {
-	b, err := json.Marshal(eventBody{ID: eventID, Object: "event", Type: typ, Created: timestamp(created), Data: data})
+	b, err := json.Marshal(eventBody{ID: eventID, Object: "event", Type: typ, Created: minipay.Timestamp(created), Data: data})
 	if err != nil {
 		return nil, fmt.Errorf("render event %s: %w", eventID, err)
 	}
