@@ -186,10 +186,13 @@ func (l *Ledger) insertAccount(ctx context.Context, spec AccountSpec) (Account, 
 	if err := spec.validate(); err != nil {
 		return Account{}, false, err
 	}
+	// No conflict target: the id is derived from the code, so a concurrent
+	// insert of the same code may collide on either unique index first, and
+	// "ON CONFLICT (code)" would turn a collision on the id into an error.
 	row := l.db.QueryRow(ctx, `
 		INSERT INTO ledger_accounts (id, code, currency, normal_balance, no_overdraft)
 		VALUES ($1, $2, $3, $4, $5)
-		ON CONFLICT (code) DO NOTHING
+		ON CONFLICT DO NOTHING
 		RETURNING `+accountColumns,
 		AccountID(spec.Code), spec.Code, spec.Currency, spec.NormalBalance, spec.NoOverdraft)
 	a, err := scanAccount(row)

@@ -2,8 +2,10 @@ package ledger_test
 
 import (
 	"errors"
+	"fmt"
 	"math"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/minipay/minipay/ledger"
@@ -120,5 +122,43 @@ func TestAccountValidation(t *testing.T) {
 	}
 	if _, err := l.GetAccount(ctx, "acct_missing"); !errors.Is(err, ledger.ErrAccountNotFound) {
 		t.Fatalf("get missing: %v", err)
+	}
+}
+
+// TestEnsureAccountConcurrently creates the same new accounts from many
+// callers of two ledgers at once (two replicas confirming the first payments
+// of a new developer): every caller gets the one account, none an error.
+func TestEnsureAccountConcurrently(t *testing.T) {
+	l1, db := newLedger(t, ledger.Options{})
+	l2 := ledger.New(db.Pool, ledger.Options{})
+	t.Cleanup(l2.Close)
+	ctx := ctxT(t)
+	const callers, accounts = 16, 40
+	for n := 0; n < accounts; n++ {
+		spec := ledger.AccountSpec{Code: fmt.Sprintf("dev:%d:pending:CNY", n), Currency: "CNY", NormalBalance: ledger.CreditNormal}
+		start := make(chan struct{})
+		ids := make([]string, callers)
+		errs := make([]error, callers)
+		var wg sync.WaitGroup
+		for c := 0; c < callers; c++ {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				l := l1
+				if c%2 == 1 {
+					l = l2
+				}
+				<-start
+				a, err := l.EnsureAccount(ctx, spec)
+				ids[c], errs[c] = a.ID, err
+			}()
+		}
+		close(start)
+		wg.Wait()
+		for c := range errs {
+			if errs[c] != nil || ids[c] != ledger.AccountID(spec.Code) {
+				t.Fatalf("%s, caller %d: %q, %v", spec.Code, c, ids[c], errs[c])
+			}
+		}
 	}
 }
