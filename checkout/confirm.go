@@ -123,24 +123,33 @@ func (s *Service) payment(ctx context.Context, sess Session, userID string) (led
 	} else {
 		capture(&next, opt, now)
 	}
-	stmts := []ledger.Statement{statement(`
-		UPDATE checkout_sessions SET status = 'complete', payment_status = $2, capture_status = $3, fee = $4,
-			option_version = $5, fee_bps = $6, fee_fixed = $7, user_id = $8, customer = $9, completed_at = $10,
-			captured_at = $11, hold_expires_at = $12, refund_until = $13, available_on = $14, version = version + 1
-		WHERE id = $1 AND status = 'open' AND expires_at > $10`,
-		[]any{sess.ID, next.PaymentStatus, nullable(next.CaptureStatus), fee, next.OptionVersion, opt.FeeBPS,
+	stmts := []ledger.Statement{{SQL: completeSessionsSQL, Row: true, Required: errStateChanged,
+		Args: []any{sess.ID, next.PaymentStatus, nullable(next.CaptureStatus), fee, next.OptionVersion, int32(opt.FeeBPS),
 			opt.FeeFixed.String(), userID, next.Customer, now, nullTime(next.CapturedAt), nullTime(next.HoldExpiresAt),
-			nullTime(next.RefundUntil), nullTime(next.AvailableOn)},
-		ledger.ExpectRows(1, errStateChanged))}
+			nullTime(next.RefundUntil), nullTime(next.AvailableOn)}}}
 	if !manual {
 		stmts = append(stmts, balancePayment(next))
 	}
-	ev, err := eventStatement(sessionEvent(webhooks.CheckoutSessionCompleted, next))
+	ev, err := eventRow(sessionEvent(webhooks.CheckoutSessionCompleted, next))
 	if err != nil {
 		return ledger.Transfer{}, nil, Session{}, err
 	}
 	return tr, append(stmts, ev), next, nil
 }
+
+// completeSessionsSQL completes the sessions of a group's confirms, each
+// only if it is still open and unexpired, and returns those it completed.
+const completeSessionsSQL = `
+	UPDATE checkout_sessions s SET status = 'complete', payment_status = u.payment_status, capture_status = u.capture_status,
+		fee = u.fee, option_version = u.option_version, fee_bps = u.fee_bps, fee_fixed = u.fee_fixed, user_id = u.user_id,
+		customer = u.customer, completed_at = u.completed_at, captured_at = u.captured_at, hold_expires_at = u.hold_expires_at,
+		refund_until = u.refund_until, available_on = u.available_on, version = s.version + 1
+	FROM unnest($1::text[], $2::text[], $3::text[], $4::int8[], $5::text[], $6::int4[], $7::text[], $8::text[], $9::text[],
+		$10::timestamptz[], $11::timestamptz[], $12::timestamptz[], $13::timestamptz[], $14::timestamptz[])
+		AS u(id, payment_status, capture_status, fee, option_version, fee_bps, fee_fixed, user_id, customer,
+			completed_at, captured_at, hold_expires_at, refund_until, available_on)
+	WHERE s.id = u.id AND s.status = 'open' AND s.expires_at > u.completed_at
+	RETURNING s.id`
 
 // capture sets what a captured payment carries: paid, when it matures for
 // settlement, until when it can be refunded.
@@ -190,19 +199,25 @@ func nullTime(t time.Time) *time.Time {
 // balancePayment records a captured payment as the developer's balance
 // transaction.
 func balancePayment(sess Session) ledger.Statement {
-	sql, args := settlement.InsertBalanceTxn(settlement.BalanceTxn{
+	return balanceRow(settlement.BalanceTxn{
 		DeveloperID: sess.DeveloperID, AppID: sess.AppID, Type: settlement.TxnPayment, Currency: sess.Currency,
 		Amount: sess.AmountTotal, Fee: *sess.Fee, SourceID: sess.ID, SessionID: sess.ID, AvailableOn: sess.AvailableOn,
 	})
-	return statement(sql, args, nil)
 }
 
-func eventStatement(e webhooks.Event) (ledger.Statement, error) {
-	sql, args, err := webhooks.Insert(e)
+// balanceRow and eventRow are set-based: a group of transfers writes all
+// its balance transactions, and all its events, with one statement each.
+func balanceRow(t settlement.BalanceTxn) ledger.Statement {
+	sql, row := settlement.InsertBalanceTxnRow(t)
+	return ledger.Statement{SQL: sql, Args: row, Row: true}
+}
+
+func eventRow(e webhooks.Event) (ledger.Statement, error) {
+	sql, row, err := webhooks.InsertRow(e)
 	if err != nil {
 		return ledger.Statement{}, err
 	}
-	return statement(sql, args, nil), nil
+	return ledger.Statement{SQL: sql, Args: row, Row: true}, nil
 }
 
 // Capture posts a manual-capture hold of app appID: the held money moves
@@ -294,7 +309,7 @@ func (s *Service) holdStatements(sess Session, post, expired bool, now time.Time
 	if post {
 		stmts = append(stmts, balancePayment(next))
 	}
-	ev, err := eventStatement(sessionEvent(evType, next))
+	ev, err := eventRow(sessionEvent(evType, next))
 	if err != nil {
 		return nil, err
 	}

@@ -210,16 +210,15 @@ func refundTransfer(sess Session, r Refund) (ledger.Transfer, []ledger.Statement
 	}
 	// A refund of a payment still in its holding period matures with it, so
 	// one settlement run sees both.
-	sql, args := settlement.InsertBalanceTxn(settlement.BalanceTxn{
+	stmts = append(stmts, balanceRow(settlement.BalanceTxn{
 		DeveloperID: r.DeveloperID, AppID: r.AppID, Type: settlement.TxnRefund, Currency: cur,
 		Amount: -r.Amount, Fee: -r.FeeRefunded, SourceID: r.ID, SessionID: sess.ID,
 		AvailableOn: later(r.Created, sess.AvailableOn),
-	})
-	stmts = append(stmts, statement(sql, args, nil))
+	}))
 	for _, e := range []webhooks.Event{
 		{Type: webhooks.RefundSucceeded, DeveloperID: r.DeveloperID, AppID: r.AppID, Object: r.Public(), ObjectID: r.ID, ObjectVersion: 1},
 	} {
-		ev, err := eventStatement(e)
+		ev, err := eventRow(e)
 		if err != nil {
 			return ledger.Transfer{}, nil, err
 		}

@@ -286,29 +286,46 @@ const (
 
 // writeGroup writes the transfers, postings and balance changes of the ops
 // at the written indexes, then their attached statements, in one pipelined
-// round trip. failed is the index of an op whose attached statement failed.
-func writeGroup(ctx context.Context, conn *pgx.Conn, st *groupState, ops []*op, written []int, res []opResult, shard int16) (failed int, committed bool, err error) {
+// round trip. failed lists the ops whose attached statements failed.
+func writeGroup(ctx context.Context, conn *pgx.Conn, st *groupState, ops []*op, written []int, res []opResult, shard int16) (failed []int, committed bool, err error) {
 	for _, i := range written {
 		// Invariant 1, asserted once more at the last moment: an unbalanced
 		// posting set must be impossible to write, not merely tested against.
 		if err := checkBalanced(ops[i].deltas); err != nil {
-			return -1, false, fmt.Errorf("ledger: refusing to write unbalanced transfer %s: %w", ops[i].id, err)
+			return nil, false, fmt.Errorf("ledger: refusing to write unbalanced transfer %s: %w", ops[i].id, err)
 		}
 	}
 	w := newGroupWrite(st, ops, written)
 	w.shard = shard
+	sets, err := gatherRows(ops, written)
+	if err != nil {
+		return nil, false, err
+	}
 	b := &pgx.Batch{}
 	w.queue(b)
-	// COMMIT rides in the same round trip unless a Check must first look at
-	// a result: if any statement fails, the server skips the rest of the
-	// pipeline, COMMIT included.
+	// COMMIT rides in the same round trip unless a Check or a Required row
+	// must first look at a result: if any statement fails, the server skips
+	// the rest of the pipeline, COMMIT included.
 	commitHere := true
 	for _, i := range written {
 		for _, s := range ops[i].attach {
+			if s.Row {
+				continue
+			}
 			b.Queue(s.SQL, s.Args...)
 			if s.Check != nil {
 				commitHere = false
 			}
+		}
+	}
+	for _, rs := range sets {
+		cols := make([]any, len(rs.cols))
+		for c, col := range rs.cols {
+			cols[c] = typed(col.([]any))
+		}
+		b.Queue(rs.sql, cols...)
+		if rs.guarded {
+			commitHere = false
 		}
 	}
 	if commitHere {
@@ -317,47 +334,177 @@ func writeGroup(ctx context.Context, conn *pgx.Conn, st *groupState, ops []*op, 
 	br := conn.SendBatch(ctx, b)
 	defer br.Close()
 	if err := w.readResults(br); err != nil {
-		return -1, false, err
+		return nil, false, err
 	}
-	if failed, err := readAttached(ctx, br, ops, written, res); err != nil || failed >= 0 {
+	if failed, err := readAttached(ctx, br, ops, written, res, sets); err != nil || len(failed) > 0 {
 		return failed, false, err
 	}
 	if commitHere {
 		tag, err := br.Exec()
 		if err != nil {
-			return -1, false, fmt.Errorf("%w: %w", errAmbiguous, err)
+			return nil, false, fmt.Errorf("%w: %w", errAmbiguous, err)
 		}
 		if tag.String() != "COMMIT" {
-			return -1, false, fmt.Errorf("ledger: write group: COMMIT answered %q", tag.String())
+			return nil, false, fmt.Errorf("ledger: write group: COMMIT answered %q", tag.String())
 		}
 	}
 	if err := br.Close(); err != nil {
-		return -1, false, fmt.Errorf("write group: %w", err)
+		return nil, false, fmt.Errorf("write group: %w", err)
 	}
-	return -1, commitHere, nil
+	return nil, commitHere, nil
 }
 
 // readAttached reads the results of the attached statements and runs their
-// checks. failed is the index of the first op whose statement failed.
-func readAttached(ctx context.Context, br pgx.BatchResults, ops []*op, written []int, res []opResult) (failed int, err error) {
+// checks, and returns the ops whose statements failed. A failing statement
+// of one op ends the pipeline, so it is the last op listed; a failing Row
+// statement cannot be pinned on one op and fails the group.
+func readAttached(ctx context.Context, br pgx.BatchResults, ops []*op, written []int, res []opResult, sets []*rowSet) (failed []int, err error) {
 	for _, i := range written {
 		for _, s := range ops[i].attach {
+			if s.Row {
+				continue
+			}
 			tag, err := br.Exec()
 			if ctx.Err() != nil {
-				return -1, fmt.Errorf("write group: %w", ctx.Err())
-			}
-			if err == nil && s.Check != nil {
-				err = s.Check(tag)
-			} else if err != nil {
-				err = fmt.Errorf("statement attached to transfer %s: %w", ops[i].id, err)
+				return nil, fmt.Errorf("write group: %w", ctx.Err())
 			}
 			if err != nil {
-				res[i].err = err
-				return i, nil
+				res[i].err = fmt.Errorf("statement attached to transfer %s: %w", ops[i].id, err)
+				return append(failed, i), nil
+			}
+			if s.Check != nil && res[i].err == nil {
+				if res[i].err = s.Check(tag); res[i].err != nil {
+					failed = append(failed, i)
+				}
 			}
 		}
 	}
-	return -1, nil
+	for _, rs := range sets {
+		missing, err := rs.read(br)
+		if err != nil {
+			return nil, fmt.Errorf("write group: %w", err)
+		}
+		for _, r := range missing {
+			if i := rs.ops[r]; res[i].err == nil {
+				res[i].err = rs.required[r]
+				failed = append(failed, i)
+			}
+		}
+	}
+	return failed, nil
+}
+
+// rowSet is the rows that the written ops attach with one SQL, as the
+// columns the statement takes.
+type rowSet struct {
+	sql      string
+	cols     []any   // one []any per column
+	ops      []int   // the op of each row
+	required []error // each row's Required
+	guarded  bool    // some row is Required
+}
+
+// gatherRows collects the Row statements of the written ops into one set
+// per SQL, in the order each SQL first appears.
+func gatherRows(ops []*op, written []int) ([]*rowSet, error) {
+	var sets []*rowSet
+	bySQL := make(map[string]*rowSet)
+	for _, i := range written {
+		for _, s := range ops[i].attach {
+			if !s.Row {
+				continue
+			}
+			rs := bySQL[s.SQL]
+			if rs == nil {
+				rs = &rowSet{sql: s.SQL, cols: make([]any, len(s.Args))}
+				for c := range rs.cols {
+					rs.cols[c] = []any{}
+				}
+				bySQL[s.SQL] = rs
+				sets = append(sets, rs)
+			}
+			if len(s.Args) != len(rs.cols) {
+				return nil, fmt.Errorf("ledger: rows of one SQL differ in length (%d, %d): %s", len(rs.cols), len(s.Args), s.SQL)
+			}
+			for c, v := range s.Args {
+				rs.cols[c] = append(rs.cols[c].([]any), v)
+			}
+			rs.ops = append(rs.ops, i)
+			rs.required = append(rs.required, s.Required)
+			rs.guarded = rs.guarded || s.Required != nil
+		}
+	}
+	return sets, nil
+}
+
+// typed returns a column as a slice of its values' type when they share
+// one of the common ones, which pgx encodes without reflection; other
+// columns stay []any.
+func typed(col []any) any {
+	switch col[0].(type) {
+	case string:
+		return typedAs[string](col)
+	case *string:
+		return typedAs[*string](col)
+	case int64:
+		return typedAs[int64](col)
+	case int32:
+		return typedAs[int32](col)
+	case int:
+		return typedAs[int](col)
+	case time.Time:
+		return typedAs[time.Time](col)
+	case *time.Time:
+		return typedAs[*time.Time](col)
+	case []byte:
+		return typedAs[[]byte](col)
+	}
+	return col
+}
+
+func typedAs[T any](col []any) any {
+	out := make([]T, len(col))
+	for i, v := range col {
+		t, ok := v.(T)
+		if !ok {
+			return col
+		}
+		out[i] = t
+	}
+	return out
+}
+
+// read consumes the set's result and returns the indexes of the Required
+// rows the statement did not write, judged by the keys it returned.
+func (rs *rowSet) read(br pgx.BatchResults) (missing []int, err error) {
+	if !rs.guarded {
+		_, err := br.Exec()
+		return nil, err
+	}
+	rows, err := br.Query()
+	if err != nil {
+		return nil, err
+	}
+	wrote := make(map[string]int, len(rs.ops))
+	var key string
+	if _, err := pgx.ForEachRow(rows, []any{&key}, func() error {
+		wrote[key]++
+		return nil
+	}); err != nil {
+		return nil, err
+	}
+	keys := rs.cols[0].([]any)
+	for r, k := range keys {
+		if rs.required[r] == nil {
+			continue
+		}
+		if key := k.(string); wrote[key] > 0 {
+			wrote[key]-- // a key given twice is written (at most) once
+		} else {
+			missing = append(missing, r)
+		}
+	}
+	return missing, nil
 }
 
 // groupWrite holds a group's rows as columns, ready for unnest.

@@ -49,7 +49,7 @@ func benchGroup(b *testing.B, size int) {
 		b.StartTimer()
 		start := time.Now()
 		res, failed, err := l.poster.commitGroup(ops, 1, false, &stats)
-		if err != nil || failed >= 0 || res[0].err != nil {
+		if err != nil || len(failed) > 0 || res[0].err != nil {
 			b.Fatal(err, failed)
 		}
 		_ = start

@@ -101,6 +101,11 @@ func (l *Ledger) Close() {
 // submit hands o to the poster and waits for its result. If ctx ends first
 // the transfer may still be written; posting the same id again tells.
 func (l *Ledger) submit(ctx context.Context, o *op) (opResult, error) {
+	for _, s := range o.attach {
+		if err := s.validate(); err != nil {
+			return opResult{}, err
+		}
+	}
 	o.ctx = ctx
 	o.done = make(chan opResult, 1)
 	l.mu.RLock()

@@ -16,12 +16,48 @@ import (
 // as "mark this checkout session complete" or "insert this event". It runs in
 // the transfer's database transaction after the ledger's own writes, and only
 // if the transfer is new: a replayed transfer id runs nothing.
+//
+// A statement is run once for its transfer, or, marked Row, once for its
+// whole group (see Row).
 type Statement struct {
 	SQL  string
 	Args []any
 	// Check, if set, inspects the result. An error fails this transfer alone
 	// (its group is retried without it) and is returned by Post.
 	Check func(pgconn.CommandTag) error
+
+	// Row makes the statement set-based: Args are this transfer's row, and
+	// SQL takes every column as an array, such as
+	// INSERT ... SELECT * FROM unnest($1::text[], $2::int8[]). The group
+	// runs SQL once with the rows of all its transfers that attach the same
+	// SQL, so the database plans it, checks the table's constraints and
+	// fires its statement triggers once per group instead of once per
+	// transfer. Rows run after the group's other statements, in the order
+	// their SQL first appears.
+	Row bool
+	// Required, for a Row, fails the transfer with Required unless the
+	// statement wrote its row: SQL must then end in RETURNING the first
+	// column, which must be a string that names the row (an id). This is
+	// the set-based form of ExpectRows(1, Required) on a conditional UPDATE.
+	Required error
+}
+
+// validate refuses a statement whose fields contradict each other.
+func (s Statement) validate() error {
+	switch {
+	case s.Row && s.Check != nil:
+		return errors.New("ledger: a Row statement cannot have a Check; use Required")
+	case !s.Row && s.Required != nil:
+		return errors.New("ledger: Required is for Row statements; use Check")
+	case s.Row && len(s.Args) == 0:
+		return errors.New("ledger: a Row statement needs its row in Args")
+	}
+	if s.Required != nil {
+		if _, ok := s.Args[0].(string); !ok {
+			return errors.New("ledger: a Required row must begin with a string key")
+		}
+	}
+	return nil
 }
 
 // ExpectRows returns a Check that fails with err unless the statement
@@ -245,7 +281,7 @@ func (p *poster) commit(ops []*op, shard int16, stats *BatchStats) {
 		switch {
 		case errors.Is(err, errIDsTaken) && !checkExisting:
 			checkExisting = true
-		case err == nil && failed < 0:
+		case err == nil && len(failed) == 0:
 			for i, o := range ops {
 				if res[i].err == nil && !res[i].existing {
 					stats.Written++
@@ -253,9 +289,8 @@ func (p *poster) commit(ops []*op, shard int16, stats *BatchStats) {
 				o.finish(res[i])
 			}
 			return
-		case failed >= 0:
-			ops[failed].finish(res[failed])
-			ops = append(ops[:failed:failed], ops[failed+1:]...)
+		case len(failed) > 0:
+			ops = dropFailed(ops, res, failed)
 		case errors.Is(err, errAmbiguous):
 			for _, o := range ops {
 				o.finish(opResult{err: err})
@@ -273,6 +308,23 @@ func (p *poster) commit(ops []*op, shard int16, stats *BatchStats) {
 			return
 		}
 	}
+}
+
+// dropFailed finishes the failed ops with their results and returns the
+// others, to be tried again without them.
+func dropFailed(ops []*op, res []opResult, failed []int) []*op {
+	out := make(map[int]bool, len(failed))
+	for _, i := range failed {
+		ops[i].finish(res[i])
+		out[i] = true
+	}
+	rest := make([]*op, 0, len(ops)-len(failed))
+	for i, o := range ops {
+		if !out[i] {
+			rest = append(rest, o)
+		}
+	}
+	return rest
 }
 
 // errAmbiguous marks a failure at COMMIT: the transaction may or may not have
@@ -314,16 +366,16 @@ func retryable(err error) bool {
 const groupTimeout = 30 * time.Second
 
 // commitGroup writes ops in one transaction. It returns each op's result;
-// failed is the index of an op whose attached statement failed (its result
-// holds the error, and nothing was committed), or -1; err fails the whole
+// failed lists the ops whose attached statements failed (their results
+// hold the errors, and nothing was committed); err fails the whole
 // transaction.
-func (p *poster) commitGroup(ops []*op, shard int16, checkExisting bool, stats *BatchStats) (res []opResult, failed int, err error) {
+func (p *poster) commitGroup(ops []*op, shard int16, checkExisting bool, stats *BatchStats) (res []opResult, failed []int, err error) {
 	ctx, cancel := context.WithTimeout(context.Background(), groupTimeout)
 	defer cancel()
 	start := time.Now()
 	conn, err := p.db.Acquire(ctx)
 	if err != nil {
-		return nil, -1, fmt.Errorf("acquire connection: %w", err)
+		return nil, nil, fmt.Errorf("acquire connection: %w", err)
 	}
 	defer conn.Release()
 	committed := false
@@ -338,32 +390,32 @@ func (p *poster) commitGroup(ops []*op, shard int16, checkExisting bool, stats *
 
 	st, err := readGroupState(ctx, conn.Conn(), ops, checkExisting)
 	if err != nil {
-		return nil, -1, err
+		return nil, nil, err
 	}
 	res, written, err := st.apply(ops)
 	if err != nil {
-		return nil, -1, err
+		return nil, nil, err
 	}
 	read := time.Now()
 	stats.Read += read.Sub(start)
 	if len(written) == 0 {
-		return res, -1, nil // nothing to write; rollback releases the locks
+		return res, nil, nil // nothing to write; rollback releases the locks
 	}
 	failed, committed, err = writeGroup(ctx, conn.Conn(), st, ops, written, res, shard)
 	wrote := time.Now()
 	stats.Write += wrote.Sub(read)
 	if errors.Is(err, errAmbiguous) {
-		return nil, -1, err
+		return nil, nil, err
 	}
-	if err != nil || failed >= 0 {
+	if err != nil || len(failed) > 0 {
 		return res, failed, err
 	}
 	if !committed {
 		if _, err := conn.Exec(ctx, "COMMIT"); err != nil {
-			return nil, -1, fmt.Errorf("%w: %w", errAmbiguous, err)
+			return nil, nil, fmt.Errorf("%w: %w", errAmbiguous, err)
 		}
 		committed = true
 	}
 	stats.Commit += time.Since(wrote)
-	return res, -1, nil
+	return res, nil, nil
 }
