@@ -218,27 +218,45 @@ func setupCheckout(ctx context.Context, c client, clients int) ([]string, error)
 }
 
 func checkoutLoad(ctx context.Context, c client, keys []string, clients int, d time.Duration) (int64, latencies, error) {
+	ws := newWires(c.base, clients)
+	defer ws.close()
 	return closedLoop(ctx, clients, d, func(ctx context.Context, cl, i int) error {
-		return oneCheckout(ctx, c, keys[cl%len(keys)], fmt.Sprintf("bench_user_%d", cl), i)
+		return oneCheckout(ctx, ws[cl], keys[cl%len(keys)], fmt.Sprintf("bench_user_%d", cl), i)
 	})
 }
 
-func oneCheckout(ctx context.Context, c client, key, user string, i int) error {
+// oneCheckout creates a session with an app's key and confirms it with the
+// host's key, as a mini-app's backend and the host's wallet service would.
+func oneCheckout(ctx context.Context, w *wire, key, user string, i int) error {
 	option := "goods"
 	if i%3 == 0 {
 		option = "virtual_goods"
+	}
+	body := fmt.Appendf(nil, `{"amount":"%d.%02d","currency":"CNY","option":%q,"client_reference_id":"order-%d"}`,
+		1+i%50, i%100, option, i)
+	raw, err := w.post(ctx, "/v1/checkout/sessions", key, body, 201)
+	if err != nil {
+		return err
 	}
 	var sess struct {
 		ID           string `json:"id"`
 		ClientSecret string `json:"client_secret"`
 	}
-	err := c.call(ctx, "POST", "/v1/checkout/sessions", key, map[string]any{"amount": fmt.Sprintf("%d.%02d", 1+i%50, i%100),
-		"currency": "CNY", "option": option, "client_reference_id": fmt.Sprintf("order-%d", i)}, 201, &sess)
+	if err := json.Unmarshal(raw, &sess); err != nil {
+		return fmt.Errorf("create session: %w", err)
+	}
+	body, err = json.Marshal(map[string]string{"user_id": user, "client_secret": sess.ClientSecret})
 	if err != nil {
 		return err
 	}
-	return c.call(ctx, "POST", "/v1/checkout/sessions/"+sess.ID+"/confirm", benchHostKey,
-		map[string]any{"user_id": user, "client_secret": sess.ClientSecret}, 200, nil)
+	raw, err = w.post(ctx, "/v1/checkout/sessions/"+sess.ID+"/confirm", benchHostKey, body, 200)
+	if err != nil {
+		return err
+	}
+	if !bytes.Contains(raw, []byte(`"status":"complete"`)) {
+		return fmt.Errorf("confirm %s: session not complete: %s", sess.ID, raw)
+	}
+	return nil
 }
 
 // checkoutBaseline is a checkout done the obvious way in plain SQL, on the
