@@ -321,7 +321,7 @@ func writeGroup(ctx context.Context, conn *pgx.Conn, st *groupState, ops []*op, 
 	for _, rs := range sets {
 		cols := make([]any, len(rs.cols))
 		for c, col := range rs.cols {
-			cols[c] = typed(col.([]any))
+			cols[c] = typed(col)
 		}
 		b.Queue(rs.sql, cols...)
 		if rs.guarded {
@@ -398,7 +398,7 @@ func readAttached(ctx context.Context, br pgx.BatchResults, ops []*op, written [
 // columns the statement takes.
 type rowSet struct {
 	sql      string
-	cols     []any   // one []any per column
+	cols     [][]any // the rows' values, by column
 	ops      []int   // the op of each row
 	required []error // each row's Required
 	guarded  bool    // some row is Required
@@ -416,10 +416,7 @@ func gatherRows(ops []*op, written []int) ([]*rowSet, error) {
 			}
 			rs := bySQL[s.SQL]
 			if rs == nil {
-				rs = &rowSet{sql: s.SQL, cols: make([]any, len(s.Args))}
-				for c := range rs.cols {
-					rs.cols[c] = []any{}
-				}
+				rs = &rowSet{sql: s.SQL, cols: make([][]any, len(s.Args))}
 				bySQL[s.SQL] = rs
 				sets = append(sets, rs)
 			}
@@ -427,7 +424,7 @@ func gatherRows(ops []*op, written []int) ([]*rowSet, error) {
 				return nil, fmt.Errorf("ledger: rows of one SQL differ in length (%d, %d): %s", len(rs.cols), len(s.Args), s.SQL)
 			}
 			for c, v := range s.Args {
-				rs.cols[c] = append(rs.cols[c].([]any), v)
+				rs.cols[c] = append(rs.cols[c], v)
 			}
 			rs.ops = append(rs.ops, i)
 			rs.required = append(rs.required, s.Required)
@@ -493,8 +490,7 @@ func (rs *rowSet) read(br pgx.BatchResults) (missing []int, err error) {
 	}); err != nil {
 		return nil, err
 	}
-	keys := rs.cols[0].([]any)
-	for r, k := range keys {
+	for r, k := range rs.cols[0] {
 		if rs.required[r] == nil {
 			continue
 		}
