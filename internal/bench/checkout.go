@@ -19,7 +19,8 @@ import (
 type server struct {
 	cmd  *exec.Cmd
 	url  string
-	done chan error
+	done chan struct{} // closed when the process has exited
+	err  error         // how it exited, once done is closed
 	log  *bytes.Buffer
 }
 
@@ -39,7 +40,7 @@ func startServer(ctx context.Context, dbURL string, env ...string) (*server, err
 	if err != nil {
 		return nil, err
 	}
-	s := &server{cmd: cmd, done: make(chan error, 1), log: &bytes.Buffer{}}
+	s := &server{cmd: cmd, done: make(chan struct{}), log: &bytes.Buffer{}}
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("start serve: %w", err)
 	}
@@ -57,19 +58,24 @@ func startServer(ctx context.Context, dbURL string, env ...string) (*server, err
 			}
 		}
 	}()
-	go func() { s.done <- cmd.Wait() }()
+	go func() {
+		s.err = cmd.Wait()
+		close(s.done)
+	}()
 	select {
 	case addr := <-found:
 		s.url = "http://" + addr
 		return s, nil
-	case err := <-s.done:
-		return nil, fmt.Errorf("serve exited: %v", err)
+	case <-s.done:
+		return nil, fmt.Errorf("serve exited: %v", s.err)
 	case <-time.After(60 * time.Second):
 		s.stop()
 		return nil, fmt.Errorf("serve did not start")
 	}
 }
 
+// stop interrupts the server and waits for it to exit; stopping it again
+// returns at once.
 func (s *server) stop() {
 	_ = s.cmd.Process.Signal(os.Interrupt)
 	select {
