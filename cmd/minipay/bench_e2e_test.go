@@ -14,9 +14,6 @@ import (
 // the server the checkout benchmark starts and the JSON line keep working,
 // and the ledger balances after the load.
 func TestBenchSmoke(t *testing.T) {
-	if testing.Short() {
-		t.Skip("starts servers and runs load")
-	}
 	db := testdb.NewEmpty(t) // the benchmarks create (and drop) their own databases on its server
 	for _, kind := range []string{"ledger", "checkout"} {
 		t.Run(kind, func(t *testing.T) {
