@@ -37,24 +37,17 @@ type BalanceTxn struct {
 	Created     time.Time
 }
 
-// InsertBalanceTxn returns the statement that records t, for the caller to
-// commit with the ledger transfer that moves the money.
-func InsertBalanceTxn(t BalanceTxn) (sql string, args []any) {
-	return `INSERT INTO balance_transactions (` + balanceTxnInsertColumns + `)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)`, balanceTxnRow(t)
-}
-
-// InsertBalanceTxnRow is the set-based form of InsertBalanceTxn: SQL that
-// takes each column as an array, and t's row, so that the balance
-// transactions of many transfers are written by one statement.
+// InsertBalanceTxnRow returns what records t, for the caller to commit with
+// the ledger transfer that moves the money: set-based SQL that takes each
+// column as an array, and t's row, so that the balance transactions of many
+// transfers are written by one statement (see ledger.Statement.Row).
 func InsertBalanceTxnRow(t BalanceTxn) (sql string, row []any) {
-	return `INSERT INTO balance_transactions (` + balanceTxnInsertColumns + `)
+	return `INSERT INTO balance_transactions (id, developer_id, app_id, type, currency, amount, fee, net, source_id, session_id, available_on)
 		SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::int8[], $7::int8[], $8::int8[],
 			$9::text[], $10::text[], $11::timestamptz[])`, balanceTxnRow(t)
 }
 
-const balanceTxnInsertColumns = `id, developer_id, app_id, type, currency, amount, fee, net, source_id, session_id, available_on`
-
+// balanceTxnRow is t's values in the column order of InsertBalanceTxnRow.
 func balanceTxnRow(t BalanceTxn) []any {
 	if t.ID == "" {
 		t.ID = id.New("txn")
