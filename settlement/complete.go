@@ -14,7 +14,7 @@ import (
 	"github.com/minipay/minipay/webhooks"
 )
 
-// eventBatchMax bounds the events queued in one round trip.
+// eventBatchMax bounds the events written by one statement.
 const eventBatchMax = 1000
 
 // complete is step 4: with every payout posted, check the ledger once more
@@ -137,15 +137,7 @@ func (s *Service) emitRunCompleted(ctx context.Context, tx pgx.Tx, runID string,
 	batches = append(batches, events)
 	// Held in memory per batch list: at most one small event per developer.
 	for _, batch := range batches {
-		b := &pgx.Batch{}
-		for _, e := range batch {
-			sql, args, err := webhooks.Insert(e)
-			if err != nil {
-				return err
-			}
-			b.Queue(sql, args...)
-		}
-		if err := tx.SendBatch(ctx, b).Close(); err != nil {
+		if err := webhooks.EmitAll(ctx, tx, batch); err != nil {
 			return fmt.Errorf("emit %s: %w", webhooks.SettlementRunCompleted, err)
 		}
 	}

@@ -110,6 +110,32 @@ func Emit(ctx context.Context, tx pgx.Tx, e Event) error {
 	return nil
 }
 
+// EmitAll writes events to the outbox within tx with one statement, so the
+// fan-out trigger runs once for all of them.
+func EmitAll(ctx context.Context, tx pgx.Tx, events []Event) error {
+	if len(events) == 0 {
+		return nil
+	}
+	cols := make([][]any, 7)
+	for _, e := range events {
+		row, err := eventRow(e)
+		if err != nil {
+			return err
+		}
+		for c, v := range row {
+			cols[c] = append(cols[c], v)
+		}
+	}
+	args := make([]any, len(cols))
+	for c, col := range cols {
+		args[c] = col
+	}
+	if _, err := tx.Exec(ctx, insertRowsSQL, args...); err != nil {
+		return fmt.Errorf("emit %d events: %w", len(events), err)
+	}
+	return nil
+}
+
 // eventBody is an event as developers receive it: the body of every
 // delivery and what GET /v1/events/{id} returns, byte for byte.
 type eventBody struct {

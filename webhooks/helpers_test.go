@@ -77,20 +77,20 @@ func (f *fixture) endpoint(url string, events ...string) EndpointObject {
 	return e
 }
 
-// emit commits n events of type typ for owner o and returns their ids.
+// emit commits n events of type typ for owner o, with one statement (so the
+// fan-out trigger sees them together), and returns their ids.
 func (f *fixture) emit(o Owner, typ string, n int) []string {
 	f.t.Helper()
 	var ids []string
+	var events []Event
+	for i := range n {
+		e := Event{ID: id.New("evt"), Type: typ, DeveloperID: o.DeveloperID, AppID: o.AppID,
+			Object: map[string]any{"id": "cs_test", "n": i, "version": 1}, ObjectID: "cs_test", ObjectVersion: 1}
+		events = append(events, e)
+		ids = append(ids, e.ID)
+	}
 	err := pgx.BeginFunc(context.Background(), f.db.Pool, func(tx pgx.Tx) error {
-		for i := range n {
-			e := Event{ID: id.New("evt"), Type: typ, DeveloperID: o.DeveloperID, AppID: o.AppID,
-				Object: map[string]any{"id": "cs_test", "n": i, "version": 1}, ObjectID: "cs_test", ObjectVersion: 1}
-			if err := Emit(context.Background(), tx, e); err != nil {
-				return err
-			}
-			ids = append(ids, e.ID)
-		}
-		return nil
+		return EmitAll(context.Background(), tx, events)
 	})
 	if err != nil {
 		f.t.Fatal(err)
