@@ -17,23 +17,16 @@ import (
 	"context"
 	"encoding/json"
 	"io"
-	"log/slog"
 	"net/http"
-	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/minipay/minipay/api"
 	"github.com/minipay/minipay/apps"
-	"github.com/minipay/minipay/checkout"
-	"github.com/minipay/minipay/docs"
+	"github.com/minipay/minipay/internal/apitest"
 	"github.com/minipay/minipay/internal/idempotency"
-	"github.com/minipay/minipay/internal/metrics"
 	"github.com/minipay/minipay/internal/testdb"
 	"github.com/minipay/minipay/ledger"
-	"github.com/minipay/minipay/settlement"
-	"github.com/minipay/minipay/webhooks"
 )
 
 // Fixed keys and the ids derived from them.
@@ -66,7 +59,7 @@ var fuzzIDs = func() map[string]string {
 // and a pending transfer.
 type fuzzEnv struct {
 	db       *testdb.DB
-	srv      *httptest.Server
+	url      string
 	client   *http.Client
 	ledger   *ledger.Ledger
 	appKey   string
@@ -77,26 +70,10 @@ type fuzzEnv struct {
 func newFuzzEnv(tb testing.TB) *fuzzEnv {
 	tb.Helper()
 	db := testdb.New(tb)
-	ctx := context.Background()
-	as := apps.New(db.Pool, testSecret)
-	l := ledger.New(db.Pool, ledger.Options{})
-	co := checkout.New(db.Pool, l, as, checkout.Options{})
-	s := &api.Server{
-		Ledger: l, Apps: as, Checkout: co, Settlement: settlement.New(db.Pool, l),
-		Webhooks: webhooks.New(db.Pool, webhooks.Options{Secret: testSecret, AllowPrivate: true}),
-		Idem:     idempotency.New(db.Pool), Metrics: metrics.New(),
-		Log:     slog.New(slog.NewTextHandler(io.Discard, nil)),
-		Ready:   func(ctx context.Context) error { return db.Pool.Ping(ctx) },
-		OpenAPI: docs.OpenAPI,
-	}
-	e := &fuzzEnv{db: db, srv: httptest.NewServer(s.Handler()), ledger: l, secrets: map[string]string{},
+	s := apitest.Start(tb, db.Pool, apitest.Options{
+		Keys: map[apps.KeyKind]string{apps.KindAdmin: fuzzAdminKey, apps.KindHost: fuzzHostKey}})
+	e := &fuzzEnv{db: db, url: s.URL, ledger: s.Ledger, secrets: map[string]string{},
 		client: &http.Client{Timeout: time.Minute}}
-	tb.Cleanup(func() { e.srv.Close(); l.Close() })
-	for kind, key := range map[apps.KeyKind]string{apps.KindAdmin: fuzzAdminKey, apps.KindHost: fuzzHostKey} {
-		if _, err := as.EnsureOperatorKey(ctx, kind, key); err != nil {
-			tb.Fatal(err)
-		}
-	}
 
 	must := func(method, path, key, idem string, body any) map[string]any {
 		tb.Helper()
@@ -147,7 +124,7 @@ func newFuzzEnv(tb testing.TB) *fuzzEnv {
 // do sends one request; headers come in pairs, an empty value is not sent.
 func (e *fuzzEnv) do(tb testing.TB, method, path, key string, body []byte, headers ...string) (int, []byte) {
 	tb.Helper()
-	req, err := http.NewRequest(method, e.srv.URL+path, bytes.NewReader(body))
+	req, err := http.NewRequest(method, e.url+path, bytes.NewReader(body))
 	if err != nil {
 		tb.Fatal(err)
 	}

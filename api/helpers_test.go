@@ -5,22 +5,16 @@ import (
 	"context"
 	"encoding/json"
 	"io"
-	"log/slog"
 	"net/http"
-	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/minipay/minipay/api"
 	"github.com/minipay/minipay/apps"
 	"github.com/minipay/minipay/checkout"
-	"github.com/minipay/minipay/docs"
-	"github.com/minipay/minipay/internal/idempotency"
-	"github.com/minipay/minipay/internal/metrics"
+	"github.com/minipay/minipay/internal/apitest"
 	"github.com/minipay/minipay/internal/testdb"
 	"github.com/minipay/minipay/ledger"
-	"github.com/minipay/minipay/settlement"
 	"github.com/minipay/minipay/webhooks"
 )
 
@@ -28,7 +22,7 @@ import (
 type env struct {
 	t        *testing.T
 	db       *testdb.DB
-	srv      *httptest.Server
+	url      string
 	handler  http.Handler
 	ledger   *ledger.Ledger
 	apps     *apps.Service
@@ -50,13 +44,6 @@ func newEnvWith(t *testing.T, rateLimit float64) *env {
 		adminKey: strings.ReplaceAll("admin_test_"+t.Name(), "/", "_"),
 		hostKey:  strings.ReplaceAll("host_test_"+t.Name(), "/", "_")}
 	e.start()
-	ctx := context.Background()
-	if _, err := e.apps.EnsureOperatorKey(ctx, apps.KindAdmin, e.adminKey); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := e.apps.EnsureOperatorKey(ctx, apps.KindHost, e.hostKey); err != nil {
-		t.Fatal(err)
-	}
 	return e
 }
 
@@ -68,28 +55,12 @@ func newEnvSharing(e *env) *env {
 	return e2
 }
 
-var testSecret = []byte("test secret, 32 bytes long......")
-
-// start builds the services and the HTTP server over e.db.
+// start runs the API over e.db.
 func (e *env) start() {
-	db := e.db
-	e.apps = apps.New(db.Pool, testSecret)
-	e.ledger = ledger.New(db.Pool, ledger.Options{})
-	e.checkout = checkout.New(db.Pool, e.ledger, e.apps, checkout.Options{})
-	e.webhooks = webhooks.New(db.Pool, webhooks.Options{Secret: testSecret, AllowPrivate: true})
-	s := &api.Server{
-		Ledger: e.ledger, Apps: e.apps, Checkout: e.checkout, Settlement: settlement.New(db.Pool, e.ledger),
-		Webhooks: e.webhooks, Idem: idempotency.New(db.Pool), Metrics: metrics.New(), RateLimit: e.rateLimit,
-		Log:     slog.New(slog.NewTextHandler(io.Discard, nil)),
-		Ready:   func(ctx context.Context) error { return db.Pool.Ping(ctx) },
-		OpenAPI: docs.OpenAPI,
-	}
-	e.handler = s.Handler()
-	e.srv = httptest.NewServer(e.handler)
-	e.t.Cleanup(func() {
-		e.srv.Close()
-		e.ledger.Close()
-	})
+	s := apitest.Start(e.t, e.db.Pool, apitest.Options{RateLimit: e.rateLimit,
+		Keys: map[apps.KeyKind]string{apps.KindAdmin: e.adminKey, apps.KindHost: e.hostKey}})
+	e.url, e.handler = s.URL, s.Handler
+	e.apps, e.ledger, e.checkout, e.webhooks = s.Apps, s.Ledger, s.Checkout, s.Webhooks
 }
 
 // resp is a decoded response.
@@ -135,7 +106,7 @@ func (e *env) call(method, path, key string, body any, headers ...string) resp {
 		}
 		rd = bytes.NewReader(j)
 	}
-	req, err := http.NewRequest(method, e.srv.URL+path, rd)
+	req, err := http.NewRequest(method, e.url+path, rd)
 	if err != nil {
 		e.t.Fatal(err)
 	}

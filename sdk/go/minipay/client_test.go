@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
-	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"net/http/httputil"
@@ -17,17 +16,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/minipay/minipay/api"
 	"github.com/minipay/minipay/apps"
-	"github.com/minipay/minipay/checkout"
-	"github.com/minipay/minipay/docs"
-	"github.com/minipay/minipay/internal/idempotency"
-	"github.com/minipay/minipay/internal/metrics"
+	"github.com/minipay/minipay/internal/apitest"
 	"github.com/minipay/minipay/internal/testdb"
-	"github.com/minipay/minipay/ledger"
 	"github.com/minipay/minipay/sdk/go/minipay"
-	"github.com/minipay/minipay/settlement"
-	"github.com/minipay/minipay/webhooks"
 )
 
 const adminKey, hostKey = "admin_sdk_go_test", "host_sdk_go_test"
@@ -45,30 +37,13 @@ type server struct {
 func newServer(t *testing.T, rateLimit float64) *server {
 	t.Helper()
 	db := testdb.New(t)
-	secret := []byte("sdk test secret, 32 bytes long..")
-	a := apps.New(db.Pool, secret)
-	l := ledger.New(db.Pool, ledger.Options{})
-	wh := webhooks.New(db.Pool, webhooks.Options{Secret: secret, AllowPrivate: true})
-	s := &api.Server{
-		Ledger: l, Apps: a, Checkout: checkout.New(db.Pool, l, a, checkout.Options{}),
-		Settlement: settlement.New(db.Pool, l), Webhooks: wh,
-		Idem: idempotency.New(db.Pool), Metrics: metrics.New(), RateLimit: rateLimit,
-		Log:     slog.New(slog.NewTextHandler(io.Discard, nil)),
-		Ready:   func(ctx context.Context) error { return db.Pool.Ping(ctx) },
-		OpenAPI: docs.OpenAPI,
-	}
-	srv := httptest.NewServer(s.Handler())
+	srv := apitest.Start(t, db.Pool, apitest.Options{RateLimit: rateLimit,
+		Keys: map[apps.KeyKind]string{apps.KindAdmin: adminKey, apps.KindHost: hostKey}})
 	// The dispatcher, as serve runs it, so webhooks are really delivered.
 	runCtx, stop := context.WithCancel(context.Background())
 	done := make(chan struct{})
-	go func() { defer close(done); wh.Run(runCtx) }()
-	t.Cleanup(func() { srv.Close(); stop(); <-done; l.Close() })
-	ctx := context.Background()
-	for kind, key := range map[apps.KeyKind]string{apps.KindAdmin: adminKey, apps.KindHost: hostKey} {
-		if _, err := a.EnsureOperatorKey(ctx, kind, key); err != nil {
-			t.Fatal(err)
-		}
-	}
+	go func() { defer close(done); srv.Webhooks.Run(runCtx) }()
+	t.Cleanup(func() { stop(); <-done })
 	sv := &server{t: t, url: srv.URL, db: db}
 	dev := sv.raw("POST", "/v1/developers", adminKey, `{"name": "SDK test developer"}`, 201)
 	app := sv.raw("POST", "/v1/apps", adminKey, `{"developer": "`+dev["id"].(string)+`", "name": "SDK test app", "options": ["goods", "virtual_goods", "tip"], "currencies": ["CNY"]}`, 201)

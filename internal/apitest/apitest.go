@@ -1,0 +1,76 @@
+// Package apitest runs the real API for tests of the API and of its
+// clients: every service wired as serve wires them, over a test database,
+// behind a real HTTP server.
+package apitest
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"testing"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/minipay/minipay/api"
+	"github.com/minipay/minipay/apps"
+	"github.com/minipay/minipay/checkout"
+	"github.com/minipay/minipay/docs"
+	"github.com/minipay/minipay/internal/idempotency"
+	"github.com/minipay/minipay/internal/metrics"
+	"github.com/minipay/minipay/ledger"
+	"github.com/minipay/minipay/settlement"
+	"github.com/minipay/minipay/webhooks"
+)
+
+// Secret is the server secret of test servers (pseudonyms, webhook
+// secrets at rest).
+var Secret = []byte("test secret, 32 bytes long......")
+
+// Options are what tests vary.
+type Options struct {
+	RateLimit float64                 // requests per second per key; 0 is off
+	Keys      map[apps.KeyKind]string // operator keys to create
+}
+
+// Server is a running API and its services.
+type Server struct {
+	URL      string
+	Handler  http.Handler
+	Apps     *apps.Service
+	Ledger   *ledger.Ledger
+	Checkout *checkout.Service
+	Webhooks *webhooks.Service
+}
+
+// Start builds the services over pool and serves them until the test ends.
+// Background loops (the webhook dispatcher, sweepers) are not started; a
+// test runs those it needs.
+func Start(tb testing.TB, pool *pgxpool.Pool, o Options) *Server {
+	tb.Helper()
+	s := &Server{Apps: apps.New(pool, Secret), Ledger: ledger.New(pool, ledger.Options{})}
+	s.Checkout = checkout.New(pool, s.Ledger, s.Apps, checkout.Options{})
+	s.Webhooks = webhooks.New(pool, webhooks.Options{Secret: Secret, AllowPrivate: true})
+	srv := &api.Server{
+		Ledger: s.Ledger, Apps: s.Apps, Checkout: s.Checkout, Settlement: settlement.New(pool, s.Ledger),
+		Webhooks: s.Webhooks, Idem: idempotency.New(pool), Metrics: metrics.New(), RateLimit: o.RateLimit,
+		Log:     slog.New(slog.NewTextHandler(io.Discard, nil)),
+		Ready:   func(ctx context.Context) error { return pool.Ping(ctx) },
+		OpenAPI: docs.OpenAPI,
+	}
+	s.Handler = srv.Handler()
+	hs := httptest.NewServer(s.Handler)
+	s.URL = hs.URL
+	tb.Cleanup(func() {
+		hs.Close()
+		s.Checkout.Close()
+		s.Ledger.Close()
+	})
+	for kind, key := range o.Keys {
+		if _, err := s.Apps.EnsureOperatorKey(context.Background(), kind, key); err != nil {
+			tb.Fatal(err)
+		}
+	}
+	return s
+}
