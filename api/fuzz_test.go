@@ -22,8 +22,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/minipay/minipay/api/apitest"
 	"github.com/minipay/minipay/apps"
-	"github.com/minipay/minipay/internal/apitest"
 	"github.com/minipay/minipay/internal/idempotency"
 	"github.com/minipay/minipay/internal/testdb"
 	"github.com/minipay/minipay/ledger"

@@ -10,9 +10,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/minipay/minipay/api/apitest"
 	"github.com/minipay/minipay/apps"
 	"github.com/minipay/minipay/checkout"
-	"github.com/minipay/minipay/internal/apitest"
 	"github.com/minipay/minipay/internal/testdb"
 	"github.com/minipay/minipay/ledger"
 	"github.com/minipay/minipay/webhooks"

@@ -4,7 +4,7 @@ import (
 	"context"
 	"io"
 
-	"github.com/minipay/minipay/internal/bench"
+	"github.com/minipay/minipay/bench"
 )
 
 func runBench(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
