@@ -3,6 +3,7 @@ package api
 import (
 	"bytes"
 	"context"
+	"errors"
 	"net/http"
 	"time"
 
@@ -55,7 +56,7 @@ func (s *Server) idempotent(next http.Handler) http.Handler {
 			Scope: principal(r).Scope(), Key: key,
 			Method: r.Method, Path: r.URL.Path, Body: bodyOf(r),
 		}
-		claimed, replay, err := s.Idem.Begin(r.Context(), req)
+		claim, replay, err := s.Idem.Begin(r.Context(), req)
 		if err != nil {
 			s.writeError(w, r, err)
 			return
@@ -67,14 +68,14 @@ func (s *Server) idempotent(next http.Handler) http.Handler {
 			_, _ = w.Write(replay.Body)
 			return
 		}
-		if !claimed {
+		if claim == nil {
 			s.writeError(w, r, idempotency.ErrInProgress)
 			return
 		}
 		claimedAt := time.Now()
 		rec := &recorder{ResponseWriter: w}
 		// Finish the bookkeeping even if the client goes away.
-		defer s.finishIdempotent(r, req, rec, claimedAt)
+		defer s.finishIdempotent(r, claim, rec, claimedAt)
 		next.ServeHTTP(rec, r.WithContext(context.WithValue(r.Context(), idemKey{}, req)))
 	})
 }
@@ -85,19 +86,25 @@ func (s *Server) idempotent(next http.Handler) http.Handler {
 // background until shortly before the claim's lease ends: a claim left
 // behind would make every retry of the request wait for the whole lease,
 // although nothing holds it any more. Past the lease another request may
-// own the key, so it stops there and leaves the rest to the lease.
-func (s *Server) finishIdempotent(r *http.Request, req idempotency.Request, rec *recorder, claimedAt time.Time) {
+// own the key, so it stops there and leaves the rest to the lease; the
+// claim's token keeps a late finish from touching that request's claim.
+func (s *Server) finishIdempotent(r *http.Request, claim *idempotency.Claim, rec *recorder, claimedAt time.Time) {
 	finish := func(ctx context.Context) error {
 		if storable(rec) {
-			return s.Idem.Complete(ctx, req, idempotency.Response{Status: rec.status, Body: rec.body.Bytes()})
+			return s.Idem.Complete(ctx, claim, idempotency.Response{Status: rec.status, Body: rec.body.Bytes()})
 		}
-		return s.Idem.Release(ctx, req)
+		return s.Idem.Release(ctx, claim)
 	}
 	base := context.WithoutCancel(r.Context())
 	ctx, cancel := context.WithTimeout(base, 10*time.Second)
 	err := finish(ctx)
 	cancel()
 	if err == nil {
+		return
+	}
+	if errors.Is(err, idempotency.ErrClaimLost) {
+		s.Log.Warn("idempotency key taken over by a retry before this request finished; its answer is not stored",
+			"request_id", requestID(r.Context()))
 		return
 	}
 	s.Log.Warn("idempotency bookkeeping failed; retrying", "request_id", requestID(r.Context()), "err", err)
@@ -111,7 +118,7 @@ func (s *Server) finishIdempotent(r *http.Request, req idempotency.Request, rec 
 				return
 			case <-time.After(wait):
 			}
-			if err = finish(ctx); err == nil {
+			if err = finish(ctx); err == nil || errors.Is(err, idempotency.ErrClaimLost) {
 				return
 			}
 		}

@@ -51,6 +51,10 @@ var (
 	// ErrInvalidKey: the key is empty, too long or not printable ASCII.
 	ErrInvalidKey = minipay.NewError(minipay.KindInvalid, "idempotency_key_invalid",
 		"Idempotency-Key must be 1–255 printable ASCII characters")
+	// ErrClaimLost: Complete or Release of a claim that is no longer held:
+	// its lease ran out and a retry took the key over. The retry's answer
+	// is the one kept; the late request's is dropped.
+	ErrClaimLost = errors.New("idempotency: the claim's lease ran out and a retry took the key over")
 )
 
 // Store keeps idempotency records in PostgreSQL.
@@ -68,6 +72,14 @@ type Request struct {
 	Method string
 	Path   string
 	Body   []byte
+}
+
+// Claim is a key held by one request until it calls Complete or Release.
+// Only the request that made a claim can finish it: a request that outlived
+// its lease cannot touch the claim of the retry that took the key over.
+type Claim struct {
+	req   Request
+	token string
 }
 
 // Response is what a completed request answered.
@@ -89,28 +101,28 @@ func ValidKey(key string) bool {
 	return true
 }
 
-// Begin claims the key for r, or returns the response stored for it. When
-// claimed is true the caller must run the request and then call Complete or
+// Begin claims the key for r, or returns the response stored for it. With
+// a claim the caller must run the request and then call Complete or
 // Release. A concurrent request with the same key waits, up to WaitMax, for
 // the first to finish and then replays it.
-func (s *Store) Begin(ctx context.Context, r Request) (claimed bool, replay *Response, err error) {
+func (s *Store) Begin(ctx context.Context, r Request) (*Claim, *Response, error) {
 	if !ValidKey(r.Key) {
-		return false, nil, ErrInvalidKey
+		return nil, nil, ErrInvalidKey
 	}
 	hash := requestHash(r)
 	deadline := time.Now().Add(WaitMax)
 	wait := 10 * time.Millisecond
 	for {
-		claimed, replay, err := s.try(ctx, r, hash)
-		if err != nil || claimed || replay != nil {
-			return claimed, replay, err
+		claim, replay, err := s.try(ctx, r, hash)
+		if err != nil || claim != nil || replay != nil {
+			return claim, replay, err
 		}
 		if time.Now().After(deadline) {
-			return false, nil, ErrInProgress
+			return nil, nil, ErrInProgress
 		}
 		select {
 		case <-ctx.Done():
-			return false, nil, ctx.Err()
+			return nil, nil, ctx.Err()
 		case <-time.After(wait):
 		}
 		wait = min(2*wait, 250*time.Millisecond)
@@ -118,8 +130,8 @@ func (s *Store) Begin(ctx context.Context, r Request) (claimed bool, replay *Res
 }
 
 // try makes one attempt: claim a new key, take over an abandoned one, or
-// read a completed one. All false/nil means "still in progress".
-func (s *Store) try(ctx context.Context, r Request, hash []byte) (bool, *Response, error) {
+// read a completed one. All nil means "still in progress".
+func (s *Store) try(ctx context.Context, r Request, hash []byte) (*Claim, *Response, error) {
 	claim := id.New("claim")
 	tag, err := s.db.Exec(ctx, `
 		INSERT INTO idempotency_keys (scope, key, method, path, request_hash, request_body, locked_until, claim)
@@ -128,10 +140,10 @@ func (s *Store) try(ctx context.Context, r Request, hash []byte) (bool, *Respons
 		r.Scope, r.Key, r.Method, r.Path, hash, r.Body, Lease.String(), claim)
 	if err != nil {
 		go s.dropClaim(r, claim)
-		return false, nil, fmt.Errorf("claim idempotency key: %w", err)
+		return nil, nil, fmt.Errorf("claim idempotency key: %w", err)
 	}
 	if tag.RowsAffected() == 1 {
-		return true, nil, nil
+		return &Claim{req: r, token: claim}, nil, nil
 	}
 	var (
 		method, path string
@@ -146,28 +158,31 @@ func (s *Store) try(ctx context.Context, r Request, hash []byte) (bool, *Respons
 		FROM idempotency_keys WHERE scope = $1 AND key = $2`, r.Scope, r.Key).
 		Scan(&method, &path, &storedHash, &storedBody, &status, &respBody, &abandoned)
 	if errors.Is(err, pgx.ErrNoRows) {
-		return false, nil, nil // released meanwhile: try to claim again
+		return nil, nil, nil // released meanwhile: try to claim again
 	}
 	if err != nil {
-		return false, nil, fmt.Errorf("read idempotency key: %w", err)
+		return nil, nil, fmt.Errorf("read idempotency key: %w", err)
 	}
 	if !bytes.Equal(storedHash, hash) {
-		return false, nil, conflict(method, path, storedBody, r)
+		return nil, nil, conflict(method, path, storedBody, r)
 	}
 	if status != nil {
-		return false, &Response{Status: *status, Body: respBody}, nil
+		return nil, &Response{Status: *status, Body: respBody}, nil
 	}
 	if !abandoned {
-		return false, nil, nil
+		return nil, nil, nil
 	}
 	tag, err = s.db.Exec(ctx, `
 		UPDATE idempotency_keys SET locked_until = now() + $3::interval, claim = $4
 		WHERE scope = $1 AND key = $2 AND status IS NULL AND locked_until < now()`, r.Scope, r.Key, Lease.String(), claim)
 	if err != nil {
 		go s.dropClaim(r, claim)
-		return false, nil, fmt.Errorf("take over idempotency key: %w", err)
+		return nil, nil, fmt.Errorf("take over idempotency key: %w", err)
 	}
-	return tag.RowsAffected() == 1, nil, nil
+	if tag.RowsAffected() == 0 {
+		return nil, nil, nil
+	}
+	return &Claim{req: r, token: claim}, nil, nil
 }
 
 // dropClaim removes the claim with token claim, if it exists and is still
@@ -195,20 +210,28 @@ func (s *Store) dropClaim(r Request, claim string) {
 	}
 }
 
-// Complete stores the response of a claimed request for replay.
-func (s *Store) Complete(ctx context.Context, r Request, resp Response) error {
-	_, err := s.db.Exec(ctx, `UPDATE idempotency_keys SET status = $3, response_body = $4
-		WHERE scope = $1 AND key = $2`, r.Scope, r.Key, resp.Status, resp.Body)
+// Complete stores the response of a claimed request for replay. It is
+// ErrClaimLost when the claim was taken over meanwhile: the answer of the
+// request now holding the key is the one to keep.
+func (s *Store) Complete(ctx context.Context, c *Claim, resp Response) error {
+	tag, err := s.db.Exec(ctx, `UPDATE idempotency_keys SET status = $4, response_body = $5
+		WHERE scope = $1 AND key = $2 AND claim = $3 AND status IS NULL`,
+		c.req.Scope, c.req.Key, c.token, resp.Status, resp.Body)
 	if err != nil {
 		return fmt.Errorf("complete idempotency key: %w", err)
+	}
+	if tag.RowsAffected() == 0 {
+		return ErrClaimLost
 	}
 	return nil
 }
 
 // Release forgets a claimed key whose request failed in a way that should
-// not be replayed (a server error), so a retry runs it again.
-func (s *Store) Release(ctx context.Context, r Request) error {
-	_, err := s.db.Exec(ctx, `DELETE FROM idempotency_keys WHERE scope = $1 AND key = $2 AND status IS NULL`, r.Scope, r.Key)
+// not be replayed (a server error), so a retry runs it again. A claim taken
+// over meanwhile is left to the request holding it.
+func (s *Store) Release(ctx context.Context, c *Claim) error {
+	_, err := s.db.Exec(ctx, `DELETE FROM idempotency_keys WHERE scope = $1 AND key = $2 AND claim = $3 AND status IS NULL`,
+		c.req.Scope, c.req.Key, c.token)
 	if err != nil {
 		return fmt.Errorf("release idempotency key: %w", err)
 	}
