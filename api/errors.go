@@ -80,6 +80,7 @@ func errorType(status int, code string) string {
 // writeError answers with the error object for err. Errors without a code
 // are server faults: logged in full, answered with a bland 500.
 func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
+	markTransient(r, err)
 	obj := errorObject{RequestID: requestID(r.Context())}
 	status := http.StatusInternalServerError
 	var c coded

@@ -7,17 +7,25 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/minipay/minipay"
 	"github.com/minipay/minipay/internal/id"
 	"github.com/minipay/minipay/internal/idempotency"
 )
 
 type idemKey struct{}
 
+// recorderKey finds the request's recorder, so writeError can mark an
+// answer that must not be replayed.
+type recorderKey struct{}
+
 // recorder captures a response so it can be stored for replay.
 type recorder struct {
 	http.ResponseWriter
 	status int
 	body   bytes.Buffer
+	// transient: the answer is an error that a retry of the same request
+	// may not meet (minipay.IsTransient).
+	transient bool
 }
 
 func (r *recorder) WriteHeader(code int) {
@@ -42,7 +50,9 @@ func (r *recorder) Write(b []byte) (int, error) {
 // body is 409 idempotency_conflict naming the differing fields.
 //
 // Responses that a retry should not see again are not stored: server errors
-// (5xx), rate limiting and idempotency errors themselves. Objects created
+// (5xx), rate limiting, idempotency errors themselves and transient errors
+// (minipay.IsTransient: a collision with concurrent work that the retry
+// the error asks for may not meet). Objects created
 // under a key get ids derived from it (objectID), so a request whose first
 // attempt died half-way creates the same object when retried.
 func (s *Server) idempotent(next http.Handler) http.Handler {
@@ -76,7 +86,8 @@ func (s *Server) idempotent(next http.Handler) http.Handler {
 		rec := &recorder{ResponseWriter: w}
 		// Finish the bookkeeping even if the client goes away.
 		defer s.finishIdempotent(r, claim, rec, claimedAt)
-		next.ServeHTTP(rec, r.WithContext(context.WithValue(r.Context(), idemKey{}, req)))
+		ctx := context.WithValue(context.WithValue(r.Context(), idemKey{}, req), recorderKey{}, rec)
+		next.ServeHTTP(rec, r.WithContext(ctx))
 	})
 }
 
@@ -126,13 +137,21 @@ func (s *Server) finishIdempotent(r *http.Request, claim *idempotency.Claim, rec
 }
 
 func storable(rec *recorder) bool {
-	if rec.status == 0 || rec.status >= 500 || rec.status == http.StatusTooManyRequests {
+	if rec.transient || rec.status == 0 || rec.status >= 500 || rec.status == http.StatusTooManyRequests {
 		return false
 	}
 	if rec.status == http.StatusConflict && bytes.Contains(rec.body.Bytes(), []byte(`"idempotency_error"`)) {
 		return false
 	}
 	return true
+}
+
+// markTransient notes that the request is answered with a transient error,
+// which its idempotency record must not keep.
+func markTransient(r *http.Request, err error) {
+	if rec, ok := r.Context().Value(recorderKey{}).(*recorder); ok && minipay.IsTransient(err) {
+		rec.transient = true
+	}
 }
 
 // objectID returns the id for an object a POST creates: derived from the
