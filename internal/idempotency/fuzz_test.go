@@ -34,6 +34,12 @@ func FuzzKeys(f *testing.F) {
 		{"k", "", "  \n"},
 		{"k", "not json", "not json "},
 		{"k", `{"a":1,"a":2}`, `{"a":2}`},
+		// encoding/json matches names regardless of case and keeps the last
+		// duplicate; the fingerprint must tell these apart (the API refuses
+		// such bodies before they reach a handler).
+		{"k", `{"amount":"1.00","AMOUNT":"9.00"}`, `{"amount":"1.00"}`},
+		{"k", `{"amount":"1.00","AMOUNT":"9.00"}`, `{"amount":"9.00"}`},
+		{"k", `{"amount":"1.00","amount":"9.00"}`, `{"amount":"9.00"}`},
 		{"", `{}`, `{}`},
 		{"tab\tkey", `{}`, `{}`},
 		{string(bytes.Repeat([]byte("k"), 256)), `{}`, `{}`},
