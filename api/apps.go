@@ -121,10 +121,13 @@ func (s *Server) getApp(r *http.Request) (int, any, error) {
 }
 
 func (s *Server) rollKey(r *http.Request) (int, any, error) {
-	if err := decode(r, &struct{}{}); err != nil {
+	var in struct {
+		ExpireOldNow bool `json:"expire_old_now"`
+	}
+	if err := decode(r, &in); err != nil {
 		return 0, nil, err
 	}
-	key, oldExpire, err := s.Apps.RollKey(r.Context(), chi.URLParam(r, "id"))
+	key, oldExpire, err := s.Apps.RollKey(r.Context(), apps.RollParams{AppID: chi.URLParam(r, "id"), ExpireOldNow: in.ExpireOldNow})
 	if err != nil {
 		return 0, nil, err
 	}

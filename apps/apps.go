@@ -220,28 +220,42 @@ func getApp(ctx context.Context, q queryRower, appID string) (App, error) {
 	return a, nil
 }
 
+// RollParams describe a key roll.
+type RollParams struct {
+	AppID string
+	// ExpireOldNow ends the app's current keys at once, for a key that
+	// leaked, instead of after RollGrace.
+	ExpireOldNow bool
+}
+
 // RollKey gives an app a new secret key, returned here and never again.
 // Its current keys keep working for RollGrace, so the developer can deploy
-// the new one without downtime; rolling again does not extend them.
-func (s *Service) RollKey(ctx context.Context, appID string) (key string, oldExpire time.Time, err error) {
+// the new one without downtime, or stop at once with ExpireOldNow; rolling
+// again never extends them. This replica refuses the old keys at once,
+// others within keyCacheTTL.
+func (s *Service) RollKey(ctx context.Context, p RollParams) (key string, oldExpire time.Time, err error) {
+	grace := RollGrace
+	if p.ExpireOldNow {
+		grace = 0
+	}
 	err = pgx.BeginFunc(ctx, s.db, func(tx pgx.Tx) error {
-		if _, err := getApp(ctx, tx, appID); err != nil {
+		if _, err := getApp(ctx, tx, p.AppID); err != nil {
 			return err
 		}
-		if err := tx.QueryRow(ctx, `SELECT now() + $1::interval`, RollGrace.String()).Scan(&oldExpire); err != nil {
+		if err := tx.QueryRow(ctx, `SELECT now() + $1::interval`, grace.String()).Scan(&oldExpire); err != nil {
 			return err
 		}
 		if _, err := tx.Exec(ctx, `UPDATE api_keys SET expires_at = $2
-			WHERE app_id = $1 AND (expires_at IS NULL OR expires_at > $2)`, appID, oldExpire); err != nil {
+			WHERE app_id = $1 AND (expires_at IS NULL OR expires_at > $2)`, p.AppID, oldExpire); err != nil {
 			return err
 		}
-		key, err = insertSecretKey(ctx, tx, appID)
+		key, err = insertSecretKey(ctx, tx, p.AppID)
 		return err
 	})
 	if err != nil {
-		return "", time.Time{}, fmt.Errorf("roll key of %s: %w", appID, err)
+		return "", time.Time{}, fmt.Errorf("roll key of %s: %w", p.AppID, err)
 	}
-	s.keys.forgetApp(appID)
+	s.keys.forgetApp(p.AppID)
 	return key, oldExpire, nil
 }
 

@@ -471,13 +471,13 @@ func (s *Service) claim(ctx context.Context, limit int, exclude []string) ([]*jo
 // signingKeys decrypts an endpoint's current secret and, during a
 // rotation, its previous one.
 func (s *Service) signingKeys(endpointID string, secret, older []byte) ([][]byte, error) {
-	key, err := s.sealer.open(endpointID, secret)
+	key, err := s.openSecret(endpointID, secret)
 	if err != nil {
 		return nil, err
 	}
 	keys := [][]byte{key}
 	if older != nil {
-		if old, err := s.sealer.open(endpointID, older); err == nil {
+		if old, err := s.openSecret(endpointID, older); err == nil {
 			keys = append(keys, old)
 		}
 	}

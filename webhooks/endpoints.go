@@ -135,7 +135,7 @@ func (s *Service) CreateEndpoint(ctx context.Context, o Owner, p EndpointParams)
 		e, err = scanEndpoint(tx.QueryRow(ctx, `INSERT INTO webhook_endpoints
 			(id, app_id, developer_id, url, description, enabled_events, status, secret_enc)
 			VALUES ($1, $2, $3, $4, $5, $6, 'enabled', $7) RETURNING `+endpointColumns,
-			p.ID, o.AppID, o.DeveloperID, p.URL, p.Description, events, s.sealer.seal(p.ID, key)))
+			p.ID, o.AppID, o.DeveloperID, p.URL, p.Description, events, s.sealSecret(p.ID, key)))
 		e.Secret = secret
 		return err
 	})
@@ -231,7 +231,7 @@ func (s *Service) RotateSecret(ctx context.Context, o Owner, endpointID string) 
 			old_secret_enc = secret_enc, old_secret_expires_at = now() + $3::bigint * interval '1 microsecond', secret_enc = $4,
 			updated_at = now(), version = version + 1
 		WHERE id = $1 AND app_id = $2 AND status <> 'deleted' RETURNING `+endpointColumns,
-		endpointID, o.AppID, s.opts.RotationGrace.Microseconds(), s.sealer.seal(endpointID, key)))
+		endpointID, o.AppID, s.opts.RotationGrace.Microseconds(), s.sealSecret(endpointID, key)))
 	if err != nil {
 		return EndpointObject{}, endpointError("rotate secret of", endpointID, err)
 	}

@@ -54,7 +54,7 @@ func Start(tb testing.TB, pool *pgxpool.Pool, o Options) *Server {
 	s.Webhooks = webhooks.New(pool, webhooks.Options{Secret: Secret, AllowPrivate: true})
 	srv := &api.Server{
 		Ledger: s.Ledger, Apps: s.Apps, Checkout: s.Checkout, Settlement: settlement.New(pool, s.Ledger),
-		Webhooks: s.Webhooks, Idem: idempotency.New(pool), Metrics: metrics.New(), RateLimit: o.RateLimit,
+		Webhooks: s.Webhooks, Idem: idempotency.New(pool, Secret), Metrics: metrics.New(), RateLimit: o.RateLimit,
 		Log:     slog.New(slog.NewTextHandler(io.Discard, nil)),
 		Ready:   func(ctx context.Context) error { return pool.Ping(ctx) },
 		OpenAPI: docs.OpenAPI,

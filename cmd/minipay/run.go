@@ -19,6 +19,7 @@ usage:
   minipay settle --cutoff TIME       settle everything matured by TIME (RFC 3339)
   minipay export settlement --run ID [--detail] [--out FILE]
                                      write a settlement run's CSV report
+  minipay keys revoke --key KEY|-    revoke an operator key now (or --id ID)
 
 Configuration comes from the environment (DATABASE_URL, MINIPAY_ADDR,
 MINIPAY_ADMIN_KEY, MINIPAY_HOST_KEY, MINIPAY_SECRET, MINIPAY_CATALOG,
@@ -49,6 +50,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	// (dev command)
 	case "dev":
 		return dev(ctx, rest, getenv, stdout, stderr)
+	case "keys":
+		return keysCommand(ctx, rest, getenv, stdout, stderr)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return nil

@@ -109,6 +109,19 @@ func every(ctx context.Context, interval time.Duration, fn func()) {
 }
 
 func purgeIdempotency(ctx context.Context, idem *idempotency.Store, log *slog.Logger) {
+	// Records stored in clear by an earlier version are sealed first.
+	for ctx.Err() == nil {
+		n, err := idem.SealLegacy(ctx, 1000)
+		if err != nil {
+			if ctx.Err() == nil {
+				log.Error("seal idempotency records", "err", err)
+			}
+			break
+		}
+		if n < 1000 {
+			break
+		}
+	}
 	for {
 		n, err := idem.Purge(ctx, 10000)
 		if err != nil {

@@ -16,7 +16,7 @@ import (
 func TestLateFirstRequestCannotTouchTheTakeover(t *testing.T) {
 	db := testdb.New(t)
 	ctx := context.Background()
-	s := idempotency.New(db.Pool)
+	s := idempotency.New(db.Pool, testSecret)
 	r := idempotency.Request{Scope: "app_1", Key: "k", Method: "POST", Path: "/v1/refunds", Body: []byte(`{"amount":"1.00"}`)}
 	first, _, err := s.Begin(ctx, r)
 	if err != nil || first == nil {
@@ -68,3 +68,5 @@ func count(t *testing.T, db *testdb.DB, sql string) int {
 	}
 	return n
 }
+
+var testSecret = []byte("idempotency test server secret..")

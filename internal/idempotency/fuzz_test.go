@@ -48,7 +48,7 @@ func FuzzKeys(f *testing.F) {
 		f.Add(s[0], []byte(s[1]), []byte(s[2]))
 	}
 	db := testdb.New(f)
-	store := idempotency.New(db.Pool)
+	store := idempotency.New(db.Pool, testSecret)
 	var n atomic.Int64
 	f.Fuzz(func(t *testing.T, key string, body1, body2 []byte) {
 		ctx := context.Background()

@@ -3,6 +3,13 @@
 // with the same key and body replays that response; the same key with a
 // different body is a conflict; a concurrent duplicate waits for the first
 // to finish. Records are kept for seven days.
+//
+// Stored request bodies and answers are encrypted with a key derived from
+// the server secret: answers carry new API keys and webhook signing
+// secrets, which minipay otherwise keeps only as hashes or encrypted, and
+// requests carry client secrets and the host's user ids. A retry within the
+// retention still gets the answer, secret included; a copy of the database
+// without MINIPAY_SECRET does not.
 package idempotency
 
 import (
@@ -24,6 +31,7 @@ import (
 
 	"github.com/minipay/minipay"
 	"github.com/minipay/minipay/internal/id"
+	"github.com/minipay/minipay/internal/seal"
 )
 
 // Retention is how long keys are kept.
@@ -59,11 +67,33 @@ var (
 
 // Store keeps idempotency records in PostgreSQL.
 type Store struct {
-	db *pgxpool.Pool
+	db     *pgxpool.Pool
+	sealer *seal.Sealer
 }
 
-// New returns a Store over db.
-func New(db *pgxpool.Pool) *Store { return &Store{db: db} }
+// sealPurpose derives the key that encrypts stored requests and answers.
+const sealPurpose = "minipay idempotency: stored requests and answers v1"
+
+// New returns a Store over db. secret is the server secret; it must be the
+// same on every replica, or one replica cannot replay another's answers.
+func New(db *pgxpool.Pool, secret []byte) *Store {
+	return &Store{db: db, sealer: seal.New(secret, sealPurpose)}
+}
+
+// aad binds a sealed body to its record and its role, so a body copied to
+// another record, or a request swapped for an answer, does not open.
+func aad(role, scope, key string) []byte { return []byte(role + "\x00" + scope + "\x00" + key) }
+
+func (s *Store) open(role string, r Request, body []byte, sealed bool) ([]byte, error) {
+	if !sealed || body == nil {
+		return body, nil // written before answers were sealed
+	}
+	out, err := s.sealer.Open(body, aad(role, r.Scope, r.Key))
+	if err != nil {
+		return nil, fmt.Errorf("idempotency key %q: stored %s: %w", r.Key, role, err)
+	}
+	return out, nil
+}
 
 // Request identifies one use of a key.
 type Request struct {
@@ -134,10 +164,10 @@ func (s *Store) Begin(ctx context.Context, r Request) (*Claim, *Response, error)
 func (s *Store) try(ctx context.Context, r Request, hash []byte) (*Claim, *Response, error) {
 	claim := id.New("claim")
 	tag, err := s.db.Exec(ctx, `
-		INSERT INTO idempotency_keys (scope, key, method, path, request_hash, request_body, locked_until, claim)
-		VALUES ($1, $2, $3, $4, $5, $6, now() + $7::interval, $8)
+		INSERT INTO idempotency_keys (scope, key, method, path, request_hash, request_body, locked_until, claim, sealed)
+		VALUES ($1, $2, $3, $4, $5, $6, now() + $7::interval, $8, true)
 		ON CONFLICT (scope, key) DO NOTHING`,
-		r.Scope, r.Key, r.Method, r.Path, hash, r.Body, Lease.String(), claim)
+		r.Scope, r.Key, r.Method, r.Path, hash, s.sealer.Seal(r.Body, aad("request", r.Scope, r.Key)), Lease.String(), claim)
 	if err != nil {
 		go s.dropClaim(r, claim)
 		return nil, nil, fmt.Errorf("claim idempotency key: %w", err)
@@ -152,11 +182,12 @@ func (s *Store) try(ctx context.Context, r Request, hash []byte) (*Claim, *Respo
 		status       *int
 		respBody     []byte
 		abandoned    bool
+		sealed       bool
 	)
 	err = s.db.QueryRow(ctx, `
-		SELECT method, path, request_hash, request_body, status, response_body, locked_until < now()
+		SELECT method, path, request_hash, request_body, status, response_body, locked_until < now(), sealed
 		FROM idempotency_keys WHERE scope = $1 AND key = $2`, r.Scope, r.Key).
-		Scan(&method, &path, &storedHash, &storedBody, &status, &respBody, &abandoned)
+		Scan(&method, &path, &storedHash, &storedBody, &status, &respBody, &abandoned, &sealed)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, nil, nil // released meanwhile: try to claim again
 	}
@@ -164,9 +195,15 @@ func (s *Store) try(ctx context.Context, r Request, hash []byte) (*Claim, *Respo
 		return nil, nil, fmt.Errorf("read idempotency key: %w", err)
 	}
 	if !bytes.Equal(storedHash, hash) {
+		if storedBody, err = s.open("request", r, storedBody, sealed); err != nil {
+			return nil, nil, err
+		}
 		return nil, nil, conflict(method, path, storedBody, r)
 	}
 	if status != nil {
+		if respBody, err = s.open("response", r, respBody, sealed); err != nil {
+			return nil, nil, err
+		}
 		return nil, &Response{Status: *status, Body: respBody}, nil
 	}
 	if !abandoned {
@@ -215,8 +252,8 @@ func (s *Store) dropClaim(r Request, claim string) {
 // request now holding the key is the one to keep.
 func (s *Store) Complete(ctx context.Context, c *Claim, resp Response) error {
 	tag, err := s.db.Exec(ctx, `UPDATE idempotency_keys SET status = $4, response_body = $5
-		WHERE scope = $1 AND key = $2 AND claim = $3 AND status IS NULL`,
-		c.req.Scope, c.req.Key, c.token, resp.Status, resp.Body)
+		WHERE scope = $1 AND key = $2 AND claim = $3 AND status IS NULL AND sealed`,
+		c.req.Scope, c.req.Key, c.token, resp.Status, s.sealer.Seal(resp.Body, aad("response", c.req.Scope, c.req.Key)))
 	if err != nil {
 		return fmt.Errorf("complete idempotency key: %w", err)
 	}
@@ -248,6 +285,38 @@ func (s *Store) Purge(ctx context.Context, limit int) (int64, error) {
 		return 0, fmt.Errorf("purge idempotency keys: %w", err)
 	}
 	return tag.RowsAffected(), nil
+}
+
+// SealLegacy encrypts up to limit records stored in clear before answers
+// were sealed and returns how many it sealed. Claims still in flight are
+// left for a later pass.
+func (s *Store) SealLegacy(ctx context.Context, limit int) (int, error) {
+	rows, err := s.db.Query(ctx, `SELECT scope, key, request_body, response_body FROM idempotency_keys
+		WHERE NOT sealed AND status IS NOT NULL ORDER BY created_at LIMIT $1`, limit)
+	if err != nil {
+		return 0, fmt.Errorf("seal idempotency records: %w", err)
+	}
+	type record struct {
+		scope, key string
+		req, resp  []byte
+	}
+	recs, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (record, error) {
+		var rec record
+		return rec, r.Scan(&rec.scope, &rec.key, &rec.req, &rec.resp)
+	})
+	if err != nil {
+		return 0, fmt.Errorf("seal idempotency records: %w", err)
+	}
+	b := &pgx.Batch{}
+	for _, rec := range recs {
+		b.Queue(`UPDATE idempotency_keys SET request_body = $3, response_body = $4, sealed = true
+			WHERE scope = $1 AND key = $2 AND NOT sealed`, rec.scope, rec.key,
+			s.sealer.Seal(rec.req, aad("request", rec.scope, rec.key)), s.sealer.Seal(rec.resp, aad("response", rec.scope, rec.key)))
+	}
+	if err := s.db.SendBatch(ctx, b).Close(); err != nil {
+		return 0, fmt.Errorf("seal idempotency records: %w", err)
+	}
+	return len(recs), nil
 }
 
 // DeriveID returns an object id determined by an idempotency key, so that a

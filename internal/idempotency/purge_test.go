@@ -15,7 +15,7 @@ import (
 func TestPurgeForgetsOnlyExpiredKeys(t *testing.T) {
 	db := testdb.New(t)
 	ctx := context.Background()
-	s := idempotency.New(db.Pool)
+	s := idempotency.New(db.Pool, testSecret)
 	req := func(key string) idempotency.Request {
 		return idempotency.Request{Scope: "app_1", Key: key, Method: "POST", Path: "/v1/refunds", Body: []byte(`{"amount":"1.00"}`)}
 	}
