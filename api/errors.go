@@ -7,6 +7,8 @@ import (
 	"strings"
 
 	"github.com/minipay/minipay"
+	"github.com/minipay/minipay/apps"
+	"github.com/minipay/minipay/ledger"
 )
 
 // coded is implemented by every domain error (minipay.Error, ledger.Error).
@@ -90,7 +92,8 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 		if status == 0 {
 			status = http.StatusInternalServerError
 		}
-		obj.Code, obj.Message = c.Code(), err.Error()
+		obj.Code = c.Code()
+		obj.Message, obj.Param = publicMessage(err, c, principal(r).Kind == apps.KindAdmin)
 	case errors.Is(err, context.DeadlineExceeded):
 		status = http.StatusServiceUnavailable
 		obj.Code, obj.Message = "timeout", "the request took too long; retry with the same Idempotency-Key"
@@ -100,12 +103,52 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	if status >= 500 {
 		s.Log.Error("request failed", "request_id", obj.RequestID, "method", r.Method, "path", r.URL.Path, "err", err)
 	}
-	var p paramed
-	if errors.As(err, &p) {
-		obj.Param = p.Param()
-	}
 	obj.Type = errorType(status, obj.Code)
 	writeJSON(w, status, errorBody{Error: obj})
+}
+
+// ledgerDetailShown are the ledger's errors whose detail is about the
+// caller's own input (an amount, a currency, metadata), shown to every
+// caller. The others speak in the ledger's own names (account codes, which
+// hold the host's user ids, and transfer ids): only the platform's
+// operators see those; other callers get the error's bare message.
+var ledgerDetailShown = map[string]bool{
+	"amount_invalid": true, "amount_precision": true, "amount_not_positive": true,
+	"unknown_currency": true, "metadata_invalid": true,
+}
+
+// publicMessage is what the caller is told of err, whose code c gives: the
+// coded error's message with the detail wrapped after it
+// (fmt.Errorf("%w: detail", ErrX)), prefixed by the field at fault, which
+// is also returned as the param. Context added around it on the way up
+// (fmt.Errorf("confirm %s: %w", …)) is for the logs and never sent. Of the
+// ledger's errors, callers other than admin get only the bare message
+// unless ledgerDetailShown.
+func publicMessage(err error, c coded, admin bool) (msg, param string) {
+	var le *ledger.Error
+	hide := errors.As(err, &le) && error(le) == error(c) && !admin && !ledgerDetailShown[c.Code()]
+	msg = c.Error()
+	found := false
+	for e := err; e != nil; e = errors.Unwrap(e) {
+		if p, ok := e.(paramed); ok && param == "" && !found {
+			if _, ledgerField := e.(*ledger.FieldError); !ledgerField || !hide {
+				param = p.Param()
+			}
+		}
+		if !found && strings.HasPrefix(e.Error(), c.Error()) {
+			found = true
+			if !hide {
+				msg = e.Error()
+			}
+		}
+		if e == error(c) {
+			break
+		}
+	}
+	if param != "" {
+		msg = param + ": " + msg
+	}
+	return msg, param
 }
 
 // Errors of the HTTP layer itself.

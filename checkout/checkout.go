@@ -95,7 +95,10 @@ var (
 	ErrRefundContention = minipay.NewTransientError(minipay.KindConflict, "refund_contention", "too many concurrent refunds of this session; retry")
 	errStateChanged     = minipay.NewTransientError(minipay.KindConflict, "state_changed", "the session changed meanwhile; retry")
 	ErrWalletNotFound   = minipay.NewError(minipay.KindNotFound, "wallet_not_found", "this user has no wallet")
-	ErrTopUpNotPositive = minipay.NewError(minipay.KindInvalid, "amount_not_positive", "the amount must be greater than zero")
+	// ErrInsufficientFunds: the payer's wallet cannot pay; nothing moved
+	// and the session stays open.
+	ErrInsufficientFunds = minipay.NewError(minipay.KindInsufficientFunds, "insufficient_funds", "the wallet does not have enough money for this payment")
+	ErrTopUpNotPositive  = minipay.NewError(minipay.KindInvalid, "amount_not_positive", "the amount must be greater than zero")
 )
 
 // ensure creates the ledger account with code if it does not exist yet.

@@ -91,8 +91,9 @@ func dev(ctx context.Context, args []string, getenv func(string) string, stdout,
 	apiURL := "http://" + loopback(apiLn.Addr())
 	appURL := "http://" + loopback(appLn.Addr())
 	_, appPort, _ := net.SplitHostPort(appLn.Addr().String())
+	_, apiPort, _ := net.SplitHostPort(apiLn.Addr().String())
 
-	backend := &demo.Backend{}
+	backend := &demo.Backend{HostPort: apiPort}
 	var demoAppID string
 	host := &demo.Host{APIURL: apiURL, HostKey: cfg.HostKey, AppPort: appPort,
 		ReadSession: func(ctx context.Context, id string) (any, error) {

@@ -17,12 +17,20 @@
  *                    sent at once: the sheet is showing (the user may take a while)
  *   host → mini-app  {minipay: 1, type: "minipay:payment_result", id, ok: true, session}
  *                    {minipay: 1, type: "minipay:payment_result", id, ok: false,
- *                     error: {code, message}}
+ *                     error: {code}}
  *
  * Both sides post only to the other's exact origin (never "*") and drop
- * messages from any other origin or window. The mini-app rejects with
- * code "network" when no ack arrives within ackTimeoutMs, and with
- * "timeout" when no result arrives within timeoutMs.
+ * messages from any other origin or window. Each side is told the other's
+ * origin: the mini-app never trusts whichever page happens to frame it,
+ * since a hostile framer would get the client secret and could answer
+ * "paid". A failure crosses the bridge as its code only: the host's error
+ * messages are written for the host and may name its users. The mini-app
+ * rejects with code "network" when no ack arrives within ackTimeoutMs, and
+ * with "timeout" when no result arrives within timeoutMs.
+ *
+ * What the bridge says is a user interface hint, never proof of payment:
+ * a mini-app fulfils an order only on the checkout.session.completed
+ * webhook, or after its backend reads the session with its secret key.
  *
  * This file imports nothing, so it also ships as one plain ES module for
  * pages without a bundler.
@@ -41,7 +49,10 @@ export class PaymentError extends Error {
     apiCode;
     name = "PaymentError";
     constructor(code, message, 
-    /** The minipay API error code behind it, when there is one (e.g. "session_expired"). */
+    /**
+     * The minipay API error code behind it (e.g. "session_expired"), when the
+     * host builds the error; it stays on the host's side of the bridge.
+     */
     apiCode) {
         super(message);
         this.code = code;
@@ -64,26 +75,34 @@ function newRequestId() {
         return "preq_" + c.randomUUID();
     return "preq_" + Date.now().toString(36) + Math.random().toString(36).slice(2);
 }
-function defaultHostOrigin() {
-    const loc = globalThis.location;
-    if (loc?.ancestorOrigins && loc.ancestorOrigins.length > 0)
-        return loc.ancestorOrigins[0];
-    const ref = globalThis.document?.referrer;
-    if (ref) {
-        try {
-            return new URL(ref).origin;
-        }
-        catch {
-            return undefined;
-        }
+/** What the mini-app shows for a failure, whatever the host's own message said. */
+const errorMessages = {
+    canceled: "the payment was canceled",
+    expired: "the checkout session expired or was canceled",
+    insufficient_funds: "the wallet does not have enough money",
+    network: "the host or minipay could not be reached",
+    timeout: "the payment took too long",
+    invalid_request: "the payment request is not valid",
+    host_error: "the host could not take the payment",
+};
+/** Whether s is an origin and nothing more ("https://host.example[:port]"). */
+function isOrigin(s) {
+    if (typeof s !== "string")
+        return false;
+    try {
+        const u = new URL(s);
+        return (u.protocol === "https:" || u.protocol === "http:") && u.origin === s;
     }
-    return undefined;
+    catch {
+        return false;
+    }
 }
 /**
  * Asks the host to pay a checkout session. Resolves with the paid session;
- * rejects with a PaymentError.
+ * rejects with a PaymentError. The resolved session tells the user interface
+ * what happened; fulfil orders on the webhook or a read by your backend.
  */
-export function requestPayment(req, opts = {}) {
+export function requestPayment(req, opts) {
     return new Promise((resolve, reject) => {
         if (!req || typeof req.sessionId !== "string" || !req.sessionId.startsWith("cs_")) {
             reject(new PaymentError("invalid_request", "sessionId must be a checkout session id (cs_…)"));
@@ -93,10 +112,14 @@ export function requestPayment(req, opts = {}) {
             reject(new PaymentError("invalid_request", "clientSecret is required"));
             return;
         }
+        const hostOrigin = opts?.hostOrigin;
+        if (!isOrigin(hostOrigin)) {
+            reject(new PaymentError("invalid_request", 'hostOrigin is required: the host page\'s exact origin, e.g. "https://host.example"'));
+            return;
+        }
         const host = opts.hostWindow ?? globalThis.parent;
-        const hostOrigin = opts.hostOrigin ?? defaultHostOrigin();
-        if (!host || host === globalThis || !hostOrigin) {
-            reject(new PaymentError("host_error", "not running inside a host page: no parent window or host origin"));
+        if (!host || host === globalThis) {
+            reject(new PaymentError("host_error", "not running inside a host page: no parent window"));
             return;
         }
         const id = newRequestId();
@@ -134,9 +157,7 @@ export function requestPayment(req, opts = {}) {
             }
             const e = isObject(m.error) ? m.error : {};
             const code = errorCodes.includes(e.code) ? e.code : "host_error";
-            const message = typeof e.message === "string" ? e.message : "the payment failed";
-            const apiCode = typeof e.apiCode === "string" ? e.apiCode : undefined;
-            done(() => reject(new PaymentError(code, message, apiCode)));
+            done(() => reject(new PaymentError(code, errorMessages[code])));
         }
         globalThis.addEventListener("message", onMessage);
         const msg = {
@@ -191,15 +212,12 @@ export function serveHostBridge(opts) {
         finally {
             inFlight.delete(m.id);
         }
+        // Only the code crosses to the mini-app: the host's messages are for
+        // the host and may carry its users' ids or minipay's internals.
         if (out.ok)
             reply(target, { type: MessageType.PaymentResult, id: m.id, ok: true, session: out.session });
         else
-            reply(target, {
-                type: MessageType.PaymentResult,
-                id: m.id,
-                ok: false,
-                error: { code: out.code, message: out.message, apiCode: out.apiCode },
-            });
+            reply(target, { type: MessageType.PaymentResult, id: m.id, ok: false, error: { code: out.code } });
     }
     const listener = (ev) => void onMessage(ev);
     globalThis.addEventListener("message", listener);

@@ -17,12 +17,20 @@
  *                    sent at once: the sheet is showing (the user may take a while)
  *   host → mini-app  {minipay: 1, type: "minipay:payment_result", id, ok: true, session}
  *                    {minipay: 1, type: "minipay:payment_result", id, ok: false,
- *                     error: {code, message}}
+ *                     error: {code}}
  *
  * Both sides post only to the other's exact origin (never "*") and drop
- * messages from any other origin or window. The mini-app rejects with
- * code "network" when no ack arrives within ackTimeoutMs, and with
- * "timeout" when no result arrives within timeoutMs.
+ * messages from any other origin or window. Each side is told the other's
+ * origin: the mini-app never trusts whichever page happens to frame it,
+ * since a hostile framer would get the client secret and could answer
+ * "paid". A failure crosses the bridge as its code only: the host's error
+ * messages are written for the host and may name its users. The mini-app
+ * rejects with code "network" when no ack arrives within ackTimeoutMs, and
+ * with "timeout" when no result arrives within timeoutMs.
+ *
+ * What the bridge says is a user interface hint, never proof of payment:
+ * a mini-app fulfils an order only on the checkout.session.completed
+ * webhook, or after its backend reads the session with its secret key.
  *
  * This file imports nothing, so it also ships as one plain ES module for
  * pages without a bundler.
@@ -63,7 +71,10 @@ export class PaymentError extends Error {
   constructor(
     readonly code: PaymentErrorCode,
     message: string,
-    /** The minipay API error code behind it, when there is one (e.g. "session_expired"). */
+    /**
+     * The minipay API error code behind it (e.g. "session_expired"), when the
+     * host builds the error; it stays on the host's side of the bridge.
+     */
     readonly apiCode?: string,
   ) {
     super(message);
@@ -96,8 +107,12 @@ export interface PaymentRequest {
 }
 
 export interface RequestPaymentOptions {
-  /** The host page's origin. Default: the embedding page's origin (location.ancestorOrigins, else document.referrer). */
-  hostOrigin?: string;
+  /**
+   * The host page's exact origin, e.g. "https://host.example". Required:
+   * the client secret is posted only there, and answers are taken only from
+   * there. `minipay dev` serves it to its demo mini-app.
+   */
+  hostOrigin: string;
   /** The window to talk to. Default: window.parent. */
   hostWindow?: Window;
   /** How long the host may take to acknowledge the request (default 5 s). */
@@ -121,7 +136,7 @@ export type PaymentResultMessage =
       type: typeof MessageType.PaymentResult;
       id: string;
       ok: false;
-      error: { code: PaymentErrorCode; message: string; apiCode?: string };
+      error: { code: PaymentErrorCode };
     };
 
 const errorCodes: readonly PaymentErrorCode[] = [
@@ -138,25 +153,34 @@ function newRequestId(): string {
   return "preq_" + Date.now().toString(36) + Math.random().toString(36).slice(2);
 }
 
-function defaultHostOrigin(): string | undefined {
-  const loc = globalThis.location as (Location & { ancestorOrigins?: DOMStringList }) | undefined;
-  if (loc?.ancestorOrigins && loc.ancestorOrigins.length > 0) return loc.ancestorOrigins[0];
-  const ref = globalThis.document?.referrer;
-  if (ref) {
-    try {
-      return new URL(ref).origin;
-    } catch {
-      return undefined;
-    }
+/** What the mini-app shows for a failure, whatever the host's own message said. */
+const errorMessages: Record<PaymentErrorCode, string> = {
+  canceled: "the payment was canceled",
+  expired: "the checkout session expired or was canceled",
+  insufficient_funds: "the wallet does not have enough money",
+  network: "the host or minipay could not be reached",
+  timeout: "the payment took too long",
+  invalid_request: "the payment request is not valid",
+  host_error: "the host could not take the payment",
+};
+
+/** Whether s is an origin and nothing more ("https://host.example[:port]"). */
+function isOrigin(s: unknown): s is string {
+  if (typeof s !== "string") return false;
+  try {
+    const u = new URL(s);
+    return (u.protocol === "https:" || u.protocol === "http:") && u.origin === s;
+  } catch {
+    return false;
   }
-  return undefined;
 }
 
 /**
  * Asks the host to pay a checkout session. Resolves with the paid session;
- * rejects with a PaymentError.
+ * rejects with a PaymentError. The resolved session tells the user interface
+ * what happened; fulfil orders on the webhook or a read by your backend.
  */
-export function requestPayment(req: PaymentRequest, opts: RequestPaymentOptions = {}): Promise<PaidSession> {
+export function requestPayment(req: PaymentRequest, opts: RequestPaymentOptions): Promise<PaidSession> {
   return new Promise<PaidSession>((resolve, reject) => {
     if (!req || typeof req.sessionId !== "string" || !req.sessionId.startsWith("cs_")) {
       reject(new PaymentError("invalid_request", "sessionId must be a checkout session id (cs_…)"));
@@ -166,10 +190,14 @@ export function requestPayment(req: PaymentRequest, opts: RequestPaymentOptions 
       reject(new PaymentError("invalid_request", "clientSecret is required"));
       return;
     }
+    const hostOrigin = opts?.hostOrigin;
+    if (!isOrigin(hostOrigin)) {
+      reject(new PaymentError("invalid_request", 'hostOrigin is required: the host page\'s exact origin, e.g. "https://host.example"'));
+      return;
+    }
     const host = opts.hostWindow ?? globalThis.parent;
-    const hostOrigin = opts.hostOrigin ?? defaultHostOrigin();
-    if (!host || host === (globalThis as unknown as Window) || !hostOrigin) {
-      reject(new PaymentError("host_error", "not running inside a host page: no parent window or host origin"));
+    if (!host || host === (globalThis as unknown as Window)) {
+      reject(new PaymentError("host_error", "not running inside a host page: no parent window"));
       return;
     }
     const id = newRequestId();
@@ -206,9 +234,7 @@ export function requestPayment(req: PaymentRequest, opts: RequestPaymentOptions 
       }
       const e = isObject(m.error) ? m.error : {};
       const code = errorCodes.includes(e.code as PaymentErrorCode) ? (e.code as PaymentErrorCode) : "host_error";
-      const message = typeof e.message === "string" ? e.message : "the payment failed";
-      const apiCode = typeof e.apiCode === "string" ? e.apiCode : undefined;
-      done(() => reject(new PaymentError(code, message, apiCode)));
+      done(() => reject(new PaymentError(code, errorMessages[code])));
     }
     globalThis.addEventListener("message", onMessage);
     const msg: PaymentRequestMessage = {
@@ -227,7 +253,10 @@ export function requestPayment(req: PaymentRequest, opts: RequestPaymentOptions 
   });
 }
 
-/** What the host's handler decides: the paid session, or why not. */
+/**
+ * What the host's handler decides: the paid session, or why not. Only the
+ * code reaches the mini-app; message and apiCode are for the host's logs.
+ */
 export type HostOutcome =
   | { ok: true; session: PaidSession }
   | { ok: false; code: PaymentErrorCode; message: string; apiCode?: string };
@@ -275,14 +304,10 @@ export function serveHostBridge(opts: HostBridgeOptions): () => void {
     } finally {
       inFlight.delete(m.id);
     }
+    // Only the code crosses to the mini-app: the host's messages are for
+    // the host and may carry its users' ids or minipay's internals.
     if (out.ok) reply(target, { type: MessageType.PaymentResult, id: m.id, ok: true, session: out.session });
-    else
-      reply(target, {
-        type: MessageType.PaymentResult,
-        id: m.id,
-        ok: false,
-        error: { code: out.code, message: out.message, apiCode: out.apiCode },
-      });
+    else reply(target, { type: MessageType.PaymentResult, id: m.id, ok: false, error: { code: out.code } });
   }
   const listener = (ev: MessageEvent) => void onMessage(ev);
   globalThis.addEventListener("message", listener);
