@@ -64,12 +64,13 @@ type RunStats struct {
 }
 
 // runLock is the advisory lock held while a process advances runs: runs
-// advance one at a time, in cutoff order, across every replica. It is a
-// session lock, so a process that dies releases it with its connection.
+// advance one at a time, in the order Resume gives, across every replica.
+// It is a session lock, so a process that dies releases it with its
+// connection.
 const runLock int64 = 0x6d696e6970617953 // "minipayS"
 
 // Settle returns the run for cutoff, creating it if none exists, and
-// advances every unfinished run (oldest cutoff first) to its end. The same
+// advances every unfinished run to its end (see Resume for the order). The same
 // cutoff always yields the same run; running it again changes nothing.
 //
 // With wait, Settle waits while another process advances runs and then
@@ -97,8 +98,12 @@ func (s *Service) Settle(ctx context.Context, cutoff time.Time, wait bool) (run 
 	return run, created, err
 }
 
-// Resume advances every unfinished run, oldest cutoff first: what a
-// restarted process does for runs a crash interrupted. Without wait it
+// Resume advances every unfinished run: what a restarted process does for
+// runs a crash interrupted. Runs already planned go first, whatever their
+// cutoff, then the others oldest cutoff first: a planned run has marked
+// its transactions as paid out by payouts it has not posted yet, and
+// another run planned meanwhile would reconcile against those marks
+// without their payouts and end as a false mismatch. Without wait it
 // returns at once when another process is advancing runs.
 func (s *Service) Resume(ctx context.Context, wait bool) error {
 	conn, err := s.db.Acquire(ctx)
@@ -126,7 +131,8 @@ func (s *Service) Resume(ctx context.Context, wait bool) error {
 	}()
 	for {
 		var runID string
-		err := s.db.QueryRow(ctx, `SELECT id FROM settlement_runs WHERE status = 'running' ORDER BY cutoff LIMIT 1`).Scan(&runID)
+		err := s.db.QueryRow(ctx, `SELECT id FROM settlement_runs WHERE status = 'running'
+			ORDER BY step = 'planned' DESC, cutoff LIMIT 1`).Scan(&runID)
 		if errors.Is(err, pgx.ErrNoRows) {
 			return nil
 		}
