@@ -38,6 +38,7 @@ type Options struct {
 type Server struct {
 	URL      string
 	Handler  http.Handler
+	Metrics  http.Handler // what the metrics listener serves
 	Apps     *apps.Service
 	Ledger   *ledger.Ledger
 	Checkout *checkout.Service
@@ -59,7 +60,7 @@ func Start(tb testing.TB, pool *pgxpool.Pool, o Options) *Server {
 		Ready:   func(ctx context.Context) error { return pool.Ping(ctx) },
 		OpenAPI: docs.OpenAPI,
 	}
-	s.Handler = srv.Handler()
+	s.Handler, s.Metrics = srv.Handler(), srv.MetricsHandler()
 	hs := httptest.NewServer(s.Handler)
 	s.URL = hs.URL
 	tb.Cleanup(func() {

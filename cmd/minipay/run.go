@@ -23,7 +23,8 @@ usage:
 
 Configuration comes from the environment (DATABASE_URL, MINIPAY_ADDR,
 MINIPAY_ADMIN_KEY, MINIPAY_HOST_KEY, MINIPAY_SECRET, MINIPAY_CATALOG,
-MINIPAY_SETTLEMENT_TZ, MINIPAY_WEBHOOK_ALLOW_PRIVATE); flags override it.
+MINIPAY_SETTLEMENT_TZ, MINIPAY_WEBHOOK_ALLOW_PRIVATE, MINIPAY_METRICS_ADDR);
+flags override it.
 Run "minipay COMMAND -h" for a command's flags.
 `
 
@@ -74,6 +75,7 @@ type config struct {
 	DBConns             int
 	RateLimit           float64
 	DebugAddr           string
+	MetricsAddr         string
 	// WebhookSchedule and WebhookTimeout replace the retry delays and the
 	// per-attempt timeout of DESIGN.md section 7, for drills and tests
 	// that cannot wait hours; production leaves them unset.
@@ -103,6 +105,7 @@ func configFlags(fs *flag.FlagSet, getenv func(string) string) *config {
 	fs.BoolVar(&c.WebhookAllowPrivate, "webhook-allow-private", strings.EqualFold(getenv("MINIPAY_WEBHOOK_ALLOW_PRIVATE"), "true"), "allow webhooks to private addresses (MINIPAY_WEBHOOK_ALLOW_PRIVATE)")
 	fs.IntVar(&c.DBConns, "db-conns", 32, "maximum database connections")
 	fs.StringVar(&c.DebugAddr, "debug-addr", getenv("MINIPAY_DEBUG_ADDR"), "serve Go's /debug/pprof on this address, e.g. 127.0.0.1:6060 (MINIPAY_DEBUG_ADDR); off when empty")
+	fs.StringVar(&c.MetricsAddr, "metrics-addr", getenv("MINIPAY_METRICS_ADDR"), "serve Prometheus /metrics on this address, for the scraper only, e.g. 10.0.0.5:9464 (MINIPAY_METRICS_ADDR); off when empty")
 	rate := 1000.0
 	if v := getenv("MINIPAY_RATE_LIMIT"); v != "" {
 		fmt.Sscan(v, &rate)

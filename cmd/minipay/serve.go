@@ -63,6 +63,13 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	if cfg.DebugAddr != "" {
 		go serveDebug(cfg.DebugAddr, log)
 	}
+	if cfg.MetricsAddr != "" {
+		stopMetrics, err := serveMetrics(cfg.MetricsAddr, srv.MetricsHandler(), log)
+		if err != nil {
+			return err
+		}
+		defer stopMetrics()
+	}
 	workCtx, stopWork := context.WithCancel(context.WithoutCancel(ctx))
 	var workers sync.WaitGroup
 	app.startWorkers(workCtx, &workers)
@@ -134,6 +141,27 @@ func purgeIdempotency(ctx context.Context, idem *idempotency.Store, log *slog.Lo
 			return
 		}
 	}
+}
+
+// serveMetrics serves /metrics on its own address, never on the API's:
+// only the scraper should reach it. It returns a function that stops it.
+func serveMetrics(addr string, h http.Handler, log *slog.Logger) (stop func(), err error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("metrics: listen on %s: %w", addr, err)
+	}
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
+	log.Info("metrics listening", "addr", ln.Addr().String())
+	go func() {
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			log.Error("metrics server", "err", err)
+		}
+	}()
+	return func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = srv.Shutdown(ctx)
+	}, nil
 }
 
 // serveDebug serves the Go profiler on its own address, never on the
