@@ -52,9 +52,11 @@ func (r *recorder) Write(b []byte) (int, error) {
 // Responses that a retry should not see again are not stored: server errors
 // (5xx), rate limiting, idempotency errors themselves and transient errors
 // (minipay.IsTransient: a collision with concurrent work that the retry
-// the error asks for may not meet). Objects created
-// under a key get ids derived from it (objectID), so a request whose first
-// attempt died half-way creates the same object when retried.
+// the error asks for may not meet). Objects created under a key get ids
+// derived from it (objectID), so a request whose first attempt died
+// half-way creates the same object when retried, and keep the request's
+// fingerprint (requestHash), so a reused key with other parameters is a
+// conflict even once the record is gone.
 func (s *Server) idempotent(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		key := r.Header.Get("Idempotency-Key")
@@ -65,6 +67,9 @@ func (s *Server) idempotent(next http.Handler) http.Handler {
 		req := idempotency.Request{
 			Scope: principal(r).Scope(), Key: key,
 			Method: r.Method, Path: r.URL.Path, Body: bodyOf(r),
+		}
+		if idempotency.ValidKey(key) {
+			req.Hash = idempotency.Fingerprint(req)
 		}
 		claim, replay, err := s.Idem.Begin(r.Context(), req)
 		if err != nil {
@@ -170,4 +175,14 @@ func idempotentID(r *http.Request, prefix string) string {
 		return idempotency.DeriveID(prefix, req.Scope, req.Key)
 	}
 	return ""
+}
+
+// requestHash is the fingerprint of a request made under an
+// Idempotency-Key, which the object it creates keeps beside the id derived
+// from the key (idempotency.SameRequest); nil without a key.
+func requestHash(r *http.Request) []byte {
+	if req, ok := r.Context().Value(idemKey{}).(idempotency.Request); ok {
+		return req.Hash
+	}
+	return nil
 }

@@ -377,7 +377,7 @@ func TestRotationSignsWithBothSecrets(t *testing.T) {
 	f := newFixture(t, quick())
 	rc := newReceiver(t, ok)
 	ep := f.endpoint(rc.URL)
-	rotated, err := f.svc.RotateSecret(context.Background(), f.app, ep.ID)
+	rotated, err := f.svc.RotateSecret(context.Background(), f.app, ep.ID, Rotation{})
 	if err != nil || rotated.Secret == "" || rotated.Secret == ep.Secret || rotated.PreviousSecretExpiresAt == nil {
 		t.Fatalf("rotate: %+v %v", rotated, err)
 	}

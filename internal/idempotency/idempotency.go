@@ -59,6 +59,13 @@ var (
 	// ErrInvalidKey: the key is empty, too long or not printable ASCII.
 	ErrInvalidKey = minipay.NewError(minipay.KindInvalid, "idempotency_key_invalid",
 		"Idempotency-Key must be 1–255 printable ASCII characters")
+	// ErrSecretUnavailable: the key already made what the request asks
+	// for, and the answer carried a secret (an API key, a signing secret)
+	// that minipay does not keep in a form it can show again, and the
+	// answer's record is gone. Make a new key or secret with a new
+	// Idempotency-Key.
+	ErrSecretUnavailable = minipay.NewError(minipay.KindConflict, "idempotency_secret_unavailable",
+		"this Idempotency-Key already did what the request asks; its answer carried a secret that is shown only once")
 	// ErrClaimLost: Complete or Release of a claim that is no longer held:
 	// its lease ran out and a retry took the key over. The retry's answer
 	// is the one kept; the late request's is dropped.
@@ -102,6 +109,33 @@ type Request struct {
 	Method string
 	Path   string
 	Body   []byte
+	// Hash is Fingerprint of the request; Begin computes it when nil.
+	Hash []byte
+}
+
+// Fingerprint identifies what a request asks for: method, path and the
+// body in canonical form, so formatting and key order do not matter. An
+// object created under an Idempotency-Key stores it (see SameRequest).
+func Fingerprint(r Request) []byte {
+	if r.Hash != nil {
+		return r.Hash
+	}
+	return requestHash(r)
+}
+
+// SameRequest is what every object whose id derives from an
+// Idempotency-Key checks when that id already exists: stored is the
+// Fingerprint kept with the object, hash the current request's. Ids derive
+// from keys forever, while records are purged after Retention (and a first
+// attempt that failed after its commit stores none), so the object itself
+// must tell a retry, which gets the object, from a reused key with other
+// parameters, which is ErrConflict. Objects made without a key, or before
+// fingerprints were kept, have none and match any request.
+func SameRequest(id string, stored, hash []byte) error {
+	if stored == nil || hash == nil || bytes.Equal(stored, hash) {
+		return nil
+	}
+	return fmt.Errorf("%w: it made %s with other parameters", ErrConflict, id)
 }
 
 // Claim is a key held by one request until it calls Complete or Release.
@@ -139,7 +173,7 @@ func (s *Store) Begin(ctx context.Context, r Request) (*Claim, *Response, error)
 	if !ValidKey(r.Key) {
 		return nil, nil, ErrInvalidKey
 	}
-	hash := requestHash(r)
+	hash := Fingerprint(r)
 	deadline := time.Now().Add(WaitMax)
 	wait := 10 * time.Millisecond
 	for {
