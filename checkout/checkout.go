@@ -1,5 +1,4 @@
-// Package checkout is how users pay mini-apps: the monetization catalog,
-// wallets funded by the host, checkout sessions created by developers and
+// Package checkout is how users pay mini-apps: wallets funded by the host, checkout sessions created by developers and
 // confirmed by the host's wallet service, manual capture, and refunds.
 // Every movement of money is one ledger transfer that commits, in the same
 // database transaction, the session's new state, the developer's balance
@@ -16,13 +15,14 @@ import (
 
 	"github.com/minipay/minipay"
 	"github.com/minipay/minipay/apps"
+	"github.com/minipay/minipay/catalog"
 	"github.com/minipay/minipay/chart"
 	"github.com/minipay/minipay/ledger"
 )
 
 // Options configures a Service.
 type Options struct {
-	Catalog *Catalog // DefaultCatalog() when nil
+	Catalog *catalog.Catalog // catalog.Default() when nil
 	// HoldWindow is how long a manual-capture hold lasts before it is
 	// voided (default 7 days).
 	HoldWindow time.Duration
@@ -34,7 +34,7 @@ type Service struct {
 	db      *pgxpool.Pool
 	ledger  *ledger.Ledger
 	apps    *apps.Service
-	catalog *Catalog
+	catalog *catalog.Catalog
 	hold    time.Duration
 	log     *slog.Logger
 
@@ -46,7 +46,7 @@ type Service struct {
 // New returns a Service.
 func New(db *pgxpool.Pool, l *ledger.Ledger, a *apps.Service, opts Options) *Service {
 	if opts.Catalog == nil {
-		opts.Catalog = DefaultCatalog()
+		opts.Catalog = catalog.Default()
 	}
 	if opts.HoldWindow <= 0 {
 		opts.HoldWindow = 7 * 24 * time.Hour
@@ -63,19 +63,13 @@ func New(db *pgxpool.Pool, l *ledger.Ledger, a *apps.Service, opts Options) *Ser
 func (s *Service) Close() { s.inserter.close() }
 
 // Catalog returns the monetization catalog.
-func (s *Service) Catalog() *Catalog { return s.catalog }
+func (s *Service) Catalog() *catalog.Catalog { return s.catalog }
 
 // Errors a caller may branch on.
 var (
-	ErrUnknownOption      = minipay.NewError(minipay.KindInvalid, "unknown_option", "no such monetization option")
-	ErrOptionNotEnabled   = minipay.NewError(minipay.KindForbidden, "option_not_enabled", "this app may not sell through this option")
-	ErrCurrencyNotEnabled = minipay.NewError(minipay.KindForbidden, "currency_not_enabled", "this app may not charge in this currency")
-	ErrCurrencyNotAllowed = minipay.NewError(minipay.KindInvalid, "currency_not_supported", "the option does not support this currency")
-	ErrAmountBelowMinimum = minipay.NewError(minipay.KindInvalid, "amount_below_minimum", "the amount is below the option's minimum")
-	ErrAmountAboveMaximum = minipay.NewError(minipay.KindInvalid, "amount_above_maximum", "the amount is above the option's maximum")
-	ErrInvalid            = minipay.NewError(minipay.KindInvalid, "parameter_invalid", "invalid parameter")
-	ErrMissing            = minipay.NewError(minipay.KindInvalid, "parameter_missing", "a required parameter is missing")
-	ErrClosed             = minipay.NewError(minipay.KindUnavailable, "shutting_down", "the server is shutting down")
+	ErrInvalid = minipay.NewError(minipay.KindInvalid, "parameter_invalid", "invalid parameter")
+	ErrMissing = minipay.NewError(minipay.KindInvalid, "parameter_missing", "a required parameter is missing")
+	ErrClosed  = minipay.NewError(minipay.KindUnavailable, "shutting_down", "the server is shutting down")
 
 	ErrSessionNotFound  = minipay.NewError(minipay.KindNotFound, "session_not_found", "no such checkout session")
 	ErrSessionNotOpen   = minipay.NewError(minipay.KindConflict, "session_not_open", "the checkout session is already complete")

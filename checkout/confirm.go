@@ -9,6 +9,7 @@ import (
 
 	"github.com/minipay/minipay"
 	"github.com/minipay/minipay/apps"
+	"github.com/minipay/minipay/catalog"
 	"github.com/minipay/minipay/chart"
 	"github.com/minipay/minipay/ledger"
 	"github.com/minipay/minipay/settlement"
@@ -93,7 +94,7 @@ func (s *Service) payment(ctx context.Context, sess Session, userID string) (led
 	now := time.Now().UTC().Truncate(time.Microsecond)
 	opt, ok := s.catalog.At(sess.Option, now)
 	if !ok {
-		return ledger.Transfer{}, nil, Session{}, fmt.Errorf("%w: %s", ErrUnknownOption, sess.Option)
+		return ledger.Transfer{}, nil, Session{}, fmt.Errorf("%w: %s", catalog.ErrUnknownOption, sess.Option)
 	}
 	fee, err := opt.Fee(sess.Currency, sess.AmountTotal)
 	if err != nil {
@@ -153,7 +154,7 @@ const completeSessionsSQL = `
 
 // capture sets what a captured payment carries: paid, when it matures for
 // settlement, until when it can be refunded.
-func capture(sess *Session, opt Option, at time.Time) {
+func capture(sess *Session, opt catalog.Option, at time.Time) {
 	sess.PaymentStatus, sess.CapturedAt = PaymentPaid, at
 	if sess.CaptureMethod == CaptureManual {
 		sess.CaptureStatus = CaptureCaptured
@@ -286,7 +287,7 @@ func (s *Service) holdStatements(sess Session, post, expired bool, now time.Time
 	if post {
 		opt, ok := s.catalog.At(sess.Option, sess.CompletedAt) // the version fixed at confirm
 		if !ok {
-			return nil, fmt.Errorf("%w: %s", ErrUnknownOption, sess.Option)
+			return nil, fmt.Errorf("%w: %s", catalog.ErrUnknownOption, sess.Option)
 		}
 		capture(&next, opt, now)
 		evType = webhooks.PaymentCaptured

@@ -13,6 +13,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/minipay/minipay"
+	"github.com/minipay/minipay/catalog"
 	"github.com/minipay/minipay/internal/id"
 	"github.com/minipay/minipay/ledger"
 	"github.com/minipay/minipay/webhooks"
@@ -237,40 +238,11 @@ func amountOf(currency, amount string, items []LineItemParams) (int64, []LineIte
 	return total, out, nil
 }
 
-// checkGrants refuses a session the app may not create: an option it was
-// not granted, a currency it may not use or the option does not support,
-// an amount outside the option's limits.
+// checkGrants refuses a session the app may not create (see catalog.Check).
 func (s *Service) checkGrants(options, currencies []string, sess Session) error {
-	opt, ok := s.catalog.At(sess.Option, sess.Created)
-	if !ok {
-		return minipay.Field("option", fmt.Errorf("%w: %q", ErrUnknownOption, sess.Option))
-	}
-	if !contains(options, sess.Option) {
-		return minipay.Field("option", fmt.Errorf("%w: %s", ErrOptionNotEnabled, sess.Option))
-	}
-	if !contains(currencies, sess.Currency) {
-		return minipay.Field("currency", fmt.Errorf("%w: %s", ErrCurrencyNotEnabled, sess.Currency))
-	}
-	if !opt.SupportsCurrency(sess.Currency) {
-		return minipay.Field("currency", fmt.Errorf("%w: %s does not take %s", ErrCurrencyNotAllowed, opt.Name, sess.Currency))
-	}
-	amount := ledger.ToDecimal(sess.Currency, sess.AmountTotal)
-	if amount.LessThan(opt.MinAmount) {
-		return minipay.Field("amount", fmt.Errorf("%w: %s is at least %s %s", ErrAmountBelowMinimum, opt.Name, opt.MinAmount, sess.Currency))
-	}
-	if amount.GreaterThan(opt.MaxAmount) {
-		return minipay.Field("amount", fmt.Errorf("%w: %s is at most %s %s", ErrAmountAboveMaximum, opt.Name, opt.MaxAmount, sess.Currency))
-	}
-	return nil
-}
-
-func contains(list []string, s string) bool {
-	for _, v := range list {
-		if v == s {
-			return true
-		}
-	}
-	return false
+	_, err := s.catalog.Check(catalog.Sale{Option: sess.Option, Currency: sess.Currency, AmountMinor: sess.AmountTotal,
+		At: sess.Created, GrantedOpts: options, GrantedCurs: currencies})
+	return err
 }
 
 func nullable(s string) *string {

@@ -12,6 +12,7 @@ import (
 	"github.com/shopspring/decimal"
 
 	"github.com/minipay/minipay/apps"
+	"github.com/minipay/minipay/catalog"
 	"github.com/minipay/minipay/checkout"
 	"github.com/minipay/minipay/internal/testdb"
 	"github.com/minipay/minipay/ledger"
@@ -35,11 +36,11 @@ type world struct {
 // holdVirtual; tips are not refundable.
 const holdVirtual = 1500 * time.Millisecond
 
-func testCatalog(t *testing.T) *checkout.Catalog {
+func testCatalog(t *testing.T) *catalog.Catalog {
 	from := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	d := decimal.RequireFromString
 	curs := []string{"CNY", "USD", "JPY", "KWD"}
-	c, err := checkout.NewCatalog([]checkout.Option{
+	c, err := catalog.New([]catalog.Option{
 		{Name: "goods", FeeBPS: 60, FeeFixed: decimal.Zero, MinAmount: d("0.001"), MaxAmount: d("100000"), Currencies: curs,
 			Refundable: true, RefundWindow: time.Hour, HoldingPeriod: 0, EffectiveFrom: from},
 		{Name: "virtual_goods", FeeBPS: 3000, FeeFixed: decimal.Zero, MinAmount: d("0.001"), MaxAmount: d("100000"), Currencies: curs,

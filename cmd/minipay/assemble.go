@@ -12,6 +12,7 @@ import (
 
 	"github.com/minipay/minipay/api"
 	"github.com/minipay/minipay/apps"
+	"github.com/minipay/minipay/catalog"
 	"github.com/minipay/minipay/checkout"
 	"github.com/minipay/minipay/docs"
 	"github.com/minipay/minipay/internal/idempotency"
@@ -45,9 +46,9 @@ func assemble(ctx context.Context, cfg *config, pool *pgxpool.Pool, log *slog.Lo
 	if generated {
 		log.Warn("MINIPAY_SECRET is not set: generated a server secret and stored it in the database; set MINIPAY_SECRET in production")
 	}
-	catalog := checkout.DefaultCatalog()
+	cat := catalog.Default()
 	if cfg.Catalog != "" {
-		if catalog, err = checkout.LoadCatalog(cfg.Catalog); err != nil {
+		if cat, err = catalog.Load(cfg.Catalog); err != nil {
 			return nil, err
 		}
 	}
@@ -57,7 +58,7 @@ func assemble(ctx context.Context, cfg *config, pool *pgxpool.Pool, log *slog.Lo
 		return nil, err
 	}
 	a.ledger = ledger.New(pool, ledger.Options{Observe: observeLedger(a.metrics)})
-	a.checkout = checkout.New(pool, a.ledger, a.apps, checkout.Options{Catalog: catalog, Log: log})
+	a.checkout = checkout.New(pool, a.ledger, a.apps, checkout.Options{Catalog: cat, Log: log})
 	a.settlement = settlement.New(pool, a.ledger)
 	if a.settle, err = a.settlementScheduler(cfg); err != nil {
 		return nil, err
