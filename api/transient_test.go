@@ -21,14 +21,14 @@ func TestTransientErrorsAreNotReplayed(t *testing.T) {
 	// other refunds kept winning the race.
 	e.exec(`CREATE FUNCTION collide() RETURNS trigger LANGUAGE plpgsql AS $$
 		BEGIN IF NEW.amount_refunded <> OLD.amount_refunded THEN RETURN NULL; END IF; RETURN NEW; END $$`)
-	e.exec(`CREATE TRIGGER collide BEFORE UPDATE ON checkout_sessions FOR EACH ROW EXECUTE FUNCTION collide()`)
+	e.exec(`CREATE TRIGGER collide BEFORE UPDATE ON payments FOR EACH ROW EXECUTE FUNCTION collide()`)
 	body := map[string]any{"checkout_session": sess.str("id"), "amount": "4.00"}
 	first := e.call("POST", "/v1/refunds", shop.key, body, "Idempotency-Key", "refund-1")
 	if first.status != http.StatusConflict || first.errCode() != "refund_contention" {
 		t.Fatalf("contended refund: %d %s", first.status, first.raw)
 	}
 
-	e.exec(`DROP TRIGGER collide ON checkout_sessions`)
+	e.exec(`DROP TRIGGER collide ON payments`)
 	retry := e.call("POST", "/v1/refunds", shop.key, body, "Idempotency-Key", "refund-1")
 	if retry.status != http.StatusCreated || retry.header.Get("Idempotent-Replayed") != "" || retry.str("amount") != "4.00" {
 		t.Fatalf("retry after the contention ended: %d %s (replayed %q)", retry.status, retry.raw, retry.header.Get("Idempotent-Replayed"))
