@@ -23,11 +23,11 @@ import (
 
 // Errors of refunds a caller may branch on.
 var (
-	ErrAlreadyRefunded  = minipay.NewError(minipay.KindConflict, "charge_already_refunded", "the payment has been refunded in full")
-	ErrNotRefundable    = minipay.NewError(minipay.KindUnprocessable, "not_refundable", "payments through this option are not refundable")
-	ErrRefundWindow     = minipay.NewError(minipay.KindUnprocessable, "refund_window_passed", "the option's refund window has passed")
-	ErrRefundTooLarge   = minipay.NewError(minipay.KindInvalid, "refund_exceeds_remaining", "the refund exceeds what remains of the payment")
-	ErrRefundNotFound   = minipay.NewError(minipay.KindNotFound, "refund_not_found", "no such refund")
+	ErrAlreadyRefunded = minipay.NewError(minipay.KindConflict, "charge_already_refunded", "the payment has been refunded in full")
+	ErrNotRefundable   = minipay.NewError(minipay.KindUnprocessable, "not_refundable", "payments through this option are not refundable")
+	ErrRefundWindow    = minipay.NewError(minipay.KindUnprocessable, "refund_window_passed", "the option's refund window has passed")
+	ErrRefundTooLarge  = minipay.NewError(minipay.KindInvalid, "refund_exceeds_remaining", "the refund exceeds what remains of the payment")
+	ErrRefundNotFound  = minipay.NewError(minipay.KindNotFound, "refund_not_found", "no such refund")
 	// ErrRefundContention: concurrent refunds or disputes of the payment
 	// kept changing it; retry with the same Idempotency-Key (a transient
 	// answer, never replayed).
