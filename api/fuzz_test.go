@@ -16,6 +16,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"strings"
@@ -47,6 +48,7 @@ var fuzzIDs = func() map[string]string {
 		"open":     idempotency.DeriveID("cs", app, "fuzz-open"),
 		"paid":     idempotency.DeriveID("cs", app, "fuzz-paid"),
 		"held":     idempotency.DeriveID("cs", app, "fuzz-held"),
+		"full":     idempotency.DeriveID("cs", app, "fuzz-full"), // paid, with the most metadata an app may give
 		"pending":  "tr_fuzz_pending",
 		"posted":   "tr_fuzz_posted",
 		"otherdev": idempotency.DeriveID("dev", "admin", "fuzz-otherdev"),
@@ -95,10 +97,13 @@ func newFuzzEnv(tb testing.TB) *fuzzEnv {
 		"options": []string{"goods"}, "currencies": []string{"CNY"}})
 	e.otherKey = other["secret_key"].(string)
 	must("POST", "/v1/wallets/"+fuzzUser+"/topups", fuzzHostKey, "fuzz-topup", map[string]any{"amount": "1000000.00", "currency": "CNY"})
-	for _, name := range []string{"open", "paid", "held"} {
+	for _, name := range []string{"open", "paid", "held", "full"} {
 		body := map[string]any{"amount": "100.00", "currency": "CNY", "option": "goods"}
 		if name == "held" {
 			body["capture_method"] = "manual"
+		}
+		if name == "full" {
+			body["metadata"] = fullMetadata()
 		}
 		sess := must("POST", "/v1/checkout/sessions", e.appKey, "fuzz-"+name, body)
 		e.secrets[fuzzIDs[name]] = sess["client_secret"].(string)
@@ -119,6 +124,15 @@ func newFuzzEnv(tb testing.TB) *fuzzEnv {
 				map[string]any{"account": "fuzz:a", "debit": "5.00"}, map[string]any{"account": "fuzz:b", "credit": "5.00"}}})
 	}
 	return e
+}
+
+// fullMetadata is the most metadata an app may give an object: 50 keys.
+func fullMetadata() map[string]string {
+	md := map[string]string{}
+	for i := range ledger.MetadataKeysMax {
+		md[fmt.Sprintf("key%02d", i)] = strings.Repeat("v", 10)
+	}
+	return md
 }
 
 // do sends one request; headers come in pairs, an empty value is not sent.
@@ -244,7 +258,7 @@ func hasDuplicateMember(body []byte) bool {
 
 // fuzzBody is a fuzz target for one route's body: the seeds are added, and
 // every input is sent as the body of method path with key (path and key may
-// name fixtures: {open}, {paid}, {held}, {pending}, {posted}).
+// name fixtures: {open}, {paid}, {held}, {full}, {pending}, {posted}).
 func fuzzBody(f *testing.F, method, path string, key func(*fuzzEnv) string, seeds ...string) {
 	for _, s := range seeds {
 		f.Add([]byte(expand(s)))
@@ -295,7 +309,8 @@ func FuzzTransferBody(f *testing.F) {
 		`{"code":"adjustment","postings":[{"account":"fuzz:a","debit":"1.00","credit":"1.00"},{"account":"fuzz:b"}]}`,
 		`{"code":"adjustment","metadata":{"k":"v"},"postings":[{"account":"fuzz:a","debit":"1.001"},{"account":"fuzz:b","credit":"1.001"}]}`,
 		`{"code":"adjustment","postings":[{"account":"fuzz:a","debit":"1.00","Debit":"9.00"},{"account":"fuzz:b","credit":"1.00"}]}`,
-		`{"code":"adjustment","postings":[{"account":"fuzz:a","debit":"1.00"},{"account":"fuzz:b","credit":"1.00","credit":"9.00"}]}`)...)
+		`{"code":"adjustment","postings":[{"account":"fuzz:a","debit":"1.00"},{"account":"fuzz:b","credit":"1.00","credit":"9.00"}]}`,
+		`{"code":"adjustment","metadata":{"minipay_session":"{paid}"},"postings":[{"account":"fuzz:a","debit":"1.00"},{"account":"fuzz:b","credit":"1.00"}]}`)...)
 }
 
 func FuzzPendingPostBody(f *testing.F) {
@@ -339,7 +354,14 @@ func FuzzSessionBody(f *testing.F) {
 		`{"amount":"12.345","currency":"CNY","option":"goods","expires_in":86401}`,
 		`{"amount":"1.00","AMOUNT":"9.00","currency":"CNY","option":"goods"}`,
 		`{"amount":"1.00","currency":"CNY","currency":"JPY","option":"goods"}`,
-		`{"line_items":[{"name":"a","unit_amount":"1.00","quantity":1,"Quantity":9}],"currency":"CNY","option":"goods"}`)...)
+		`{"line_items":[{"name":"a","unit_amount":"1.00","quantity":1,"Quantity":9}],"currency":"CNY","option":"goods"}`,
+		`{"amount":"1.00","currency":"CNY","option":"goods","metadata":{"minipay_session":"{paid}","minipay_app":"{otherapp}"}}`,
+		`{"amount":"1.00","currency":"CNY","option":"goods","metadata":`+fullMetadataJSON()+`}`)...)
+}
+
+func fullMetadataJSON() string {
+	b, _ := json.Marshal(fullMetadata())
+	return string(b)
 }
 
 func FuzzConfirmBody(f *testing.F) {
@@ -382,7 +404,11 @@ func FuzzRefundBody(f *testing.F) {
 		`{"checkout_session":"{paid}","amount":"0.01","amount":"90.00"}`,
 		`{"checkout_session":"{paid}","Amount":"0.01"}`,
 		`{"checkout_session":"{paid}","amount":"0.01","metadata":{"k":"v","k":"w"}}`,
-		`{"checkout_session":"{paid}","checkout_session":"{open}","amount":"0.01"}`)...)
+		`{"checkout_session":"{paid}","checkout_session":"{open}","amount":"0.01"}`,
+		// A payment with 50 metadata keys is refundable; minipay_ keys are minipay's.
+		`{"checkout_session":"{full}","amount":"0.01"}`,
+		`{"checkout_session":"{full}"}`,
+		`{"checkout_session":"{paid}","amount":"0.01","metadata":{"minipay_refund":"re_forged"}}`)...)
 }
 
 func FuzzTopUpBody(f *testing.F) {

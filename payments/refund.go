@@ -242,20 +242,22 @@ func GiveBack(pay Payment, amount, feeShare int64) []ledger.Posting {
 }
 
 // LedgerMetadata is what the ledger keeps about a money movement of pay
-// (its capture, a refund, a dispute): the payment's own metadata and where
-// it came from. Every owner and every later movement uses it, so the
-// system's keys are decided in this one place.
+// (its capture, a refund, a dispute): the payment's own metadata and
+// minipay's keys saying where it came from (what was paid, the app, the
+// option), always, whatever the app's metadata holds: the app's at most
+// ledger.MetadataKeysMax keys cannot use minipay's namespace, and a
+// transfer keeps room for ledger.SystemKeysMax of minipay's. A movement
+// adds its own key in that namespace (minipay_refund, …). Every owner and
+// every later movement uses it, so the system's keys are decided in this
+// one place.
 func LedgerMetadata(pay Payment) map[string]string {
-	md := make(map[string]string, len(pay.Metadata)+4)
-	for k, v := range pay.Metadata {
-		md[k] = v
+	system := map[string]string{"minipay_app": pay.AppID, "minipay_option": pay.Rule.Option}
+	if pay.Kind() == KindInvoice {
+		system["minipay_invoice"] = pay.ID
+	} else {
+		system["minipay_session"] = pay.ID
 	}
-	if len(md) <= ledger.MetadataKeysMax-3 {
-		md["minipay_session"] = pay.ID
-		md["minipay_app"] = pay.AppID
-		md["minipay_option"] = pay.Rule.Option
-	}
-	return md
+	return ledger.WithSystemKeys(pay.Metadata, system)
 }
 
 func eventRow(e webhooks.Event) (ledger.Statement, error) {
