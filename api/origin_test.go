@@ -108,3 +108,46 @@ func TestRotateSecretRetried(t *testing.T) {
 		t.Fatalf("retrying a superseded rotation: %d %s", r.status, r.raw)
 	}
 }
+
+// TestReusedKeyForMoney: the same for checkout sessions and refunds, where
+// the old object answered as a fresh 201 told the client that a new amount
+// was asked for, or a second session refunded, when nothing happened.
+func TestReusedKeyForMoney(t *testing.T) {
+	e := newEnv(t)
+	shop := e.tenant("shop", []string{"goods"}, []string{"CNY"})
+	e.topUp("u", "100.00", "CNY")
+	key := func(k string) []string { return []string{"Idempotency-Key", k} }
+	conflict := func(what string, r resp) {
+		t.Helper()
+		if r.status != http.StatusConflict || r.errCode() != "idempotency_conflict" {
+			t.Fatalf("%s: %d %s; want 409 idempotency_conflict", what, r.status, r.raw)
+		}
+	}
+	body := map[string]any{"amount": "10.00", "currency": "CNY", "option": "goods"}
+	first := e.must(http.StatusCreated, e.call("POST", "/v1/checkout/sessions", shop.key, body, key("cs")...))
+	e.must(http.StatusOK, e.confirm(first, "u"))
+	e.forget()
+	conflict("a session for another amount under a reused key", e.call("POST", "/v1/checkout/sessions", shop.key,
+		map[string]any{"amount": "99.00", "currency": "CNY", "option": "goods"}, key("cs")...))
+	if again := e.must(http.StatusCreated, e.call("POST", "/v1/checkout/sessions", shop.key, body, key("cs")...)); again.str("id") != first.str("id") {
+		t.Fatalf("the same session request: %s", again.raw)
+	}
+
+	second := e.session(shop, body)
+	e.must(http.StatusOK, e.confirm(second, "u"))
+	refund := e.must(http.StatusCreated, e.call("POST", "/v1/refunds", shop.key,
+		map[string]any{"checkout_session": first.str("id"), "amount": "1.00"}, key("re")...))
+	e.forget()
+	conflict("a refund of another session under a reused key", e.call("POST", "/v1/refunds", shop.key,
+		map[string]any{"checkout_session": second.str("id"), "amount": "1.00"}, key("re")...))
+	conflict("a refund of another amount under a reused key", e.call("POST", "/v1/refunds", shop.key,
+		map[string]any{"checkout_session": first.str("id"), "amount": "2.00"}, key("re")...))
+	if again := e.must(http.StatusCreated, e.call("POST", "/v1/refunds", shop.key,
+		map[string]any{"checkout_session": first.str("id"), "amount": "1.00"}, key("re")...)); again.str("id") != refund.str("id") {
+		t.Fatalf("the same refund request: %s", again.raw)
+	}
+	if n := e.count(`SELECT count(*) FROM refunds`); n != 1 {
+		t.Fatalf("%d refunds, want 1", n)
+	}
+	e.mustBalanced()
+}

@@ -16,6 +16,7 @@ import (
 	"github.com/minipay/minipay"
 	"github.com/minipay/minipay/chart"
 	"github.com/minipay/minipay/internal/id"
+	"github.com/minipay/minipay/internal/idempotency"
 	"github.com/minipay/minipay/ledger"
 	"github.com/minipay/minipay/settlement"
 	"github.com/minipay/minipay/webhooks"
@@ -54,12 +55,16 @@ type Refund struct {
 
 // RefundParams are the parameters of a refund.
 type RefundParams struct {
-	ID        string // derived from an idempotency key, or empty for a fresh one
-	AppID     string
-	PaymentID string // the session or invoice paid
-	Amount    string // decimal in major units; empty for all that is left
-	Reason    string
-	Metadata  map[string]string
+	// ID, if not empty, is derived from an idempotency key and RequestHash
+	// is the request's fingerprint: refunding again with the same request
+	// returns the refund, with another is idempotency.ErrConflict.
+	ID          string
+	RequestHash []byte
+	AppID       string
+	PaymentID   string // the session or invoice paid
+	Amount      string // decimal in major units; empty for all that is left
+	Reason      string
+	Metadata    map[string]string
 }
 
 // refundAttemptsMax bounds retries when concurrent changes of one payment
@@ -108,8 +113,13 @@ func (s *Service) Refund(ctx context.Context, p RefundParams) (Refund, error) {
 }
 
 func (s *Service) tryRefund(ctx context.Context, p RefundParams) (Refund, error) {
-	if r, err := s.GetRefund(ctx, p.AppID, p.ID); err == nil {
-		return r, nil // made before under the same idempotency key
+	if r, stored, err := s.refundWithHash(ctx, p.AppID, p.ID); err == nil {
+		// Made before under the same idempotency key: by this request, or
+		// by another that must not be told it was.
+		if err := idempotency.SameRequest(p.ID, stored, p.RequestHash); err != nil {
+			return Refund{}, err
+		}
+		return r, nil
 	}
 	pay, err := s.Get(ctx, p.AppID, p.PaymentID)
 	if err != nil {
@@ -122,7 +132,7 @@ func (s *Service) tryRefund(ctx context.Context, p RefundParams) (Refund, error)
 	r := Refund{ID: p.ID, PaymentID: pay.ID, AppID: pay.AppID, DeveloperID: pay.DeveloperID, Currency: pay.Currency,
 		Amount: amount, FeeRefunded: FeeShare(pay, amount), Reason: p.Reason, Status: "succeeded", Metadata: p.Metadata,
 		Created: time.Now().UTC().Truncate(time.Microsecond)}
-	tr, stmts, err := refundTransfer(pay, r)
+	tr, stmts, err := refundTransfer(pay, r, p.RequestHash)
 	if err != nil {
 		return Refund{}, err
 	}
@@ -195,7 +205,7 @@ func FeeShare(pay Payment, amount int64) int64 {
 // with it. The payment's update is guarded by the totals it was computed
 // from, so two concurrent refunds, or a refund and a dispute, cannot both
 // use the same remainder.
-func refundTransfer(pay Payment, r Refund) (ledger.Transfer, []ledger.Statement, error) {
+func refundTransfer(pay Payment, r Refund, requestHash []byte) (ledger.Transfer, []ledger.Statement, error) {
 	md := LedgerMetadata(pay)
 	md["minipay_refund"] = r.ID
 	tr := ledger.Transfer{ID: chart.Refund(r.ID), Code: "refund", Postings: GiveBack(pay, r.Amount, r.FeeRefunded), Metadata: md}
@@ -205,9 +215,9 @@ func refundTransfer(pay Payment, r Refund) (ledger.Transfer, []ledger.Statement,
 			WHERE id = $1 AND amount_refunded = $4 AND fee_refunded = $5 AND amount_disputed = $6 AND refund_until > $7`,
 			Args:  []any{pay.ID, r.Amount, r.FeeRefunded, pay.AmountRefunded, pay.FeeRefunded, pay.AmountDisputed, r.Created},
 			Check: ledger.ExpectRows(1, errStateChanged)},
-		{SQL: `INSERT INTO refunds (id, payment_id, app_id, developer_id, currency, amount, fee_refunded, reason, status, metadata, created_at)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)`,
-			Args: []any{r.ID, r.PaymentID, r.AppID, r.DeveloperID, r.Currency, r.Amount, r.FeeRefunded, nullable(r.Reason), r.Status, rmd, r.Created}},
+		{SQL: `INSERT INTO refunds (id, payment_id, app_id, developer_id, currency, amount, fee_refunded, reason, status, metadata, created_at, request_hash)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)`,
+			Args: []any{r.ID, r.PaymentID, r.AppID, r.DeveloperID, r.Currency, r.Amount, r.FeeRefunded, nullable(r.Reason), r.Status, rmd, r.Created, requestHash}},
 	}
 	// A refund of a payment still in its holding period matures with it, so
 	// one settlement run sees both.
@@ -302,6 +312,31 @@ func (s *Service) GetRefund(ctx context.Context, appID, refundID string) (Refund
 		return Refund{}, fmt.Errorf("get refund %s: %w", refundID, err)
 	}
 	return r, nil
+}
+
+// refundWithHash is GetRefund with the fingerprint of the request that
+// made the refund.
+func (s *Service) refundWithHash(ctx context.Context, appID, refundID string) (Refund, []byte, error) {
+	var stored []byte
+	r, err := scanRefund(prefixScanner{s.db.QueryRow(ctx, `SELECT request_hash, `+refundColumns+` FROM refunds WHERE id = $1`, refundID),
+		[]any{&stored}})
+	if errors.Is(err, pgx.ErrNoRows) || err == nil && r.AppID != appID {
+		return Refund{}, nil, fmt.Errorf("%w: %s", ErrRefundNotFound, refundID)
+	}
+	if err != nil {
+		return Refund{}, nil, fmt.Errorf("get refund %s: %w", refundID, err)
+	}
+	return r, stored, nil
+}
+
+// prefixScanner scans leading columns into extra, the rest into dest.
+type prefixScanner struct {
+	row   pgx.Row
+	extra []any
+}
+
+func (p prefixScanner) Scan(dest ...any) error {
+	return p.row.Scan(append(append([]any{}, p.extra...), dest...)...)
 }
 
 // RefundsOf returns the refunds of payment paymentID of app appID, oldest
