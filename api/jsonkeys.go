@@ -5,7 +5,9 @@ import (
 	"encoding/json"
 	"fmt"
 	"reflect"
+	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/minipay/minipay"
 )
@@ -19,40 +21,90 @@ var errDuplicateKey = minipay.NewError(minipay.KindInvalid, "duplicate_key", "a 
 // body mean something else than the idempotency fingerprint, which keeps
 // every member as written, says: {"amount":"1.00","AMOUNT":"9.00"} would
 // refund 9.00 under a key first used for 1.00. It walks the JSON text
-// beside t, the type the body decodes into; body is known to be valid.
+// beside t, the type the body decoded into; body is known to be valid
+// JSON. Every request body passes here, so it scans the bytes itself
+// rather than through json.Decoder.Token, which allocates per token.
 func exactKeys(body []byte, t reflect.Type) error {
-	dec := json.NewDecoder(bytes.NewReader(body))
-	dec.UseNumber()
-	return walkKeys(dec, t, "")
+	s := keyScanner{b: body}
+	return s.value(t, "")
 }
 
-func walkKeys(dec *json.Decoder, t reflect.Type, path string) error {
+// keyScanner walks valid JSON text.
+type keyScanner struct {
+	b []byte
+	i int
+}
+
+func (s *keyScanner) space() {
+	for s.i < len(s.b) && (s.b[s.i] == ' ' || s.b[s.i] == '\t' || s.b[s.i] == '\n' || s.b[s.i] == '\r') {
+		s.i++
+	}
+}
+
+// value walks the value at s.i, checking the names of its objects against
+// t (nil: any names, duplicates still refused); path names it in errors.
+func (s *keyScanner) value(t reflect.Type, path string) error {
 	for t != nil && t.Kind() == reflect.Pointer {
 		t = t.Elem()
 	}
-	tok, err := dec.Token()
-	if err != nil {
-		return nil // the decoder proper reports malformed JSON
+	s.space()
+	if s.i >= len(s.b) {
+		return nil
 	}
-	switch tok {
-	case json.Delim('{'):
-		return walkObject(dec, t, path)
-	case json.Delim('['):
-		var elem reflect.Type
-		if t != nil && (t.Kind() == reflect.Slice || t.Kind() == reflect.Array) {
-			elem = t.Elem()
+	switch s.b[s.i] {
+	case '{':
+		return s.object(t, path)
+	case '[':
+		return s.array(t, path)
+	case '"':
+		s.skipString()
+	default: // a number, true, false or null
+		for s.i < len(s.b) && !strings.ContainsRune(",]} \t\n\r", rune(s.b[s.i])) {
+			s.i++
 		}
-		for i := 0; dec.More(); i++ {
-			if err := walkKeys(dec, elem, fmt.Sprintf("%s[%d]", path, i)); err != nil {
-				return err
-			}
-		}
-		_, _ = dec.Token() // ]
 	}
 	return nil
 }
 
-func walkObject(dec *json.Decoder, t reflect.Type, path string) error {
+// skipString moves past the string at s.i and reports whether it holds an
+// escape.
+func (s *keyScanner) skipString() (escaped bool) {
+	for s.i++; s.i < len(s.b); s.i++ {
+		switch s.b[s.i] {
+		case '\\':
+			escaped = true
+			s.i++
+		case '"':
+			s.i++
+			return escaped
+		}
+	}
+	return escaped
+}
+
+func (s *keyScanner) array(t reflect.Type, path string) error {
+	var elem reflect.Type
+	if t != nil && (t.Kind() == reflect.Slice || t.Kind() == reflect.Array) {
+		elem = t.Elem()
+	}
+	s.i++ // [
+	for n := 0; ; n++ {
+		s.space()
+		if s.i >= len(s.b) || s.b[s.i] == ']' {
+			s.i++
+			return nil
+		}
+		if err := s.value(elem, path+"["+strconv.Itoa(n)+"]"); err != nil {
+			return err
+		}
+		s.space()
+		if s.i < len(s.b) && s.b[s.i] == ',' {
+			s.i++
+		}
+	}
+}
+
+func (s *keyScanner) object(t reflect.Type, path string) error {
 	var fields map[string]reflect.Type
 	var elem reflect.Type // a map's values
 	switch {
@@ -62,35 +114,87 @@ func walkObject(dec *json.Decoder, t reflect.Type, path string) error {
 	case t.Kind() == reflect.Map:
 		elem = t.Elem()
 	}
-	seen := map[string]bool{}
-	for dec.More() {
-		tok, err := dec.Token()
-		if err != nil {
+	var seenBuf [16][]byte
+	seen := seenBuf[:0] // the names so far; objects here are small
+	var seenMany map[string]bool
+	s.i++ // {
+	for {
+		s.space()
+		if s.i >= len(s.b) || s.b[s.i] == '}' {
+			s.i++
 			return nil
 		}
-		name, _ := tok.(string)
-		at := name
-		if path != "" {
-			at = path + "." + name
+		start := s.i
+		var raw []byte
+		if escaped := s.skipString(); escaped {
+			var name string
+			if err := json.Unmarshal(s.b[start:s.i], &name); err != nil {
+				return nil // not valid JSON after all: the decoder proper reports it
+			}
+			raw = []byte(name)
+		} else {
+			raw = s.b[start+1 : s.i-1]
 		}
-		if seen[name] {
-			return minipay.Field(at, fmt.Errorf("%w: %q", errDuplicateKey, name))
+		if seenBefore(&seen, &seenMany, raw) {
+			return minipay.Field(member(path, raw), fmt.Errorf("%w: %q", errDuplicateKey, raw))
 		}
-		seen[name] = true
 		next := elem
 		if fields != nil {
-			ft, ok := fields[name]
+			ft, ok := fields[string(raw)]
 			if !ok {
-				return minipay.Field(at, fmt.Errorf("%w: %q%s (names are case-sensitive)", errUnknownField, name, suggestion(fields, name)))
+				return minipay.Field(member(path, raw), fmt.Errorf("%w: %q%s (names are case-sensitive)", errUnknownField, raw, suggestion(fields, string(raw))))
 			}
 			next = ft
 		}
-		if err := walkKeys(dec, next, at); err != nil {
+		s.space()
+		s.i++ // :
+		s.space()
+		child := ""
+		if s.i < len(s.b) && (s.b[s.i] == '{' || s.b[s.i] == '[') {
+			child = member(path, raw)
+		}
+		if err := s.value(next, child); err != nil {
 			return err
 		}
+		s.space()
+		if s.i < len(s.b) && s.b[s.i] == ',' {
+			s.i++
+		}
 	}
-	_, _ = dec.Token() // }
-	return nil
+}
+
+// member names the member name of the object at path, for errors.
+func member(path string, name []byte) string {
+	if path == "" {
+		return string(name)
+	}
+	return path + "." + string(name)
+}
+
+// seenBefore records name among an object's names and reports whether it
+// was there: a scan of a short list, a map once the object is large.
+func seenBefore(seen *[][]byte, many *map[string]bool, name []byte) bool {
+	const listMax = 32
+	if *many != nil {
+		if (*many)[string(name)] {
+			return true
+		}
+		(*many)[string(name)] = true
+		return false
+	}
+	for _, n := range *seen {
+		if bytes.Equal(n, name) {
+			return true
+		}
+	}
+	*seen = append(*seen, name)
+	if len(*seen) > listMax {
+		*many = make(map[string]bool, 2*listMax)
+		for _, n := range *seen {
+			(*many)[string(n)] = true
+		}
+	}
+	return false
 }
 
 func suggestion(fields map[string]reflect.Type, name string) string {
@@ -102,9 +206,15 @@ func suggestion(fields map[string]reflect.Type, name string) string {
 	return ""
 }
 
+// fieldsOf caches jsonFields: request types are few and fixed.
+var fieldsOf sync.Map // reflect.Type → map[string]reflect.Type
+
 // jsonFields maps the JSON names of a struct's fields, as encoding/json
 // names them, to their types; fields of embedded structs are promoted.
 func jsonFields(t reflect.Type) map[string]reflect.Type {
+	if f, ok := fieldsOf.Load(t); ok {
+		return f.(map[string]reflect.Type)
+	}
 	out := map[string]reflect.Type{}
 	for i := 0; i < t.NumField(); i++ {
 		f := t.Field(i)
@@ -133,5 +243,6 @@ func jsonFields(t reflect.Type) map[string]reflect.Type {
 		}
 		out[name] = f.Type
 	}
+	fieldsOf.Store(t, out)
 	return out
 }

@@ -23,6 +23,8 @@ func TestJSONKeysExact(t *testing.T) {
 		{"/v1/refunds", `{"checkout_session":"` + id + `","Amount":"9.00"}`, "Amount"},
 		{"/v1/refunds", `{"checkout_session":"` + id + `","amount":"1.00","amount":"9.00"}`, "amount"},
 		{"/v1/refunds", `{"checkout_session":"` + id + `","metadata":{"a":"1","a":"2"}}`, "metadata.a"},
+		{"/v1/refunds", `{"checkout_session":"` + id + `","amount":"1.00","\u0061mount":"9.00"}`, "amount"},
+		{"/v1/refunds", `{"checkout_session":"` + id + `","metadata":{"a/b":"1","a\/b":"2"}}`, "metadata.a/b"},
 		{"/v1/checkout/sessions", `{"currency":"CNY","option":"goods","line_items":[{"name":"x","unit_amount":"1.00","quantity":1,"Quantity":9}]}`, "line_items[0].Quantity"},
 		{"/v1/checkout/sessions", `{"amount":"1.00","currency":"CNY","option":"goods","metadata":{"k":"v"},"METADATA":{"k":"w"}}`, "METADATA"},
 	} {
