@@ -238,20 +238,27 @@ const refundColumns = `id, session_id, app_id, developer_id, currency, amount, f
 
 // GetRefund returns a refund of app appID.
 func (s *Service) GetRefund(ctx context.Context, appID, refundID string) (Refund, error) {
-	var (
-		r  Refund
-		md []byte
-	)
-	err := s.db.QueryRow(ctx, `SELECT `+refundColumns+` FROM refunds WHERE id = $1`, refundID).
-		Scan(&r.ID, &r.SessionID, &r.AppID, &r.DeveloperID, &r.Currency, &r.Amount, &r.FeeRefunded, &r.Reason, &r.Status, &md, &r.Created)
+	r, err := scanRefund(s.db.QueryRow(ctx, `SELECT `+refundColumns+` FROM refunds WHERE id = $1`, refundID))
 	if errors.Is(err, pgx.ErrNoRows) || err == nil && r.AppID != appID {
 		return Refund{}, fmt.Errorf("%w: %s", ErrRefundNotFound, refundID)
 	}
 	if err != nil {
 		return Refund{}, fmt.Errorf("get refund %s: %w", refundID, err)
 	}
+	return r, nil
+}
+
+func scanRefund(row pgx.Row) (Refund, error) {
+	var (
+		r  Refund
+		md []byte
+	)
+	err := row.Scan(&r.ID, &r.SessionID, &r.AppID, &r.DeveloperID, &r.Currency, &r.Amount, &r.FeeRefunded, &r.Reason, &r.Status, &md, &r.Created)
+	if err != nil {
+		return Refund{}, err
+	}
 	if err := json.Unmarshal(md, &r.Metadata); err != nil {
-		return Refund{}, fmt.Errorf("refund %s metadata: %w", refundID, err)
+		return Refund{}, fmt.Errorf("refund %s metadata: %w", r.ID, err)
 	}
 	return r, nil
 }

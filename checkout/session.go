@@ -302,29 +302,6 @@ func (s *Service) GetSession(ctx context.Context, appID, sessionID string) (Sess
 	return sess, nil
 }
 
-// ListSessions pages through an app's sessions, newest first, optionally
-// only those with status.
-func (s *Service) ListSessions(ctx context.Context, appID, status string, limit int, startingAfter string) ([]Session, bool, error) {
-	// Newest first by creation time: ids derived from idempotency keys
-	// are not in time order.
-	rows, err := s.db.Query(ctx, `SELECT `+sessionColumns+` FROM checkout_sessions
-		WHERE app_id = $1 AND ($3 = '' OR status = $3)
-		  AND ($2 = '' OR (created_at, id) < (SELECT created_at, id FROM checkout_sessions WHERE id = $2 AND app_id = $1))
-		ORDER BY created_at DESC, id DESC LIMIT $4`,
-		appID, startingAfter, status, limit+1)
-	if err != nil {
-		return nil, false, fmt.Errorf("list sessions: %w", err)
-	}
-	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (Session, error) { return scanSession(r) })
-	if err != nil {
-		return nil, false, fmt.Errorf("list sessions: %w", err)
-	}
-	if len(out) > limit {
-		return out[:limit], true, nil
-	}
-	return out, false, nil
-}
-
 // CancelSession cancels an open session of app appID.
 func (s *Service) CancelSession(ctx context.Context, appID, sessionID string) (Session, error) {
 	s.recent.forget(sessionID)
