@@ -10,12 +10,14 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"testing"
+	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/minipay/minipay/api"
 	"github.com/minipay/minipay/apps"
 	"github.com/minipay/minipay/checkout"
+	"github.com/minipay/minipay/console"
 	"github.com/minipay/minipay/docs"
 	"github.com/minipay/minipay/internal/idempotency"
 	"github.com/minipay/minipay/internal/metrics"
@@ -32,16 +34,22 @@ var Secret = []byte("test secret, 32 bytes long......")
 type Options struct {
 	RateLimit float64                 // requests per second per key; 0 is off
 	Keys      map[apps.KeyKind]string // operator keys to create
+	Location  *time.Location          // the console's time zone (UTC when nil)
 }
 
 // Server is a running API and its services.
 type Server struct {
-	URL      string
-	Handler  http.Handler
-	Apps     *apps.Service
-	Ledger   *ledger.Ledger
-	Checkout *checkout.Service
-	Webhooks *webhooks.Service
+	// URL serves what serve serves: the API, and the console under
+	// /console/.
+	URL string
+	// Handler is the API's router alone.
+	Handler    http.Handler
+	Apps       *apps.Service
+	Ledger     *ledger.Ledger
+	Checkout   *checkout.Service
+	Webhooks   *webhooks.Service
+	Settlement *settlement.Service
+	Console    *console.Server
 }
 
 // Start builds the services over pool and serves them until the test ends.
@@ -52,15 +60,19 @@ func Start(tb testing.TB, pool *pgxpool.Pool, o Options) *Server {
 	s := &Server{Apps: apps.New(pool, Secret), Ledger: ledger.New(pool, ledger.Options{})}
 	s.Checkout = checkout.New(pool, s.Ledger, s.Apps, checkout.Options{})
 	s.Webhooks = webhooks.New(pool, webhooks.Options{Secret: Secret, AllowPrivate: true})
+	s.Settlement = settlement.New(pool, s.Ledger)
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	srv := &api.Server{
-		Ledger: s.Ledger, Apps: s.Apps, Checkout: s.Checkout, Settlement: settlement.New(pool, s.Ledger),
+		Ledger: s.Ledger, Apps: s.Apps, Checkout: s.Checkout, Settlement: s.Settlement,
 		Webhooks: s.Webhooks, Idem: idempotency.New(pool), Metrics: metrics.New(), RateLimit: o.RateLimit,
-		Log:     slog.New(slog.NewTextHandler(io.Discard, nil)),
+		Log:     log,
 		Ready:   func(ctx context.Context) error { return pool.Ping(ctx) },
 		OpenAPI: docs.OpenAPI,
 	}
 	s.Handler = srv.Handler()
-	hs := httptest.NewServer(s.Handler)
+	s.Console = &console.Server{Apps: s.Apps, Checkout: s.Checkout, Webhooks: s.Webhooks, Settlement: s.Settlement,
+		Ledger: s.Ledger, Log: log, Location: o.Location}
+	hs := httptest.NewServer(s.Console.Beside(s.Handler))
 	s.URL = hs.URL
 	tb.Cleanup(func() {
 		hs.Close()
