@@ -77,7 +77,6 @@ func (s *Server) Handler() http.Handler {
 	r.Group(func(r chi.Router) {
 		r.Use(s.signedIn)
 		r.Post("/console/logout", s.page(s.logout))
-		r.Get("/console", s.home)
 		r.Get("/console/", s.home)
 		r.Group(func(r chi.Router) { // a mini-app's developer
 			r.Use(s.allow(apps.KindSecret))
