@@ -55,7 +55,7 @@ type runsPage struct {
 	Days   []dayRow // the chart's numbers, for reading without the script
 	From   string
 	To     string
-	Cutoff string // the run form's default: now
+	Zone   string // the time zone a cutoff typed in the form is in
 }
 
 // chartDays is how many days the settlement chart covers.
@@ -77,7 +77,7 @@ func (s *Server) runs(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	pg := &runsPage{Cutoff: time.Now().In(s.Location).Format("2006-01-02T15:04")}
+	pg := &runsPage{Zone: s.Location.String()}
 	for _, run := range list {
 		pg.Rows = append(pg.Rows, runRow{ID: run.ID, Cutoff: s.when(run.Cutoff), Status: run.Status, Created: s.when(run.Created),
 			Completed: s.when(run.Completed), Payouts: run.PayoutCount, Totals: totalsLines(totals[run.ID])})
