@@ -23,6 +23,7 @@ import (
 	"github.com/minipay/minipay/internal/metrics"
 	"github.com/minipay/minipay/internal/ratelimit"
 	"github.com/minipay/minipay/ledger"
+	"github.com/minipay/minipay/payments"
 	"github.com/minipay/minipay/settlement"
 	"github.com/minipay/minipay/webhooks"
 )
@@ -32,6 +33,7 @@ type Server struct {
 	Ledger     *ledger.Ledger
 	Apps       *apps.Service
 	Checkout   *checkout.Service
+	Payments   *payments.Service
 	Webhooks   *webhooks.Service
 	Settlement *settlement.Service
 	Idem       *idempotency.Store

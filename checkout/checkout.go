@@ -7,6 +7,7 @@ package checkout
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"time"
 
@@ -16,8 +17,8 @@ import (
 	"github.com/minipay/minipay"
 	"github.com/minipay/minipay/apps"
 	"github.com/minipay/minipay/catalog"
-	"github.com/minipay/minipay/chart"
 	"github.com/minipay/minipay/ledger"
+	"github.com/minipay/minipay/payments"
 )
 
 // Options configures a Service.
@@ -31,20 +32,20 @@ type Options struct {
 
 // Service is checkout over one database. It is safe for concurrent use.
 type Service struct {
-	db      *pgxpool.Pool
-	ledger  *ledger.Ledger
-	apps    *apps.Service
-	catalog *catalog.Catalog
-	hold    time.Duration
-	log     *slog.Logger
+	db       *pgxpool.Pool
+	ledger   *ledger.Ledger
+	apps     *apps.Service
+	payments *payments.Service
+	catalog  *catalog.Catalog
+	hold     time.Duration
+	log      *slog.Logger
 
-	refundLocks stripedLocks
-	recent      recent // sessions created here and perhaps still open
-	inserter    *inserter
+	recent   recent // sessions created here and perhaps still open
+	inserter *inserter
 }
 
 // New returns a Service.
-func New(db *pgxpool.Pool, l *ledger.Ledger, a *apps.Service, opts Options) *Service {
+func New(db *pgxpool.Pool, l *ledger.Ledger, a *apps.Service, p *payments.Service, opts Options) *Service {
 	if opts.Catalog == nil {
 		opts.Catalog = catalog.Default()
 	}
@@ -54,7 +55,7 @@ func New(db *pgxpool.Pool, l *ledger.Ledger, a *apps.Service, opts Options) *Ser
 	if opts.Log == nil {
 		opts.Log = slog.Default()
 	}
-	return &Service{db: db, ledger: l, apps: a, catalog: opts.Catalog, hold: opts.HoldWindow, log: opts.Log,
+	return &Service{db: db, ledger: l, apps: a, payments: p, catalog: opts.Catalog, hold: opts.HoldWindow, log: opts.Log,
 		inserter: newInserter(db)}
 }
 
@@ -80,28 +81,20 @@ var (
 	ErrNotCapturable    = minipay.NewError(minipay.KindConflict, "payment_not_capturable", "the payment is not an uncaptured hold")
 	ErrHoldExpired      = minipay.NewError(minipay.KindConflict, "hold_expired", "the hold's capture window has ended")
 
-	ErrNotCaptured      = minipay.NewError(minipay.KindConflict, "payment_not_captured", "the session has no captured payment to refund")
-	ErrAlreadyRefunded  = minipay.NewError(minipay.KindConflict, "charge_already_refunded", "the payment has been refunded in full")
-	ErrNotRefundable    = minipay.NewError(minipay.KindUnprocessable, "not_refundable", "payments through this option are not refundable")
-	ErrRefundWindow     = minipay.NewError(minipay.KindUnprocessable, "refund_window_passed", "the option's refund window has passed")
-	ErrRefundTooLarge   = minipay.NewError(minipay.KindInvalid, "refund_exceeds_remaining", "the refund exceeds what remains of the payment")
-	ErrRefundNotFound   = minipay.NewError(minipay.KindNotFound, "refund_not_found", "no such refund")
-	ErrRefundContention = minipay.NewError(minipay.KindConflict, "refund_contention", "too many concurrent refunds of this session; retry")
+	ErrNotCaptured      = minipay.NewError(minipay.KindConflict, "payment_not_captured", "the session has no captured payment")
 	errStateChanged     = minipay.NewError(minipay.KindConflict, "state_changed", "the session changed meanwhile")
 	ErrWalletNotFound   = minipay.NewError(minipay.KindNotFound, "wallet_not_found", "this user has no wallet")
 	ErrTopUpNotPositive = minipay.NewError(minipay.KindInvalid, "amount_not_positive", "the amount must be greater than zero")
 )
 
-// ensure creates the ledger account with code if it does not exist yet.
-func (s *Service) ensure(ctx context.Context, code, currency string, normal ledger.NormalBalance, noOverdraft bool) error {
-	_, err := s.ledger.EnsureAccount(ctx, ledger.AccountSpec{Code: code, Currency: currency, NormalBalance: normal, NoOverdraft: noOverdraft})
-	return err
-}
-
-// ensureWallet creates a user's wallet in currency: a credit-normal account
-// that can never go below zero.
-func (s *Service) ensureWallet(ctx context.Context, user, currency string) error {
-	return s.ensure(ctx, chart.Wallet(user, currency), currency, ledger.CreditNormal, true)
+// ensure creates the ledger accounts of specs that do not exist yet.
+func (s *Service) ensure(ctx context.Context, specs ...ledger.AccountSpec) error {
+	for _, spec := range specs {
+		if _, err := s.ledger.EnsureAccount(ctx, spec); err != nil {
+			return fmt.Errorf("account %s: %w", spec.Code, err)
+		}
+	}
+	return nil
 }
 
 // statement turns SQL into a ledger statement with an optional check.

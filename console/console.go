@@ -27,6 +27,7 @@ import (
 	"github.com/minipay/minipay/checkout"
 	"github.com/minipay/minipay/internal/ratelimit"
 	"github.com/minipay/minipay/ledger"
+	"github.com/minipay/minipay/payments"
 	"github.com/minipay/minipay/settlement"
 	"github.com/minipay/minipay/webhooks"
 )
@@ -34,7 +35,8 @@ import (
 // Server serves the console. Set the fields, then call Handler.
 type Server struct {
 	Apps       *apps.Service
-	Checkout   *checkout.Service
+	Checkout   *checkout.Service // the catalog
+	Payments   *payments.Service
 	Webhooks   *webhooks.Service
 	Settlement *settlement.Service
 	Ledger     *ledger.Ledger

@@ -16,50 +16,48 @@ func TestPaymentsPage(t *testing.T) {
 	open := e.must(http.StatusCreated, e.api("POST", "/v1/checkout/sessions", e.shop.key,
 		map[string]any{"amount": "7.00", "currency": "USD", "option": "goods"})).str("id")
 	theirs := e.paid(e.other, "u3", "99.00")
+	e.must(http.StatusCreated, e.api("POST", "/v1/refunds", e.shop.key, map[string]any{"checkout_session": second, "amount": "5.00"}))
 	b := e.signIn(e.shop.key)
 
 	page := b.must(http.StatusOK, b.get("/console/payments"))
-	has(t, page, first, second, open, "10.00 CNY", "20.00 CNY", "7.00 USD",
-		// Totals: 30.00 paid, 0.6 % fees (0.06 + 0.12), net 29.82; USD unpaid.
-		"<td>CNY</td><td class=\"num\">2</td><td class=\"num\">30.00 CNY</td><td class=\"num\">0.00 CNY</td><td class=\"num\">0.18 CNY</td><td class=\"num\">29.82 CNY</td>",
-		"<td>USD</td><td class=\"num\">1</td><td class=\"num\">0.00 USD</td>")
-	if strings.Contains(page.raw, theirs) || strings.Contains(page.raw, "99.00") {
-		t.Errorf("another app's payment shows")
+	has(t, page, first, second, "10.00 CNY", "20.00 CNY", "checkout session", "order-u1", "ou_",
+		// Totals: 30.00 paid, 5.00 refunded, 0.6 % fees (0.06 + 0.12, 0.03 of it returned), net 24.85.
+		`<td>CNY</td><td class="num">2</td><td class="num">30.00 CNY</td><td class="num">5.00 CNY</td><td class="num">0.15 CNY</td><td class="num">24.85 CNY</td>`)
+	for _, not := range []string{theirs, "99.00", open, "USD"} {
+		if strings.Contains(page.raw, not) {
+			t.Errorf("the payments page shows %s (another app's, or not paid)", not)
+		}
 	}
 
-	// Filters: by status, by payment status, by day; totals follow them.
-	page = b.must(http.StatusOK, b.get("/console/payments?status=open"))
-	has(t, page, open)
-	if strings.Contains(page.raw, first) || strings.Contains(page.raw, "CNY") {
-		t.Errorf("status=open shows paid sessions")
+	// Filters: by status, by kind, by day; totals follow them.
+	page = b.must(http.StatusOK, b.get("/console/payments?status=partially_refunded"))
+	has(t, page, second, `<td class="num">1</td><td class="num">20.00 CNY</td>`)
+	if strings.Contains(page.raw, first) {
+		t.Errorf("status=partially_refunded shows a paid payment")
 	}
-	page = b.must(http.StatusOK, b.get("/console/payments?payment_status=paid"))
-	has(t, page, first, second)
-	if strings.Contains(page.raw, open) {
-		t.Errorf("payment_status=paid shows an open session")
-	}
+	has(t, b.must(http.StatusOK, b.get("/console/payments?kind=checkout_session&status=paid")), first)
+	has(t, b.must(http.StatusOK, b.get("/console/payments?kind=invoice")), "No payments match.")
 	today := time.Now().UTC().Format(time.DateOnly)
 	tomorrow := time.Now().UTC().AddDate(0, 0, 1).Format(time.DateOnly)
-	has(t, b.must(http.StatusOK, b.get("/console/payments?from="+today+"&to="+today)), first, second, open)
-	page = b.must(http.StatusOK, b.get("/console/payments?from="+tomorrow))
-	has(t, page, "No payments match.")
-	for _, bad := range []string{"status=paid", "payment_status=nope", "from=yesterday", "to=2026-13-01"} {
+	has(t, b.must(http.StatusOK, b.get("/console/payments?from="+today+"&to="+today)), first, second)
+	has(t, b.must(http.StatusOK, b.get("/console/payments?from="+tomorrow)), "No payments match.")
+	for _, bad := range []string{"status=open", "kind=wallet", "from=yesterday", "to=2026-13-01", "limit=0"} {
 		r := b.get("/console/payments?" + bad)
-		if r.status != http.StatusBadRequest {
+		if r.status != http.StatusBadRequest && !(bad == "limit=0" && r.status == http.StatusOK) {
 			t.Errorf("%s: %d", bad, r.status)
 		}
 	}
 
 	// Paging keeps the filters.
-	page = b.must(http.StatusOK, b.get("/console/payments?payment_status=paid&limit=1"))
+	page = b.must(http.StatusOK, b.get("/console/payments?kind=checkout_session&limit=1"))
 	next := regexp.MustCompile(`href="([^"]+)" data-testid="next-page"`).FindStringSubmatch(page.raw)
-	if next == nil || !strings.Contains(next[1], "payment_status=paid") {
+	if next == nil || !strings.Contains(next[1], "kind=checkout_session") {
 		t.Fatalf("no next page link keeping the filter: %.3000s", page.raw)
 	}
 	shown := strings.Contains(page.raw, second)
 	page2 := b.must(http.StatusOK, b.get(strings.ReplaceAll(next[1], "&amp;", "&")))
-	if !shown || !strings.Contains(page2.raw, first) || strings.Contains(page2.raw, "data-testid=\"next-page\"") {
-		t.Errorf("paging: first page has the newest (%v), the second the oldest and no next link", shown)
+	if !shown || !strings.Contains(page2.raw, first) || strings.Contains(page2.raw, `data-testid="next-page"`) {
+		t.Errorf("paging: the first page has the newest (%v), the second the oldest and no next link", shown)
 	}
 }
 
@@ -68,7 +66,7 @@ func TestPaymentPageAndRefund(t *testing.T) {
 	id := e.paid(e.shop, "u1", "30.00")
 	b := e.signIn(e.shop.key)
 	page := b.must(http.StatusOK, b.get("/console/payments/"+id))
-	has(t, page, "30.00 CNY", "order-u1", "checkout.session.completed", `data-testid="refund-form"`, "0.18 CNY")
+	has(t, page, "30.00 CNY", "order-u1", "checkout.session.completed", `data-testid="refund-form"`, "0.18 CNY", "goods@2026-01-01T00:00:00Z: 0.6 % and 0 CNY")
 	key := regexp.MustCompile(`name="idempotency_key" value="([^"]+)"`).FindStringSubmatch(page.raw)[1]
 
 	// Too much is refused with the reason, keeping what was typed; nothing moves.
@@ -115,6 +113,14 @@ func TestPaymentPageAndRefund(t *testing.T) {
 	}
 	if r := b.get("/console/payments/cs_nope"); r.status != http.StatusNotFound {
 		t.Errorf("no such payment: %d", r.status)
+	}
+	unpaid := e.must(http.StatusCreated, e.api("POST", "/v1/checkout/sessions", e.shop.key,
+		map[string]any{"amount": "7.00", "currency": "CNY", "option": "goods"})).str("id")
+	if r := b.get("/console/payments/" + unpaid); r.status != http.StatusNotFound {
+		t.Errorf("a session never paid: %d", r.status)
+	}
+	if r := other.post("/console/payments/"+id+"/refunds", url.Values{"idempotency_key": {"x"}}); r.status != http.StatusNotFound {
+		t.Errorf("refunding another app's payment: %d", r.status)
 	}
 }
 

@@ -5,25 +5,26 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
-	"slices"
+	"strings"
 	"time"
 
 	"github.com/go-chi/chi/v5"
+	"github.com/shopspring/decimal"
 
 	"github.com/minipay/minipay"
-	"github.com/minipay/minipay/checkout"
 	"github.com/minipay/minipay/internal/idempotency"
+	"github.com/minipay/minipay/payments"
 	"github.com/minipay/minipay/webhooks"
 )
 
 var (
-	sessionStatuses = []string{checkout.StatusOpen, checkout.StatusComplete, checkout.StatusExpired, checkout.StatusCanceled}
-	paymentStatuses = []string{checkout.PaymentUnpaid, checkout.PaymentPaid, checkout.PaymentPartiallyRefunded, checkout.PaymentRefunded}
+	paymentKinds    = []string{payments.KindCheckoutSession, payments.KindInvoice}
+	paymentStatuses = []string{payments.StatusPaid, payments.StatusPartiallyRefunded, payments.StatusRefunded}
 	errFilter       = minipay.NewError(minipay.KindInvalid, "filter_invalid", "invalid filter")
 )
 
 type paymentRow struct {
-	ID, Status, PaymentStatus, Amount, Refunded, Fee, Customer, Option, Reference, Created string
+	ID, Kind, Status, Amount, Refunded, Disputed, Fee, Net, Customer, Option, Reference, Captured string
 }
 
 type totalsRow struct {
@@ -33,31 +34,26 @@ type totalsRow struct {
 }
 
 type paymentsPage struct {
-	Status, PaymentStatus, From, To  string
-	SessionStatuses, PaymentStatuses []string
-	Totals                           []totalsRow
-	Rows                             []paymentRow
-	Pager                            pager
+	Kind, Status, From, To string
+	Kinds, Statuses        []string
+	Totals                 []totalsRow
+	Rows                   []paymentRow
+	Pager                  pager
 }
 
-// paymentFilter reads the list's filters: statuses, and a range of days
-// (inclusive, in the console's time zone).
-func (s *Server) paymentFilter(r *http.Request, appID string) (checkout.SessionFilter, *paymentsPage, error) {
+// paymentFilter reads the list's filters: what was paid for, status, and
+// a range of days (inclusive, in the console's time zone) the payment was
+// captured in.
+func (s *Server) paymentFilter(r *http.Request, appID string) (payments.Filter, *paymentsPage, error) {
 	q := r.URL.Query()
-	pg := &paymentsPage{Status: q.Get("status"), PaymentStatus: q.Get("payment_status"), From: q.Get("from"), To: q.Get("to"),
-		SessionStatuses: sessionStatuses, PaymentStatuses: paymentStatuses}
-	f := checkout.SessionFilter{AppID: appID, Status: pg.Status, PaymentStatus: pg.PaymentStatus}
-	if f.Status != "" && !slices.Contains(sessionStatuses, f.Status) {
-		return f, pg, fmt.Errorf("%w: status %q", errFilter, f.Status)
-	}
-	if f.PaymentStatus != "" && !slices.Contains(paymentStatuses, f.PaymentStatus) {
-		return f, pg, fmt.Errorf("%w: payment status %q", errFilter, f.PaymentStatus)
-	}
+	pg := &paymentsPage{Kind: q.Get("kind"), Status: q.Get("status"), From: q.Get("from"), To: q.Get("to"),
+		Kinds: paymentKinds, Statuses: paymentStatuses}
+	f := payments.Filter{AppID: appID, Kind: pg.Kind, Status: pg.Status}
 	var err error
-	if f.CreatedGTE, err = s.day(pg.From, 0); err != nil {
+	if f.CapturedFrom, err = s.day(pg.From, 0); err != nil {
 		return f, pg, err
 	}
-	if f.CreatedLT, err = s.day(pg.To, 1); err != nil {
+	if f.CapturedTo, err = s.day(pg.To, 1); err != nil {
 		return f, pg, err
 	}
 	return f, pg, nil
@@ -76,45 +72,47 @@ func (s *Server) day(v string, shift int) (time.Time, error) {
 	return d.AddDate(0, 0, shift), nil
 }
 
-// payments lists the app's payments, filtered, with totals per currency.
+// payments lists the app's captured payments (sessions and invoices),
+// filtered, with totals per currency.
 func (s *Server) payments(w http.ResponseWriter, r *http.Request) error {
 	f, pg, err := s.paymentFilter(r, who(r).AppID)
 	if err != nil {
 		return err
 	}
-	limit, after := paging(r, "starting_after")
-	rows, more, err := s.Checkout.FindSessions(r.Context(), f, limit, after)
+	f.Limit, f.StartingAfter = paging(r, "starting_after")
+	list, more, err := s.Payments.List(r.Context(), f)
 	if err != nil {
 		return err
 	}
-	totals, err := s.Checkout.TotalSessions(r.Context(), f)
+	totals, err := s.Payments.Sum(r.Context(), f)
 	if err != nil {
 		return err
 	}
 	for _, t := range totals {
-		pg.Totals = append(pg.Totals, totalsRow{Currency: t.Currency, Count: t.Count, Paid: money(t.Currency, t.Paid),
-			Refunded: money(t.Currency, t.Refunded), Fees: money(t.Currency, t.Fees), Net: money(t.Currency, t.Net)})
+		fees := t.Fee - t.FeeRefunded
+		pg.Totals = append(pg.Totals, totalsRow{Currency: t.Currency, Count: t.Count, Paid: money(t.Currency, t.Amount),
+			Refunded: money(t.Currency, t.AmountRefunded), Fees: money(t.Currency, fees),
+			Net: money(t.Currency, t.Amount-t.AmountRefunded-fees)})
 	}
-	for _, sess := range rows {
-		pg.Rows = append(pg.Rows, s.paymentRow(sess))
+	for _, p := range list {
+		pg.Rows = append(pg.Rows, s.paymentRow(p))
 	}
 	last := ""
-	if len(rows) > 0 {
-		last = rows[len(rows)-1].ID
+	if len(list) > 0 {
+		last = list[len(list)-1].ID
 	}
 	pg.Pager = newPager(r, "starting_after", more, last)
 	s.render(w, r, http.StatusOK, "payments", "Payments", pg)
 	return nil
 }
 
-func (s *Server) paymentRow(sess checkout.Session) paymentRow {
-	row := paymentRow{ID: sess.ID, Status: sess.Status, PaymentStatus: sess.PaymentStatus,
-		Amount: money(sess.Currency, sess.AmountTotal), Refunded: money(sess.Currency, sess.AmountRefunded), Fee: "—",
-		Customer: sess.Customer, Option: sess.Option, Reference: sess.ClientReferenceID, Created: s.when(sess.Created)}
-	if sess.Fee != nil {
-		row.Fee = money(sess.Currency, *sess.Fee-sess.FeeRefunded)
-	}
-	return row
+func (s *Server) paymentRow(p payments.Payment) paymentRow {
+	fee := p.Fee - p.FeeRefunded
+	return paymentRow{ID: p.ID, Kind: strings.ReplaceAll(p.Kind(), "_", " "), Status: p.Status(),
+		Amount: money(p.Currency, p.Amount), Refunded: money(p.Currency, p.AmountRefunded),
+		Disputed: money(p.Currency, p.AmountDisputed), Fee: money(p.Currency, fee),
+		Net: money(p.Currency, p.Amount-p.AmountRefunded-fee), Customer: p.Customer, Option: p.Rule.Option,
+		Reference: p.ClientReferenceID, Captured: s.when(p.CapturedAt)}
 }
 
 type refundRow struct{ ID, Amount, Fee, Reason, Status, Created string }
@@ -123,21 +121,21 @@ type eventRow struct{ ID, Type, Object, Created string }
 
 type paymentPage struct {
 	paymentRow
-	CaptureMethod, Completed, RefundUntil, AvailableOn, Remaining string
-	Metadata                                                      map[string]string
-	Refundable                                                    bool
-	Refunds                                                       []refundRow
-	RefundPager                                                   pager
-	Events                                                        []eventRow
-	EventPager                                                    pager
-	Note, Error                                                   string
-	Amount, Reason, IdempotencyKey                                string // the refund form
+	FeeRule, RefundUntil, AvailableOn, Remaining string
+	Metadata                                     map[string]string
+	Refundable, Disputed                         bool
+	Refunds                                      []refundRow
+	RefundPager                                  pager
+	Events                                       []eventRow
+	EventPager                                   pager
+	Note, Error                                  string
+	Amount, Reason, IdempotencyKey               string // the refund form
 }
 
 var paymentNotes = map[string]string{"refunded": "Refunded:"}
 
-// payment is one payment's page: its state, refunds, events and a refund
-// form. Another app's payment is not found.
+// payment is one payment's page: its money, refunds, events and a refund
+// form. Another app's payment, or an object never paid, is not found.
 func (s *Server) payment(w http.ResponseWriter, r *http.Request) error {
 	pg, err := s.paymentPage(r, chi.URLParam(r, "id"))
 	if err != nil {
@@ -149,23 +147,22 @@ func (s *Server) payment(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (s *Server) paymentPage(r *http.Request, id string) (*paymentPage, error) {
-	p := who(r)
-	sess, err := s.Checkout.GetSession(r.Context(), p.AppID, id)
+	who := who(r)
+	p, err := s.Payments.Get(r.Context(), who.AppID, id)
 	if err != nil {
 		return nil, err
 	}
-	pg := &paymentPage{paymentRow: s.paymentRow(sess), CaptureMethod: sess.CaptureMethod, Completed: s.when(sess.CompletedAt),
-		RefundUntil: s.when(sess.RefundUntil), AvailableOn: s.when(sess.AvailableOn), Metadata: sess.Metadata,
-		Remaining:      money(sess.Currency, sess.AmountTotal-sess.AmountRefunded),
-		IdempotencyKey: randomToken()}
-	pg.Refundable = (sess.PaymentStatus == checkout.PaymentPaid || sess.PaymentStatus == checkout.PaymentPartiallyRefunded) &&
-		time.Now().Before(sess.RefundUntil)
+	pg := &paymentPage{paymentRow: s.paymentRow(p), RefundUntil: s.when(p.RefundUntil), AvailableOn: s.when(p.AvailableOn),
+		FeeRule: fmt.Sprintf("%s: %s %% and %s %s", p.Rule.OptionVersion, decimal.New(int64(p.Rule.BPS), -2).String(),
+			p.Rule.Fixed, p.Currency),
+		Metadata: p.Metadata, Remaining: money(p.Currency, p.Remaining()), Disputed: p.AmountDisputed > 0,
+		Refundable: p.Remaining() > 0 && !p.RefundUntil.IsZero() && time.Now().Before(p.RefundUntil), IdempotencyKey: randomToken()}
 	limit, after := paging(r, "refunds_after")
-	refunds, more, err := s.Checkout.ListRefunds(r.Context(), p.AppID, sess.ID, limit, after)
+	refunds, more, err := s.Payments.ListRefunds(r.Context(), who.AppID, p.ID, limit, after)
 	if err != nil {
 		return nil, err
 	}
-	objects := []string{sess.ID}
+	objects := []string{p.ID}
 	for _, rf := range refunds {
 		pg.Refunds = append(pg.Refunds, refundRow{ID: rf.ID, Amount: money(rf.Currency, rf.Amount),
 			Fee: money(rf.Currency, rf.FeeRefunded), Reason: rf.Reason, Status: rf.Status, Created: s.when(rf.Created)})
@@ -175,7 +172,7 @@ func (s *Server) paymentPage(r *http.Request, id string) (*paymentPage, error) {
 		pg.RefundPager = newPager(r, "refunds_after", more, refunds[len(refunds)-1].ID)
 	}
 	elimit, eafter := paging(r, "events_after")
-	events, emore, err := s.Webhooks.ObjectEvents(r.Context(), webhooks.Owner{AppID: p.AppID, DeveloperID: p.DeveloperID},
+	events, emore, err := s.Webhooks.ObjectEvents(r.Context(), webhooks.Owner{AppID: who.AppID, DeveloperID: who.DeveloperID},
 		objects, elimit, eafter)
 	if err != nil {
 		return nil, err
@@ -197,12 +194,12 @@ func (s *Server) refund(w http.ResponseWriter, r *http.Request) error {
 	if key == "" || len(key) > 255 {
 		return fmt.Errorf("%w: the form has no idempotency key; reload the page", errForm)
 	}
-	rf, err := s.Checkout.CreateRefund(r.Context(), checkout.RefundParams{
-		ID: idempotency.DeriveID("re", "console:"+p.AppID, key), AppID: p.AppID, SessionID: id,
+	rf, err := s.Payments.Refund(r.Context(), payments.RefundParams{
+		ID: idempotency.DeriveID("re", "console:"+p.AppID, key), AppID: p.AppID, PaymentID: id,
 		Amount: r.PostFormValue("amount"), Reason: r.PostFormValue("reason")})
 	if err != nil {
 		var c interface{ Kind() string }
-		if !errors.As(err, &c) || errors.Is(err, checkout.ErrSessionNotFound) {
+		if !errors.As(err, &c) || errors.Is(err, payments.ErrNotFound) {
 			return err
 		}
 		// A refused refund: the page again, with why and what was typed.

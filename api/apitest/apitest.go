@@ -22,6 +22,7 @@ import (
 	"github.com/minipay/minipay/internal/idempotency"
 	"github.com/minipay/minipay/internal/metrics"
 	"github.com/minipay/minipay/ledger"
+	"github.com/minipay/minipay/payments"
 	"github.com/minipay/minipay/settlement"
 	"github.com/minipay/minipay/webhooks"
 )
@@ -47,6 +48,7 @@ type Server struct {
 	Apps       *apps.Service
 	Ledger     *ledger.Ledger
 	Checkout   *checkout.Service
+	Payments   *payments.Service
 	Webhooks   *webhooks.Service
 	Settlement *settlement.Service
 	Console    *console.Server
@@ -58,19 +60,20 @@ type Server struct {
 func Start(tb testing.TB, pool *pgxpool.Pool, o Options) *Server {
 	tb.Helper()
 	s := &Server{Apps: apps.New(pool, Secret), Ledger: ledger.New(pool, ledger.Options{})}
-	s.Checkout = checkout.New(pool, s.Ledger, s.Apps, checkout.Options{})
+	s.Payments = payments.New(pool, s.Ledger)
+	s.Checkout = checkout.New(pool, s.Ledger, s.Apps, s.Payments, checkout.Options{})
 	s.Webhooks = webhooks.New(pool, webhooks.Options{Secret: Secret, AllowPrivate: true})
 	s.Settlement = settlement.New(pool, s.Ledger)
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	srv := &api.Server{
-		Ledger: s.Ledger, Apps: s.Apps, Checkout: s.Checkout, Settlement: s.Settlement,
+		Ledger: s.Ledger, Apps: s.Apps, Checkout: s.Checkout, Payments: s.Payments, Settlement: s.Settlement,
 		Webhooks: s.Webhooks, Idem: idempotency.New(pool), Metrics: metrics.New(), RateLimit: o.RateLimit,
 		Log:     log,
 		Ready:   func(ctx context.Context) error { return pool.Ping(ctx) },
 		OpenAPI: docs.OpenAPI,
 	}
 	s.Handler = srv.Handler()
-	s.Console = &console.Server{Apps: s.Apps, Checkout: s.Checkout, Webhooks: s.Webhooks, Settlement: s.Settlement,
+	s.Console = &console.Server{Apps: s.Apps, Checkout: s.Checkout, Payments: s.Payments, Webhooks: s.Webhooks, Settlement: s.Settlement,
 		Ledger: s.Ledger, Log: log, Location: o.Location}
 	hs := httptest.NewServer(s.Console.Beside(s.Handler))
 	s.URL = hs.URL

@@ -20,6 +20,7 @@ import (
 	"github.com/minipay/minipay/internal/idempotency"
 	"github.com/minipay/minipay/internal/metrics"
 	"github.com/minipay/minipay/ledger"
+	"github.com/minipay/minipay/payments"
 	"github.com/minipay/minipay/settlement"
 	"github.com/minipay/minipay/webhooks"
 )
@@ -32,6 +33,7 @@ type application struct {
 	ledger     *ledger.Ledger
 	apps       *apps.Service
 	checkout   *checkout.Service
+	payments   *payments.Service
 	settlement *settlement.Service
 	webhooks   *webhooks.Service
 	server     *api.Server
@@ -61,7 +63,8 @@ func assemble(ctx context.Context, cfg *config, pool *pgxpool.Pool, log *slog.Lo
 		return nil, err
 	}
 	a.ledger = ledger.New(pool, ledger.Options{Observe: observeLedger(a.metrics)})
-	a.checkout = checkout.New(pool, a.ledger, a.apps, checkout.Options{Catalog: cat, Log: log})
+	a.payments = payments.New(pool, a.ledger)
+	a.checkout = checkout.New(pool, a.ledger, a.apps, a.payments, checkout.Options{Catalog: cat, Log: log})
 	a.settlement = settlement.New(pool, a.ledger)
 	if a.settle, err = a.settlementScheduler(cfg); err != nil {
 		return nil, err
@@ -69,7 +72,7 @@ func assemble(ctx context.Context, cfg *config, pool *pgxpool.Pool, log *slog.Lo
 	a.webhooks = webhooks.New(pool, webhooks.Options{Secret: secret, AllowPrivate: cfg.WebhookAllowPrivate, Log: log, Metrics: a.metrics,
 		Schedule: cfg.WebhookSchedule, Timeout: cfg.WebhookTimeout, Lease: 2 * cfg.WebhookTimeout})
 	a.server = &api.Server{
-		Ledger: a.ledger, Apps: a.apps, Checkout: a.checkout, Settlement: a.settlement, Webhooks: a.webhooks,
+		Ledger: a.ledger, Apps: a.apps, Checkout: a.checkout, Payments: a.payments, Settlement: a.settlement, Webhooks: a.webhooks,
 		Idem: idempotency.New(pool), Metrics: a.metrics, Log: log, RateLimit: cfg.RateLimit,
 		Ready:   func(ctx context.Context) error { return pool.Ping(ctx) },
 		OpenAPI: docs.OpenAPI,
@@ -78,7 +81,7 @@ func assemble(ctx context.Context, cfg *config, pool *pgxpool.Pool, log *slog.Lo
 	if err != nil {
 		return nil, fmt.Errorf("settlement time zone %q: %w", cfg.SettlementTZ, err)
 	}
-	a.console = &console.Server{Apps: a.apps, Checkout: a.checkout, Webhooks: a.webhooks, Settlement: a.settlement,
+	a.console = &console.Server{Apps: a.apps, Checkout: a.checkout, Payments: a.payments, Webhooks: a.webhooks, Settlement: a.settlement,
 		Ledger: a.ledger, Log: log, Location: loc, TrustProxy: cfg.TrustProxy}
 	return a, nil
 }
