@@ -20,7 +20,7 @@ func TestPaymentsPage(t *testing.T) {
 	b := e.signIn(e.shop.key)
 
 	page := b.must(http.StatusOK, b.get("/console/payments"))
-	has(t, page, first, second, "10.00 CNY", "20.00 CNY", "checkout session", "order-u1", "ou_",
+	has(t, page, first, second, "10.00 CNY", "20.00 CNY", "<td>session</td>", "order-u1",
 		// Totals: 30.00 paid, 5.00 refunded, 0.6 % fees (0.06 + 0.12, 0.03 of it returned), net 24.85.
 		`<td>CNY</td><td class="num">2</td><td class="num">30.00 CNY</td><td class="num">5.00 CNY</td><td class="num">0.15 CNY</td><td class="num">24.85 CNY</td>`)
 	for _, not := range []string{theirs, "99.00", open, "USD"} {

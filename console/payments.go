@@ -108,7 +108,7 @@ func (s *Server) payments(w http.ResponseWriter, r *http.Request) error {
 
 func (s *Server) paymentRow(p payments.Payment) paymentRow {
 	fee := p.Fee - p.FeeRefunded
-	return paymentRow{ID: p.ID, Kind: strings.ReplaceAll(p.Kind(), "_", " "), Status: p.Status(),
+	return paymentRow{ID: p.ID, Kind: strings.TrimPrefix(p.Kind(), "checkout_"), Status: p.Status(),
 		Amount: money(p.Currency, p.Amount), Refunded: money(p.Currency, p.AmountRefunded),
 		Disputed: money(p.Currency, p.AmountDisputed), Fee: money(p.Currency, fee),
 		Net: money(p.Currency, p.Amount-p.AmountRefunded-fee), Customer: p.Customer, Option: p.Rule.Option,

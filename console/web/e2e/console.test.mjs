@@ -39,7 +39,7 @@ before(async () => {
     args: ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
       "--disable-component-update", "--disable-sync"],
   });
-  ctx = await browser.newContext({ viewport: { width: 1200, height: 860 }, acceptDownloads: true });
+  ctx = await browser.newContext({ viewport: { width: 1280, height: 860 }, acceptDownloads: true });
 });
 
 after(async () => {
@@ -142,7 +142,7 @@ test("an app: find a failed delivery, redeliver it, refund a payment from its pa
     const width = await page.evaluate(() => document.documentElement.scrollWidth);
     assert.ok(width <= 390, `${path} is ${width}px wide at phone width`);
   }
-  await page.setViewportSize({ width: 1200, height: 860 });
+  await page.setViewportSize({ width: 1280, height: 860 });
 
   await page.getByRole("button", { name: "Sign out" }).click();
   await page.waitForURL(/\/console\/login$/);
