@@ -11,6 +11,7 @@ import (
 	"github.com/go-chi/chi/v5"
 	"github.com/shopspring/decimal"
 
+	"github.com/minipay/minipay/internal/download"
 	"github.com/minipay/minipay/ledger"
 	"github.com/minipay/minipay/settlement"
 )
@@ -195,31 +196,20 @@ func (s *Server) run(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
-// reportWriteTime bounds how long streaming one report may take.
-const reportWriteTime = 30 * time.Minute
-
 // report streams a run's CSV report (?detail=true: every balance
-// transaction), as GET /v1/settlement_runs/{id}/report.csv does. A failure
-// before the first byte is an error page; one while streaming aborts the
-// connection, so nobody takes a truncated file for a whole one.
+// transaction), as GET /v1/settlement_runs/{id}/report.csv does.
 func (s *Server) report(w http.ResponseWriter, r *http.Request) {
 	runID, detail := chi.URLParam(r, "id"), r.URL.Query().Get("detail") == "true"
 	if err := s.Settlement.CheckReport(r.Context(), runID); err != nil {
 		s.fail(w, r, err)
 		return
 	}
-	_ = http.NewResponseController(w).SetWriteDeadline(time.Now().Add(reportWriteTime))
 	name := runID
 	if detail {
 		name += "-detail"
 	}
-	w.Header().Set("Content-Type", "text/csv; charset=utf-8")
-	w.Header().Set("Content-Disposition", `attachment; filename="`+name+`.csv"`)
-	w.WriteHeader(http.StatusOK)
-	if err := s.Settlement.WriteReport(r.Context(), runID, detail, w); err != nil {
-		s.Log.Error("console settlement report", "run", runID, "err", err)
-		panic(http.ErrAbortHandler)
-	}
+	download.CSV(w, name, func(w http.ResponseWriter) error { return s.Settlement.WriteReport(r.Context(), runID, detail, w) },
+		func(err error) { s.Log.Error("console settlement report", "run", runID, "err", err) })
 }
 
 type payoutsPage struct {
