@@ -88,7 +88,7 @@ func (s *Server) developer(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	pg := &developerPage{developerRow: developerRow{ID: d.ID, Name: d.Name, Created: s.when(d.Created)},
-		Options: s.Checkout.Catalog().Names(), Currencies: ledger.Currencies(), IdempotencyKey: randomToken()}
+		Options: s.Catalog.Names(), Currencies: ledger.Currencies(), IdempotencyKey: randomToken()}
 	for _, a := range list {
 		pg.Apps = append(pg.Apps, s.appRowOf(a))
 	}
@@ -110,7 +110,7 @@ type appPage struct {
 // POST /v1/apps does, and shows its secret key once.
 func (s *Server) createApp(w http.ResponseWriter, r *http.Request) error {
 	options, currencies := r.PostForm["options"], r.PostForm["currencies"]
-	if err := s.Checkout.Catalog().CheckGrants(options, currencies); err != nil {
+	if err := s.Catalog.CheckGrants(options, currencies); err != nil {
 		return err
 	}
 	a, key, err := s.Apps.CreateApp(r.Context(), apps.AppSpec{ID: formID(r, "app"), DeveloperID: r.PostFormValue("developer"),

@@ -24,7 +24,7 @@ import (
 
 	"github.com/minipay/minipay"
 	"github.com/minipay/minipay/apps"
-	"github.com/minipay/minipay/checkout"
+	"github.com/minipay/minipay/catalog"
 	"github.com/minipay/minipay/internal/ratelimit"
 	"github.com/minipay/minipay/ledger"
 	"github.com/minipay/minipay/payments"
@@ -35,7 +35,7 @@ import (
 // Server serves the console. Set the fields, then call Handler.
 type Server struct {
 	Apps       *apps.Service
-	Checkout   *checkout.Service // the catalog
+	Catalog    *catalog.Catalog
 	Payments   *payments.Service
 	Webhooks   *webhooks.Service
 	Settlement *settlement.Service

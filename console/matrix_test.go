@@ -73,13 +73,12 @@ func (e *env) matureAll() {
 }
 
 // TestConsoleAuthorizationMatrix calls every console route with every way
-// in — no session, a forged cookie, another app's session, the app's, the
-// admin's — and checks the answer: a page asked for without a session
+// in — no session, a forged cookie, the host key (refused at sign-in),
+// another app's session, the app's, the admin's — and checks the answer: a page asked for without a session
 // goes to the sign-in form and a form is refused (403); a kind the page is
 // not for gets 403; another app asking for this app's object gets 404 and
 // changes nothing; an accepted kind succeeds. A list shows the app's
-// objects to it and not to another app. Host keys cannot sign in at all
-// (TestSignIn).
+// objects to it and not to another app.
 func TestConsoleAuthorizationMatrix(t *testing.T) {
 	e := newEnv(t)
 	rolled := e.tenant("rolled")
@@ -146,8 +145,14 @@ func TestConsoleAuthorizationMatrix(t *testing.T) {
 	forged := e.browser()
 	forged.c.Jar.SetCookies(mustURL(e.srv.URL+"/console/"), []*http.Cookie{{Name: "minipay_console", Value: "forged-session-id-0123456789", Path: "/console"}})
 	forged.csrf = sessions["admin"].csrf // even with a real token, a forged session is nobody
-	sessions["none"], sessions["forged"] = e.browser(), forged
-	kinds := []string{"none", "forged", "other app", "app", "admin"}
+	// The host key has no console: its sign-in is refused, leaving the
+	// browser as signed out as one that never tried.
+	host := e.browser()
+	if r := host.submit("/console/login", url.Values{"key": {e.host}}); r.status != http.StatusForbidden {
+		t.Fatalf("host sign-in: %d", r.status)
+	}
+	sessions["none"], sessions["forged"], sessions["host"] = e.browser(), forged, host
+	kinds := []string{"none", "forged", "host", "other app", "app", "admin"}
 
 	for _, r := range routes {
 		c, ok := cases[r]
@@ -167,7 +172,7 @@ func TestConsoleAuthorizationMatrix(t *testing.T) {
 			switch {
 			case len(c.kinds) == 0:
 				want = c.status
-			case k == "none" || k == "forged":
+			case k == "none" || k == "forged" || k == "host":
 				want = http.StatusSeeOther
 				if method == http.MethodPost {
 					want = http.StatusForbidden
@@ -197,7 +202,7 @@ func TestConsoleAuthorizationMatrix(t *testing.T) {
 			if got.status != want {
 				t.Errorf("%s as %s: %d, want %d: %.300s", r, k, got.status, want, got.raw)
 			}
-			if want == http.StatusSeeOther && (k == "none" || k == "forged") && !strings.HasPrefix(got.header.Get("Location"), "/console/login?next=") {
+			if want == http.StatusSeeOther && (k == "none" || k == "forged" || k == "host") && !strings.HasPrefix(got.header.Get("Location"), "/console/login?next=") {
 				t.Errorf("%s as %s: sent to %q, not the sign-in form", r, k, got.header.Get("Location"))
 			}
 			if got.status >= 300 && got.status != http.StatusSeeOther {

@@ -10,7 +10,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"testing"
-	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
@@ -35,7 +34,6 @@ var Secret = []byte("test secret, 32 bytes long......")
 type Options struct {
 	RateLimit float64                 // requests per second per key; 0 is off
 	Keys      map[apps.KeyKind]string // operator keys to create
-	Location  *time.Location          // the console's time zone (UTC when nil)
 }
 
 // Server is a running API and its services.
@@ -73,8 +71,8 @@ func Start(tb testing.TB, pool *pgxpool.Pool, o Options) *Server {
 		OpenAPI: docs.OpenAPI,
 	}
 	s.Handler = srv.Handler()
-	s.Console = &console.Server{Apps: s.Apps, Checkout: s.Checkout, Payments: s.Payments, Webhooks: s.Webhooks, Settlement: s.Settlement,
-		Ledger: s.Ledger, Log: log, Location: o.Location}
+	s.Console = &console.Server{Apps: s.Apps, Catalog: s.Checkout.Catalog(), Payments: s.Payments, Webhooks: s.Webhooks,
+		Settlement: s.Settlement, Ledger: s.Ledger, Log: log}
 	hs := httptest.NewServer(s.Console.Beside(s.Handler))
 	s.URL = hs.URL
 	tb.Cleanup(func() {
