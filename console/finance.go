@@ -166,10 +166,10 @@ func (s *Server) parseCutoff(v string) (time.Time, error) {
 
 type runPage struct {
 	runRow
-	Mismatch []string
-	Payouts  []payoutRow
-	Pager    pager
-	Final    bool // the report can be downloaded
+	Mismatch   []string
+	PayoutRows []payoutRow
+	Pager      pager
+	Final      bool // the report can be downloaded
 }
 
 // run is one settlement run: totals, payouts and its report downloads.
@@ -187,7 +187,7 @@ func (s *Server) run(w http.ResponseWriter, r *http.Request) error {
 		Completed: s.when(run.Completed), Payouts: run.PayoutCount, Totals: totalsLines(run.Totals)},
 		Mismatch: run.Mismatch, Final: run.Status != settlement.RunRunning}
 	for _, p := range payouts {
-		pg.Payouts = append(pg.Payouts, s.payoutRowOf(p))
+		pg.PayoutRows = append(pg.PayoutRows, s.payoutRowOf(p))
 	}
 	if len(payouts) > 0 {
 		pg.Pager = newPager(r, "starting_after", more, payouts[len(payouts)-1].ID)

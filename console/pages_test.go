@@ -66,7 +66,7 @@ func TestPaymentPageAndRefund(t *testing.T) {
 	id := e.paid(e.shop, "u1", "30.00")
 	b := e.signIn(e.shop.key)
 	page := b.must(http.StatusOK, b.get("/console/payments/"+id))
-	has(t, page, "30.00 CNY", "order-u1", "checkout.session.completed", `data-testid="refund-form"`, "0.18 CNY", "goods@2026-01-01T00:00:00Z: 0.6 % and 0 CNY")
+	has(t, page, "<h1>30.00 CNY <span", "order-u1", "checkout.session.completed", `data-testid="refund-form"`, "0.18 CNY", "goods@2026-01-01T00:00:00Z: 0.6 % and 0 CNY")
 	key := regexp.MustCompile(`name="idempotency_key" value="([^"]+)"`).FindStringSubmatch(page.raw)[1]
 
 	// Too much is refused with the reason, keeping what was typed; nothing moves.
@@ -264,7 +264,7 @@ func TestFinancePages(t *testing.T) {
 	r := b.must(http.StatusSeeOther, b.post("/console/settlement_runs", url.Values{"cutoff": {""}}))
 	run := strings.TrimPrefix(r.header.Get("Location"), "/console/settlement_runs/")
 	page := b.must(http.StatusOK, b.get(r.header.Get("Location")))
-	has(t, page, `data-testid="run-status">completed`, "150.00 CNY", "0.90 CNY", `data-testid="net-CNY">149.10 CNY`, "report.csv?detail=true")
+	has(t, page, `data-testid="run-status">completed`, "<dt>Payouts</dt><dd>2</dd>", "150.00 CNY", "0.90 CNY", `data-testid="net-CNY">149.10 CNY`, "report.csv?detail=true")
 	// The API sees the same run.
 	api := e.must(http.StatusOK, e.api("GET", "/v1/settlement_runs/"+run, e.admin, nil))
 	if tot := api.body["totals"].([]any)[0].(map[string]any); tot["net"] != "149.10" || tot["gross"] != "150.00" {

@@ -123,13 +123,13 @@ type paymentPage struct {
 	paymentRow
 	FeeRule, RefundUntil, AvailableOn, Remaining string
 	Metadata                                     map[string]string
-	Refundable, Disputed                         bool
+	Refundable, HasDispute                       bool
 	Refunds                                      []refundRow
 	RefundPager                                  pager
 	Events                                       []eventRow
 	EventPager                                   pager
 	Note, Error                                  string
-	Amount, Reason, IdempotencyKey               string // the refund form
+	FormAmount, FormReason, IdempotencyKey       string // the refund form
 }
 
 var paymentNotes = map[string]string{"refunded": "Refunded:"}
@@ -155,7 +155,7 @@ func (s *Server) paymentPage(r *http.Request, id string) (*paymentPage, error) {
 	pg := &paymentPage{paymentRow: s.paymentRow(p), RefundUntil: s.when(p.RefundUntil), AvailableOn: s.when(p.AvailableOn),
 		FeeRule: fmt.Sprintf("%s: %s %% and %s %s", p.Rule.OptionVersion, decimal.New(int64(p.Rule.BPS), -2).String(),
 			p.Rule.Fixed, p.Currency),
-		Metadata: p.Metadata, Remaining: money(p.Currency, p.Remaining()), Disputed: p.AmountDisputed > 0,
+		Metadata: p.Metadata, Remaining: money(p.Currency, p.Remaining()), HasDispute: p.AmountDisputed > 0,
 		Refundable: p.Remaining() > 0 && !p.RefundUntil.IsZero() && time.Now().Before(p.RefundUntil), IdempotencyKey: randomToken()}
 	limit, after := paging(r, "refunds_after")
 	refunds, more, err := s.Payments.ListRefunds(r.Context(), who.AppID, p.ID, limit, after)
@@ -207,7 +207,7 @@ func (s *Server) refund(w http.ResponseWriter, r *http.Request) error {
 		if perr != nil {
 			return perr
 		}
-		pg.Error, pg.Amount, pg.Reason = message(err), r.PostFormValue("amount"), r.PostFormValue("reason")
+		pg.Error, pg.FormAmount, pg.FormReason = message(err), r.PostFormValue("amount"), r.PostFormValue("reason")
 		s.render(w, r, statusOf(err), "payment", "Payment "+pg.ID, pg)
 		return nil
 	}
