@@ -8,7 +8,6 @@ import (
 
 	"github.com/minipay/minipay"
 	"github.com/minipay/minipay/apps"
-	"github.com/minipay/minipay/ledger"
 )
 
 // coded is implemented by every domain error (minipay.Error, ledger.Error).
@@ -16,11 +15,6 @@ type coded interface {
 	error
 	Code() string
 	Kind() string
-}
-
-// paramed is implemented by errors that name the request field at fault.
-type paramed interface {
-	Param() string
 }
 
 // errorBody is the error object of every failed response.
@@ -36,21 +30,20 @@ type errorObject struct {
 	RequestID string `json:"request_id"`
 }
 
-// statusOfKind maps a failure kind to its HTTP status. This and errorType
-// are the one place where domain errors become HTTP.
+// statusOfKind maps the kinds that only HTTP has to their status; the
+// domain's kinds map through minipay.HTTPStatus. This and errorType are
+// the one place where domain errors become HTTP.
 var statusOfKind = map[string]int{
-	minipay.KindInvalid:           http.StatusBadRequest,
-	minipay.KindUnauthenticated:   http.StatusUnauthorized,
-	minipay.KindInsufficientFunds: http.StatusPaymentRequired,
-	minipay.KindForbidden:         http.StatusForbidden,
-	minipay.KindNotFound:          http.StatusNotFound,
-	minipay.KindConflict:          http.StatusConflict,
-	minipay.KindUnprocessable:     http.StatusUnprocessableEntity,
-	minipay.KindRateLimited:       http.StatusTooManyRequests,
-	minipay.KindUnavailable:       http.StatusServiceUnavailable,
-	kindTooLarge:                  http.StatusRequestEntityTooLarge,
-	kindUnsupportedMedia:          http.StatusUnsupportedMediaType,
-	kindMethodNotAllowed:          http.StatusMethodNotAllowed,
+	kindTooLarge:         http.StatusRequestEntityTooLarge,
+	kindUnsupportedMedia: http.StatusUnsupportedMediaType,
+	kindMethodNotAllowed: http.StatusMethodNotAllowed,
+}
+
+func statusOf(kind string) int {
+	if s, ok := statusOfKind[kind]; ok {
+		return s
+	}
+	return minipay.HTTPStatus(kind)
 }
 
 // Kinds that only HTTP has.
@@ -88,12 +81,12 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	var c coded
 	switch {
 	case errors.As(err, &c):
-		status = statusOfKind[c.Kind()]
+		status = statusOf(c.Kind())
 		if status == 0 {
 			status = http.StatusInternalServerError
 		}
 		obj.Code = c.Code()
-		obj.Message, obj.Param = publicMessage(err, c, principal(r).Kind == apps.KindAdmin)
+		obj.Message, obj.Param, _ = minipay.PublicMessage(err, principal(r).Kind == apps.KindAdmin)
 	case errors.Is(err, context.DeadlineExceeded):
 		status = http.StatusServiceUnavailable
 		obj.Code, obj.Message = "timeout", "the request took too long; retry with the same Idempotency-Key"
@@ -105,50 +98,6 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	}
 	obj.Type = errorType(status, obj.Code)
 	writeJSON(w, status, errorBody{Error: obj})
-}
-
-// ledgerDetailShown are the ledger's errors whose detail is about the
-// caller's own input (an amount, a currency, metadata), shown to every
-// caller. The others speak in the ledger's own names (account codes, which
-// hold the host's user ids, and transfer ids): only the platform's
-// operators see those; other callers get the error's bare message.
-var ledgerDetailShown = map[string]bool{
-	"amount_invalid": true, "amount_precision": true, "amount_not_positive": true,
-	"unknown_currency": true, "metadata_invalid": true,
-}
-
-// publicMessage is what the caller is told of err, whose code c gives: the
-// coded error's message with the detail wrapped after it
-// (fmt.Errorf("%w: detail", ErrX)), prefixed by the field at fault, which
-// is also returned as the param. Context added around it on the way up
-// (fmt.Errorf("confirm %s: %w", …)) is for the logs and never sent. Of the
-// ledger's errors, callers other than admin get only the bare message
-// unless ledgerDetailShown.
-func publicMessage(err error, c coded, admin bool) (msg, param string) {
-	var le *ledger.Error
-	hide := errors.As(err, &le) && error(le) == error(c) && !admin && !ledgerDetailShown[c.Code()]
-	msg = c.Error()
-	found := false
-	for e := err; e != nil; e = errors.Unwrap(e) {
-		if p, ok := e.(paramed); ok && param == "" && !found {
-			if _, ledgerField := e.(*ledger.FieldError); !ledgerField || !hide {
-				param = p.Param()
-			}
-		}
-		if !found && strings.HasPrefix(e.Error(), c.Error()) {
-			found = true
-			if !hide {
-				msg = e.Error()
-			}
-		}
-		if e == error(c) {
-			break
-		}
-	}
-	if param != "" {
-		msg = param + ": " + msg
-	}
-	return msg, param
 }
 
 // Errors of the HTTP layer itself.
