@@ -174,6 +174,7 @@ func TestFeedScope(t *testing.T) {
 	mine := f.emit(f.app, CheckoutSessionCompleted, 2)
 	theirs := f.emit(other, CheckoutSessionCompleted, 1)
 	payout := f.emit(Owner{DeveloperID: f.app.DeveloperID}, PayoutCreated, 1)
+	slices.Sort(mine) // one transaction: in id order
 	var got []string
 	f.waitFor("the feed", func() bool { got = f.follow(f.app, ""); return len(got) == 3 })
 	if !slices.Equal(got, append(mine, payout...)) {
