@@ -20,6 +20,7 @@ import (
 	"github.com/minipay/minipay/internal/idempotency"
 	"github.com/minipay/minipay/internal/metrics"
 	"github.com/minipay/minipay/ledger"
+	"github.com/minipay/minipay/sandbox"
 	"github.com/minipay/minipay/settlement"
 	"github.com/minipay/minipay/webhooks"
 )
@@ -32,16 +33,18 @@ var Secret = []byte("test secret, 32 bytes long......")
 type Options struct {
 	RateLimit float64                 // requests per second per key; 0 is off
 	Keys      map[apps.KeyKind]string // operator keys to create
+	Sandbox   bool                    // test helpers allowed (MINIPAY_SANDBOX)
 }
 
 // Server is a running API and its services.
 type Server struct {
-	URL      string
-	Handler  http.Handler
-	Apps     *apps.Service
-	Ledger   *ledger.Ledger
-	Checkout *checkout.Service
-	Webhooks *webhooks.Service
+	URL        string
+	Handler    http.Handler
+	Apps       *apps.Service
+	Ledger     *ledger.Ledger
+	Checkout   *checkout.Service
+	Webhooks   *webhooks.Service
+	Settlement *settlement.Service
 }
 
 // Start builds the services over pool and serves them until the test ends.
@@ -52,9 +55,12 @@ func Start(tb testing.TB, pool *pgxpool.Pool, o Options) *Server {
 	s := &Server{Apps: apps.New(pool, Secret), Ledger: ledger.New(pool, ledger.Options{})}
 	s.Checkout = checkout.New(pool, s.Ledger, s.Apps, checkout.Options{})
 	s.Webhooks = webhooks.New(pool, webhooks.Options{Secret: Secret, AllowPrivate: true})
+	s.Settlement = settlement.New(pool, s.Ledger)
 	srv := &api.Server{
-		Ledger: s.Ledger, Apps: s.Apps, Checkout: s.Checkout, Settlement: settlement.New(pool, s.Ledger),
-		Webhooks: s.Webhooks, Idem: idempotency.New(pool), Metrics: metrics.New(), RateLimit: o.RateLimit,
+		Ledger: s.Ledger, Apps: s.Apps, Checkout: s.Checkout, Settlement: s.Settlement,
+		Sandbox:   &sandbox.Service{Apps: s.Apps, Checkout: s.Checkout, Settlement: s.Settlement, Webhooks: s.Webhooks},
+		IsSandbox: o.Sandbox,
+		Webhooks:  s.Webhooks, Idem: idempotency.New(pool), Metrics: metrics.New(), RateLimit: o.RateLimit,
 		Log:     slog.New(slog.NewTextHandler(io.Discard, nil)),
 		Ready:   func(ctx context.Context) error { return pool.Ping(ctx) },
 		OpenAPI: docs.OpenAPI,

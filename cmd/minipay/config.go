@@ -1,127 +1,124 @@
 package main
 
 import (
-	"context"
+	"errors"
 	"flag"
 	"fmt"
-	"io"
+	"net"
+	"strconv"
 	"strings"
+	"syscall"
 	"time"
+
+	"github.com/minipay/minipay/internal/pgdb"
 )
 
-const usage = `minipay: payments and monetization for mini-apps
-
-usage:
-  minipay serve                      run the HTTP API and background workers
-  minipay migrate [up|status]        apply or list database migrations
-  minipay bench KIND [flags]         measure throughput and latency (KIND: ledger, checkout)
-  minipay dev                        the API, a demo host page at /demo/ and a demo mini-app
-  minipay settle --cutoff TIME       settle everything matured by TIME (RFC 3339)
-  minipay export settlement --run ID [--detail] [--out FILE]
-                                     write a settlement run's CSV report
-
-Configuration comes from the environment (DATABASE_URL, MINIPAY_ADDR,
-MINIPAY_ADMIN_KEY, MINIPAY_HOST_KEY, MINIPAY_SECRET, MINIPAY_CATALOG,
-MINIPAY_SETTLEMENT_TZ, MINIPAY_WEBHOOK_ALLOW_PRIVATE); flags override it.
-Run "minipay COMMAND -h" for a command's flags.
-`
-
-// run is the whole program: main only supplies the process's context,
-// arguments, environment and output streams, so tests can call run directly.
-func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
-	if len(args) == 0 {
-		fmt.Fprint(stderr, usage)
-		return flag.ErrHelp
-	}
-	cmd, rest := args[0], args[1:]
-	switch cmd {
-	case "serve":
-		return serve(ctx, rest, getenv, stdout, stderr)
-	case "migrate":
-		return migrate(ctx, rest, getenv, stdout, stderr)
-	case "bench":
-		return runBench(ctx, rest, getenv, stdout, stderr)
-	// (settlement commands)
-	case "settle":
-		return settle(ctx, rest, getenv, stdout, stderr)
-	case "export":
-		return export(ctx, rest, getenv, stdout, stderr)
-	// (dev command)
-	case "dev":
-		return dev(ctx, rest, getenv, stdout, stderr)
-	case "help", "-h", "--help":
-		fmt.Fprint(stdout, usage)
-		return nil
-	default:
-		fmt.Fprint(stderr, usage)
-		return fmt.Errorf("unknown command %q", cmd)
-	}
-}
-
 // config is minipay's configuration: the environment, overridden by flags.
+// Each command registers only the groups of flags it uses.
 type config struct {
 	DatabaseURL         string
+	DBConns             int
 	Addr                string
 	AdminKey            string
 	HostKey             string
 	Secret              string
 	Catalog             string
-	SettlementTZ        string
 	WebhookAllowPrivate bool
-	DBConns             int
 	RateLimit           float64
 	DebugAddr           string
+	// Sandbox marks a deployment whose money is not real: test helpers
+	// (minipay trigger, test clocks) work there and nowhere else.
+	Sandbox bool
 	// WebhookSchedule and WebhookTimeout replace the retry delays and the
-	// per-attempt timeout of DESIGN.md section 7, for drills and tests
-	// that cannot wait hours; production leaves them unset.
-	WebhookSchedule []time.Duration
-	WebhookTimeout  time.Duration
-	envErr          error // a malformed environment variable
-	getenv          func(string) string
+	// per-attempt timeout of webhooks, for drills and tests that cannot
+	// wait hours; production leaves them unset.
+	WebhookSchedule    []time.Duration
+	WebhookTimeout     time.Duration
+	SettlementTZ       string
+	SettlementSchedule string
+	SettlementMinimums string
+
+	envErrs []error // malformed environment variables
+	getenv  func(string) string
 }
 
-// flags registers the configuration flags on fs, with defaults from the
-// environment, and returns the config they fill.
-func configFlags(fs *flag.FlagSet, getenv func(string) string) *config {
-	c := &config{getenv: getenv}
-	env := func(name, def string) string {
-		if v := getenv(name); v != "" {
-			return v
-		}
-		return def
+func newConfig(getenv func(string) string) *config { return &config{getenv: getenv} }
+
+// env is the variable's value, or def when it is unset.
+func (c *config) env(name, def string) string {
+	if v := c.getenv(name); v != "" {
+		return v
 	}
-	fs.StringVar(&c.DatabaseURL, "database-url", env("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/minipay?sslmode=disable"), "PostgreSQL URL (DATABASE_URL); the database is created if missing")
-	fs.StringVar(&c.Addr, "addr", env("MINIPAY_ADDR", ":8080"), "listen address (MINIPAY_ADDR)")
-	fs.StringVar(&c.AdminKey, "admin-key", getenv("MINIPAY_ADMIN_KEY"), "admin API key (MINIPAY_ADMIN_KEY); generated and printed once if unset")
-	fs.StringVar(&c.HostKey, "host-key", getenv("MINIPAY_HOST_KEY"), "host API key (MINIPAY_HOST_KEY); generated and printed once if unset")
-	fs.StringVar(&c.Secret, "secret", getenv("MINIPAY_SECRET"), "server secret for encrypting webhook secrets and deriving user ids (MINIPAY_SECRET)")
-	fs.StringVar(&c.Catalog, "catalog", getenv("MINIPAY_CATALOG"), "monetization catalog file (MINIPAY_CATALOG); built-in defaults if unset")
-	fs.StringVar(&c.SettlementTZ, "settlement-tz", env("MINIPAY_SETTLEMENT_TZ", "Asia/Shanghai"), "time zone of the daily settlement cutoff (MINIPAY_SETTLEMENT_TZ)")
-	fs.BoolVar(&c.WebhookAllowPrivate, "webhook-allow-private", strings.EqualFold(getenv("MINIPAY_WEBHOOK_ALLOW_PRIVATE"), "true"), "allow webhooks to private addresses (MINIPAY_WEBHOOK_ALLOW_PRIVATE)")
+	return def
+}
+
+// envBool reads a true/false variable; anything else is an error at start.
+func (c *config) envBool(name string) bool {
+	v := c.getenv(name)
+	if v == "" {
+		return false
+	}
+	b, err := strconv.ParseBool(v)
+	if err != nil {
+		c.envErrs = append(c.envErrs, fmt.Errorf("%s: want true or false, got %q", name, v))
+	}
+	return b
+}
+
+// check reports the first malformed environment variable.
+func (c *config) check() error { return errors.Join(c.envErrs...) }
+
+// databaseFlags registers the database's flags; def is the URL used when
+// DATABASE_URL is unset (dev keeps its data apart from serve's).
+func (c *config) databaseFlags(fs *flag.FlagSet, def string) {
+	fs.StringVar(&c.DatabaseURL, "database-url", c.env("DATABASE_URL", def), "PostgreSQL URL (DATABASE_URL); the database is created if missing")
 	fs.IntVar(&c.DBConns, "db-conns", 32, "maximum database connections")
-	fs.StringVar(&c.DebugAddr, "debug-addr", getenv("MINIPAY_DEBUG_ADDR"), "serve Go's /debug/pprof on this address, e.g. 127.0.0.1:6060 (MINIPAY_DEBUG_ADDR); off when empty")
-	rate := 1000.0
-	if v := getenv("MINIPAY_RATE_LIMIT"); v != "" {
-		fmt.Sscan(v, &rate)
+}
+
+// serverFlags registers what a process serving the API needs.
+func (c *config) serverFlags(fs *flag.FlagSet) {
+	fs.StringVar(&c.Addr, "addr", c.env("MINIPAY_ADDR", ":8080"), "listen address (MINIPAY_ADDR)")
+	fs.StringVar(&c.AdminKey, "admin-key", c.getenv("MINIPAY_ADMIN_KEY"), "the operators' API key (MINIPAY_ADMIN_KEY); generated and printed once if unset")
+	fs.StringVar(&c.HostKey, "host-key", c.getenv("MINIPAY_HOST_KEY"), "the super-app wallet service's API key (MINIPAY_HOST_KEY); generated and printed once if unset")
+	fs.StringVar(&c.Secret, "secret", c.getenv("MINIPAY_SECRET"), "server secret: encrypts webhook secrets at rest, derives per-app user ids (MINIPAY_SECRET); generated and stored if unset")
+	fs.StringVar(&c.Catalog, "catalog", c.getenv("MINIPAY_CATALOG"), "monetization catalog file (MINIPAY_CATALOG); built-in defaults if unset")
+	fs.BoolVar(&c.WebhookAllowPrivate, "webhook-allow-private", c.envBool("MINIPAY_WEBHOOK_ALLOW_PRIVATE"), "allow webhook URLs on loopback and private addresses (MINIPAY_WEBHOOK_ALLOW_PRIVATE); development and tests only")
+	fs.BoolVar(&c.Sandbox, "sandbox", c.envBool("MINIPAY_SANDBOX"), "a sandbox, whose money is not real: allows test helpers such as minipay trigger (MINIPAY_SANDBOX)")
+	fs.StringVar(&c.DebugAddr, "debug-addr", c.getenv("MINIPAY_DEBUG_ADDR"), "serve Go's /debug/pprof on this address, e.g. 127.0.0.1:6060 (MINIPAY_DEBUG_ADDR); off when empty")
+	c.RateLimit = 1000
+	if v := c.getenv("MINIPAY_RATE_LIMIT"); v != "" {
+		r, err := strconv.ParseFloat(v, 64)
+		if err != nil || r < 0 {
+			c.envErrs = append(c.envErrs, fmt.Errorf("MINIPAY_RATE_LIMIT: want requests per second (0 for no limit), got %q", v))
+		}
+		c.RateLimit = r
 	}
-	fs.Float64Var(&c.RateLimit, "rate-limit", rate, "requests per second per API key, bursts of twice that; 0 for none (MINIPAY_RATE_LIMIT)")
-	fs.Func("webhook-retry-schedule", "comma-separated delays between webhook attempts, e.g. 1s,2s,5s (MINIPAY_WEBHOOK_RETRY_SCHEDULE); for drills and tests only", func(v string) error {
-		return c.parseSchedule(v)
-	})
-	fs.DurationVar(&c.WebhookTimeout, "webhook-timeout", 0, "timeout of one webhook attempt (MINIPAY_WEBHOOK_TIMEOUT), and half the lease after which a dead replica's deliveries are retried; 15s when unset, for drills and tests only")
-	if v := getenv("MINIPAY_WEBHOOK_RETRY_SCHEDULE"); v != "" {
+	fs.Float64Var(&c.RateLimit, "rate-limit", c.RateLimit, "requests per second per API key, bursts of twice that; 0 for none (MINIPAY_RATE_LIMIT)")
+	fs.Func("webhook-retry-schedule", "comma-separated delays between webhook attempts, e.g. 1s,2s,5s (MINIPAY_WEBHOOK_RETRY_SCHEDULE); drills and tests only", c.parseSchedule)
+	if v := c.getenv("MINIPAY_WEBHOOK_RETRY_SCHEDULE"); v != "" {
 		if err := c.parseSchedule(v); err != nil {
-			c.envErr = fmt.Errorf("MINIPAY_WEBHOOK_RETRY_SCHEDULE: %w", err)
+			c.envErrs = append(c.envErrs, fmt.Errorf("MINIPAY_WEBHOOK_RETRY_SCHEDULE: %w", err))
 		}
 	}
-	if v := getenv("MINIPAY_WEBHOOK_TIMEOUT"); v != "" {
+	if v := c.getenv("MINIPAY_WEBHOOK_TIMEOUT"); v != "" {
 		d, err := time.ParseDuration(v)
 		if err != nil || d <= 0 {
-			c.envErr = fmt.Errorf("MINIPAY_WEBHOOK_TIMEOUT: want a positive duration, got %q", v)
+			c.envErrs = append(c.envErrs, fmt.Errorf("MINIPAY_WEBHOOK_TIMEOUT: want a positive duration, got %q", v))
 		}
 		c.WebhookTimeout = d
 	}
-	return c
+	fs.DurationVar(&c.WebhookTimeout, "webhook-timeout", c.WebhookTimeout, "timeout of one webhook attempt, and half the lease after which a dead replica's deliveries are retried (MINIPAY_WEBHOOK_TIMEOUT); 15s when unset; drills and tests only")
+	c.settlementFlags(fs, true)
+}
+
+// settlementFlags registers the settlement settings; schedule only for
+// the processes that run the scheduler.
+func (c *config) settlementFlags(fs *flag.FlagSet, schedule bool) {
+	fs.StringVar(&c.SettlementTZ, "settlement-tz", c.env("MINIPAY_SETTLEMENT_TZ", "Asia/Shanghai"), "time zone of settlement cutoffs and dates (MINIPAY_SETTLEMENT_TZ)")
+	fs.StringVar(&c.SettlementMinimums, "settlement-minimums", c.getenv("MINIPAY_SETTLEMENT_MINIMUMS"), "minimum payout per currency, e.g. CNY=1.00,JPY=100 (MINIPAY_SETTLEMENT_MINIMUMS); one major unit when unset; less is carried forward")
+	if schedule {
+		fs.StringVar(&c.SettlementSchedule, "settlement-schedule", c.env("MINIPAY_SETTLEMENT_SCHEDULE", "daily"), `when to settle: "daily" (00:00), "daily@HH:MM", "every <duration>" or "off" (MINIPAY_SETTLEMENT_SCHEDULE)`)
+	}
 }
 
 // parseSchedule reads a comma-separated list of positive durations.
@@ -136,4 +133,29 @@ func (c *config) parseSchedule(v string) error {
 	}
 	c.WebhookSchedule = out
 	return nil
+}
+
+// location loads the settlement time zone.
+func (c *config) location() (*time.Location, error) {
+	loc, err := time.LoadLocation(c.SettlementTZ)
+	if err != nil {
+		return nil, fmt.Errorf("settlement time zone %q (--settlement-tz, MINIPAY_SETTLEMENT_TZ): want an IANA name such as Asia/Shanghai or UTC", c.SettlementTZ)
+	}
+	return loc, nil
+}
+
+// defaultDatabaseURL is serve's database.
+const defaultDatabaseURL = pgdb.DefaultURL
+
+// listen opens a TCP listener; when the port is taken, the error names the
+// flag and variable that choose another.
+func listen(addr, flagName, envName string) (net.Listener, error) {
+	ln, err := net.Listen("tcp", addr)
+	if errors.Is(err, syscall.EADDRINUSE) {
+		return nil, fmt.Errorf("listen on %s: the port is already in use (is another minipay running?); choose another with --%s or %s", addr, flagName, envName)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("listen on %s (--%s, %s): %w", addr, flagName, envName, err)
+	}
+	return ln, nil
 }
