@@ -159,10 +159,10 @@ func renderEvent(eventID, typ string, created time.Time, data []byte) ([]byte, e
 
 // EventFilter selects events to list. Zero fields select everything.
 type EventFilter struct {
-	Type          string    // one event type
-	CreatedGTE    time.Time // created at or after
-	CreatedLT     time.Time // created before
-	Limit         int       // 1–100
+	Type       string    // one event type
+	CreatedGTE time.Time // created at or after
+	CreatedLT  time.Time // created before
+	Limit      int       // 1–100
 	// StartingAfter is an event id: list the events after it in the
 	// list's order (older ones when newest first).
 	StartingAfter string
