@@ -12,9 +12,7 @@ import (
 // real objects and a real event of that type, visible in the app's event
 // log and not in another app's.
 func TestTriggerEveryType(t *testing.T) {
-	e := newEnv(t)
-	e.sandbox = true
-	e.start()
+	e := newSandboxEnv(t)
 	a := e.tenant("trigger", []string{"goods", "virtual_goods", "tip"}, []string{"CNY"})
 	other := e.tenant("bystander", []string{"goods"}, []string{"CNY"})
 	for _, tt := range sandbox.Types() {
@@ -71,9 +69,7 @@ func TestTriggerOutsideSandbox(t *testing.T) {
 }
 
 func TestTriggerUnknownType(t *testing.T) {
-	e := newEnv(t)
-	e.sandbox = true
-	e.start()
+	e := newSandboxEnv(t)
 	a := e.tenant("typo", []string{"goods"}, []string{"CNY"})
 	r := e.must(http.StatusBadRequest, e.call("POST", "/v1/test_helpers/trigger", a.key, map[string]string{"event_type": "checkout.session.complete"}))
 	if r.errCode() != "event_type_not_triggerable" || r.errParam() != "event_type" {

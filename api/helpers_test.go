@@ -48,6 +48,17 @@ func newEnvWith(t *testing.T, rateLimit float64) *env {
 	return e
 }
 
+// newSandboxEnv is newEnv in a sandbox (MINIPAY_SANDBOX): test helpers work.
+func newSandboxEnv(t *testing.T) *env {
+	t.Helper()
+	db := testdb.New(t)
+	e := &env{t: t, db: db, sandbox: true,
+		adminKey: strings.ReplaceAll("admin_test_"+t.Name(), "/", "_"),
+		hostKey:  strings.ReplaceAll("host_test_"+t.Name(), "/", "_")}
+	e.start()
+	return e
+}
+
 // newEnvSharing is a second server on e's database, as another replica
 // (or a restarted process) would be: nothing cached.
 func newEnvSharing(e *env) *env {

@@ -54,14 +54,15 @@ func Start(tb testing.TB, pool *pgxpool.Pool, o Options) *Server {
 	tb.Helper()
 	s := &Server{Apps: apps.New(pool, Secret), Ledger: ledger.New(pool, ledger.Options{})}
 	s.Checkout = checkout.New(pool, s.Ledger, s.Apps, checkout.Options{})
-	s.Webhooks = webhooks.New(pool, webhooks.Options{Secret: Secret, AllowPrivate: true})
+	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
+	s.Webhooks = webhooks.New(pool, webhooks.Options{Secret: Secret, AllowPrivate: true, Log: quiet})
 	s.Settlement = settlement.New(pool, s.Ledger)
 	srv := &api.Server{
 		Ledger: s.Ledger, Apps: s.Apps, Checkout: s.Checkout, Settlement: s.Settlement,
 		Sandbox:   &sandbox.Service{Apps: s.Apps, Checkout: s.Checkout, Settlement: s.Settlement, Webhooks: s.Webhooks},
 		IsSandbox: o.Sandbox,
 		Webhooks:  s.Webhooks, Idem: idempotency.New(pool), Metrics: metrics.New(), RateLimit: o.RateLimit,
-		Log:     slog.New(slog.NewTextHandler(io.Discard, nil)),
+		Log:     quiet,
 		Ready:   func(ctx context.Context) error { return pool.Ping(ctx) },
 		OpenAPI: docs.OpenAPI,
 	}
