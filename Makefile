@@ -73,7 +73,7 @@ screenshots: sdk/js/node_modules/.package-lock.json
 # no failing input, right at the end of a timed run, is Go 1.26's fuzzing
 # coordinator (go.dev/issue/75804), not a finding.
 FUZZTIME ?= 10s
-FUZZPKGS ?= ./api ./ledger ./internal/idempotency ./sdk/go/webhook
+FUZZPKGS ?= ./api ./ledger ./internal/idempotency ./sdk/go/minipay
 .PHONY: fuzz
 fuzz:
 	@set -e; for pkg in $(FUZZPKGS); do \

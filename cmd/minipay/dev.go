@@ -212,9 +212,13 @@ func (d *devServer) run(ctx context.Context) error {
   sandbox:      minipay trigger EVENT_TYPE --api-key %s makes real objects and events
   catalog:      %s: %s
   settlement:   %s; money matures and pays out while you watch (minipay settlement list)
+
+Paste this into another terminal to work with the demo app from there:
+
+  export MINIPAY_URL=%s MINIPAY_SECRET_KEY=%s MINIPAY_HOST_KEY=%s
 `, pageURL, pageURL, appURL, apiURL, apiURL, redactURL(cfg.DatabaseURL), again, cfg.AdminKey, cfg.HostKey, id.DeveloperID, id.AppID,
 		id.SecretKey, id.EndpointID, appURL, id.WebhookSecret, strings.Join(wallets, ", "), id.SecretKey,
-		catalogNote, describeCatalog(app.checkout.Catalog()), app.schedule)
+		catalogNote, describeCatalog(app.checkout.Catalog()), app.schedule, apiURL, id.SecretKey, cfg.HostKey)
 
 	select {
 	case err = <-serveErr:

@@ -156,7 +156,7 @@ func TestListenAndTrigger(t *testing.T) {
 
 	api.stop()
 	l.waitOutput(`lost the API`)
-	api = startServe(t, serveEnv...)
+	startServe(t, serveEnv...) // on the same address
 	if code, _, stderr := minipay(t, cliEnv, "trigger", "refund.succeeded"); code != 0 {
 		t.Fatalf("trigger after the restart: %s", stderr)
 	}
