@@ -29,25 +29,41 @@ import (
 // repoRoot is the checkout the SDK lives in.
 var repoRoot = filepath.Join("..", "..", "..")
 
-// binary is the minipay binary, built once by TestMain.
-var binary string
+// binary is the minipay binary, built on first use (the unit tests and
+// fuzz targets need none) into binDir, which TestMain removes.
+var (
+	binary    string
+	binDir    string
+	buildOnce sync.Once
+	buildErr  error
+)
 
 func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "minipay-sdkgo")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	binary = filepath.Join(dir, "minipay")
-	build := exec.Command("go", "build", "-o", binary, "./cmd/minipay")
-	build.Dir = repoRoot
-	if out, err := build.CombinedOutput(); err != nil {
-		fmt.Fprintf(os.Stderr, "build minipay: %v\n%s", err, out)
-		os.Exit(1)
-	}
 	code := m.Run()
-	os.RemoveAll(dir)
+	if binDir != "" {
+		os.RemoveAll(binDir)
+	}
 	os.Exit(code)
+}
+
+// minipayBinary builds cmd/minipay once per test process.
+func minipayBinary(t *testing.T) string {
+	t.Helper()
+	buildOnce.Do(func() {
+		if binDir, buildErr = os.MkdirTemp("", "minipay-sdkgo"); buildErr != nil {
+			return
+		}
+		binary = filepath.Join(binDir, "minipay")
+		build := exec.Command("go", "build", "-o", binary, "./cmd/minipay")
+		build.Dir = repoRoot
+		if out, err := build.CombinedOutput(); err != nil {
+			buildErr = fmt.Errorf("build minipay: %v\n%s", err, out)
+		}
+	})
+	if buildErr != nil {
+		t.Fatal(buildErr)
+	}
+	return binary
 }
 
 const adminKey, hostKey = "admin_sdk_go_test", "host_sdk_go_test"
@@ -111,7 +127,7 @@ var listening = regexp.MustCompile(`"msg":"listening","addr":"([^"]+)"`)
 // developer and an app.
 func newServer(t *testing.T, env ...string) *server {
 	t.Helper()
-	cmd := exec.Command(binary, "serve")
+	cmd := exec.Command(minipayBinary(t), "serve")
 	cmd.Env = append(os.Environ(), "DATABASE_URL="+freshDatabase(t), "MINIPAY_ADDR=127.0.0.1:0", "MINIPAY_ADMIN_KEY="+adminKey,
 		"MINIPAY_HOST_KEY="+hostKey, "MINIPAY_SECRET=sdk-go-test-secret", "MINIPAY_WEBHOOK_ALLOW_PRIVATE=true",
 		"MINIPAY_RATE_LIMIT=0", "MINIPAY_SETTLEMENT_SCHEDULE=off")

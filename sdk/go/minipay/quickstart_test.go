@@ -112,7 +112,7 @@ func TestQuickstartFollowedLiterally(t *testing.T) {
 	blocks := quickstartBlocks(t)
 	port := freeTCPPort(t)
 	fill := func(block string) string {
-		block = strings.ReplaceAll(block, "go run ./cmd/minipay", binary)
+		block = strings.ReplaceAll(block, "go run ./cmd/minipay", minipayBinary(t))
 		return strings.ReplaceAll(block, "4242", port)
 	}
 	dev := terminal(t, fill(blocks["dev"]), "DATABASE_URL="+freshDatabase(t), "MINIPAY_ADDR=127.0.0.1:0", "MINIPAY_DEV_APP_ADDR=127.0.0.1:0")
