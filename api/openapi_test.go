@@ -107,3 +107,30 @@ func TestOpenAPIOperationsComplete(t *testing.T) {
 		}
 	}
 }
+
+// TestOpenAPINoStrayKeys: in a flow mapping, an unquoted comma inside a
+// description ends the description and turns the rest into a key of its
+// own ({description: the session, captured} has a key "captured"). No
+// key of the document has a space and no value, so such a key is always
+// that mistake. (redocly lint finds it too, as a struct error.)
+func TestOpenAPINoStrayKeys(t *testing.T) {
+	var root yaml.Node
+	if err := yaml.Unmarshal(docs.OpenAPI, &root); err != nil {
+		t.Fatal(err)
+	}
+	var walk func(n *yaml.Node)
+	walk = func(n *yaml.Node) {
+		if n.Kind == yaml.MappingNode {
+			for i := 0; i+1 < len(n.Content); i += 2 {
+				k, v := n.Content[i], n.Content[i+1]
+				if strings.Contains(k.Value, " ") && v.Tag == "!!null" {
+					t.Errorf("docs/openapi.yaml:%d: %q is a key: quote the description before it (description: \"…, …\")", k.Line, k.Value)
+				}
+			}
+		}
+		for _, c := range n.Content {
+			walk(c)
+		}
+	}
+	walk(&root)
+}

@@ -25,6 +25,7 @@ import (
 	"github.com/minipay/minipay/checkout"
 	"github.com/minipay/minipay/internal/id"
 	"github.com/minipay/minipay/ledger"
+	"github.com/minipay/minipay/payments"
 	"github.com/minipay/minipay/settlement"
 	"github.com/minipay/minipay/webhooks"
 )
@@ -47,6 +48,7 @@ var (
 type Service struct {
 	Apps       *apps.Service
 	Checkout   *checkout.Service
+	Payments   *payments.Service
 	Settlement *settlement.Service
 	Webhooks   *webhooks.Service
 }
@@ -244,15 +246,15 @@ func (f *fixture) paidSession(ctx context.Context, capture string, refundable bo
 	return f.s.Checkout.Confirm(ctx, s.ID, sandboxUser, s.ClientSecret)
 }
 
-func (f *fixture) refund(ctx context.Context) (checkout.Refund, error) {
+func (f *fixture) refund(ctx context.Context) (payments.Refund, error) {
 	s, err := f.paidSession(ctx, "automatic", true)
 	if err != nil {
-		return checkout.Refund{}, err
+		return payments.Refund{}, err
 	}
-	r, err := f.s.Checkout.CreateRefund(ctx, checkout.RefundParams{AppID: f.app.ID, SessionID: s.ID, Reason: "requested_by_customer",
+	r, err := f.s.Payments.Refund(ctx, payments.RefundParams{AppID: f.app.ID, PaymentID: s.ID, Reason: "requested_by_customer",
 		Metadata: map[string]string{"minipay_trigger": f.event}})
 	if err != nil {
-		return checkout.Refund{}, err
+		return payments.Refund{}, err
 	}
 	f.record("refund", r.ID)
 	return r, nil

@@ -17,6 +17,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/minipay/minipay/catalog"
 	"github.com/minipay/minipay/checkout"
 	"github.com/minipay/minipay/demo"
 	"github.com/minipay/minipay/internal/pgdb"
@@ -240,9 +241,9 @@ func firstOf(vals ...string) string {
 }
 
 // devCatalog is the built-in catalog with holding periods of minutes.
-func devCatalog() (*checkout.Catalog, error) {
-	def := checkout.DefaultCatalog()
-	var opts []checkout.Option
+func devCatalog() (*catalog.Catalog, error) {
+	def := catalog.Default()
+	var opts []catalog.Option
 	for _, name := range def.Names() {
 		for _, o := range def.Versions(name) {
 			h, ok := devHolding[name]
@@ -253,11 +254,11 @@ func devCatalog() (*checkout.Catalog, error) {
 			opts = append(opts, o)
 		}
 	}
-	return checkout.NewCatalog(opts)
+	return catalog.New(opts)
 }
 
 // describeCatalog is one line: each option's fee and holding period now.
-func describeCatalog(c *checkout.Catalog) string {
+func describeCatalog(c *catalog.Catalog) string {
 	var parts []string
 	for _, name := range c.Names() {
 		o, ok := c.At(name, time.Now())

@@ -494,8 +494,10 @@ export interface paths {
         put?: never;
         /**
          * Refund part or all of a captured payment (app key).
-         * @description Several refunds per session, never more than was captured in total, within the
-         *     option's refund window; the platform's fee is returned pro rata.
+         * @description Refunds a payment: a paid checkout session or a paid invoice (exactly one of
+         *     checkout_session and invoice). Several refunds per payment, never more than was
+         *     captured in total nor what an open dispute holds, within the option's refund
+         *     window; the platform's fee is returned pro rata.
          */
         post: operations["createRefund"];
         delete?: never;
@@ -974,6 +976,8 @@ export interface components {
             refund_window?: string;
             /** @example 24h0m0s */
             holding_period?: string;
+            /** @description whether the option may back a recurring plan */
+            recurring?: boolean;
             /** Format: date-time */
             effective_from?: string;
             current?: boolean;
@@ -1049,7 +1053,10 @@ export interface components {
             id: string;
             /** @constant */
             object: "refund";
-            checkout_session: string;
+            /** @description the session whose payment this refunds */
+            checkout_session: string | null;
+            /** @description the invoice whose payment this refunds (only then) */
+            invoice?: string;
             app: string;
             amount: string;
             fee_refunded: string;
@@ -1073,7 +1080,10 @@ export interface components {
             fee?: string;
             net?: string;
             source?: string;
+            /** @description the session paid, for a payment or refund of one */
             checkout_session?: string | null;
+            /** @description the invoice paid, for a payment or refund of one */
+            invoice?: string | null;
             /** Format: date-time */
             available_on?: string;
             payout?: string | null;
@@ -2155,7 +2165,10 @@ export interface operations {
         requestBody: {
             content: {
                 "application/json": {
-                    checkout_session: string;
+                    /** @description the paid session to refund */
+                    checkout_session?: string;
+                    /** @description the paid invoice to refund */
+                    invoice?: string;
                     /** @description default all that is left */
                     amount?: string;
                     reason?: string;
