@@ -40,21 +40,21 @@ func newEnv(t *testing.T) *env { return newEnvWith(t, 0) }
 // newEnvWith is newEnv with a per-key rate limit.
 func newEnvWith(t *testing.T, rateLimit float64) *env {
 	t.Helper()
-	db := testdb.New(t)
-	e := &env{t: t, db: db, rateLimit: rateLimit,
-		adminKey: strings.ReplaceAll("admin_test_"+t.Name(), "/", "_"),
-		hostKey:  strings.ReplaceAll("host_test_"+t.Name(), "/", "_")}
-	e.start()
-	return e
+	return startEnv(t, &env{rateLimit: rateLimit})
 }
 
 // newSandboxEnv is newEnv in a sandbox (MINIPAY_SANDBOX): test helpers work.
 func newSandboxEnv(t *testing.T) *env {
 	t.Helper()
-	db := testdb.New(t)
-	e := &env{t: t, db: db, sandbox: true,
-		adminKey: strings.ReplaceAll("admin_test_"+t.Name(), "/", "_"),
-		hostKey:  strings.ReplaceAll("host_test_"+t.Name(), "/", "_")}
+	return startEnv(t, &env{sandbox: true})
+}
+
+// startEnv gives e a fresh database and the test's keys, and starts it.
+func startEnv(t *testing.T, e *env) *env {
+	t.Helper()
+	e.t, e.db = t, testdb.New(t)
+	e.adminKey = strings.ReplaceAll("admin_test_"+t.Name(), "/", "_")
+	e.hostKey = strings.ReplaceAll("host_test_"+t.Name(), "/", "_")
 	e.start()
 	return e
 }

@@ -154,7 +154,9 @@ type networkError struct {
 	err         error
 }
 
-func (e *networkError) Error() string { return "minipay: " + e.method + " " + e.url + ": " + e.err.Error() }
+func (e *networkError) Error() string {
+	return "minipay: " + e.method + " " + e.url + ": " + e.err.Error()
+}
 func (e *networkError) Unwrap() error { return e.err }
 
 // IsNetworkError reports whether err is a call that got no answer at all
