@@ -2,12 +2,14 @@ package main
 
 import (
 	"flag"
+	"fmt"
 	"io"
 	"net"
 	"os"
 	"regexp"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -192,4 +194,30 @@ func newFlagSet(c command) *flag.FlagSet {
 	fs := flag.NewFlagSet(c.name, flag.ContinueOnError)
 	c.setup(fs, &env{getenv: os.Getenv, stdout: io.Discard, stderr: io.Discard})
 	return fs
+}
+
+// TestLocalSecretConcurrent: listens starting at once for different apps
+// each keep their secret; none is lost to another's write.
+func TestLocalSecretConcurrent(t *testing.T) {
+	t.Setenv("XDG_CONFIG_HOME", t.TempDir())
+	const apps = 16
+	got := make([]string, apps)
+	var wg sync.WaitGroup
+	for i := range apps {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			s, _, err := localSecret(fmt.Sprintf("app_%d", i))
+			if err != nil {
+				t.Error(err)
+			}
+			got[i] = s
+		}()
+	}
+	wg.Wait()
+	for i := range apps {
+		if again, _, _ := localSecret(fmt.Sprintf("app_%d", i)); again != got[i] || !strings.HasPrefix(again, "whsec_") {
+			t.Fatalf("app_%d: %q, then %q", i, got[i], again)
+		}
+	}
 }

@@ -17,6 +17,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	standardwebhooks "github.com/standard-webhooks/standard-webhooks/libraries/go"
@@ -266,13 +267,27 @@ func stamp(t time.Time) string { return t.Format("2006-01-02 15:04:05") }
 
 // localSecret returns the signing secret listen uses for an app on this
 // machine, creating it on first use, and the file that keeps it (under the
-// user's configuration directory, readable by the user only).
+// user's configuration directory, readable by the user only). A lock file
+// keeps two listens starting at once from each writing the file without
+// the other's new secret.
 func localSecret(appID string) (secret, path string, err error) {
 	dir, err := os.UserConfigDir()
 	if err != nil {
 		return "", "", fmt.Errorf("listen: where to keep the local secret: %w", err)
 	}
 	path = filepath.Join(dir, "minipay", "listen-secrets.json")
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return "", path, fmt.Errorf("listen: %w", err)
+	}
+	lock, err := os.OpenFile(path+".lock", os.O_CREATE|os.O_RDWR, 0o600)
+	if err != nil {
+		return "", path, fmt.Errorf("listen: %w", err)
+	}
+	defer lock.Close()
+	if err := syscall.Flock(int(lock.Fd()), syscall.LOCK_EX); err != nil {
+		return "", path, fmt.Errorf("listen: lock %s: %w", lock.Name(), err)
+	}
+	defer syscall.Flock(int(lock.Fd()), syscall.LOCK_UN)
 	secrets := map[string]string{}
 	if raw, err := os.ReadFile(path); err == nil {
 		if err := json.Unmarshal(raw, &secrets); err != nil {
@@ -290,12 +305,9 @@ func localSecret(appID string) (secret, path string, err error) {
 	}
 	secrets[appID] = "whsec_" + base64.StdEncoding.EncodeToString(key)
 	raw, _ := json.MarshalIndent(secrets, "", "  ")
-	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
-		return "", path, fmt.Errorf("listen: %w", err)
-	}
-	// Written whole or not at all: a second listen starting at the same
-	// moment must not read half a file.
-	tmp := path + ".tmp" + strconv.Itoa(os.Getpid())
+	// Written whole or not at all: a crash mid-write must not lose the
+	// other apps' secrets.
+	tmp := path + ".tmp"
 	if err := os.WriteFile(tmp, raw, 0o600); err != nil {
 		return "", path, fmt.Errorf("listen: %w", err)
 	}
