@@ -5,7 +5,8 @@
 -- late can add an event behind one a reader has already passed. tx_id is
 -- the inserting transaction's id: the feed lists events in (tx_id, id)
 -- order and only those whose transaction ids are below the oldest
--- transaction still running, so nothing can later appear behind its
+-- transaction still running (of those that may write to this database),
+-- so nothing can later appear behind its
 -- cursor. Owned by package webhooks.
 --
 -- Rows written before this migration keep tx_id 0 (a constant default

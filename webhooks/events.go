@@ -220,9 +220,29 @@ func (s *Service) ListEvents(ctx context.Context, o Owner, f EventFilter) ([]jso
 	return collectEvents(rows, f.Limit)
 }
 
+// feedFenceSQL is the transaction id below which the feed may list
+// events: the oldest transaction running when the statement's snapshot was
+// taken, of those that may write to this database (see migration 00100).
+// Transactions ids are cluster-wide, so one long transaction in another
+// database would hold every feed back; such a transaction is left out,
+// but only when it is positively known to be another database's (its
+// transaction id lock held by a backend of that database). One not found
+// (it ended meanwhile, or is prepared) still counts: its events, if any,
+// are not in the statement's snapshot yet.
+const feedFenceSQL = `WITH snap AS MATERIALIZED (SELECT pg_current_snapshot() AS s),
+	running AS (SELECT x FROM snap, pg_snapshot_xip(s) AS x),
+	elsewhere AS (
+		SELECT r.x FROM running r
+		JOIN pg_locks l ON l.locktype = 'transactionid' AND l.mode = 'ExclusiveLock' AND l.granted
+			AND l.transactionid::text::bigint = (r.x::text::numeric % 4294967296)::bigint
+		JOIN pg_stat_activity a ON a.pid = l.pid
+		WHERE a.datname IS NOT NULL AND a.datname <> current_database()),
+	fence AS (SELECT coalesce(min(x), (SELECT pg_snapshot_xmax(s) FROM snap)) AS x
+		FROM running WHERE x NOT IN (SELECT x FROM elsewhere))`
+
 // feed lists events oldest first, in (tx_id, id) order, stopping short of
-// the oldest transaction still running (see migration 00100): an event
-// that could still commit behind the cursor is not listed yet.
+// the oldest transaction still running that may write here (feedFenceSQL):
+// an event that could still commit behind the cursor is not listed yet.
 func (s *Service) feed(ctx context.Context, o Owner, f EventFilter) ([]json.RawMessage, bool, error) {
 	afterTx, afterID := "0", ""
 	if f.StartingAfter != "" {
@@ -241,7 +261,7 @@ func (s *Service) feed(ctx context.Context, o Owner, f EventFilter) ([]json.RawM
 	const where = ` AND (tx_id, id) > ($2::xid8, $3) AND tx_id < (SELECT x FROM fence)
 		AND ($4 = '' OR type = $4) AND created_at >= $5 AND created_at < $6
 		ORDER BY tx_id, id LIMIT $7)`
-	rows, err := s.db.Query(ctx, `WITH fence AS (SELECT pg_snapshot_xmin(pg_current_snapshot()) AS x)
+	rows, err := s.db.Query(ctx, feedFenceSQL+`
 		SELECT id, type, created_at, data FROM (
 		(SELECT `+cols+` WHERE app_id = $1`+where+`
 		UNION ALL

@@ -13,6 +13,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/minipay/minipay/internal/id"
+	"github.com/minipay/minipay/internal/testdb"
 )
 
 // follow reads the feed from after to its current end and returns the ids.
@@ -183,5 +184,28 @@ func TestFeedScope(t *testing.T) {
 	_, _, err := f.svc.ListEvents(context.Background(), f.app, EventFilter{OldestFirst: true, Limit: 10, StartingAfter: theirs[0]})
 	if !errors.Is(err, ErrEventNotFound) {
 		t.Fatalf("another app's event as cursor: %v", err)
+	}
+}
+
+// TestFeedIgnoresOtherDatabases: a long transaction in another database of
+// the same server (transaction ids are server-wide) does not hold the feed
+// back, while one in this database does (TestFeedWaitsForALateCommit).
+func TestFeedIgnoresOtherDatabases(t *testing.T) {
+	f := newFixture(t, quick())
+	ctx := context.Background()
+	other := testdb.New(t)
+	tx, err := other.Pool.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback(ctx)
+	if _, err := tx.Exec(ctx, `SELECT pg_current_xact_id()`); err != nil { // takes a transaction id, as a write would
+		t.Fatal(err)
+	}
+	ev := f.emit(f.app, CheckoutSessionCompleted, 1)
+	var got []string
+	f.waitFor("the event despite the other database's transaction", func() bool { got = f.follow(f.app, ""); return len(got) == 1 })
+	if got[0] != ev[0] {
+		t.Fatalf("feed %v, want %v", got, ev)
 	}
 }
