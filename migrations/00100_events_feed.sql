@@ -6,8 +6,8 @@
 -- the inserting transaction's id: the feed lists events in (tx_id, id)
 -- order and only those whose transaction ids are below the oldest
 -- transaction still running (of those that may write to this database),
--- so nothing can later appear behind its
--- cursor. Owned by package webhooks.
+-- so nothing can later appear behind its cursor. Owned by package
+-- webhooks.
 --
 -- Rows written before this migration keep tx_id 0 (a constant default
 -- costs no table rewrite); every insert after it gets its own.
