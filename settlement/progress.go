@@ -36,17 +36,9 @@ func (s *Service) RunProgress(ctx context.Context) (p Progress, ok bool, err err
 	return p, true, nil
 }
 
-// Maturing is unsettled money that matures on one day: what a run with a
-// cutoff before that day leaves for a later one.
-type Maturing struct {
-	Currency string
-	Day      time.Time // 00:00 of the day, in the location asked for
-	Net      int64     // minor units: payments less fees, less refunds
-	Count    int       // balance transactions
-}
-
-// MaturingAfter sums, per currency and day in loc, the unsettled money that
-// matures after cutoff, earliest first; at most limit rows.
+// MaturingAfter sums, per currency and day in loc, every developer's
+// unsettled money that matures after cutoff, earliest first: what a run
+// with that cutoff leaves for later ones. At most limit rows.
 func (s *Service) MaturingAfter(ctx context.Context, cutoff time.Time, loc *time.Location, limit int) ([]Maturing, error) {
 	rows, err := s.db.Query(ctx, `
 		SELECT currency, date_trunc('day', available_on, $2) AS day, sum(net)::bigint, count(*)

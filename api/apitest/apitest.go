@@ -16,6 +16,7 @@ import (
 	"github.com/minipay/minipay/api"
 	"github.com/minipay/minipay/apps"
 	"github.com/minipay/minipay/checkout"
+	"github.com/minipay/minipay/console"
 	"github.com/minipay/minipay/docs"
 	"github.com/minipay/minipay/internal/idempotency"
 	"github.com/minipay/minipay/internal/metrics"
@@ -39,7 +40,10 @@ type Options struct {
 
 // Server is a running API and its services.
 type Server struct {
-	URL        string
+	// URL serves what serve serves: the API, and the console under
+	// /console/.
+	URL string
+	// Handler is the API's router alone.
 	Handler    http.Handler
 	Apps       *apps.Service
 	Ledger     *ledger.Ledger
@@ -47,6 +51,7 @@ type Server struct {
 	Payments   *payments.Service
 	Webhooks   *webhooks.Service
 	Settlement *settlement.Service
+	Console    *console.Server
 }
 
 // Start builds the services over pool and serves them until the test ends.
@@ -57,20 +62,22 @@ func Start(tb testing.TB, pool *pgxpool.Pool, o Options) *Server {
 	s := &Server{Apps: apps.New(pool, Secret), Ledger: ledger.New(pool, ledger.Options{})}
 	s.Payments = payments.New(pool, s.Ledger)
 	s.Checkout = checkout.New(pool, s.Ledger, s.Apps, s.Payments, checkout.Options{})
-	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
-	s.Webhooks = webhooks.New(pool, webhooks.Options{Secret: Secret, AllowPrivate: true, Log: quiet})
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	s.Webhooks = webhooks.New(pool, webhooks.Options{Secret: Secret, AllowPrivate: true, Log: log})
 	s.Settlement = settlement.New(pool, s.Ledger)
 	srv := &api.Server{
 		Ledger: s.Ledger, Apps: s.Apps, Checkout: s.Checkout, Payments: s.Payments, Settlement: s.Settlement,
 		Sandbox:   &sandbox.Service{Apps: s.Apps, Checkout: s.Checkout, Payments: s.Payments, Settlement: s.Settlement, Webhooks: s.Webhooks},
 		IsSandbox: o.Sandbox,
 		Webhooks:  s.Webhooks, Idem: idempotency.New(pool), Metrics: metrics.New(), RateLimit: o.RateLimit,
-		Log:     quiet,
+		Log:     log,
 		Ready:   func(ctx context.Context) error { return pool.Ping(ctx) },
 		OpenAPI: docs.OpenAPI,
 	}
 	s.Handler = srv.Handler()
-	hs := httptest.NewServer(s.Handler)
+	s.Console = &console.Server{Apps: s.Apps, Catalog: s.Checkout.Catalog(), Payments: s.Payments, Webhooks: s.Webhooks,
+		Settlement: s.Settlement, Ledger: s.Ledger, Log: log}
+	hs := httptest.NewServer(s.Console.Beside(s.Handler))
 	s.URL = hs.URL
 	tb.Cleanup(func() {
 		hs.Close()

@@ -19,7 +19,7 @@ import (
 // serverOnlyFlags belong to the processes that serve the API; no other
 // command may list them.
 var serverOnlyFlags = []string{"addr", "admin-key", "host-key", "secret", "catalog", "rate-limit", "debug-addr",
-	"webhook-allow-private", "webhook-retry-schedule", "webhook-timeout", "sandbox", "settlement-schedule"}
+	"webhook-allow-private", "webhook-retry-schedule", "webhook-timeout", "sandbox", "settlement-schedule", "trust-proxy"}
 
 var flagLine = regexp.MustCompile(`(?m)^  -([a-z-]+)`)
 

@@ -24,8 +24,12 @@ type config struct {
 	Secret              string
 	Catalog             string
 	WebhookAllowPrivate bool
-	RateLimit           float64
-	DebugAddr           string
+	// TrustProxy trusts X-Forwarded-Proto and X-Forwarded-For from a
+	// reverse proxy in front (the console's cookies get Secure when the
+	// proxy received https).
+	TrustProxy bool
+	RateLimit  float64
+	DebugAddr  string
 	// Sandbox marks a deployment whose money is not real: test helpers
 	// (minipay trigger, test clocks) work there and nowhere else.
 	Sandbox bool
@@ -83,6 +87,7 @@ func (c *config) serverFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.Secret, "secret", c.getenv("MINIPAY_SECRET"), "server secret: encrypts webhook secrets at rest, derives per-app user ids (MINIPAY_SECRET); generated and stored if unset")
 	fs.StringVar(&c.Catalog, "catalog", c.getenv("MINIPAY_CATALOG"), "monetization catalog file (MINIPAY_CATALOG); built-in defaults if unset")
 	fs.BoolVar(&c.WebhookAllowPrivate, "webhook-allow-private", c.envBool("MINIPAY_WEBHOOK_ALLOW_PRIVATE"), "allow webhook URLs on loopback and private addresses (MINIPAY_WEBHOOK_ALLOW_PRIVATE); development and tests only")
+	fs.BoolVar(&c.TrustProxy, "trust-proxy", c.envBool("MINIPAY_TRUST_PROXY"), "trust X-Forwarded-Proto and X-Forwarded-For from a reverse proxy in front: the console's cookies get Secure when the proxy received https (MINIPAY_TRUST_PROXY)")
 	fs.BoolVar(&c.Sandbox, "sandbox", c.envBool("MINIPAY_SANDBOX"), "a sandbox, whose money is not real: allows test helpers such as minipay trigger (MINIPAY_SANDBOX)")
 	fs.StringVar(&c.DebugAddr, "debug-addr", c.getenv("MINIPAY_DEBUG_ADDR"), "serve Go's /debug/pprof on this address, e.g. 127.0.0.1:6060 (MINIPAY_DEBUG_ADDR); off when empty")
 	c.RateLimit = 1000

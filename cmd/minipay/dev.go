@@ -151,7 +151,7 @@ func (d *devServer) run(ctx context.Context) error {
 	// The production router stays free of demo routes: the demo wraps it.
 	mux := http.NewServeMux()
 	mux.Handle("/demo/", host.Handler())
-	mux.Handle("/", app.server.Handler())
+	mux.Handle("/", app.handler())
 	servers := []*http.Server{
 		{Handler: mux, ReadHeaderTimeout: 10 * time.Second},
 		{Handler: backend.Handler(), ReadHeaderTimeout: 10 * time.Second},
@@ -198,6 +198,7 @@ func (d *devServer) run(ctx context.Context) error {
   host page:    %s   (frame your own mini-app: %s?app=http://localhost:5173)
   mini-app:     %s  (its backend: POST /api/checkout, POST /webhooks)
   API:          %s  (spec: %s/openapi.yaml)
+  console:      %s/console/  (sign in with the secret key, or the admin key for finance)
   database:     %s
 
   identity:     %s
@@ -217,7 +218,7 @@ func (d *devServer) run(ctx context.Context) error {
 Paste this into another terminal to work with the demo app from there:
 
   export MINIPAY_URL=%s MINIPAY_SECRET_KEY=%s MINIPAY_HOST_KEY=%s
-`, pageURL, pageURL, appURL, apiURL, apiURL, redactURL(cfg.DatabaseURL), again, cfg.AdminKey, cfg.HostKey, id.DeveloperID, id.AppID,
+`, pageURL, pageURL, appURL, apiURL, apiURL, "http://"+browserAddr(apiLn.Addr()), redactURL(cfg.DatabaseURL), again, cfg.AdminKey, cfg.HostKey, id.DeveloperID, id.AppID,
 		id.SecretKey, id.EndpointID, appURL, id.WebhookSecret, strings.Join(wallets, ", "), id.SecretKey,
 		catalogNote, describeCatalog(app.checkout.Catalog()), app.schedule, apiURL, id.SecretKey, cfg.HostKey)
 

@@ -207,7 +207,7 @@ func printRun(w io.Writer, run settlement.Run, created bool, pending []settlemen
 		fmt.Fprintln(w, "Still pending, for later runs (net of fees and refunds):")
 		for _, m := range pending {
 			fmt.Fprintf(w, "  %s %s matures on %s (%d transaction%s)\n", ledger.FormatAmount(m.Currency, m.Net), m.Currency,
-				m.Day.Format("2006-01-02 MST"), m.Count, plural(m.Count))
+				m.Day.Format("2006-01-02 MST"), m.Count, plural(int(m.Count)))
 		}
 	}
 	if run.Status == settlement.RunCompleted && run.PayoutCount > 0 {
