@@ -151,6 +151,16 @@ func (l *listener) run(ctx context.Context) error {
 			fmt.Fprintln(l.stdout, "Stopped.")
 			return nil
 		}
+		if apiCode(err) == "event_not_found" && after != "" {
+			// The API came back without the last event seen: its database
+			// was reset (minipay dev --reset). Go on from now.
+			fmt.Fprintf(l.stdout, "%s  the API no longer has event %s (was its database reset?); following new events\n", stamp(time.Now()), after)
+			if _, since, err = l.whoAmI(ctx); err != nil {
+				return err
+			}
+			after = ""
+			continue
+		}
 		if err != nil {
 			return err
 		}
