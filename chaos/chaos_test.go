@@ -16,6 +16,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	standardwebhooks "github.com/standard-webhooks/standard-webhooks/libraries/go"
 	"io"
 	"math/rand/v2"
 	"net"
@@ -37,7 +38,6 @@ import (
 	"github.com/minipay/minipay/internal/idempotency"
 	"github.com/minipay/minipay/internal/pgcluster"
 	"github.com/minipay/minipay/ledger"
-	"github.com/minipay/minipay/sdk/go/webhook"
 )
 
 const (
@@ -317,7 +317,7 @@ func (r *receiver) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 		return
 	}
 	secret := r.secret.Load()
-	if secret == nil || webhook.Verify(*secret, req.Header, body, 5*time.Minute) != nil {
+	if secret == nil || verifyReference(*secret, req.Header, body) != nil {
 		r.mu.Lock()
 		r.invalid++
 		r.mu.Unlock()
@@ -630,4 +630,14 @@ func (c *checker) report() {
 	if c.acked == 0 {
 		c.t.Error(errors.New("nothing was acknowledged: the load did not run"))
 	}
+}
+
+// verifyReference checks a delivery with the Standard Webhooks reference
+// implementation, independent of minipay's own signing code.
+func verifyReference(secret string, header http.Header, body []byte) error {
+	wh, err := standardwebhooks.NewWebhook(secret)
+	if err != nil {
+		return err
+	}
+	return wh.Verify(body, header)
 }

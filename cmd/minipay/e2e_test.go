@@ -26,6 +26,8 @@ import (
 // binary is the minipay binary under test, built once by TestMain.
 var binary string
 
+const testVersion, testCommit = "v0.0.0-e2e", "e2e0c0ffee"
+
 func TestMain(m *testing.M) {
 	dir, err := os.MkdirTemp("", "minipay-e2e")
 	if err != nil {
@@ -33,7 +35,10 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	binary = filepath.Join(dir, "minipay")
-	out, err := exec.Command("go", "build", "-o", binary, ".").CombinedOutput()
+	// Stamped as a release build is, so the version test has something
+	// known to look for.
+	out, err := exec.Command("go", "build", "-ldflags", "-X main.version="+testVersion+" -X main.commit="+testCommit,
+		"-o", binary, ".").CombinedOutput()
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "build minipay: %v\n%s", err, out)
 		os.Exit(1)
