@@ -17,7 +17,6 @@ import (
 	"net"
 	"os"
 	"os/exec"
-	"os/user"
 	"path/filepath"
 	"sort"
 	"strconv"
@@ -73,6 +72,24 @@ func newCluster(t testing.TB) *Cluster {
 	if err != nil {
 		t.Fatalf("pgcluster: %v", err)
 	}
+	root := newRoot(t, bin)
+	c := &Cluster{t: t, bin: bin, Dir: filepath.Join(root, "data"), Port: freePort(t), logFile: filepath.Join(root, "log")}
+	if err := os.Mkdir(c.Dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if os.Geteuid() == 0 {
+		chownPostgres(t, c.Dir)
+	}
+	t.Cleanup(func() {
+		c.stop("immediate")
+		os.RemoveAll(root)
+	})
+	return c
+}
+
+// newRoot makes the temporary directory that holds everything of one
+// cluster, formation or pooler, owned by the postgres user when we are root.
+func newRoot(t testing.TB, bin string) string {
 	reapOrphans(bin)
 	root, err := os.MkdirTemp("", "minipay-pg")
 	if err != nil {
@@ -83,18 +100,10 @@ func newCluster(t testing.TB) *Cluster {
 	if err := os.WriteFile(filepath.Join(root, "owner"), []byte(strconv.Itoa(os.Getpid())), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	c := &Cluster{t: t, bin: bin, Dir: filepath.Join(root, "data"), Port: freePort(t), logFile: filepath.Join(root, "log")}
-	if err := os.Mkdir(c.Dir, 0o700); err != nil {
-		t.Fatal(err)
-	}
 	if os.Geteuid() == 0 {
-		chownPostgres(t, root, c.Dir)
+		chownPostgres(t, root)
 	}
-	t.Cleanup(func() {
-		c.stop("immediate")
-		os.RemoveAll(root)
-	})
-	return c
+	return root
 }
 
 // configure appends the settings every test cluster gets, then conf.
@@ -213,8 +222,10 @@ func (c *Cluster) write(name, content string) {
 	}
 }
 
-// reapOrphans stops and removes the clusters of test processes that died
-// without cleaning up.
+// reapOrphans stops and removes the clusters, formations and poolers of
+// test processes that died without cleaning up: it kills the helper
+// processes they recorded, then stops every server whose data directory
+// is still there.
 func reapOrphans(bin string) {
 	roots, _ := filepath.Glob(filepath.Join(os.TempDir(), "minipay-pg*"))
 	for _, root := range roots {
@@ -226,8 +237,12 @@ func reapOrphans(bin string) {
 		if err != nil || alive(pid) {
 			continue
 		}
-		c := &Cluster{bin: bin, Dir: filepath.Join(root, "data")}
-		_ = c.stop("immediate")
+		killRecorded(root)
+		pids, _ := filepath.Glob(filepath.Join(root, "*", "postmaster.pid"))
+		for _, p := range pids {
+			c := &Cluster{bin: bin, Dir: filepath.Dir(p)}
+			_ = c.stop("immediate")
+		}
 		os.RemoveAll(root)
 	}
 }
@@ -264,12 +279,7 @@ func version(dir string) int {
 }
 
 func chownPostgres(t testing.TB, paths ...string) {
-	u, err := user.Lookup("postgres")
-	if err != nil {
-		t.Fatalf("pgcluster: running as root needs a postgres user: %v", err)
-	}
-	uid, _ := strconv.Atoi(u.Uid)
-	gid, _ := strconv.Atoi(u.Gid)
+	uid, gid := postgresIDs(t)
 	for _, p := range paths {
 		if err := os.Chown(p, uid, gid); err != nil {
 			t.Fatal(err)
