@@ -25,6 +25,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -32,6 +33,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/anishathalye/porcupine"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/minipay/minipay/internal/idempotency"
@@ -65,6 +67,31 @@ func TestMain(m *testing.M) {
 }
 
 func TestChaos(t *testing.T) {
+	pg := pgcluster.New(t, "max_connections = 200")
+	runChaos(t, pg, pg.URL("minipay"), nil)
+}
+
+// TestChaosPgBouncer runs the same load and faults with PgBouncer in
+// transaction pooling mode between the replicas and PostgreSQL, its pool
+// smaller than the replicas' connections to it.
+func TestChaosPgBouncer(t *testing.T) {
+	pgcluster.NeedPgBouncer(t)
+	pg := pgcluster.New(t, "max_connections = 200")
+	// Through a pooler minipay cannot create its database (the pooler
+	// answers for a missing one); operators create it first.
+	if err := pg.Exec(context.Background(), "postgres", "CREATE DATABASE minipay"); err != nil {
+		t.Fatal(err)
+	}
+	b := pg.PgBouncer(t, bouncerPool)
+	runChaos(t, pg, b.URL("minipay"), b)
+}
+
+// bouncerPool is PgBouncer's server connections in TestChaosPgBouncer,
+// against dbConns client connections for each of the three replicas.
+const bouncerPool, dbConns = 12, 16
+
+// chaosDuration is how long the load runs: CHAOS_DURATION, 20s by default.
+func chaosDuration(t *testing.T) time.Duration {
 	duration := 20 * time.Second
 	if v := os.Getenv("CHAOS_DURATION"); v != "" {
 		d, err := time.ParseDuration(v)
@@ -73,11 +100,16 @@ func TestChaos(t *testing.T) {
 		}
 		duration = d
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), duration+4*time.Minute)
+	return duration
+}
+
+// runChaos runs the load and the faults against replicas connected to
+// dbURL (pg itself, or bouncer in front of it), then checks and reports.
+func runChaos(t *testing.T, pg *pgcluster.Cluster, dbURL string, bouncer *pgcluster.Bouncer) {
+	duration := chaosDuration(t)
+	ctx, cancel := context.WithTimeout(context.Background(), duration+5*time.Minute)
 	defer cancel()
 
-	pg := pgcluster.New(t, "max_connections = 200")
-	dbURL := pg.URL("minipay")
 	recv := newReceiver()
 	srv := httptest.NewServer(recv)
 	defer srv.Close()
@@ -88,12 +120,20 @@ func TestChaos(t *testing.T) {
 
 	stop := make(chan struct{})
 	load := &load{fleet: fleet, app: app, stop: stop}
+	bank := setupBank(t, fleet, stop)
 	var wg sync.WaitGroup
 	for w := 0; w < 16; w++ {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			load.worker(ctx, w, stop)
+		}()
+	}
+	for w := 0; w < bankClients; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			bank.worker(ctx, w)
 		}()
 	}
 
@@ -124,19 +164,29 @@ func TestChaos(t *testing.T) {
 	close(stop)
 	wg.Wait()
 	t.Logf("%5.1fs  load stopped", time.Since(start).Seconds())
+	bank.readAll(ctx, bankClients)
 
-	pool, err := pgxpool.New(ctx, dbURL)
+	pool, err := pgxpool.New(ctx, pg.URL("minipay"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer pool.Close()
-	c := checker{t: t, ctx: ctx, pool: pool, app: app, load: load, recv: recv}
+	c := checker{t: t, ctx: ctx, pool: pool, app: app, load: load, bank: bank, recv: recv}
 	c.acknowledgedExactlyOnce()
+	c.bankExactlyOnce()
 	c.ledgerBalances()
 	c.eventsDelivered()
+	c.settlementRan()
+	c.linearizable()
+	if bouncer != nil {
+		c.pooled(bouncer)
+	}
 	c.noStuckSessions(start)
 	c.report()
 }
+
+// bankClients is how many clients move money between the bank's accounts.
+const bankClients = 6
 
 // ---- the fleet of serve replicas ----
 
@@ -178,11 +228,13 @@ func (f *fleet) startAll() {
 }
 
 func (f *fleet) start(i int) {
-	cmd := exec.Command(binary, "serve")
+	cmd := exec.Command(binary, "serve", "--db-conns", strconv.Itoa(dbConns))
 	cmd.Env = append(os.Environ(), "DATABASE_URL="+f.db, "MINIPAY_ADDR="+f.addrs[i],
 		"MINIPAY_ADMIN_KEY="+adminKey, "MINIPAY_HOST_KEY="+hostKey, "MINIPAY_SECRET=chaos-secret",
 		"MINIPAY_WEBHOOK_ALLOW_PRIVATE=true", "MINIPAY_RATE_LIMIT=0",
-		"MINIPAY_WEBHOOK_RETRY_SCHEDULE=1s,2s,5s,10s,20s,30s,30s", "MINIPAY_WEBHOOK_TIMEOUT=2s")
+		"MINIPAY_WEBHOOK_RETRY_SCHEDULE=1s,2s,5s,10s,20s,30s,30s", "MINIPAY_WEBHOOK_TIMEOUT=2s",
+		// Every replica competes for the settlement leader's lock all along.
+		"MINIPAY_SETTLEMENT_SCHEDULE=every 3s")
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	cmd.Stdout, cmd.Stderr = io.Discard, &lockedWriter{mu: &f.mu, w: f.logs[i]}
@@ -464,9 +516,14 @@ type checker struct {
 	pool *pgxpool.Pool
 	app  appInfo
 	load *load
+	bank *bank
 	recv *receiver
 
 	acked, lost, duplicated int
+	bankAcked               int
+	lin                     linearizability
+	settled                 int
+	serverConns             int
 	late                    []time.Duration
 	events                  int
 }
@@ -589,7 +646,22 @@ func (c *checker) eventsDelivered() {
 	}
 }
 
-func (c *checker) report() {
+// report logs the report and writes it to reportDir, with extra lines.
+func (c *checker) report(extra ...string) {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%s report\n", c.t.Name())
+	for _, line := range extra {
+		fmt.Fprintf(&b, "  %s\n", line)
+	}
+	b.WriteString(c.summary())
+	c.t.Logf("%s(written to %s)", b.String(), writeReport(c.t, b.String()))
+	if c.acked == 0 || c.bankAcked == 0 {
+		c.t.Error(errors.New("nothing was acknowledged: the load did not run"))
+	}
+}
+
+// summary is the body of the report.
+func (c *checker) summary() string {
 	kinds := map[string][2]int{}
 	for _, o := range c.load.ops {
 		k := kinds[o.kind]
@@ -613,21 +685,73 @@ func (c *checker) report() {
 		}
 	}
 	var b strings.Builder
-	fmt.Fprintf(&b, "chaos report\n")
 	fmt.Fprintf(&b, "  logical requests %d (HTTP attempts %d), acknowledged %d, lost %d, duplicated %d\n",
-		len(c.load.ops), c.load.sent.Load(), c.acked, c.lost, c.duplicated)
+		len(c.load.ops)+len(c.bank.hist.ops), c.load.sent.Load()+int64(c.bank.sent), c.acked+c.bankAcked, c.lost, c.duplicated)
 	for _, k := range []string{"topup", "create", "confirm", "refund"} {
 		fmt.Fprintf(&b, "  %-8s sent %d, acknowledged %d\n", k, kinds[k][0], kinds[k][1])
 	}
+	fmt.Fprintf(&b, "  ledger transfers between no_overdraft accounts acknowledged %d; %s\n", c.bankAcked, c.lin)
 	fmt.Fprintf(&b, "  events %d, deliveries received %d; commit-to-first-delivery p50 %s, p99 %s, max %s; %d later than 5 s\n",
 		c.events, c.recv.got, pct(0.5).Round(time.Millisecond), pct(0.99).Round(time.Millisecond), pct(1).Round(time.Millisecond), lateOver)
-	c.t.Log(b.String())
-	if path := os.Getenv("CHAOS_REPORT"); path != "" {
-		if err := os.WriteFile(path, []byte(b.String()), 0o644); err != nil {
-			c.t.Error(err)
-		}
+	fmt.Fprintf(&b, "  settlement runs completed %d\n", c.settled)
+	if c.serverConns > 0 {
+		fmt.Fprintf(&b, "  through PgBouncer (transaction pooling): %d server connections for %d replicas of %d client connections\n",
+			c.serverConns, len(c.load.fleet.addrs), dbConns)
 	}
-	if c.acked == 0 {
-		c.t.Error(errors.New("nothing was acknowledged: the load did not run"))
+	return b.String()
+}
+
+// bankExactlyOnce: every acknowledged transfer between the bank's accounts
+// is in the ledger once, and no idempotency key made two.
+func (c *checker) bankExactlyOnce() {
+	c.bankAcked = len(c.bank.posted)
+	if n := c.count(`SELECT count(*) FROM ledger_transfers WHERE id = ANY($1)`, c.bank.posted); n != c.bankAcked {
+		c.lost += c.bankAcked - n
+		c.t.Errorf("%d acknowledged bank transfers, %d in the ledger", c.bankAcked, n)
+	}
+	dup := c.count(`SELECT count(*) FROM (SELECT metadata->>'key' FROM ledger_transfers WHERE code = 'bank_transfer'
+		GROUP BY 1 HAVING count(*) > 1) d`)
+	if dup > 0 {
+		c.duplicated += dup
+		c.t.Errorf("%d bank transfers posted more than once", dup)
+	}
+}
+
+// linearizable checks the bank's history with Porcupine.
+func (c *checker) linearizable() {
+	c.lin = c.bank.hist.check(c.t, htmlPath(c.t))
+	if c.lin.result != porcupine.Ok {
+		c.t.Errorf("the history of ledger operations: %s", c.lin)
+	}
+}
+
+// settlementRan: the replicas' schedulers settled all along, one at a time,
+// and left no run unfinished.
+func (c *checker) settlementRan() {
+	c.settled = c.count(`SELECT count(*) FROM settlement_runs WHERE status = 'completed'`)
+	if c.settled == 0 {
+		c.t.Errorf("no settlement run completed")
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for c.count(`SELECT count(*) FROM settlement_runs WHERE status = 'running' AND created_at < now() - interval '20 seconds'`) > 0 {
+		if time.Now().After(deadline) {
+			c.t.Errorf("settlement runs left running: the leader's lock is stuck")
+			return
+		}
+		time.Sleep(time.Second)
+	}
+}
+
+// pooled checks that the pooler really pooled: never more server
+// connections than its pool.
+func (c *checker) pooled(b *pgcluster.Bouncer) {
+	n, err := b.ServerConnections(c.ctx, "minipay")
+	if err != nil {
+		c.t.Errorf("pgbouncer pools: %v", err)
+		return
+	}
+	c.serverConns = n
+	if n > b.PoolSize || n == 0 {
+		c.t.Errorf("pgbouncer holds %d server connections, want 1 to %d", n, b.PoolSize)
 	}
 }
