@@ -109,33 +109,8 @@ func runChaos(t *testing.T, pg *pgcluster.Cluster, dbURL string, bouncer *pgclus
 	duration := chaosDuration(t)
 	ctx, cancel := context.WithTimeout(context.Background(), duration+5*time.Minute)
 	defer cancel()
-
-	recv := newReceiver()
-	srv := httptest.NewServer(recv)
-	defer srv.Close()
-
-	fleet := newFleet(t, dbURL, 3)
-	fleet.startAll()
-	app := setup(t, fleet, srv.URL, recv)
-
-	stop := make(chan struct{})
-	load := &load{fleet: fleet, app: app, stop: stop}
-	bank := setupBank(t, fleet, stop)
-	var wg sync.WaitGroup
-	for w := 0; w < 16; w++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			load.worker(ctx, w, stop)
-		}()
-	}
-	for w := 0; w < bankClients; w++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			bank.worker(ctx, w)
-		}()
-	}
+	sc := startScenario(t, ctx, dbURL)
+	fleet, recv := sc.fleet, sc.recv
 
 	// The faults, spread over the run.
 	at := func(frac float64) <-chan time.Time { return time.After(time.Duration(frac * float64(duration))) }
@@ -154,24 +129,13 @@ func runChaos(t *testing.T, pg *pgcluster.Cluster, dbURL string, bouncer *pgclus
 		{0.75, "webhook receiver recovers", func() { recv.failing.Store(false) }},
 		{0.80, "restart replica 2", func() { fleet.start(2) }},
 	}
-	start := time.Now()
 	for _, f := range faults {
-		<-at(f.when - time.Since(start).Seconds()/duration.Seconds())
-		t.Logf("%5.1fs  %s", time.Since(start).Seconds(), f.name)
+		<-at(f.when - time.Since(sc.start).Seconds()/duration.Seconds())
+		sc.logf("%s", f.name)
 		f.do()
 	}
-	<-time.After(time.Until(start.Add(duration)))
-	close(stop)
-	wg.Wait()
-	t.Logf("%5.1fs  load stopped", time.Since(start).Seconds())
-	bank.readAll(ctx, bankClients)
-
-	pool, err := pgxpool.New(ctx, pg.URL("minipay"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer pool.Close()
-	c := checker{t: t, ctx: ctx, pool: pool, app: app, load: load, bank: bank, recv: recv}
+	<-time.After(time.Until(sc.start.Add(duration)))
+	c := sc.stopLoad(pg.URL("minipay"))
 	c.acknowledgedExactlyOnce()
 	c.bankExactlyOnce()
 	c.ledgerBalances()
@@ -181,8 +145,74 @@ func runChaos(t *testing.T, pg *pgcluster.Cluster, dbURL string, bouncer *pgclus
 	if bouncer != nil {
 		c.pooled(bouncer)
 	}
-	c.noStuckSessions(start)
+	c.noStuckSessions(sc.start)
 	c.report()
+}
+
+// scenario is a fleet of three replicas under load: checkouts, top-ups and
+// refunds from one set of clients, bank transfers and reads from another,
+// webhooks to a receiver.
+type scenario struct {
+	t     *testing.T
+	ctx   context.Context
+	recv  *receiver
+	fleet *fleet
+	load  *load
+	bank  *bank
+	stop  chan struct{}
+	wg    sync.WaitGroup
+	start time.Time
+}
+
+// startScenario starts the replicas on dbURL, sets up the app, the webhook
+// endpoint and the bank, and starts the load.
+func startScenario(t *testing.T, ctx context.Context, dbURL string) *scenario {
+	sc := &scenario{t: t, ctx: ctx, recv: newReceiver(), stop: make(chan struct{})}
+	srv := httptest.NewServer(sc.recv)
+	t.Cleanup(srv.Close)
+	sc.fleet = newFleet(t, dbURL, 3)
+	sc.fleet.startAll()
+	app := setup(t, sc.fleet, srv.URL, sc.recv)
+	sc.load = &load{fleet: sc.fleet, app: app, stop: sc.stop}
+	sc.bank = setupBank(t, sc.fleet, sc.stop)
+	for w := 0; w < 16; w++ {
+		sc.wg.Add(1)
+		go func() {
+			defer sc.wg.Done()
+			sc.load.worker(ctx, w, sc.stop)
+		}()
+	}
+	for w := 0; w < bankClients; w++ {
+		sc.wg.Add(1)
+		go func() {
+			defer sc.wg.Done()
+			sc.bank.worker(ctx, w)
+		}()
+	}
+	sc.start = time.Now()
+	return sc
+}
+
+// logf logs what happens, with the time since the load started.
+func (sc *scenario) logf(format string, args ...any) {
+	sc.t.Helper()
+	sc.t.Logf("%5.1fs  %s", time.Since(sc.start).Seconds(), fmt.Sprintf(format, args...))
+}
+
+// stopLoad stops the load, waits for the clients to finish (the bank's
+// keep retrying until their transfers are definite), reads the bank's final
+// balances, and returns a checker on the database at auditURL.
+func (sc *scenario) stopLoad(auditURL string) *checker {
+	close(sc.stop)
+	sc.wg.Wait()
+	sc.logf("load stopped")
+	sc.bank.readAll(sc.ctx, bankClients)
+	pool, err := pgxpool.New(sc.ctx, auditURL)
+	if err != nil {
+		sc.t.Fatal(err)
+	}
+	sc.t.Cleanup(pool.Close)
+	return &checker{t: sc.t, ctx: sc.ctx, pool: pool, app: sc.load.app, load: sc.load, bank: sc.bank, recv: sc.recv}
 }
 
 // bankClients is how many clients move money between the bank's accounts.
@@ -253,6 +283,17 @@ func (f *fleet) kill(i int) {
 		_ = cmd.Process.Signal(syscall.SIGKILL)
 		_ = cmd.Wait()
 	}
+}
+
+// log returns replica i's log so far.
+func (f *fleet) log(i int) string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	l := f.logs[i].String()
+	if len(l) > 20000 {
+		l = "…" + l[len(l)-20000:]
+	}
+	return l
 }
 
 func (f *fleet) waitReady(i int) {
@@ -401,6 +442,8 @@ type op struct {
 	objectID string
 	amount   string
 	user     string
+	// When the attempt that was acknowledged was sent, and its answer came.
+	ackSent, ackAt time.Time
 }
 
 type load struct {
@@ -453,13 +496,14 @@ func (l *load) send(ctx context.Context, o *op, method, path, key string, body a
 		}
 		o.attempts++
 		l.sent.Add(1)
+		sent := time.Now()
 		status, out, err := l.fleet.call(rand.IntN(len(l.fleet.addrs)), method, path, key, o.key, body)
 		switch {
 		case err != nil, status >= 500, status == 409, status == 429:
 			time.Sleep(50 * time.Millisecond)
 			continue
 		case status < 300:
-			o.acked = true
+			o.acked, o.ackSent, o.ackAt = true, sent, time.Now()
 			return out
 		default:
 			o.declined = true
@@ -730,7 +774,7 @@ func (c *checker) linearizable() {
 func (c *checker) settlementRan() {
 	c.settled = c.count(`SELECT count(*) FROM settlement_runs WHERE status = 'completed'`)
 	if c.settled == 0 {
-		c.t.Errorf("no settlement run completed")
+		c.t.Errorf("no settlement run completed; replica 0's log:\n%s", c.load.fleet.log(0))
 	}
 	deadline := time.Now().Add(30 * time.Second)
 	for c.count(`SELECT count(*) FROM settlement_runs WHERE status = 'running' AND created_at < now() - interval '20 seconds'`) > 0 {

@@ -270,22 +270,28 @@ func (f *Formation) WaitHealthy(limit time.Duration) {
 }
 
 // KillPostgres kills the node's PostgreSQL server and all its processes with
-// SIGKILL, as a crash would; its keeper lives on.
-func (n *Node) KillPostgres() {
-	for _, pid := range n.postgresPids() {
+// SIGKILL, as a crash would; its keeper lives on. It returns when the
+// signals were sent.
+func (n *Node) KillPostgres() time.Time {
+	pids := n.postgresPids()
+	at := time.Now()
+	for _, pid := range pids {
 		_ = syscall.Kill(pid, syscall.SIGKILL)
 	}
+	return at
 }
 
 // KillNode kills the whole node with SIGKILL: its keeper and its server, as
-// if the machine had died.
-func (n *Node) KillNode() {
+// if the machine had died. It returns when the signals were sent.
+func (n *Node) KillNode() time.Time {
 	pids := n.postgresPids()
+	at := time.Now()
 	_ = syscall.Kill(-n.keeper.cmd.Process.Pid, syscall.SIGKILL)
 	for _, pid := range pids {
 		_ = syscall.Kill(pid, syscall.SIGKILL)
 	}
 	<-n.keeper.done
+	return at
 }
 
 // Log returns the node's keeper and server log so far.

@@ -1,6 +1,7 @@
-// Package pgcluster runs throwaway PostgreSQL clusters for tests that must
+// Package pgcluster runs throwaway PostgreSQL servers for tests that must
 // do to a database what no shared server should suffer: restart it in the
-// middle of a load, or fail over from a primary to its standby.
+// middle of a load, put PgBouncer in front of it, or kill the primary of a
+// pg_auto_failover formation.
 //
 // A cluster lives in a temporary directory, listens on 127.0.0.1 on a free
 // port, trusts local connections and is stopped and deleted when the test
@@ -46,23 +47,6 @@ func New(t testing.TB, conf ...string) *Cluster {
 	c.configure(conf...)
 	hba := "local all all trust\nhost all all 127.0.0.1/32 trust\nhost replication all 127.0.0.1/32 trust\n"
 	c.write("pg_hba.conf", hba)
-	c.Start()
-	return c
-}
-
-// Standby creates a streaming standby of primary with pg_basebackup and
-// starts it.
-func (primary *Cluster) Standby(t testing.TB, conf ...string) *Cluster {
-	t.Helper()
-	c := newCluster(t)
-	if err := os.Remove(c.Dir); err != nil {
-		t.Fatal(err)
-	}
-	c.run("pg_basebackup", "-h", "127.0.0.1", "-p", strconv.Itoa(primary.Port), "-U", "postgres",
-		"-D", c.Dir, "-R", "-X", "stream", "--no-sync", "-c", "fast")
-	// Named, so the primary can list it in synchronous_standby_names.
-	conninfo := fmt.Sprintf("primary_conninfo = 'host=127.0.0.1 port=%d user=postgres application_name=standby'", primary.Port)
-	c.configure(append([]string{conninfo}, conf...)...)
 	c.Start()
 	return c
 }
@@ -123,14 +107,6 @@ func (c *Cluster) configure(conf ...string) {
 	c.write("postgresql.auto.conf", string(old)+strings.Join(lines, "\n")+"\n")
 }
 
-// Conf appends settings and reloads the server.
-func (c *Cluster) Conf(lines ...string) {
-	path := filepath.Join(c.Dir, "postgresql.auto.conf")
-	old, _ := os.ReadFile(path)
-	c.write("postgresql.auto.conf", string(old)+strings.Join(lines, "\n")+"\n")
-	c.run("pg_ctl", "-D", c.Dir, "reload")
-}
-
 // URL is a connection URL for database db on this cluster.
 func (c *Cluster) URL(db string) string {
 	return fmt.Sprintf("postgres://postgres@127.0.0.1:%d/%s?sslmode=disable", c.Port, db)
@@ -156,12 +132,6 @@ func (c *Cluster) Restart(mode string) {
 	c.t.Helper()
 	c.Stop(mode)
 	c.Start()
-}
-
-// Promote turns a standby into a primary and waits until it accepts writes.
-func (c *Cluster) Promote() {
-	c.t.Helper()
-	c.run("pg_ctl", "-D", c.Dir, "-w", "promote")
 }
 
 // Log returns the server's log so far, for failure messages.
