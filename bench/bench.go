@@ -36,6 +36,7 @@ type Options struct {
 	Workers     int           // ledger poster workers (0: the ledger's default)
 	Linger      time.Duration // ledger poster linger (0: the ledger's default)
 	Payments    int           // settlement: payments to seed (0: the benchmark's default)
+	PoolerURL   string        // checkout-pooled: a transaction pooler in front of DatabaseURL's server
 	Stdout      io.Writer
 	Stderr      io.Writer
 	Getenv      func(string) string
@@ -49,6 +50,8 @@ var kinds = map[string]func(context.Context, Options) (*Result, error){
 	"webhooks": benchWebhooks,
 	// (settlement bench)
 	"settlement": benchSettlement,
+	// (pooled checkout bench)
+	"checkout-pooled": benchCheckoutPooled,
 }
 
 // Run parses "minipay bench KIND [flags]" and runs the benchmark.
@@ -74,6 +77,7 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	fs.IntVar(&o.Workers, "workers", 0, "ledger poster workers (default: the ledger's)")
 	fs.DurationVar(&o.Linger, "linger", 0, "ledger poster linger (default: the ledger's)")
 	fs.IntVar(&o.Payments, "payments", 0, "settlement only: payments to seed (default 1,000,000)")
+	fs.StringVar(&o.PoolerURL, "pooler-url", "", "checkout-pooled only: PgBouncer (pool_mode = transaction) in front of --database-url's server")
 	out := fs.String("out", "docs/benchmarks.md", `"bench all" only: the report whose generated section to rewrite`)
 	if err := fs.Parse(args[1:]); err != nil {
 		return err
