@@ -1,13 +1,18 @@
 // Package chaos_test runs minipay under load while things break: serve
 // replicas are killed with SIGKILL and restarted, PostgreSQL is restarted,
 // the developer's webhook receiver fails for a while, and two or three
-// replicas share the work. Afterwards it checks that nothing acknowledged
-// was lost or duplicated, that the ledger balances, that every committed
-// event reached the receiver and that no session is stuck.
+// replicas share the work (TestChaos); the same through PgBouncer in
+// transaction pooling mode (TestChaosPgBouncer); and on a pg_auto_failover
+// formation whose primary is killed twice (TestFailover). Afterwards each
+// checks that nothing acknowledged was lost or duplicated, that the ledger
+// balances, that every committed event reached the receiver, and that the
+// history of ledger operations the clients saw is linearizable (Porcupine,
+// bank_test.go).
 //
-// The test uses its own throwaway PostgreSQL cluster, so restarting it
+// The tests use their own throwaway PostgreSQL servers, so killing them
 // disturbs no other test. CHAOS_DURATION sets how long the load runs
-// (20s by default; "make chaos" runs it longer).
+// (20s by default; "make chaos" runs it longer); reports go to
+// CHAOS_REPORT_DIR.
 package chaos_test
 
 import (
@@ -136,12 +141,7 @@ func runChaos(t *testing.T, pg *pgcluster.Cluster, dbURL string, bouncer *pgclus
 	}
 	<-time.After(time.Until(sc.start.Add(duration)))
 	c := sc.stopLoad(pg.URL("minipay"))
-	c.acknowledgedExactlyOnce()
-	c.bankExactlyOnce()
-	c.ledgerBalances()
-	c.eventsDelivered()
-	c.settlementRan()
-	c.linearizable()
+	c.audit()
 	if bouncer != nil {
 		c.pooled(bouncer)
 	}
@@ -743,6 +743,18 @@ func (c *checker) summary() string {
 			c.serverConns, len(c.load.fleet.addrs), dbConns)
 	}
 	return b.String()
+}
+
+// audit runs the checks every fault test makes: nothing acknowledged lost
+// or duplicated, the ledger balanced, every event delivered, settlement
+// done, the bank's history linearizable.
+func (c *checker) audit() {
+	c.acknowledgedExactlyOnce()
+	c.bankExactlyOnce()
+	c.ledgerBalances()
+	c.eventsDelivered()
+	c.settlementRan()
+	c.linearizable()
 }
 
 // bankExactlyOnce: every acknowledged transfer between the bank's accounts

@@ -88,12 +88,7 @@ func TestFailover(t *testing.T) {
 	time.Sleep(phase)
 
 	c := sc.stopLoad(dbURL)
-	c.acknowledgedExactlyOnce()
-	c.bankExactlyOnce()
-	c.ledgerBalances()
-	c.eventsDelivered()
-	c.settlementRan()
-	c.linearizable()
+	c.audit()
 	lines := []string{"DATABASE_URL " + dbURL}
 	for i, r := range rounds {
 		lines = append(lines, fmt.Sprintf("round %d: %s (%s): %s promoted after %.1f s; first confirm acknowledged %.1f s after the kill",
