@@ -32,40 +32,52 @@ type xactLocker struct {
 	tx   *sql.Tx       // holds the lock between Lock and Unlock
 }
 
-// Lock waits until this process holds the lock.
+// Lock waits until this process holds the lock. Each attempt is a
+// transaction of its own, ended when the lock is taken elsewhere: a waiting
+// process holds no connection while it waits, so that behind a pooler with
+// a few server connections the waiters cannot take them all from the
+// process that holds the lock and needs one to migrate.
 func (l *xactLocker) Lock(ctx context.Context, db *sql.DB) error {
-	tx, err := db.BeginTx(ctx, nil)
-	if err != nil {
-		return fmt.Errorf("migration lock: %w", err)
-	}
-	// The transaction sits idle while the migrations run; a server-wide
-	// idle_in_transaction_session_timeout must not end it (and the lock).
-	if _, err := tx.ExecContext(ctx, `SET LOCAL idle_in_transaction_session_timeout = 0`); err != nil {
-		_ = tx.Rollback()
-		return fmt.Errorf("migration lock: %w", err)
-	}
 	deadline := time.Now().Add(l.wait)
 	for {
-		var locked bool
-		if err := tx.QueryRowContext(ctx, `SELECT pg_try_advisory_xact_lock($1)`, l.id).Scan(&locked); err != nil {
-			_ = tx.Rollback()
+		tx, err := l.try(ctx, db)
+		if err != nil {
 			return fmt.Errorf("migration lock: %w", err)
 		}
-		if locked {
+		if tx != nil {
 			l.tx = tx
 			return nil
 		}
 		if time.Now().After(deadline) {
-			_ = tx.Rollback()
 			return fmt.Errorf("%w (%v)", ErrLockTimeout, l.wait)
 		}
 		select {
 		case <-ctx.Done():
-			_ = tx.Rollback()
 			return fmt.Errorf("migration lock: %w", ctx.Err())
 		case <-time.After(l.poll):
 		}
 	}
+}
+
+// try takes the lock in a new transaction and returns it, or nil when
+// another process holds the lock.
+func (l *xactLocker) try(ctx context.Context, db *sql.DB) (*sql.Tx, error) {
+	tx, err := db.BeginTx(ctx, nil)
+	if err != nil {
+		return nil, err
+	}
+	// The transaction sits idle while the migrations run; a server-wide
+	// idle_in_transaction_session_timeout must not end it (and the lock).
+	var locked bool
+	_, err = tx.ExecContext(ctx, `SET LOCAL idle_in_transaction_session_timeout = 0`)
+	if err == nil {
+		err = tx.QueryRowContext(ctx, `SELECT pg_try_advisory_xact_lock($1)`, l.id).Scan(&locked)
+	}
+	if err != nil || !locked {
+		_ = tx.Rollback()
+		return nil, err
+	}
+	return tx, nil
 }
 
 // Unlock ends the transaction holding the lock.

@@ -68,7 +68,8 @@ func TestRunLockThroughPooler(t *testing.T) {
 	stopChurn()
 	churned.Wait()
 	var locks int
-	if err := w.db.Pool.QueryRow(ctx, `SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'`).Scan(&locks); err != nil {
+	if err := w.db.Pool.QueryRow(ctx, `SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'
+		AND database = (SELECT oid FROM pg_database WHERE datname = current_database())`).Scan(&locks); err != nil {
 		t.Fatal(err)
 	}
 	if locks != 0 {

@@ -122,6 +122,9 @@ func (s *Service) Resume(ctx context.Context, wait bool) error {
 	}
 }
 
+// lockPoll is how often a process waiting for runLock tries again.
+const lockPoll = 250 * time.Millisecond
+
 // lockRuns takes runLock, waiting for it with wait, and returns the
 // function that releases it; locked is false when another process holds it
 // and wait is not set.
@@ -131,8 +134,25 @@ func (s *Service) Resume(ctx context.Context, wait bool) error {
 // do on a direct connection, but through a transaction pooler (PgBouncer's
 // pool_mode = transaction) the unlock could reach another server
 // connection than the lock, leaving it held for good; a transaction keeps
-// its server connection until it ends.
+// its server connection until it ends. A waiting process tries again now
+// and then rather than block in a transaction, so that waiters hold no
+// server connection the holder needs.
 func (s *Service) lockRuns(ctx context.Context, wait bool) (unlock func(), locked bool, err error) {
+	for {
+		unlock, locked, err := s.tryLockRuns(ctx)
+		if err != nil || locked || !wait {
+			return unlock, locked, err
+		}
+		select {
+		case <-ctx.Done():
+			return nil, false, fmt.Errorf("settlement lock: %w", ctx.Err())
+		case <-time.After(lockPoll):
+		}
+	}
+}
+
+// tryLockRuns takes runLock if it is free.
+func (s *Service) tryLockRuns(ctx context.Context) (unlock func(), locked bool, err error) {
 	tx, err := s.db.Begin(ctx)
 	if err != nil {
 		return nil, false, fmt.Errorf("settlement lock: %w", err)
@@ -140,14 +160,8 @@ func (s *Service) lockRuns(ctx context.Context, wait bool) (unlock func(), locke
 	rollback := func() { _ = tx.Rollback(context.WithoutCancel(ctx)) } // a failed rollback closes the connection, and the lock goes with it
 	// The transaction sits idle while runs advance; a server-wide
 	// idle_in_transaction_session_timeout must not end it (and the lock).
-	if _, err := tx.Exec(ctx, `SET LOCAL idle_in_transaction_session_timeout = 0`); err != nil {
-		rollback()
-		return nil, false, fmt.Errorf("settlement lock: %w", err)
-	}
-	if wait {
-		_, err = tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1)`, runLock)
-		locked = err == nil
-	} else {
+	_, err = tx.Exec(ctx, `SET LOCAL idle_in_transaction_session_timeout = 0`)
+	if err == nil {
 		err = tx.QueryRow(ctx, `SELECT pg_try_advisory_xact_lock($1)`, runLock).Scan(&locked)
 	}
 	if err != nil || !locked {

@@ -90,7 +90,8 @@ func TestThroughTransactionPooler(t *testing.T) {
 		t.Errorf("migrations applied %d times in all, want each of %d once", applied, want)
 	}
 	var locks int
-	if err := db.Pool.QueryRow(ctx, `SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'`).Scan(&locks); err != nil {
+	if err := db.Pool.QueryRow(ctx, `SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'
+		AND database = (SELECT oid FROM pg_database WHERE datname = current_database())`).Scan(&locks); err != nil {
 		t.Fatal(err)
 	}
 	if locks != 0 {
