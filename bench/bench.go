@@ -36,6 +36,7 @@ type Options struct {
 	Workers     int           // ledger poster workers (0: the ledger's default)
 	Linger      time.Duration // ledger poster linger (0: the ledger's default)
 	Payments    int           // settlement: payments to seed (0: the benchmark's default)
+	PoolerURL   string        // checkout-pooled: a transaction pooler in front of DatabaseURL's server
 	Stdout      io.Writer
 	Stderr      io.Writer
 	Getenv      func(string) string
@@ -49,6 +50,8 @@ var kinds = map[string]func(context.Context, Options) (*Result, error){
 	"webhooks": benchWebhooks,
 	// (settlement bench)
 	"settlement": benchSettlement,
+	// (pooled checkout bench)
+	"checkout-pooled": benchCheckoutPooled,
 }
 
 // Command registers the flags of "minipay bench" on fs and returns what
@@ -69,6 +72,7 @@ func Command(fs *flag.FlagSet, getenv func(string) string, stdout, stderr io.Wri
 	fs.IntVar(&o.Workers, "workers", 0, "ledger poster workers (default: the ledger's)")
 	fs.DurationVar(&o.Linger, "linger", 0, "ledger poster linger (default: the ledger's)")
 	fs.IntVar(&o.Payments, "payments", 0, "settlement only: payments to seed (default 1,000,000)")
+	fs.StringVar(&o.PoolerURL, "pooler-url", "", "checkout-pooled only: PgBouncer (pool_mode = transaction) in front of --database-url's server")
 	out := fs.String("out", "docs/benchmarks.md", `"bench all" only: the report whose generated section to rewrite`)
 	return func(ctx context.Context, args []string) error {
 		if len(args) != 1 {

@@ -187,9 +187,18 @@ func generatedKeys(out string) map[string]string {
 func TestServeFirstStart(t *testing.T) {
 	db := testdb.NewEmpty(t)
 	p := startServe(t, "DATABASE_URL="+db.URL)
-	keys := generatedKeys(p.stdout.String())
-	if !strings.HasPrefix(keys["admin"], "admin_") || !strings.HasPrefix(keys["host"], "host_") {
-		t.Fatalf("no generated keys on stdout:\n%s", p.stdout.String())
+	// The keys are printed before serve listens, but stdout reaches the
+	// test through a copying goroutine that may lag behind stderr's
+	// "listening": give it a moment.
+	var keys map[string]string
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		keys = generatedKeys(p.stdout.String())
+		if strings.HasPrefix(keys["admin"], "admin_") && strings.HasPrefix(keys["host"], "host_") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no generated keys on stdout:\n%s", p.stdout.String())
+		}
 	}
 	for _, path := range []string{"/healthz", "/readyz"} {
 		if status, _ := p.do("GET", path, "", ""); status != 200 {
