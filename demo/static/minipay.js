@@ -32,6 +32,14 @@
  * a mini-app fulfils an order only on the checkout.session.completed
  * webhook, or after its backend reads the session with its secret key.
  *
+ * In a native WebView there is no parent frame: the host injects
+ * `window.minipayHost` with `postMessage(json: string)`, and requestPayment
+ * sends the same messages, as JSON, through it; the host answers each by
+ * calling `window.minipayHostReply(message)` in the page (docs/hosts.md).
+ * Only the host app can put those in the mini-app's own window (a page
+ * that frames it cannot reach across origins), so no origin is needed
+ * there.
+ *
  * This file imports nothing, so it also ships as one plain ES module for
  * pages without a bundler.
  */
@@ -97,12 +105,37 @@ function isOrigin(s) {
         return false;
     }
 }
+function nativeHost() {
+    const h = globalThis.minipayHost;
+    return isObject(h) && typeof h.postMessage === "function" ? h : undefined;
+}
+// Requests in flight through a native host, by id; the host's replies
+// arrive through globalThis.minipayHostReply.
+const nativePending = new Map();
+function installNativeReply() {
+    globalThis.minipayHostReply = (reply) => {
+        let m = reply;
+        if (typeof m === "string") {
+            try {
+                m = JSON.parse(m);
+            }
+            catch {
+                return;
+            }
+        }
+        if (isObject(m) && typeof m.id === "string")
+            nativePending.get(m.id)?.(m);
+    };
+}
 /**
  * Asks the host to pay a checkout session. Resolves with the paid session;
- * rejects with a PaymentError. The resolved session tells the user interface
- * what happened; fulfil orders on the webhook or a read by your backend.
+ * rejects with a PaymentError. In a frame it talks to the parent page at
+ * opts.hostOrigin; in a native WebView whose host injected
+ * window.minipayHost, to that. The resolved session tells the user
+ * interface what happened; fulfil orders on the webhook or a read by your
+ * backend.
  */
-export function requestPayment(req, opts) {
+export function requestPayment(req, opts = {}) {
     return new Promise((resolve, reject) => {
         if (!req || typeof req.sessionId !== "string" || !req.sessionId.startsWith("cs_")) {
             reject(new PaymentError("invalid_request", "sessionId must be a checkout session id (cs_…)"));
@@ -112,13 +145,14 @@ export function requestPayment(req, opts) {
             reject(new PaymentError("invalid_request", "clientSecret is required"));
             return;
         }
-        const hostOrigin = opts?.hostOrigin;
-        if (!isOrigin(hostOrigin)) {
+        const native = opts.hostWindow === undefined ? nativeHost() : undefined;
+        const host = opts.hostWindow ?? globalThis.parent;
+        const hostOrigin = opts.hostOrigin;
+        if (!native && !isOrigin(hostOrigin)) {
             reject(new PaymentError("invalid_request", 'hostOrigin is required: the host page\'s exact origin, e.g. "https://host.example"'));
             return;
         }
-        const host = opts.hostWindow ?? globalThis.parent;
-        if (!host || host === globalThis) {
+        if (!native && (!host || host === globalThis)) {
             reject(new PaymentError("host_error", "not running inside a host page: no parent window"));
             return;
         }
@@ -128,6 +162,7 @@ export function requestPayment(req, opts) {
         let acked = false;
         const done = (fn) => {
             globalThis.removeEventListener("message", onMessage);
+            nativePending.delete(id);
             clearTimeout(ackTimer);
             clearTimeout(totalTimer);
             fn();
@@ -140,7 +175,9 @@ export function requestPayment(req, opts) {
         function onMessage(ev) {
             if (ev.origin !== hostOrigin || ev.source !== host)
                 return;
-            const m = ev.data;
+            handle(ev.data);
+        }
+        function handle(m) {
             if (!isObject(m) || m.minipay !== BRIDGE_VERSION || m.id !== id)
                 return;
             if (m.type === MessageType.PaymentAck) {
@@ -159,7 +196,6 @@ export function requestPayment(req, opts) {
             const code = errorCodes.includes(e.code) ? e.code : "host_error";
             done(() => reject(new PaymentError(code, errorMessages[code])));
         }
-        globalThis.addEventListener("message", onMessage);
         const msg = {
             minipay: BRIDGE_VERSION,
             type: MessageType.PaymentRequest,
@@ -167,8 +203,20 @@ export function requestPayment(req, opts) {
             sessionId: req.sessionId,
             clientSecret: req.clientSecret,
         };
+        if (native) {
+            installNativeReply();
+            nativePending.set(id, handle);
+            try {
+                native.postMessage(JSON.stringify(msg));
+            }
+            catch (err) {
+                done(() => reject(new PaymentError("host_error", `the native host refused the request: ${String(err)}`)));
+            }
+            return;
+        }
+        globalThis.addEventListener("message", onMessage);
         try {
-            host.postMessage(msg, hostOrigin);
+            host.postMessage(msg, hostOrigin); // both checked above when not native
         }
         catch (err) {
             // An opaque or malformed host origin ("null") cannot be posted to.

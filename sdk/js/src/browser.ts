@@ -32,6 +32,14 @@
  * a mini-app fulfils an order only on the checkout.session.completed
  * webhook, or after its backend reads the session with its secret key.
  *
+ * In a native WebView there is no parent frame: the host injects
+ * `window.minipayHost` with `postMessage(json: string)`, and requestPayment
+ * sends the same messages, as JSON, through it; the host answers each by
+ * calling `window.minipayHostReply(message)` in the page (docs/hosts.md).
+ * Only the host app can put those in the mini-app's own window (a page
+ * that frames it cannot reach across origins), so no origin is needed
+ * there.
+ *
  * This file imports nothing, so it also ships as one plain ES module for
  * pages without a bundler.
  */
@@ -108,11 +116,13 @@ export interface PaymentRequest {
 
 export interface RequestPaymentOptions {
   /**
-   * The host page's exact origin, e.g. "https://host.example". Required:
-   * the client secret is posted only there, and answers are taken only from
-   * there. `minipay dev` serves it to its demo mini-app.
+   * The host page's exact origin, e.g. "https://host.example". Required in
+   * a frame (not in a native WebView whose host injected
+   * window.minipayHost): the client secret is posted only there, and
+   * answers are taken only from there, never from whichever page frames
+   * the mini-app. `minipay dev` serves it to its demo mini-app.
    */
-  hostOrigin: string;
+  hostOrigin?: string;
   /** The window to talk to. Default: window.parent. */
   hostWindow?: Window;
   /** How long the host may take to acknowledge the request (default 5 s). */
@@ -175,12 +185,44 @@ function isOrigin(s: unknown): s is string {
   }
 }
 
+/** What a native host injects into its WebView (docs/hosts.md). */
+export interface NativeHost {
+  /** Takes one bridge message as a JSON string. */
+  postMessage(message: string): void;
+}
+
+function nativeHost(): NativeHost | undefined {
+  const h = (globalThis as { minipayHost?: unknown }).minipayHost;
+  return isObject(h) && typeof h.postMessage === "function" ? (h as unknown as NativeHost) : undefined;
+}
+
+// Requests in flight through a native host, by id; the host's replies
+// arrive through globalThis.minipayHostReply.
+const nativePending = new Map<string, (m: Record<string, unknown>) => void>();
+
+function installNativeReply(): void {
+  (globalThis as { minipayHostReply?: unknown }).minipayHostReply = (reply: unknown) => {
+    let m = reply;
+    if (typeof m === "string") {
+      try {
+        m = JSON.parse(m);
+      } catch {
+        return;
+      }
+    }
+    if (isObject(m) && typeof m.id === "string") nativePending.get(m.id)?.(m);
+  };
+}
+
 /**
  * Asks the host to pay a checkout session. Resolves with the paid session;
- * rejects with a PaymentError. The resolved session tells the user interface
- * what happened; fulfil orders on the webhook or a read by your backend.
+ * rejects with a PaymentError. In a frame it talks to the parent page at
+ * opts.hostOrigin; in a native WebView whose host injected
+ * window.minipayHost, to that. The resolved session tells the user
+ * interface what happened; fulfil orders on the webhook or a read by your
+ * backend.
  */
-export function requestPayment(req: PaymentRequest, opts: RequestPaymentOptions): Promise<PaidSession> {
+export function requestPayment(req: PaymentRequest, opts: RequestPaymentOptions = {}): Promise<PaidSession> {
   return new Promise<PaidSession>((resolve, reject) => {
     if (!req || typeof req.sessionId !== "string" || !req.sessionId.startsWith("cs_")) {
       reject(new PaymentError("invalid_request", "sessionId must be a checkout session id (cs_…)"));
@@ -190,13 +232,14 @@ export function requestPayment(req: PaymentRequest, opts: RequestPaymentOptions)
       reject(new PaymentError("invalid_request", "clientSecret is required"));
       return;
     }
-    const hostOrigin = opts?.hostOrigin;
-    if (!isOrigin(hostOrigin)) {
+    const native = opts.hostWindow === undefined ? nativeHost() : undefined;
+    const host = opts.hostWindow ?? globalThis.parent;
+    const hostOrigin = opts.hostOrigin;
+    if (!native && !isOrigin(hostOrigin)) {
       reject(new PaymentError("invalid_request", 'hostOrigin is required: the host page\'s exact origin, e.g. "https://host.example"'));
       return;
     }
-    const host = opts.hostWindow ?? globalThis.parent;
-    if (!host || host === (globalThis as unknown as Window)) {
+    if (!native && (!host || host === (globalThis as unknown as Window))) {
       reject(new PaymentError("host_error", "not running inside a host page: no parent window"));
       return;
     }
@@ -206,6 +249,7 @@ export function requestPayment(req: PaymentRequest, opts: RequestPaymentOptions)
     let acked = false;
     const done = (fn: () => void) => {
       globalThis.removeEventListener("message", onMessage);
+      nativePending.delete(id);
       clearTimeout(ackTimer);
       clearTimeout(totalTimer);
       fn();
@@ -219,7 +263,9 @@ export function requestPayment(req: PaymentRequest, opts: RequestPaymentOptions)
     );
     function onMessage(ev: MessageEvent) {
       if (ev.origin !== hostOrigin || ev.source !== host) return;
-      const m = ev.data;
+      handle(ev.data);
+    }
+    function handle(m: unknown) {
       if (!isObject(m) || m.minipay !== BRIDGE_VERSION || m.id !== id) return;
       if (m.type === MessageType.PaymentAck) {
         acked = true;
@@ -236,7 +282,6 @@ export function requestPayment(req: PaymentRequest, opts: RequestPaymentOptions)
       const code = errorCodes.includes(e.code as PaymentErrorCode) ? (e.code as PaymentErrorCode) : "host_error";
       done(() => reject(new PaymentError(code, errorMessages[code])));
     }
-    globalThis.addEventListener("message", onMessage);
     const msg: PaymentRequestMessage = {
       minipay: BRIDGE_VERSION,
       type: MessageType.PaymentRequest,
@@ -244,8 +289,19 @@ export function requestPayment(req: PaymentRequest, opts: RequestPaymentOptions)
       sessionId: req.sessionId,
       clientSecret: req.clientSecret,
     };
+    if (native) {
+      installNativeReply();
+      nativePending.set(id, handle);
+      try {
+        native.postMessage(JSON.stringify(msg));
+      } catch (err) {
+        done(() => reject(new PaymentError("host_error", `the native host refused the request: ${String(err)}`)));
+      }
+      return;
+    }
+    globalThis.addEventListener("message", onMessage);
     try {
-      host.postMessage(msg, hostOrigin);
+      host.postMessage(msg, hostOrigin!); // both checked above when not native
     } catch (err) {
       // An opaque or malformed host origin ("null") cannot be posted to.
       done(() => reject(new PaymentError("host_error", `cannot post to the host at ${hostOrigin}: ${String(err)}`)));
