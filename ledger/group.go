@@ -369,8 +369,13 @@ func readAttached(ctx context.Context, br pgx.BatchResults, ops []*op, written [
 				return nil, fmt.Errorf("write group: %w", ctx.Err())
 			}
 			if err != nil {
-				res[i].err = fmt.Errorf("statement attached to transfer %s: %w", ops[i].id, err)
-				return append(failed, i), nil
+				// An earlier Check of the same op may have failed it
+				// already: it keeps that first error, and is listed once.
+				if res[i].err == nil {
+					res[i].err = fmt.Errorf("statement attached to transfer %s: %w", ops[i].id, err)
+					failed = append(failed, i)
+				}
+				return failed, nil
 			}
 			if s.Check != nil && res[i].err == nil {
 				if res[i].err = s.Check(tag); res[i].err != nil {

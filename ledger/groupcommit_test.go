@@ -140,6 +140,13 @@ func TestOneBadTransferFailsAlone(t *testing.T) {
 				{SQL: `INSERT INTO side_effects VALUES ('guarded')`},
 				{SQL: `UPDATE side_effects SET id = id WHERE id = 'no such row'`, Check: ledger.ExpectRows(1, errGuard)},
 			}},
+		// A Check fails, then a later statement of the same transfer
+		// errors: the transfer fails once, with the first error.
+		job{tr: transfer("guarded-then-broken", "payment", 10, wallet.ID, shop.ID), want: errGuard,
+			attach: []ledger.Statement{
+				{SQL: `UPDATE side_effects SET id = id WHERE id = 'no such row'`, Check: ledger.ExpectRows(1, errGuard)},
+				{SQL: `INSERT INTO side_effects VALUES ('good0')`}, // duplicate key
+			}},
 		job{tr: transfer("sqlerror", "payment", 10, wallet.ID, shop.ID), want: errSQL,
 			attach: []ledger.Statement{
 				{SQL: `INSERT INTO side_effects VALUES ('sqlerror')`},
@@ -191,6 +198,30 @@ func TestOneBadTransferFailsAlone(t *testing.T) {
 	}
 	if w := mustGet(t, l, wallet.ID); w.Balance() != 800 {
 		t.Fatalf("wallet = %d, want 800", w.Balance())
+	}
+	mustAudit(t, l)
+}
+
+// TestFailedCheckThenErrorAlone: a transfer alone in its group whose Check
+// fails and whose next statement then errors fails with the Check's error;
+// it once made the poster panic, counting the transfer as failed twice.
+func TestFailedCheckThenErrorAlone(t *testing.T) {
+	l, db := newLedger(t, ledger.Options{})
+	ctx := ctxT(t)
+	if _, err := db.Pool.Exec(ctx, `CREATE TABLE side_effects (id text PRIMARY KEY); INSERT INTO side_effects VALUES ('taken')`); err != nil {
+		t.Fatal(err)
+	}
+	bank := mustAccount(t, l, "bank", "CNY", ledger.DebitNormal, false)
+	shop := mustAccount(t, l, "shop", "CNY", ledger.CreditNormal, false)
+	errGuard := errors.New("guard")
+	_, err := l.Post(ctx, transfer("t1", "topup", 10, bank.ID, shop.ID),
+		ledger.Statement{SQL: `UPDATE side_effects SET id = id WHERE id = 'no such row'`, Check: ledger.ExpectRows(1, errGuard)},
+		ledger.Statement{SQL: `INSERT INTO side_effects VALUES ('taken')`})
+	if !errors.Is(err, errGuard) {
+		t.Fatalf("err = %v, want the guard's", err)
+	}
+	if _, err := l.GetTransfer(ctx, "t1"); !errors.Is(err, ledger.ErrTransferNotFound) {
+		t.Fatalf("the failed transfer was written: %v", err)
 	}
 	mustAudit(t, l)
 }
