@@ -10,6 +10,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/minipay/minipay/internal/id"
+	"github.com/minipay/minipay/internal/leader"
 	"github.com/minipay/minipay/ledger"
 )
 
@@ -63,9 +64,9 @@ type RunStats struct {
 	Duration time.Duration
 }
 
-// runLock is the advisory lock held while a process advances runs: runs
-// advance one at a time, in cutoff order, across every replica. It is a
-// session lock, so a process that dies releases it with its connection.
+// runLock names the job of advancing runs (see package leader): runs
+// advance one at a time, in cutoff order, across every replica; a process
+// that dies gives the job up.
 const runLock int64 = 0x6d696e6970617953 // "minipayS"
 
 // Settle returns the run for cutoff, creating it if none exists, and
@@ -101,42 +102,25 @@ func (s *Service) Settle(ctx context.Context, cutoff time.Time, wait bool) (run 
 // restarted process does for runs a crash interrupted. Without wait it
 // returns at once when another process is advancing runs.
 func (s *Service) Resume(ctx context.Context, wait bool) error {
-	conn, err := s.db.Acquire(ctx)
+	_, err := leader.Run(ctx, s.db, runLock, wait, func(ctx context.Context) error {
+		for {
+			var runID string
+			err := s.db.QueryRow(ctx, `SELECT id FROM settlement_runs WHERE status = 'running' ORDER BY cutoff LIMIT 1`).Scan(&runID)
+			if errors.Is(err, pgx.ErrNoRows) {
+				return nil
+			}
+			if err != nil {
+				return fmt.Errorf("find unfinished runs: %w", err)
+			}
+			if err := s.advance(ctx, runID); err != nil {
+				return err
+			}
+		}
+	})
 	if err != nil {
-		return fmt.Errorf("settlement lock: %w", err)
+		return fmt.Errorf("settlement: %w", err)
 	}
-	defer conn.Release()
-	if wait {
-		if _, err := conn.Exec(ctx, `SELECT pg_advisory_lock($1)`, runLock); err != nil {
-			return fmt.Errorf("settlement lock: %w", err)
-		}
-	} else {
-		var ok bool
-		if err := conn.QueryRow(ctx, `SELECT pg_try_advisory_lock($1)`, runLock).Scan(&ok); err != nil {
-			return fmt.Errorf("settlement lock: %w", err)
-		}
-		if !ok {
-			return nil
-		}
-	}
-	defer func() {
-		if _, err := conn.Exec(context.WithoutCancel(ctx), `SELECT pg_advisory_unlock($1)`, runLock); err != nil {
-			conn.Conn().Close(context.Background()) // the lock goes with the connection
-		}
-	}()
-	for {
-		var runID string
-		err := s.db.QueryRow(ctx, `SELECT id FROM settlement_runs WHERE status = 'running' ORDER BY cutoff LIMIT 1`).Scan(&runID)
-		if errors.Is(err, pgx.ErrNoRows) {
-			return nil
-		}
-		if err != nil {
-			return fmt.Errorf("find unfinished runs: %w", err)
-		}
-		if err := s.advance(ctx, runID); err != nil {
-			return err
-		}
-	}
+	return nil
 }
 
 // advance takes one run through its remaining steps. The caller holds
