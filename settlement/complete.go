@@ -185,6 +185,7 @@ func (s *Service) totals(ctx context.Context, runID string) ([]Totals, error) {
 		SELECT currency,
 			coalesce(sum(gross) FILTER (WHERE payout_id IS NOT NULL), 0)::bigint,
 			coalesce(sum(refunds) FILTER (WHERE payout_id IS NOT NULL), 0)::bigint,
+			coalesce(sum(disputes) FILTER (WHERE payout_id IS NOT NULL), 0)::bigint,
 			coalesce(sum(fees) FILTER (WHERE payout_id IS NOT NULL), 0)::bigint,
 			coalesce(sum(net) FILTER (WHERE payout_id IS NOT NULL), 0)::bigint,
 			coalesce(sum(payment_count) FILTER (WHERE payout_id IS NOT NULL), 0)::bigint,
@@ -198,7 +199,7 @@ func (s *Service) totals(ctx context.Context, runID string) ([]Totals, error) {
 	}
 	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (Totals, error) {
 		var t Totals
-		err := r.Scan(&t.Currency, &t.Gross, &t.Refunds, &t.Fees, &t.Net, &t.PaymentCount, &t.RefundCount, &t.PayoutCount,
+		err := r.Scan(&t.Currency, &t.Gross, &t.Refunds, &t.Disputes, &t.Fees, &t.Net, &t.PaymentCount, &t.RefundCount, &t.PayoutCount,
 			&t.CarriedForward, &t.CarriedCount)
 		return t, err
 	})

@@ -42,12 +42,14 @@ type Run struct {
 }
 
 // Totals sums a run's money in one currency, in minor units. Gross,
-// Refunds, Fees and Net cover what was paid out; CarriedForward is the net
-// of developers below the minimum (or negative), left for the next run.
+// Refunds, Disputes, Fees and Net cover what was paid out (Net is Gross
+// less the other three); CarriedForward is the net of developers below
+// the minimum (or negative), left for the next run.
 type Totals struct {
 	Currency       string
 	Gross          int64
 	Refunds        int64
+	Disputes       int64 // withdrawn by disputes less reinstated
 	Fees           int64
 	Net            int64
 	PaymentCount   int64
@@ -200,9 +202,9 @@ func (s *Service) plan(ctx context.Context, runID string, cutoff time.Time) (boo
 	}
 	curs, mins := s.minimums()
 	_, err = tx.Exec(ctx, `
-		INSERT INTO settlement_items (run_id, developer_id, currency, apps, gross, refunds, fees, net,
+		INSERT INTO settlement_items (run_id, developer_id, currency, apps, gross, refunds, disputes, fees, net,
 			payment_count, refund_count, payout_id)
-		SELECT $1, developer_id, currency, apps, gross, refunds, fees, net, payment_count, refund_count,
+		SELECT $1, developer_id, currency, apps, gross, refunds, disputes, fees, net, payment_count, refund_count,
 			CASE WHEN net > 0 AND net >= coalesce((SELECT m FROM unnest($3::text[], $4::int8[]) AS u(c, m) WHERE c = currency),
 				9223372036854775807) THEN `+payoutIDSQL+` END
 		FROM (
@@ -210,6 +212,7 @@ func (s *Service) plan(ctx context.Context, runID string, cutoff time.Time) (boo
 				coalesce(string_agg(DISTINCT app_id, ';' ORDER BY app_id), '') AS apps,
 				coalesce(sum(amount) FILTER (WHERE type = 'payment'), 0) AS gross,
 				coalesce(-sum(amount) FILTER (WHERE type = 'refund'), 0) AS refunds,
+				coalesce(-sum(amount) FILTER (WHERE type IN ('`+TxnDispute+`', '`+TxnDisputeReversal+`', '`+TxnDisputeFeeReturn+`')), 0) AS disputes,
 				sum(fee) AS fees, sum(net) AS net,
 				count(*) FILTER (WHERE type = 'payment') AS payment_count,
 				count(*) FILTER (WHERE type = 'refund') AS refund_count

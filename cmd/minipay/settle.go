@@ -146,7 +146,7 @@ func runSummary(run settlement.Run) map[string]any {
 	for _, t := range run.Totals {
 		f := func(v int64) string { return ledger.FormatAmount(t.Currency, v) }
 		totals = append(totals, map[string]any{"currency": t.Currency, "gross": f(t.Gross), "refunds": f(t.Refunds),
-			"fees": f(t.Fees), "net": f(t.Net), "payout_count": t.PayoutCount, "carried_forward": f(t.CarriedForward)})
+			"disputes": f(t.Disputes), "fees": f(t.Fees), "net": f(t.Net), "payout_count": t.PayoutCount, "carried_forward": f(t.CarriedForward)})
 	}
 	return map[string]any{"id": run.ID, "cutoff": run.Cutoff.UTC().Format(time.RFC3339Nano), "status": run.Status,
 		"payouts": run.PayoutCount, "totals": totals, "mismatch": run.Mismatch}
