@@ -18,6 +18,7 @@ import (
 
 	"github.com/minipay/minipay/apps"
 	"github.com/minipay/minipay/checkout"
+	"github.com/minipay/minipay/disputes"
 	"github.com/minipay/minipay/internal/id"
 	"github.com/minipay/minipay/internal/idempotency"
 	"github.com/minipay/minipay/internal/metrics"
@@ -33,6 +34,7 @@ type Server struct {
 	Apps       *apps.Service
 	Checkout   *checkout.Service
 	Payments   *payments.Service
+	Disputes   *disputes.Service
 	Webhooks   *webhooks.Service
 	Settlement *settlement.Service
 	Idem       *idempotency.Store
@@ -96,6 +98,8 @@ func (s *Server) Handler() http.Handler {
 			s.catalogRoutes(r)
 			// (settlement any-key routes)
 			s.payoutRoutes(r)
+			s.sessionReadRoutes(r)
+			s.disputeRoutes(r)
 		})
 	})
 	return r

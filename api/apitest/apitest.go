@@ -16,6 +16,7 @@ import (
 	"github.com/minipay/minipay/api"
 	"github.com/minipay/minipay/apps"
 	"github.com/minipay/minipay/checkout"
+	"github.com/minipay/minipay/disputes"
 	"github.com/minipay/minipay/docs"
 	"github.com/minipay/minipay/internal/idempotency"
 	"github.com/minipay/minipay/internal/metrics"
@@ -43,6 +44,7 @@ type Server struct {
 	Ledger   *ledger.Ledger
 	Checkout *checkout.Service
 	Payments *payments.Service
+	Disputes *disputes.Service
 	Webhooks *webhooks.Service
 }
 
@@ -54,10 +56,12 @@ func Start(tb testing.TB, pool *pgxpool.Pool, o Options) *Server {
 	s := &Server{Apps: apps.New(pool, Secret), Ledger: ledger.New(pool, ledger.Options{})}
 	s.Payments = payments.New(pool, s.Ledger)
 	s.Checkout = checkout.New(pool, s.Ledger, s.Apps, s.Payments, checkout.Options{})
+	s.Disputes = disputes.New(pool, s.Ledger, s.Payments, disputes.Options{})
 	s.Webhooks = webhooks.New(pool, webhooks.Options{Secret: Secret, AllowPrivate: true})
 	srv := &api.Server{
-		Ledger: s.Ledger, Apps: s.Apps, Checkout: s.Checkout, Payments: s.Payments, Settlement: settlement.New(pool, s.Ledger),
-		Webhooks: s.Webhooks, Idem: idempotency.New(pool), Metrics: metrics.New(), RateLimit: o.RateLimit,
+		Ledger: s.Ledger, Apps: s.Apps, Checkout: s.Checkout, Payments: s.Payments, Disputes: s.Disputes,
+		Settlement: settlement.New(pool, s.Ledger),
+		Webhooks:   s.Webhooks, Idem: idempotency.New(pool), Metrics: metrics.New(), RateLimit: o.RateLimit,
 		Log:     slog.New(slog.NewTextHandler(io.Discard, nil)),
 		Ready:   func(ctx context.Context) error { return pool.Ping(ctx) },
 		OpenAPI: docs.OpenAPI,
