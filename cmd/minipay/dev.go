@@ -6,7 +6,6 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -17,7 +16,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/minipay/minipay/checkout"
 	"github.com/minipay/minipay/demo"
 	"github.com/minipay/minipay/internal/pgdb"
 	"github.com/minipay/minipay/ledger"
@@ -93,18 +91,7 @@ func dev(ctx context.Context, args []string, getenv func(string) string, stdout,
 	_, appPort, _ := net.SplitHostPort(appLn.Addr().String())
 
 	backend := &demo.Backend{}
-	var demoAppID string
-	host := &demo.Host{APIURL: apiURL, HostKey: cfg.HostKey, AppPort: appPort,
-		ReadSession: func(ctx context.Context, id string) (any, error) {
-			s, err := app.checkout.GetSession(ctx, demoAppID, id)
-			if errors.Is(err, checkout.ErrSessionNotFound) {
-				return nil, demo.ErrNoSession
-			}
-			if err != nil {
-				return nil, err
-			}
-			return s.Public(), nil
-		}}
+	host := &demo.Host{APIURL: apiURL, HostKey: cfg.HostKey, AppPort: appPort}
 	for _, u := range devUsers {
 		host.Users = append(host.Users, u.User)
 	}
@@ -137,7 +124,7 @@ func dev(ctx context.Context, args []string, getenv func(string) string, stdout,
 		shutdown()
 		return fmt.Errorf("set up the demo: %w", err)
 	}
-	demoAppID = setup.appID
+	host.SetApp(setup.appID)
 	pageURL := "http://" + browserAddr(apiLn.Addr()) + "/demo/"
 	fmt.Fprintf(stdout, `minipay dev is running. Press Ctrl-C to stop.
 
