@@ -89,10 +89,9 @@ func (h *Host) session(w http.ResponseWriter, r *http.Request) {
 	var s struct {
 		App string `json:"app"`
 	}
-	if status == http.StatusOK && (json.Unmarshal(body, &s) != nil || s.App == "" || s.App != h.app()) {
-		status, body = http.StatusNotFound, nil // another mini-app's session: not this page's to show
-	}
-	if status == http.StatusNotFound {
+	// Another mini-app's session is not this page's to show.
+	foreign := status == http.StatusOK && (json.Unmarshal(body, &s) != nil || s.App == "" || s.App != h.app())
+	if foreign || status == http.StatusNotFound {
 		writeError(w, http.StatusNotFound, "session_not_found", "no such checkout session")
 		return
 	}
