@@ -9,7 +9,7 @@ run: ## run the service against the local PostgreSQL
 
 test: lint ## vet, lint and the whole test suite against a real PostgreSQL
 	$(GO) test -race -count=1 ./...
-	$(MAKE) sdk-test e2e
+	$(MAKE) sdk-test e2e console-test console-e2e
 
 lint:
 	@unformatted="$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))"; \
@@ -48,8 +48,25 @@ e2e: sdk/js/node_modules/.package-lock.json
 	@if [ -x "$${CHROMIUM:-/usr/bin/chromium}" ]; then cd sdk/js && $(NPM) run e2e; \
 	elif [ "$$MINIPAY_REQUIRE_BROWSER" = 1 ]; then echo "e2e: no Chromium; apt-get install -y chromium" >&2; exit 1; \
 	else echo "e2e: NOT RUN: no Chromium at $${CHROMIUM:-/usr/bin/chromium} (apt-get install -y chromium)" >&2; fi
-screenshots: sdk/js/node_modules/.package-lock.json
+screenshots: sdk/js/node_modules/.package-lock.json console/web/node_modules/.package-lock.json
 	cd sdk/js && MINIPAY_SCREENSHOTS=$(CURDIR)/docs/img $(NPM) run e2e
+	cd console/web && MINIPAY_SCREENSHOTS=$(CURDIR)/docs/img $(NPM) run e2e
+
+# The console's script (console/web: uPlot bundled with esbuild into
+# console/static/chart.js, committed and embedded in the binary) and its
+# browser test. console-test checks the committed bundle is the build of
+# its source; "make console-bundle" rebuilds it.
+.PHONY: console-test console-e2e console-bundle
+console/web/node_modules/.package-lock.json: console/web/package-lock.json
+	cd console/web && $(NPM) ci --no-audit --no-fund
+console-test: console/web/node_modules/.package-lock.json
+	cd console/web && $(NPM) test
+console-bundle: console/web/node_modules/.package-lock.json
+	cd console/web && $(NPM) run bundle
+console-e2e: console/web/node_modules/.package-lock.json
+	@if [ -x "$${CHROMIUM:-/usr/bin/chromium}" ]; then cd console/web && $(NPM) run e2e; \
+	elif [ "$$MINIPAY_REQUIRE_BROWSER" = 1 ]; then echo "console-e2e: no Chromium; apt-get install -y chromium" >&2; exit 1; \
+	else echo "console-e2e: NOT RUN: no Chromium at $${CHROMIUM:-/usr/bin/chromium} (apt-get install -y chromium)" >&2; fi
 
 # Fuzzing: every Fuzz target of FUZZPKGS for FUZZTIME each (CI runs a short
 # form, as a count of executions). A failing input is written to the

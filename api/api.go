@@ -22,6 +22,7 @@ import (
 	"github.com/minipay/minipay/internal/id"
 	"github.com/minipay/minipay/internal/idempotency"
 	"github.com/minipay/minipay/internal/metrics"
+	"github.com/minipay/minipay/internal/ratelimit"
 	"github.com/minipay/minipay/ledger"
 	"github.com/minipay/minipay/payments"
 	"github.com/minipay/minipay/settlement"
@@ -50,7 +51,7 @@ type Server struct {
 	OpenAPI []byte
 
 	draining atomic.Bool
-	limiters limiters
+	limiters ratelimit.Set
 }
 
 // Drain makes /readyz fail, so load balancers stop sending traffic while

@@ -119,6 +119,8 @@ func (s *Service) Run(ctx context.Context) {
 		wake:      make(chan struct{}, 1),
 		endpoints: map[string]*endpointState{},
 	}
+	s.running.Store(d)
+	defer s.running.CompareAndSwap(d, nil)
 	finished := make(chan struct{})
 	go func() {
 		defer close(finished)

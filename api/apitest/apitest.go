@@ -16,6 +16,7 @@ import (
 	"github.com/minipay/minipay/api"
 	"github.com/minipay/minipay/apps"
 	"github.com/minipay/minipay/checkout"
+	"github.com/minipay/minipay/console"
 	"github.com/minipay/minipay/disputes"
 	"github.com/minipay/minipay/docs"
 	"github.com/minipay/minipay/internal/idempotency"
@@ -38,14 +39,19 @@ type Options struct {
 
 // Server is a running API and its services.
 type Server struct {
-	URL      string
-	Handler  http.Handler
-	Apps     *apps.Service
-	Ledger   *ledger.Ledger
-	Checkout *checkout.Service
-	Payments *payments.Service
-	Disputes *disputes.Service
-	Webhooks *webhooks.Service
+	// URL serves what serve serves: the API, and the console under
+	// /console/.
+	URL string
+	// Handler is the API's router alone.
+	Handler    http.Handler
+	Apps       *apps.Service
+	Ledger     *ledger.Ledger
+	Checkout   *checkout.Service
+	Payments   *payments.Service
+	Disputes   *disputes.Service
+	Webhooks   *webhooks.Service
+	Settlement *settlement.Service
+	Console    *console.Server
 }
 
 // Start builds the services over pool and serves them until the test ends.
@@ -58,16 +64,19 @@ func Start(tb testing.TB, pool *pgxpool.Pool, o Options) *Server {
 	s.Checkout = checkout.New(pool, s.Ledger, s.Apps, s.Payments, checkout.Options{})
 	s.Disputes = disputes.New(pool, s.Ledger, s.Payments, disputes.Options{})
 	s.Webhooks = webhooks.New(pool, webhooks.Options{Secret: Secret, AllowPrivate: true})
+	s.Settlement = settlement.New(pool, s.Ledger)
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	srv := &api.Server{
 		Ledger: s.Ledger, Apps: s.Apps, Checkout: s.Checkout, Payments: s.Payments, Disputes: s.Disputes,
-		Settlement: settlement.New(pool, s.Ledger),
-		Webhooks:   s.Webhooks, Idem: idempotency.New(pool), Metrics: metrics.New(), RateLimit: o.RateLimit,
-		Log:     slog.New(slog.NewTextHandler(io.Discard, nil)),
+		Settlement: s.Settlement, Webhooks: s.Webhooks, Idem: idempotency.New(pool), Metrics: metrics.New(),
+		RateLimit: o.RateLimit, Log: log,
 		Ready:   func(ctx context.Context) error { return pool.Ping(ctx) },
 		OpenAPI: docs.OpenAPI,
 	}
 	s.Handler = srv.Handler()
-	hs := httptest.NewServer(s.Handler)
+	s.Console = &console.Server{Apps: s.Apps, Catalog: s.Checkout.Catalog(), Payments: s.Payments, Webhooks: s.Webhooks,
+		Settlement: s.Settlement, Ledger: s.Ledger, Log: log}
+	hs := httptest.NewServer(s.Console.Beside(s.Handler))
 	s.URL = hs.URL
 	tb.Cleanup(func() {
 		hs.Close()

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/http"
 	"sync"
 	"time"
 
@@ -14,6 +15,7 @@ import (
 	"github.com/minipay/minipay/apps"
 	"github.com/minipay/minipay/catalog"
 	"github.com/minipay/minipay/checkout"
+	"github.com/minipay/minipay/console"
 	"github.com/minipay/minipay/disputes"
 	"github.com/minipay/minipay/docs"
 	"github.com/minipay/minipay/internal/idempotency"
@@ -37,6 +39,7 @@ type application struct {
 	settlement *settlement.Service
 	webhooks   *webhooks.Service
 	server     *api.Server
+	console    *console.Server
 	settle     func(context.Context) // the settlement scheduler loop
 }
 
@@ -78,8 +81,18 @@ func assemble(ctx context.Context, cfg *config, pool *pgxpool.Pool, log *slog.Lo
 		Ready:   func(ctx context.Context) error { return pool.Ping(ctx) },
 		OpenAPI: docs.OpenAPI,
 	}
+	loc, err := time.LoadLocation(cfg.SettlementTZ)
+	if err != nil {
+		return nil, fmt.Errorf("settlement time zone %q: %w", cfg.SettlementTZ, err)
+	}
+	a.console = &console.Server{Apps: a.apps, Catalog: cat, Payments: a.payments, Webhooks: a.webhooks, Settlement: a.settlement,
+		Ledger: a.ledger, Log: log, Location: loc, TrustProxy: cfg.TrustProxy}
 	return a, nil
 }
+
+// handler is everything serve answers: the API, and the console's pages
+// under /console/.
+func (a *application) handler() http.Handler { return a.console.Beside(a.server.Handler()) }
 
 // close stops what the services run; the pool is the caller's.
 func (a *application) close() {
@@ -94,6 +107,9 @@ func (a *application) startWorkers(ctx context.Context, wg *sync.WaitGroup) {
 	loops := []func(){
 		func() { a.ledger.RunTimeouts(ctx, time.Second, a.log) },
 		func() { every(ctx, time.Hour, func() { purgeIdempotency(ctx, idem, a.log) }) },
+		func() {
+			every(ctx, time.Hour, func() { a.sweep(ctx, "purge console sessions", a.apps.PurgeConsoleSessions) })
+		},
 		func() { every(ctx, time.Second, func() { a.sweep(ctx, "expire sessions", a.checkout.ExpireDue) }) },
 		func() {
 			every(ctx, 10*time.Second, func() { a.sweep(ctx, "void expired holds", a.checkout.VoidExpiredHolds) })

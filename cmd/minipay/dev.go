@@ -98,7 +98,7 @@ func dev(ctx context.Context, args []string, getenv func(string) string, stdout,
 	// The production router stays free of demo routes: the demo wraps it.
 	mux := http.NewServeMux()
 	mux.Handle("/demo/", host.Handler())
-	mux.Handle("/", app.server.Handler())
+	mux.Handle("/", app.handler())
 	servers := []*http.Server{
 		{Handler: mux, ReadHeaderTimeout: 10 * time.Second},
 		{Handler: backend.Handler(), ReadHeaderTimeout: 10 * time.Second},

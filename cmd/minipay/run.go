@@ -68,6 +68,7 @@ type config struct {
 	Catalog             string
 	SettlementTZ        string
 	WebhookAllowPrivate bool
+	TrustProxy          bool
 	DBConns             int
 	RateLimit           float64
 	DebugAddr           string
@@ -98,6 +99,7 @@ func configFlags(fs *flag.FlagSet, getenv func(string) string) *config {
 	fs.StringVar(&c.Catalog, "catalog", getenv("MINIPAY_CATALOG"), "monetization catalog file (MINIPAY_CATALOG); built-in defaults if unset")
 	fs.StringVar(&c.SettlementTZ, "settlement-tz", env("MINIPAY_SETTLEMENT_TZ", "Asia/Shanghai"), "time zone of the daily settlement cutoff (MINIPAY_SETTLEMENT_TZ)")
 	fs.BoolVar(&c.WebhookAllowPrivate, "webhook-allow-private", strings.EqualFold(getenv("MINIPAY_WEBHOOK_ALLOW_PRIVATE"), "true"), "allow webhooks to private addresses (MINIPAY_WEBHOOK_ALLOW_PRIVATE)")
+	fs.BoolVar(&c.TrustProxy, "trust-proxy", strings.EqualFold(getenv("MINIPAY_TRUST_PROXY"), "true"), "trust X-Forwarded-Proto and X-Forwarded-For from a reverse proxy in front: the console's cookies get Secure when the proxy received https (MINIPAY_TRUST_PROXY)")
 	fs.IntVar(&c.DBConns, "db-conns", 32, "maximum database connections")
 	fs.StringVar(&c.DebugAddr, "debug-addr", getenv("MINIPAY_DEBUG_ADDR"), "serve Go's /debug/pprof on this address, e.g. 127.0.0.1:6060 (MINIPAY_DEBUG_ADDR); off when empty")
 	rate := 1000.0
