@@ -94,12 +94,15 @@ func (s *Server) Handler() http.Handler {
 			s.webhookRoutes(r)
 			// (settlement app routes)
 		})
+		r.Group(func(r chi.Router) { // a mini-app's backend or the host, each with its own view
+			r.Use(s.allow(apps.KindHost, apps.KindSecret))
+			s.sessionReadRoutes(r)
+		})
 		r.Group(func(r chi.Router) { // any key
 			r.Use(s.allow(apps.KindAdmin, apps.KindHost, apps.KindSecret))
 			s.catalogRoutes(r)
 			// (settlement any-key routes)
 			s.payoutRoutes(r)
-			s.sessionReadRoutes(r)
 			s.disputeRoutes(r)
 		})
 	})
