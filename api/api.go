@@ -25,6 +25,7 @@ import (
 	"github.com/minipay/minipay/internal/ratelimit"
 	"github.com/minipay/minipay/ledger"
 	"github.com/minipay/minipay/payments"
+	"github.com/minipay/minipay/sandbox"
 	"github.com/minipay/minipay/settlement"
 	"github.com/minipay/minipay/webhooks"
 )
@@ -38,7 +39,11 @@ type Server struct {
 	Disputes   *disputes.Service
 	Webhooks   *webhooks.Service
 	Settlement *settlement.Service
-	Idem       *idempotency.Store
+	// Sandbox runs the test helpers, which answer 403 sandbox_only unless
+	// IsSandbox (MINIPAY_SANDBOX) is set.
+	Sandbox   *sandbox.Service
+	IsSandbox bool
+	Idem      *idempotency.Store
 	// RateLimit is the requests per second allowed to each key (a burst of
 	// twice as many); 0 turns rate limiting off.
 	RateLimit float64
@@ -92,6 +97,7 @@ func (s *Server) Handler() http.Handler {
 			r.Use(s.allow(apps.KindSecret))
 			s.checkoutRoutes(r)
 			s.webhookRoutes(r)
+			s.developerToolRoutes(r)
 			// (settlement app routes)
 		})
 		r.Group(func(r chi.Router) { // a mini-app's backend or the host, each with its own view

@@ -23,6 +23,7 @@ import (
 	"github.com/minipay/minipay/internal/metrics"
 	"github.com/minipay/minipay/ledger"
 	"github.com/minipay/minipay/payments"
+	"github.com/minipay/minipay/sandbox"
 	"github.com/minipay/minipay/settlement"
 	"github.com/minipay/minipay/webhooks"
 )
@@ -35,6 +36,7 @@ var Secret = []byte("test secret, 32 bytes long......")
 type Options struct {
 	RateLimit float64                 // requests per second per key; 0 is off
 	Keys      map[apps.KeyKind]string // operator keys to create
+	Sandbox   bool                    // test helpers allowed (MINIPAY_SANDBOX)
 }
 
 // Server is a running API and its services.
@@ -63,13 +65,17 @@ func Start(tb testing.TB, pool *pgxpool.Pool, o Options) *Server {
 	s.Payments = payments.New(pool, s.Ledger)
 	s.Checkout = checkout.New(pool, s.Ledger, s.Apps, s.Payments, checkout.Options{})
 	s.Disputes = disputes.New(pool, s.Ledger, s.Payments, disputes.Options{})
-	s.Webhooks = webhooks.New(pool, webhooks.Options{Secret: Secret, AllowPrivate: true})
-	s.Settlement = settlement.New(pool, s.Ledger)
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	s.Webhooks = webhooks.New(pool, webhooks.Options{Secret: Secret, AllowPrivate: true, Log: log})
+	s.Settlement = settlement.New(pool, s.Ledger)
 	srv := &api.Server{
 		Ledger: s.Ledger, Apps: s.Apps, Checkout: s.Checkout, Payments: s.Payments, Disputes: s.Disputes,
-		Settlement: s.Settlement, Webhooks: s.Webhooks, Idem: idempotency.New(pool), Metrics: metrics.New(),
-		RateLimit: o.RateLimit, Log: log,
+		Settlement: s.Settlement,
+		Sandbox: &sandbox.Service{Apps: s.Apps, Checkout: s.Checkout, Payments: s.Payments, Disputes: s.Disputes,
+			Settlement: s.Settlement, Webhooks: s.Webhooks},
+		IsSandbox: o.Sandbox,
+		Webhooks:  s.Webhooks, Idem: idempotency.New(pool), Metrics: metrics.New(), RateLimit: o.RateLimit,
+		Log:     log,
 		Ready:   func(ctx context.Context) error { return pool.Ping(ctx) },
 		OpenAPI: docs.OpenAPI,
 	}

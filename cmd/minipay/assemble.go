@@ -22,6 +22,7 @@ import (
 	"github.com/minipay/minipay/internal/metrics"
 	"github.com/minipay/minipay/ledger"
 	"github.com/minipay/minipay/payments"
+	"github.com/minipay/minipay/sandbox"
 	"github.com/minipay/minipay/settlement"
 	"github.com/minipay/minipay/webhooks"
 )
@@ -41,11 +42,15 @@ type application struct {
 	server     *api.Server
 	console    *console.Server
 	settle     func(context.Context) // the settlement scheduler loop
+	schedule   settlement.Schedule
 }
 
 // assemble builds the services from the configuration. Keys and the server
 // secret generated on first start are printed once to stdout.
-func assemble(ctx context.Context, cfg *config, pool *pgxpool.Pool, log *slog.Logger, stdout io.Writer) (*application, error) {
+// builtIn, if not nil, makes the catalog used when none is configured
+// (dev's has short holding periods); nil means checkout's default.
+func assemble(ctx context.Context, cfg *config, pool *pgxpool.Pool, log *slog.Logger, stdout io.Writer,
+	builtIn func() (*catalog.Catalog, error)) (*application, error) {
 	secret, generated, err := apps.LoadSecret(ctx, pool, cfg.Secret)
 	if err != nil {
 		return nil, err
@@ -54,8 +59,13 @@ func assemble(ctx context.Context, cfg *config, pool *pgxpool.Pool, log *slog.Lo
 		log.Warn("MINIPAY_SECRET is not set: generated a server secret and stored it in the database; set MINIPAY_SECRET in production")
 	}
 	cat := catalog.Default()
-	if cfg.Catalog != "" {
+	switch {
+	case cfg.Catalog != "":
 		if cat, err = catalog.Load(cfg.Catalog); err != nil {
+			return nil, err
+		}
+	case builtIn != nil:
+		if cat, err = builtIn(); err != nil {
 			return nil, err
 		}
 	}
@@ -77,7 +87,10 @@ func assemble(ctx context.Context, cfg *config, pool *pgxpool.Pool, log *slog.Lo
 	a.server = &api.Server{
 		Ledger: a.ledger, Apps: a.apps, Checkout: a.checkout, Payments: a.payments, Disputes: a.disputes, Settlement: a.settlement,
 		Webhooks: a.webhooks,
-		Idem:     idempotency.New(pool), Metrics: a.metrics, Log: log, RateLimit: cfg.RateLimit,
+		Sandbox: &sandbox.Service{Apps: a.apps, Checkout: a.checkout, Payments: a.payments, Disputes: a.disputes,
+			Settlement: a.settlement, Webhooks: a.webhooks},
+		IsSandbox: cfg.Sandbox,
+		Idem:      idempotency.New(pool), Metrics: a.metrics, Log: log, RateLimit: cfg.RateLimit,
 		Ready:   func(ctx context.Context) error { return pool.Ping(ctx) },
 		OpenAPI: docs.OpenAPI,
 	}

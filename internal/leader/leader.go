@@ -1,47 +1,80 @@
 // Package leader elects one process among minipay's replicas to run a job
-// that must not run twice at once, such as advancing settlement runs or
-// renewing subscriptions. Every replica may ask; one at a time runs.
+// that must not run twice at once, such as advancing settlement runs,
+// renewing subscriptions or losing overdue disputes. Every replica may ask;
+// one at a time runs.
 //
-// The election is a PostgreSQL session-level advisory lock held on a
-// connection of its own for as long as the job runs, so a process that dies
-// (even by SIGKILL) gives the job up with its connection, and the next
-// replica to ask takes it over. Jobs must still be safe to run twice in a
-// row (the lock says who runs now, not what the last runner finished).
+// The election is a PostgreSQL transaction-level advisory lock, taken by a
+// transaction that stays open while the job runs on other connections and
+// rolled back to end it. A session-level lock would do on a direct
+// connection, but through a transaction pooler (PgBouncer's pool_mode =
+// transaction) the unlock could reach another server connection than the
+// lock, leaving the job taken for good; a transaction keeps its server
+// connection until it ends. Like a session, it ends with the connection of
+// a process that dies (even by SIGKILL), so the next replica to ask takes
+// the job over. Jobs must still be safe to run twice in a row: the lock
+// says who runs now, not what the last runner finished.
 package leader
 
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 )
 
-// Run runs fn as the leader of the job named key. With wait it waits
-// until no other process runs the job; without, it returns at once with
-// ran false when another process does. fn's error is returned as is.
+// Poll is how often a process waiting to lead tries again.
+const Poll = 250 * time.Millisecond
+
+// Run runs fn as the leader of the job named key. With wait it waits until
+// no other process runs the job; without, it returns at once with ran
+// false when another process does. fn's error is returned as is.
+//
+// A waiting process tries again every Poll rather than block inside a
+// transaction, so that behind a pooler with few server connections the
+// waiters hold none that the leader needs.
 func Run(ctx context.Context, pool *pgxpool.Pool, key int64, wait bool, fn func(context.Context) error) (ran bool, err error) {
-	conn, err := pool.Acquire(ctx)
-	if err != nil {
-		return false, fmt.Errorf("leader lock %x: %w", key, err)
-	}
-	defer conn.Release()
-	if wait {
-		if _, err := conn.Exec(ctx, `SELECT pg_advisory_lock($1)`, key); err != nil {
-			return false, fmt.Errorf("leader lock %x: %w", key, err)
+	for {
+		release, led, err := try(ctx, pool, key)
+		if err != nil {
+			return false, err
 		}
-	} else {
-		var ok bool
-		if err := conn.QueryRow(ctx, `SELECT pg_try_advisory_lock($1)`, key).Scan(&ok); err != nil {
-			return false, fmt.Errorf("leader lock %x: %w", key, err)
+		if led {
+			defer release()
+			return true, fn(ctx)
 		}
-		if !ok {
+		if !wait {
 			return false, nil
 		}
-	}
-	defer func() {
-		if _, err := conn.Exec(context.WithoutCancel(ctx), `SELECT pg_advisory_unlock($1)`, key); err != nil {
-			conn.Conn().Close(context.Background()) // the lock goes with the connection
+		select {
+		case <-ctx.Done():
+			return false, fmt.Errorf("leader lock %x: %w", key, ctx.Err())
+		case <-time.After(Poll):
 		}
-	}()
-	return true, fn(ctx)
+	}
+}
+
+// try takes the job named key if no other process holds it, and returns
+// the function that gives it up.
+func try(ctx context.Context, pool *pgxpool.Pool, key int64) (release func(), led bool, err error) {
+	tx, err := pool.Begin(ctx)
+	if err != nil {
+		return nil, false, fmt.Errorf("leader lock %x: %w", key, err)
+	}
+	// A failed rollback closes the connection, and the lock goes with it.
+	release = func() { _ = tx.Rollback(context.WithoutCancel(ctx)) }
+	// The transaction sits idle while the job runs; a server-wide
+	// idle_in_transaction_session_timeout must not end it (and the lock).
+	_, err = tx.Exec(ctx, `SET LOCAL idle_in_transaction_session_timeout = 0`)
+	if err == nil {
+		err = tx.QueryRow(ctx, `SELECT pg_try_advisory_xact_lock($1)`, key).Scan(&led)
+	}
+	if err != nil || !led {
+		release()
+		if err != nil {
+			return nil, false, fmt.Errorf("leader lock %x: %w", key, err)
+		}
+		return nil, false, nil
+	}
+	return release, true, nil
 }
