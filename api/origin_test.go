@@ -149,5 +149,17 @@ func TestReusedKeyForMoney(t *testing.T) {
 	if n := e.count(`SELECT count(*) FROM refunds`); n != 1 {
 		t.Fatalf("%d refunds, want 1", n)
 	}
+
+	// Disputes, which the host opens under its own keys.
+	dispute := map[string]any{"payment": first.str("id"), "user_id": "u", "amount": "2.00", "reason": "not_received"}
+	dp := e.must(http.StatusCreated, e.host("POST", "/v1/disputes", dispute, key("dp")...))
+	e.forget()
+	conflict("a dispute of another payment under a reused key", e.host("POST", "/v1/disputes",
+		map[string]any{"payment": second.str("id"), "user_id": "u", "amount": "2.00", "reason": "not_received"}, key("dp")...))
+	conflict("a dispute of another amount under a reused key", e.host("POST", "/v1/disputes",
+		map[string]any{"payment": first.str("id"), "user_id": "u", "amount": "3.00", "reason": "not_received"}, key("dp")...))
+	if again := e.must(http.StatusCreated, e.host("POST", "/v1/disputes", dispute, key("dp")...)); again.str("id") != dp.str("id") {
+		t.Fatalf("the same dispute request: %s", again.raw)
+	}
 	e.mustBalanced()
 }
