@@ -48,9 +48,9 @@ type Options struct {
 	Senders int
 	Plot    string
 	Steps   int // find-max: rates measured at most (0: findMaxSteps)
-	Stdout      io.Writer
-	Stderr      io.Writer
-	Getenv      func(string) string
+	Stdout  io.Writer
+	Stderr  io.Writer
+	Getenv  func(string) string
 }
 
 // kinds maps a benchmark name to its function.
