@@ -13,6 +13,8 @@ import (
 	"regexp"
 	"strings"
 	"time"
+
+	"github.com/minipay/minipay/internal/pgdb"
 )
 
 // server is a "minipay serve" started by a benchmark.
@@ -172,6 +174,12 @@ func benchCheckout(ctx context.Context, o Options) (*Result, error) {
 		return nil, err
 	}
 	res := &Result{Kind: "checkout", Unit: "checkouts", Clients: o.Clients, Duration: o.Duration}
+	meterPool, err := pgdb.Open(ctx, dbURL, 1)
+	if err != nil {
+		return nil, err
+	}
+	defer meterPool.Close()
+	cpu := newCPUMeter(meterPool, srv.cmd.Process.Pid)
 	load := func(ctx context.Context, tag string, rate float64, d, limit time.Duration) (openRun, error) {
 		ws := newWires(c.base, o.Senders)
 		defer ws.close()
@@ -183,9 +191,9 @@ func benchCheckout(ctx context.Context, o Options) (*Result, error) {
 	switch {
 	case o.Rate > 0:
 		res.Clients = o.Senders
-		err = atRate(ctx, o, res, load, checkoutP99Limit)
+		err = atRate(ctx, o, res, load, checkoutP99Limit, cpu)
 	default:
-		err = closedCheckout(ctx, o, c, keys, res)
+		err = closedCheckout(ctx, o, c, keys, res, cpu)
 		if err == nil && o.FindMax {
 			found, err = findMax(ctx, o, res, load, checkoutP99Limit, nil, nil)
 		}
@@ -247,18 +255,21 @@ func setupCheckout(ctx context.Context, c client, clients int) ([]string, error)
 
 // closedCheckout is the closed-loop measurement: o.Clients clients
 // checking out back to back, after a warm-up.
-func closedCheckout(ctx context.Context, o Options, c client, keys []string, res *Result) error {
+func closedCheckout(ctx context.Context, o Options, c client, keys []string, res *Result, cpu *cpuMeter) error {
 	warm := min(2*time.Second, o.Duration/5)
 	if _, _, err := checkoutLoad(ctx, c, keys, o.Clients, warm, "w"); err != nil {
 		return err
 	}
+	before := cpu.sample(ctx)
 	n, lat, err := checkoutLoad(ctx, c, keys, o.Clients, o.Duration, "c")
+	after := cpu.sample(ctx)
 	if err != nil {
 		return err
 	}
 	res.Throughput = float64(n) / o.Duration.Seconds()
 	p := lat.percentiles(0.5, 0.99)
 	res.P50, res.P99 = p[0], p[1]
+	res.Extra = append(res.Extra, perOp(before, after, n, "checkout")...)
 	return nil
 }
 

@@ -3,6 +3,7 @@ package bench
 import (
 	"context"
 	"fmt"
+	"strings"
 	"time"
 )
 
@@ -22,7 +23,7 @@ type openLoad func(ctx context.Context, tag string, rate float64, d time.Duratio
 // atRate is --rate: a warm-up at the rate, then one measured run, which
 // becomes the result's throughput (what was answered per second) and
 // latencies (from the scheduled send times).
-func atRate(ctx context.Context, o Options, res *Result, load openLoad, limit time.Duration) error {
+func atRate(ctx context.Context, o Options, res *Result, load openLoad, limit time.Duration, cpu *cpuMeter) error {
 	warm := min(2*time.Second, o.Duration/5)
 	if _, err := load(ctx, "ow", o.Rate, warm, 0); err != nil {
 		return fmt.Errorf("warm-up at %.0f/s: %w", o.Rate, err)
@@ -31,11 +32,14 @@ func atRate(ctx context.Context, o Options, res *Result, load openLoad, limit ti
 	if err != nil {
 		return err
 	}
+	before := cpu.sample(ctx)
 	run, err := load(ctx, "or", o.Rate, o.Duration, 0)
+	after := cpu.sample(ctx)
 	stopProfile()
 	if err != nil {
 		return err
 	}
+	res.Extra = append(res.Extra, perOp(before, after, run.done, strings.TrimSuffix(res.Unit, "s"))...)
 	pt := run.point(limit)
 	res.Throughput = pt.Achieved
 	p := run.lat.percentiles(0.5, 0.99)

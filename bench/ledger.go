@@ -88,12 +88,12 @@ func benchLedger(ctx context.Context, o Options) (*Result, error) {
 	if o.Rate > 0 {
 		res.Clients = o.Senders
 		groups.reset()
-		if err := atRate(ctx, o, res, load, ledgerP99Limit); err != nil {
+		if err := atRate(ctx, o, res, load, ledgerP99Limit, newCPUMeter(pool)); err != nil {
 			return nil, err
 		}
 		res.Extra = append(res.Extra, groups.summary()...)
 	} else {
-		if err := closedLedger(ctx, o, l, accts, groups, res); err != nil {
+		if err := closedLedger(ctx, o, l, accts, groups, res, newCPUMeter(pool)); err != nil {
 			return nil, err
 		}
 		if o.FindMax {
@@ -147,7 +147,7 @@ func benchLedger(ctx context.Context, o Options) (*Result, error) {
 
 // closedLedger is the closed-loop measurement: o.Clients clients posting
 // back to back, after a warm-up.
-func closedLedger(ctx context.Context, o Options, l *ledger.Ledger, accts *benchAccounts, groups *groupLog, res *Result) error {
+func closedLedger(ctx context.Context, o Options, l *ledger.Ledger, accts *benchAccounts, groups *groupLog, res *Result, cpu *cpuMeter) error {
 	warm := min(2*time.Second, o.Duration/5)
 	if _, _, err := postLoad(ctx, l, accts, o.Clients, warm, "warm"); err != nil {
 		return err
@@ -157,7 +157,9 @@ func closedLedger(ctx context.Context, o Options, l *ledger.Ledger, accts *bench
 	if err != nil {
 		return err
 	}
+	before := cpu.sample(ctx)
 	n, lat, err := postLoad(ctx, l, accts, o.Clients, o.Duration, "run")
+	after := cpu.sample(ctx)
 	stopProfile()
 	if err != nil {
 		return err
@@ -166,6 +168,7 @@ func closedLedger(ctx context.Context, o Options, l *ledger.Ledger, accts *bench
 	p := lat.percentiles(0.5, 0.99)
 	res.P50, res.P99 = p[0], p[1]
 	res.Extra = append(res.Extra, groups.summary()...)
+	res.Extra = append(res.Extra, perOp(before, after, n, "transfer")...)
 	return nil
 }
 

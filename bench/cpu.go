@@ -1,0 +1,110 @@
+package bench
+
+import (
+	"context"
+	"os"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+)
+
+// CPU time per operation is the figure to compare two builds by on a
+// machine that others share: throughput and latency move with their load,
+// CPU spent on each operation much less. A benchmark samples the CPU time
+// of its own process, of the processes it names (a server it started) and
+// of the PostgreSQL backends connected to its database, before and after a
+// measurement. PostgreSQL must run on this machine (/proc is read); where it
+// does not, the figures are left out.
+
+// cpuMeter samples CPU time.
+type cpuMeter struct {
+	pool  *pgxpool.Pool // lists the backends of the benchmark's database
+	pids  []int         // further processes, such as a server
+	ticks float64       // clock ticks per second
+}
+
+// cpuSample is the CPU time used so far, per side.
+type cpuSample struct {
+	self, others, db time.Duration
+	ok               bool
+}
+
+func newCPUMeter(pool *pgxpool.Pool, pids ...int) *cpuMeter {
+	return &cpuMeter{pool: pool, pids: pids, ticks: 100} // USER_HZ is 100 on Linux
+}
+
+func (m *cpuMeter) sample(ctx context.Context) cpuSample {
+	var s cpuSample
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return s
+	}
+	s.self = time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+	for _, pid := range m.pids {
+		d, ok := m.procCPU(pid)
+		if !ok {
+			return s
+		}
+		s.others += d
+	}
+	rows, err := m.pool.Query(ctx, `SELECT pid FROM pg_stat_activity WHERE datname = current_database()`)
+	if err != nil {
+		return s
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var pid int
+		if err := rows.Scan(&pid); err != nil {
+			return s
+		}
+		d, ok := m.procCPU(pid)
+		if !ok {
+			return s // not on this machine
+		}
+		s.db += d
+	}
+	s.ok = rows.Err() == nil
+	return s
+}
+
+// procCPU reads a process's user and system time from /proc.
+func (m *cpuMeter) procCPU(pid int) (time.Duration, bool) {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return 0, false
+	}
+	// Fields after the command name, which is in parentheses and may hold spaces.
+	i := strings.LastIndexByte(string(b), ')')
+	if i < 0 {
+		return 0, false
+	}
+	f := strings.Fields(string(b[i+1:]))
+	if len(f) < 13 {
+		return 0, false
+	}
+	utime, err1 := strconv.ParseFloat(f[11], 64)
+	stime, err2 := strconv.ParseFloat(f[12], 64)
+	if err1 != nil || err2 != nil {
+		return 0, false
+	}
+	return time.Duration((utime + stime) / m.ticks * float64(time.Second)), true
+}
+
+// perOp returns the CPU per operation between two samples, in µs, as
+// figures for a result: the total, the database's and the rest.
+func perOp(before, after cpuSample, ops int64, unit string) []KV {
+	if !before.ok || !after.ok || ops <= 0 {
+		return nil
+	}
+	us := func(d time.Duration) float64 { return round(float64(d.Microseconds())/float64(ops), 1) }
+	db := after.db - before.db
+	app := after.self - before.self + after.others - before.others
+	return []KV{
+		{"cpu_us_per_" + unit, us(db + app)},
+		{"db_cpu_us_per_" + unit, us(db)},
+		{"app_cpu_us_per_" + unit, us(app)},
+	}
+}
