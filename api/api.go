@@ -22,6 +22,7 @@ import (
 	"github.com/minipay/minipay/internal/idempotency"
 	"github.com/minipay/minipay/internal/metrics"
 	"github.com/minipay/minipay/ledger"
+	"github.com/minipay/minipay/payments"
 	"github.com/minipay/minipay/settlement"
 	"github.com/minipay/minipay/webhooks"
 )
@@ -31,6 +32,7 @@ type Server struct {
 	Ledger     *ledger.Ledger
 	Apps       *apps.Service
 	Checkout   *checkout.Service
+	Payments   *payments.Service
 	Webhooks   *webhooks.Service
 	Settlement *settlement.Service
 	Idem       *idempotency.Store

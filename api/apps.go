@@ -8,7 +8,7 @@ import (
 
 	"github.com/minipay/minipay"
 	"github.com/minipay/minipay/apps"
-	"github.com/minipay/minipay/checkout"
+	"github.com/minipay/minipay/catalog"
 	"github.com/minipay/minipay/ledger"
 )
 
@@ -101,7 +101,7 @@ func (s *Server) createApp(r *http.Request) (int, any, error) {
 func (s *Server) checkGrants(options, currencies []string) error {
 	for i, o := range options {
 		if !s.Checkout.Catalog().Has(o) {
-			return minipay.Field(fmt.Sprintf("options[%d]", i), fmt.Errorf("%w: %q", checkout.ErrUnknownOption, o))
+			return minipay.Field(fmt.Sprintf("options[%d]", i), fmt.Errorf("%w: %q", catalog.ErrUnknownOption, o))
 		}
 	}
 	for i, c := range currencies {
@@ -144,6 +144,7 @@ type optionJSON struct {
 	Refundable    bool     `json:"refundable"`
 	RefundWindow  string   `json:"refund_window"`
 	HoldingPeriod string   `json:"holding_period"`
+	Recurring     bool     `json:"recurring"`
 	EffectiveFrom string   `json:"effective_from"`
 	Current       bool     `json:"current"`
 }
@@ -160,7 +161,7 @@ func (s *Server) listOptions(r *http.Request) (int, any, error) {
 			out = append(out, optionJSON{Name: o.Name, Object: "monetization_option", Version: o.Version(), FeeBPS: o.FeeBPS,
 				FeeFixed: o.FeeFixed.String(), MinAmount: o.MinAmount.String(), MaxAmount: o.MaxAmount.String(),
 				Currencies: o.Currencies, Refundable: o.Refundable, RefundWindow: o.RefundWindow.String(),
-				HoldingPeriod: o.HoldingPeriod.String(), EffectiveFrom: minipay.Timestamp(o.EffectiveFrom),
+				HoldingPeriod: o.HoldingPeriod.String(), Recurring: o.Recurring, EffectiveFrom: minipay.Timestamp(o.EffectiveFrom),
 				Current: o.Version() == current.Version()})
 		}
 	}

@@ -1,6 +1,9 @@
 package api
 
 import (
+	"context"
+	"errors"
+	"fmt"
 	"net/http"
 	"time"
 
@@ -9,6 +12,7 @@ import (
 	"github.com/minipay/minipay"
 	"github.com/minipay/minipay/checkout"
 	"github.com/minipay/minipay/ledger"
+	"github.com/minipay/minipay/payments"
 	"github.com/minipay/minipay/settlement"
 )
 
@@ -182,6 +186,7 @@ func (s *Server) voidSession(r *http.Request) (int, any, error) {
 func (s *Server) createRefund(r *http.Request) (int, any, error) {
 	var in struct {
 		CheckoutSession string            `json:"checkout_session"`
+		Invoice         string            `json:"invoice"`
 		Amount          string            `json:"amount"`
 		Reason          string            `json:"reason"`
 		Metadata        map[string]string `json:"metadata"`
@@ -189,16 +194,47 @@ func (s *Server) createRefund(r *http.Request) (int, any, error) {
 	if err := decode(r, &in); err != nil {
 		return 0, nil, err
 	}
-	ref, err := s.Checkout.CreateRefund(r.Context(), checkout.RefundParams{ID: idempotentID(r, "re"), AppID: principal(r).AppID,
-		SessionID: in.CheckoutSession, Amount: in.Amount, Reason: in.Reason, Metadata: in.Metadata})
+	paymentID, err := paymentParam(in.CheckoutSession, in.Invoice)
+	if err != nil {
+		return 0, nil, err
+	}
+	app := principal(r).AppID
+	ref, err := s.Payments.Refund(r.Context(), payments.RefundParams{ID: idempotentID(r, "re"), AppID: app,
+		PaymentID: paymentID, Amount: in.Amount, Reason: in.Reason, Metadata: in.Metadata})
+	if errors.Is(err, payments.ErrNotFound) {
+		err = s.whyUnpaid(r.Context(), app, paymentID)
+	}
 	if err != nil {
 		return 0, nil, err
 	}
 	return http.StatusCreated, ref.Public(), nil
 }
 
+// paymentParam is the payment a request names: a checkout session or an
+// invoice, exactly one.
+func paymentParam(session, invoice string) (string, error) {
+	switch {
+	case session != "" && invoice != "":
+		return "", minipay.Field("invoice", fmt.Errorf("%w: give checkout_session or invoice, not both", payments.ErrInvalid))
+	case invoice != "":
+		return invoice, nil
+	case session != "":
+		return session, nil
+	}
+	return "", minipay.Field("checkout_session", fmt.Errorf("%w: checkout_session or invoice", payments.ErrMissing))
+}
+
+// whyUnpaid asks the owner of an object that has no payment why: it does
+// not exist (for this app), or it was never captured.
+func (s *Server) whyUnpaid(ctx context.Context, appID, paymentID string) error {
+	if payments.KindOf(paymentID) == payments.KindCheckoutSession {
+		return minipay.Field("checkout_session", s.Checkout.WhyUnpaid(ctx, appID, paymentID))
+	}
+	return minipay.Field(payments.ParamOf(paymentID), fmt.Errorf("%w: %s", payments.ErrNotFound, paymentID))
+}
+
 func (s *Server) getRefund(r *http.Request) (int, any, error) {
-	ref, err := s.Checkout.GetRefund(r.Context(), principal(r).AppID, chi.URLParam(r, "id"))
+	ref, err := s.Payments.GetRefund(r.Context(), principal(r).AppID, chi.URLParam(r, "id"))
 	if err != nil {
 		return 0, nil, err
 	}
@@ -237,6 +273,7 @@ type balanceTxnJSON struct {
 	Net             string  `json:"net"`
 	Source          string  `json:"source"`
 	CheckoutSession *string `json:"checkout_session"`
+	Invoice         *string `json:"invoice"`
 	AvailableOn     string  `json:"available_on"`
 	Payout          *string `json:"payout"`
 	Created         string  `json:"created"`
@@ -256,8 +293,13 @@ func (s *Server) listBalanceTransactions(r *http.Request) (int, any, error) {
 		f := func(v int64) string { return ledger.FormatAmount(t.Currency, v) }
 		out[i] = balanceTxnJSON{ID: t.ID, Object: "balance_transaction", Type: t.Type, App: optString(t.AppID),
 			Currency: t.Currency, Amount: f(t.Amount), Fee: f(t.Fee), Net: f(t.Net), Source: t.SourceID,
-			CheckoutSession: optString(t.SessionID), AvailableOn: minipay.Timestamp(t.AvailableOn), Payout: optString(t.PayoutID),
-			Created: minipay.Timestamp(t.Created)}
+			AvailableOn: minipay.Timestamp(t.AvailableOn), Payout: optString(t.PayoutID), Created: minipay.Timestamp(t.Created)}
+		switch payments.KindOf(t.PaymentID) {
+		case payments.KindCheckoutSession:
+			out[i].CheckoutSession = &t.PaymentID
+		case payments.KindInvoice:
+			out[i].Invoice = &t.PaymentID
+		}
 	}
 	return http.StatusOK, newList(out, more), nil
 }

@@ -106,12 +106,12 @@ func TestRefundRace(t *testing.T) {
 	// The last 1.00, then nothing more.
 	e.must(http.StatusCreated, e.call("POST", "/v1/refunds", shop.key, map[string]any{"checkout_session": sess.str("id")}))
 	var refunded, feeRefunded, fee int64
-	err := e.db.Pool.QueryRow(context.Background(), `SELECT amount_refunded, fee_refunded, fee FROM checkout_sessions WHERE id = $1`, sess.str("id")).
+	err := e.db.Pool.QueryRow(context.Background(), `SELECT amount_refunded, fee_refunded, fee FROM payments WHERE id = $1`, sess.str("id")).
 		Scan(&refunded, &feeRefunded, &fee)
 	if err != nil || refunded != 2500 || feeRefunded != fee || fee != 750 {
 		t.Fatalf("refunded %d, fee refunded %d of %d (%v)", refunded, feeRefunded, fee, err)
 	}
-	if n := e.count(`SELECT coalesce(sum(amount), 0)::int FROM refunds WHERE session_id = $1`, sess.str("id")); n != 2500 {
+	if n := e.count(`SELECT coalesce(sum(amount), 0)::int FROM refunds WHERE payment_id = $1`, sess.str("id")); n != 2500 {
 		t.Fatalf("refund rows sum to %d", n)
 	}
 	if w := e.wallet("u"); w["CNY"] != "100.00/0.00" {

@@ -95,7 +95,7 @@ func TestCheckoutFlow(t *testing.T) {
 		t.Fatalf("wallet %v", w)
 	}
 	opts := e.must(http.StatusOK, e.call("GET", "/v1/monetization_options", shop.key, nil))
-	if len(opts.body["data"].([]any)) != 3 {
+	if len(opts.body["data"].([]any)) != 4 {
 		t.Fatalf("catalog %s", opts.raw)
 	}
 

@@ -319,15 +319,15 @@ func oneCheckout(ctx context.Context, w *wire, key, user, tag string, i int) err
 // same tables: one transaction inserts the session; a second locks the
 // wallet, inserts the transfer and its postings, updates the three
 // balances (the platform's fee account is hot), completes the session and
-// writes the balance transaction and the event.
+// writes the payment, the balance transaction and the event.
 func checkoutBaseline() []script {
 	return []script{{name: "checkout", weight: 1, body: `\set u random(0, 63)
 \set amt random(100, 5099)
 \set fee :amt * 6 / 1000
 SELECT nextval('ledger_transfers_seq') AS n \gset
 BEGIN;
-INSERT INTO checkout_sessions (id, app_id, developer_id, status, payment_status, capture_method, currency, amount_total, option, client_secret, expires_at)
-  VALUES ('cs_pgb_' || :n, 'app_pgb', 'dev_pgb', 'open', 'unpaid', 'automatic', 'CNY', :amt, 'goods', 'cs_pgb_' || :n || '_secret', now() + interval '30 minutes');
+INSERT INTO checkout_sessions (id, app_id, developer_id, status, capture_method, currency, amount_total, option, client_secret, expires_at)
+  VALUES ('cs_pgb_' || :n, 'app_pgb', 'dev_pgb', 'open', 'automatic', 'CNY', :amt, 'goods', 'cs_pgb_' || :n || '_secret', now() + interval '30 minutes');
 COMMIT;
 BEGIN;
 SELECT nextval('ledger_transfers_seq') AS tseq \gset
@@ -340,9 +340,11 @@ INSERT INTO ledger_postings (transfer_seq, idx, account_seq, debits_posted, cred
 UPDATE ledger_accounts SET debits_posted = debits_posted + :amt WHERE seq = :wseq AND credits_posted - debits_posted - debits_pending >= :amt;
 UPDATE ledger_accounts SET credits_posted = credits_posted + :fee WHERE code = 'platform:fees:CNY';
 UPDATE ledger_accounts SET credits_posted = credits_posted + :amt - :fee WHERE code = (SELECT code FROM ledger_accounts WHERE code LIKE 'dev:%:pending:CNY' LIMIT 1);
-UPDATE checkout_sessions SET status = 'complete', payment_status = 'paid', fee = :fee, user_id = 'bench_user_' || :u, completed_at = now(), version = version + 1
+UPDATE checkout_sessions SET status = 'complete', fee = :fee, user_id = 'bench_user_' || :u, completed_at = now(), version = version + 1
   WHERE id = 'cs_pgb_' || :n AND status = 'open';
-INSERT INTO balance_transactions (id, developer_id, app_id, type, currency, amount, fee, net, source_id, session_id, available_on)
+INSERT INTO payments (id, app_id, developer_id, user_id, customer, currency, amount, fee, option, option_version, fee_bps, fee_fixed, available_on, captured_at)
+  VALUES ('cs_pgb_' || :n, 'app_pgb', 'dev_pgb', 'bench_user_' || :u, 'ou_pgb_' || :u, 'CNY', :amt, :fee, 'goods', 'goods@2026-01-01T00:00:00Z', 60, '0', now() + interval '1 day', now());
+INSERT INTO balance_transactions (id, developer_id, app_id, type, currency, amount, fee, net, source_id, payment_id, available_on)
   VALUES ('txn_pgb_' || :n, 'dev_pgb', 'app_pgb', 'payment', 'CNY', :amt, :fee, :amt - :fee, 'cs_pgb_' || :n, 'cs_pgb_' || :n, now() + interval '1 day');
 INSERT INTO events (id, type, developer_id, app_id, object_id, object_version, data)
   VALUES ('evt_pgb_' || :n, 'checkout.session.completed', 'dev_pgb', 'app_pgb', 'cs_pgb_' || :n, 2, '{"object": {}}');

@@ -228,16 +228,20 @@ var seedSQL = []string{
 	`UPDATE ledger_accounts a SET debits_posted = s.d, credits_posted = s.c FROM sums s WHERE s.account_seq = a.seq AND a.no_overdraft`,
 	`INSERT INTO ledger_balance_shards (account_seq, shard, debits_posted, credits_posted, debits_pending, credits_pending)
 	 SELECT s.account_seq, 0, s.d, s.c, 0, 0 FROM sums s JOIN ledger_accounts a ON a.seq = s.account_seq WHERE NOT a.no_overdraft`,
-	`INSERT INTO checkout_sessions (id, app_id, developer_id, status, payment_status, capture_method, currency, amount_total,
-	   amount_refunded, fee, fee_refunded, option, option_version, fee_bps, fee_fixed, available_on, client_reference_id,
-	   client_secret, metadata, user_id, expires_at, completed_at, captured_at, created_at)
-	 SELECT sess, app, dev, 'complete', CASE WHEN refunded > 0 THEN 'partially_refunded' ELSE 'paid' END, 'automatic', 'CNY',
-	   amount, refunded, fee, coalesce(fee_refunded, 0), 'goods', 'goods@2026-01-01T00:00:00Z', 60, '0',
-	   now() - interval '1 day', 'order-' || i, 'secret', jsonb_build_object('order', i::text), payer,
-	   now(), now() - interval '2 days', now() - interval '2 days', now() - interval '2 days' FROM pays`,
-	`INSERT INTO refunds (id, session_id, app_id, developer_id, currency, amount, fee_refunded, status, created_at)
+	`INSERT INTO checkout_sessions (id, app_id, developer_id, status, capture_method, currency, amount_total,
+	   fee, option, option_version, fee_bps, fee_fixed, client_reference_id,
+	   client_secret, metadata, user_id, customer, expires_at, completed_at, created_at)
+	 SELECT sess, app, dev, 'complete', 'automatic', 'CNY', amount, fee, 'goods', 'goods@2026-01-01T00:00:00Z', 60, '0',
+	   'order-' || i, 'secret', jsonb_build_object('order', i::text), payer, 'ou_' || payer,
+	   now(), now() - interval '2 days', now() - interval '2 days' FROM pays`,
+	`INSERT INTO payments (id, app_id, developer_id, user_id, customer, currency, amount, fee, option, option_version,
+	   fee_bps, fee_fixed, amount_refunded, fee_refunded, client_reference_id, metadata, refund_until, available_on, captured_at)
+	 SELECT sess, app, dev, payer, 'ou_' || payer, 'CNY', amount, fee, 'goods', 'goods@2026-01-01T00:00:00Z', 60, '0',
+	   refunded, coalesce(fee_refunded, 0), 'order-' || i, jsonb_build_object('order', i::text), now() + interval '1 year',
+	   now() - interval '1 day', now() - interval '2 days' FROM pays`,
+	`INSERT INTO refunds (id, payment_id, app_id, developer_id, currency, amount, fee_refunded, status, created_at)
 	 SELECT 're_' || sess, sess, app, dev, 'CNY', refunded, fee_refunded, 'succeeded', now() - interval '1 day' FROM pays WHERE refunded > 0`,
-	`INSERT INTO balance_transactions (id, developer_id, app_id, type, currency, amount, fee, net, source_id, session_id, available_on, created_at)
+	`INSERT INTO balance_transactions (id, developer_id, app_id, type, currency, amount, fee, net, source_id, payment_id, available_on, created_at)
 	 SELECT 'txn_p' || lpad(i::text, 10, '0'), dev, app, 'payment', 'CNY', amount, fee, amount - fee, sess, sess,
 	   now() - interval '1 day', now() - interval '2 days' FROM pays
 	 UNION ALL

@@ -1,8 +1,11 @@
-// Package chart is the platform's chart of accounts: the codes of the
-// ledger accounts and the ids of the ledger transfers that checkout writes
-// and settlement reads back. Both name them only through here, so a
-// payment posted by one is always found by the other's reconciliation.
+// Package chart is the platform's chart of accounts: the codes and kinds of
+// the ledger accounts and the ids of the ledger transfers that the domain
+// packages write and settlement reads back. All name them only through
+// here, so a payment posted by one is always found by the other's
+// reconciliation.
 package chart
+
+import "github.com/minipay/minipay/ledger"
 
 // Prefixes of the account codes, for SQL that matches codes by currency or
 // developer; the functions below build whole codes.
@@ -28,9 +31,30 @@ const pendingInfix = ":pending:"
 // Fees is the platform's fee income in currency.
 func Fees(currency string) string { return FeesPrefix + currency }
 
+// WalletAccount is the account of Wallet: credit-normal, never overdrawn.
+func WalletAccount(user, currency string) ledger.AccountSpec {
+	return ledger.AccountSpec{Code: Wallet(user, currency), Currency: currency, NormalBalance: ledger.CreditNormal, NoOverdraft: true}
+}
+
+// DeveloperPendingAccount is the account of DeveloperPending: credit-normal,
+// and it may go negative (refunds and disputes after a payout).
+func DeveloperPendingAccount(developerID, currency string) ledger.AccountSpec {
+	return ledger.AccountSpec{Code: DeveloperPending(developerID, currency), Currency: currency, NormalBalance: ledger.CreditNormal}
+}
+
+// FeesAccount is the account of Fees: credit-normal.
+func FeesAccount(currency string) ledger.AccountSpec {
+	return ledger.AccountSpec{Code: Fees(currency), Currency: currency, NormalBalance: ledger.CreditNormal}
+}
+
 // Funding is the platform's bank account in currency: top-ups come from it,
 // paid-out payouts go back to it.
 func Funding(currency string) string { return FundingPrefix + currency }
+
+// FundingAccount is the account of Funding: debit-normal, an asset.
+func FundingAccount(currency string) ledger.AccountSpec {
+	return ledger.AccountSpec{Code: Funding(currency), Currency: currency, NormalBalance: ledger.DebitNormal}
+}
 
 // PayoutsInTransit holds payouts on their way to developers' banks.
 func PayoutsInTransit(currency string) string { return PayoutsInTransitPrefix + currency }

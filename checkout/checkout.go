@@ -1,5 +1,4 @@
-// Package checkout is how users pay mini-apps: the monetization catalog,
-// wallets funded by the host, checkout sessions created by developers and
+// Package checkout is how users pay mini-apps: wallets funded by the host, checkout sessions created by developers and
 // confirmed by the host's wallet service, manual capture, and refunds.
 // Every movement of money is one ledger transfer that commits, in the same
 // database transaction, the session's new state, the developer's balance
@@ -8,6 +7,7 @@ package checkout
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"time"
 
@@ -16,13 +16,14 @@ import (
 
 	"github.com/minipay/minipay"
 	"github.com/minipay/minipay/apps"
-	"github.com/minipay/minipay/chart"
+	"github.com/minipay/minipay/catalog"
 	"github.com/minipay/minipay/ledger"
+	"github.com/minipay/minipay/payments"
 )
 
 // Options configures a Service.
 type Options struct {
-	Catalog *Catalog // DefaultCatalog() when nil
+	Catalog *catalog.Catalog // catalog.Default() when nil
 	// HoldWindow is how long a manual-capture hold lasts before it is
 	// voided (default 7 days).
 	HoldWindow time.Duration
@@ -31,22 +32,22 @@ type Options struct {
 
 // Service is checkout over one database. It is safe for concurrent use.
 type Service struct {
-	db      *pgxpool.Pool
-	ledger  *ledger.Ledger
-	apps    *apps.Service
-	catalog *Catalog
-	hold    time.Duration
-	log     *slog.Logger
+	db       *pgxpool.Pool
+	ledger   *ledger.Ledger
+	apps     *apps.Service
+	payments *payments.Service
+	catalog  *catalog.Catalog
+	hold     time.Duration
+	log      *slog.Logger
 
-	refundLocks stripedLocks
-	recent      recent // sessions created here and perhaps still open
-	inserter    *inserter
+	recent   recent // sessions created here and perhaps still open
+	inserter *inserter
 }
 
 // New returns a Service.
-func New(db *pgxpool.Pool, l *ledger.Ledger, a *apps.Service, opts Options) *Service {
+func New(db *pgxpool.Pool, l *ledger.Ledger, a *apps.Service, p *payments.Service, opts Options) *Service {
 	if opts.Catalog == nil {
-		opts.Catalog = DefaultCatalog()
+		opts.Catalog = catalog.Default()
 	}
 	if opts.HoldWindow <= 0 {
 		opts.HoldWindow = 7 * 24 * time.Hour
@@ -54,7 +55,7 @@ func New(db *pgxpool.Pool, l *ledger.Ledger, a *apps.Service, opts Options) *Ser
 	if opts.Log == nil {
 		opts.Log = slog.Default()
 	}
-	return &Service{db: db, ledger: l, apps: a, catalog: opts.Catalog, hold: opts.HoldWindow, log: opts.Log,
+	return &Service{db: db, ledger: l, apps: a, payments: p, catalog: opts.Catalog, hold: opts.HoldWindow, log: opts.Log,
 		inserter: newInserter(db)}
 }
 
@@ -63,19 +64,13 @@ func New(db *pgxpool.Pool, l *ledger.Ledger, a *apps.Service, opts Options) *Ser
 func (s *Service) Close() { s.inserter.close() }
 
 // Catalog returns the monetization catalog.
-func (s *Service) Catalog() *Catalog { return s.catalog }
+func (s *Service) Catalog() *catalog.Catalog { return s.catalog }
 
 // Errors a caller may branch on.
 var (
-	ErrUnknownOption      = minipay.NewError(minipay.KindInvalid, "unknown_option", "no such monetization option")
-	ErrOptionNotEnabled   = minipay.NewError(minipay.KindForbidden, "option_not_enabled", "this app may not sell through this option")
-	ErrCurrencyNotEnabled = minipay.NewError(minipay.KindForbidden, "currency_not_enabled", "this app may not charge in this currency")
-	ErrCurrencyNotAllowed = minipay.NewError(minipay.KindInvalid, "currency_not_supported", "the option does not support this currency")
-	ErrAmountBelowMinimum = minipay.NewError(minipay.KindInvalid, "amount_below_minimum", "the amount is below the option's minimum")
-	ErrAmountAboveMaximum = minipay.NewError(minipay.KindInvalid, "amount_above_maximum", "the amount is above the option's maximum")
-	ErrInvalid            = minipay.NewError(minipay.KindInvalid, "parameter_invalid", "invalid parameter")
-	ErrMissing            = minipay.NewError(minipay.KindInvalid, "parameter_missing", "a required parameter is missing")
-	ErrClosed             = minipay.NewError(minipay.KindUnavailable, "shutting_down", "the server is shutting down")
+	ErrInvalid = minipay.NewError(minipay.KindInvalid, "parameter_invalid", "invalid parameter")
+	ErrMissing = minipay.NewError(minipay.KindInvalid, "parameter_missing", "a required parameter is missing")
+	ErrClosed  = minipay.NewError(minipay.KindUnavailable, "shutting_down", "the server is shutting down")
 
 	ErrSessionNotFound  = minipay.NewError(minipay.KindNotFound, "session_not_found", "no such checkout session")
 	ErrSessionNotOpen   = minipay.NewError(minipay.KindConflict, "session_not_open", "the checkout session is already complete")
@@ -86,28 +81,20 @@ var (
 	ErrNotCapturable    = minipay.NewError(minipay.KindConflict, "payment_not_capturable", "the payment is not an uncaptured hold")
 	ErrHoldExpired      = minipay.NewError(minipay.KindConflict, "hold_expired", "the hold's capture window has ended")
 
-	ErrNotCaptured      = minipay.NewError(minipay.KindConflict, "payment_not_captured", "the session has no captured payment to refund")
-	ErrAlreadyRefunded  = minipay.NewError(minipay.KindConflict, "charge_already_refunded", "the payment has been refunded in full")
-	ErrNotRefundable    = minipay.NewError(minipay.KindUnprocessable, "not_refundable", "payments through this option are not refundable")
-	ErrRefundWindow     = minipay.NewError(minipay.KindUnprocessable, "refund_window_passed", "the option's refund window has passed")
-	ErrRefundTooLarge   = minipay.NewError(minipay.KindInvalid, "refund_exceeds_remaining", "the refund exceeds what remains of the payment")
-	ErrRefundNotFound   = minipay.NewError(minipay.KindNotFound, "refund_not_found", "no such refund")
-	ErrRefundContention = minipay.NewError(minipay.KindConflict, "refund_contention", "too many concurrent refunds of this session; retry")
+	ErrNotCaptured      = minipay.NewError(minipay.KindConflict, "payment_not_captured", "the session has no captured payment")
 	errStateChanged     = minipay.NewError(minipay.KindConflict, "state_changed", "the session changed meanwhile")
 	ErrWalletNotFound   = minipay.NewError(minipay.KindNotFound, "wallet_not_found", "this user has no wallet")
 	ErrTopUpNotPositive = minipay.NewError(minipay.KindInvalid, "amount_not_positive", "the amount must be greater than zero")
 )
 
-// ensure creates the ledger account with code if it does not exist yet.
-func (s *Service) ensure(ctx context.Context, code, currency string, normal ledger.NormalBalance, noOverdraft bool) error {
-	_, err := s.ledger.EnsureAccount(ctx, ledger.AccountSpec{Code: code, Currency: currency, NormalBalance: normal, NoOverdraft: noOverdraft})
-	return err
-}
-
-// ensureWallet creates a user's wallet in currency: a credit-normal account
-// that can never go below zero.
-func (s *Service) ensureWallet(ctx context.Context, user, currency string) error {
-	return s.ensure(ctx, chart.Wallet(user, currency), currency, ledger.CreditNormal, true)
+// ensure creates the ledger accounts of specs that do not exist yet.
+func (s *Service) ensure(ctx context.Context, specs ...ledger.AccountSpec) error {
+	for _, spec := range specs {
+		if _, err := s.ledger.EnsureAccount(ctx, spec); err != nil {
+			return fmt.Errorf("account %s: %w", spec.Code, err)
+		}
+	}
+	return nil
 }
 
 // statement turns SQL into a ledger statement with an optional check.

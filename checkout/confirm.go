@@ -9,9 +9,10 @@ import (
 
 	"github.com/minipay/minipay"
 	"github.com/minipay/minipay/apps"
+	"github.com/minipay/minipay/catalog"
 	"github.com/minipay/minipay/chart"
 	"github.com/minipay/minipay/ledger"
-	"github.com/minipay/minipay/settlement"
+	"github.com/minipay/minipay/payments"
 	"github.com/minipay/minipay/webhooks"
 )
 
@@ -93,42 +94,35 @@ func (s *Service) payment(ctx context.Context, sess Session, userID string) (led
 	now := time.Now().UTC().Truncate(time.Microsecond)
 	opt, ok := s.catalog.At(sess.Option, now)
 	if !ok {
-		return ledger.Transfer{}, nil, Session{}, fmt.Errorf("%w: %s", ErrUnknownOption, sess.Option)
+		return ledger.Transfer{}, nil, Session{}, fmt.Errorf("%w: %s", catalog.ErrUnknownOption, sess.Option)
 	}
 	fee, err := opt.Fee(sess.Currency, sess.AmountTotal)
 	if err != nil {
 		return ledger.Transfer{}, nil, Session{}, err
 	}
-	cur := sess.Currency
-	if err := s.ensureAccounts(ctx, userID, sess.DeveloperID, cur); err != nil {
+	if err := s.payments.EnsureAccounts(ctx, userID, sess.DeveloperID, sess.Currency); err != nil {
 		return ledger.Transfer{}, nil, Session{}, err
 	}
-	postings := []ledger.Posting{{Account: chart.Wallet(userID, cur), Debit: sess.AmountTotal}}
-	if net := sess.AmountTotal - fee; net > 0 {
-		postings = append(postings, ledger.Posting{Account: chart.DeveloperPending(sess.DeveloperID, cur), Credit: net})
-	}
-	if fee > 0 {
-		postings = append(postings, ledger.Posting{Account: chart.Fees(cur), Credit: fee})
-	}
 	manual := sess.CaptureMethod == CaptureManual
-	tr := ledger.Transfer{ID: chart.Payment(sess.ID), Code: "payment", Postings: postings, Pending: manual,
-		Metadata: paymentMetadata(sess)}
+	paying := sess
+	paying.UserID = userID
+	tr := payments.Transfer(paymentOf(paying, fee), manual)
 
 	// The session as it will be, for the event.
 	next := sess
 	next.Status, next.UserID, next.Customer = StatusComplete, userID, s.apps.Pseudonym(sess.AppID, userID)
 	next.Fee, next.OptionVersion, next.CompletedAt, next.Version = &fee, opt.Version(), now, sess.Version+1
+	next.FeeBPS, next.FeeFixed = int32(opt.FeeBPS), opt.FeeFixed.String()
 	if manual {
 		next.CaptureStatus, next.HoldExpiresAt = CaptureRequired, now.Add(s.hold)
 	} else {
 		capture(&next, opt, now)
 	}
 	stmts := []ledger.Statement{{SQL: completeSessionsSQL, Row: true, Required: errStateChanged,
-		Args: []any{sess.ID, next.PaymentStatus, nullable(next.CaptureStatus), fee, next.OptionVersion, int32(opt.FeeBPS),
-			opt.FeeFixed.String(), userID, next.Customer, now, nullTime(next.CapturedAt), nullTime(next.HoldExpiresAt),
-			nullTime(next.RefundUntil), nullTime(next.AvailableOn)}}}
+		Args: []any{sess.ID, nullable(next.CaptureStatus), fee, next.OptionVersion, next.FeeBPS,
+			next.FeeFixed, userID, next.Customer, now, nullTime(next.HoldExpiresAt)}}}
 	if !manual {
-		stmts = append(stmts, balancePayment(next))
+		stmts = append(stmts, payments.Record(paymentOf(next, fee))...)
 	}
 	ev, err := eventRow(sessionEvent(webhooks.CheckoutSessionCompleted, next))
 	if err != nil {
@@ -140,20 +134,18 @@ func (s *Service) payment(ctx context.Context, sess Session, userID string) (led
 // completeSessionsSQL completes the sessions of a group's confirms, each
 // only if it is still open and unexpired, and returns those it completed.
 const completeSessionsSQL = `
-	UPDATE checkout_sessions s SET status = 'complete', payment_status = u.payment_status, capture_status = u.capture_status,
+	UPDATE checkout_sessions s SET status = 'complete', capture_status = u.capture_status,
 		fee = u.fee, option_version = u.option_version, fee_bps = u.fee_bps, fee_fixed = u.fee_fixed, user_id = u.user_id,
-		customer = u.customer, completed_at = u.completed_at, captured_at = u.captured_at, hold_expires_at = u.hold_expires_at,
-		refund_until = u.refund_until, available_on = u.available_on, version = s.version + 1
-	FROM unnest($1::text[], $2::text[], $3::text[], $4::int8[], $5::text[], $6::int4[], $7::text[], $8::text[], $9::text[],
-		$10::timestamptz[], $11::timestamptz[], $12::timestamptz[], $13::timestamptz[], $14::timestamptz[])
-		AS u(id, payment_status, capture_status, fee, option_version, fee_bps, fee_fixed, user_id, customer,
-			completed_at, captured_at, hold_expires_at, refund_until, available_on)
+		customer = u.customer, completed_at = u.completed_at, hold_expires_at = u.hold_expires_at, version = s.version + 1
+	FROM unnest($1::text[], $2::text[], $3::int8[], $4::text[], $5::int4[], $6::text[], $7::text[], $8::text[],
+		$9::timestamptz[], $10::timestamptz[])
+		AS u(id, capture_status, fee, option_version, fee_bps, fee_fixed, user_id, customer, completed_at, hold_expires_at)
 	WHERE s.id = u.id AND s.status = 'open' AND s.expires_at > u.completed_at
 	RETURNING s.id`
 
 // capture sets what a captured payment carries: paid, when it matures for
 // settlement, until when it can be refunded.
-func capture(sess *Session, opt Option, at time.Time) {
+func capture(sess *Session, opt catalog.Option, at time.Time) {
 	sess.PaymentStatus, sess.CapturedAt = PaymentPaid, at
 	if sess.CaptureMethod == CaptureManual {
 		sess.CaptureStatus = CaptureCaptured
@@ -164,31 +156,6 @@ func capture(sess *Session, opt Option, at time.Time) {
 	}
 }
 
-func (s *Service) ensureAccounts(ctx context.Context, userID, devID, cur string) error {
-	if err := s.ensureWallet(ctx, userID, cur); err != nil {
-		return err
-	}
-	if err := s.ensure(ctx, chart.DeveloperPending(devID, cur), cur, ledger.CreditNormal, false); err != nil {
-		return err
-	}
-	return s.ensure(ctx, chart.Fees(cur), cur, ledger.CreditNormal, false)
-}
-
-// paymentMetadata is what the ledger keeps about a payment: the session's
-// own metadata and where the payment came from.
-func paymentMetadata(sess Session) map[string]string {
-	md := make(map[string]string, len(sess.Metadata)+3)
-	for k, v := range sess.Metadata {
-		md[k] = v
-	}
-	if len(md) <= ledger.MetadataKeysMax-3 {
-		md["minipay_session"] = sess.ID
-		md["minipay_app"] = sess.AppID
-		md["minipay_option"] = sess.Option
-	}
-	return md
-}
-
 func nullTime(t time.Time) *time.Time {
 	if t.IsZero() {
 		return nil
@@ -196,22 +163,18 @@ func nullTime(t time.Time) *time.Time {
 	return &t
 }
 
-// balancePayment records a captured payment as the developer's balance
-// transaction.
-func balancePayment(sess Session) ledger.Statement {
-	return balanceRow(settlement.BalanceTxn{
-		DeveloperID: sess.DeveloperID, AppID: sess.AppID, Type: settlement.TxnPayment, Currency: sess.Currency,
-		Amount: sess.AmountTotal, Fee: *sess.Fee, SourceID: sess.ID, SessionID: sess.ID, AvailableOn: sess.AvailableOn,
-	})
+// paymentOf is the payment sess makes when captured, with the fee fixed at
+// confirm.
+func paymentOf(sess Session, fee int64) payments.Payment {
+	return payments.Payment{ID: sess.ID, AppID: sess.AppID, DeveloperID: sess.DeveloperID, UserID: sess.UserID,
+		Customer: sess.Customer, Currency: sess.Currency, Amount: sess.AmountTotal, Fee: fee,
+		Rule:              payments.FeeRule{Option: sess.Option, OptionVersion: sess.OptionVersion, BPS: sess.FeeBPS, Fixed: sess.FeeFixed},
+		ClientReferenceID: sess.ClientReferenceID, Metadata: sess.Metadata, RefundUntil: sess.RefundUntil,
+		AvailableOn: sess.AvailableOn, CapturedAt: sess.CapturedAt}
 }
 
-// balanceRow and eventRow are set-based: a group of transfers writes all
-// its balance transactions, and all its events, with one statement each.
-func balanceRow(t settlement.BalanceTxn) ledger.Statement {
-	sql, row := settlement.InsertBalanceTxnRow(t)
-	return ledger.Statement{SQL: sql, Args: row, Row: true}
-}
-
+// eventRow is set-based: a group of transfers writes all its events with
+// one statement.
 func eventRow(e webhooks.Event) (ledger.Statement, error) {
 	sql, row, err := webhooks.InsertRow(e)
 	if err != nil {
@@ -286,28 +249,27 @@ func (s *Service) holdStatements(sess Session, post, expired bool, now time.Time
 	if post {
 		opt, ok := s.catalog.At(sess.Option, sess.CompletedAt) // the version fixed at confirm
 		if !ok {
-			return nil, fmt.Errorf("%w: %s", ErrUnknownOption, sess.Option)
+			return nil, fmt.Errorf("%w: %s", catalog.ErrUnknownOption, sess.Option)
 		}
 		capture(&next, opt, now)
 		evType = webhooks.PaymentCaptured
 	} else {
 		next.CaptureStatus = CaptureVoided
 	}
-	sql := `UPDATE checkout_sessions SET capture_status = $2, payment_status = $3, captured_at = $4,
-			available_on = $5, refund_until = $6, version = version + 1
+	sql := `UPDATE checkout_sessions SET capture_status = $2, version = version + 1
 		WHERE id = $1 AND capture_status = 'requires_capture'`
-	args := []any{sess.ID, next.CaptureStatus, next.PaymentStatus, nullTime(next.CapturedAt), nullTime(next.AvailableOn), nullTime(next.RefundUntil)}
+	args := []any{sess.ID, next.CaptureStatus}
 	switch {
 	case post: // only within the capture window
-		sql += ` AND hold_expires_at > $7`
+		sql += ` AND hold_expires_at > $3`
 		args = append(args, now)
 	case expired: // the sweeper voids only what has run out
-		sql += ` AND hold_expires_at <= $7`
+		sql += ` AND hold_expires_at <= $3`
 		args = append(args, now)
 	}
 	stmts := []ledger.Statement{statement(sql, args, ledger.ExpectRows(1, errStateChanged))}
 	if post {
-		stmts = append(stmts, balancePayment(next))
+		stmts = append(stmts, payments.Record(paymentOf(next, *next.Fee))...)
 	}
 	ev, err := eventRow(sessionEvent(evType, next))
 	if err != nil {

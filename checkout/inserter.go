@@ -164,9 +164,9 @@ func (w *inserter) insertGroup(ctx context.Context, group []*insertReq) (map[str
 		}
 	}
 	rows, err := w.db.Query(ctx, `
-		INSERT INTO checkout_sessions (id, app_id, developer_id, status, payment_status, capture_method, currency,
+		INSERT INTO checkout_sessions (id, app_id, developer_id, status, capture_method, currency,
 			amount_total, option, client_reference_id, client_secret, line_items, metadata, expires_at, created_at)
-		SELECT id, app, dev, 'open', 'unpaid', capture, currency, amount, option, ref, secret, items::jsonb, md::jsonb, expires, created
+		SELECT id, app, dev, 'open', capture, currency, amount, option, ref, secret, items::jsonb, md::jsonb, expires, created
 		FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::bigint[], $7::text[], $8::text[],
 			$9::text[], $10::text[], $11::text[], $12::timestamptz[], $13::timestamptz[])
 			AS s (id, app, dev, capture, currency, amount, option, ref, secret, items, md, expires, created)

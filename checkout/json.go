@@ -97,30 +97,3 @@ func (s Session) WithSecret() SessionObject {
 	o.ClientSecret = s.ClientSecret
 	return o
 }
-
-// RefundObject is a refund as apps and webhooks see it.
-type RefundObject struct {
-	ID              string            `json:"id"`
-	Object          string            `json:"object"`
-	CheckoutSession string            `json:"checkout_session"`
-	App             string            `json:"app"`
-	Amount          string            `json:"amount"`
-	FeeRefunded     string            `json:"fee_refunded"`
-	Currency        string            `json:"currency"`
-	Status          string            `json:"status"`
-	Reason          *string           `json:"reason"`
-	Metadata        map[string]string `json:"metadata"`
-	Created         string            `json:"created"`
-	Version         int               `json:"version"`
-}
-
-// Public is the refund's wire shape.
-func (r Refund) Public() RefundObject {
-	md := r.Metadata
-	if md == nil {
-		md = map[string]string{}
-	}
-	return RefundObject{ID: r.ID, Object: "refund", CheckoutSession: r.SessionID, App: r.AppID,
-		Amount: ledger.FormatAmount(r.Currency, r.Amount), FeeRefunded: ledger.FormatAmount(r.Currency, r.FeeRefunded),
-		Currency: r.Currency, Status: r.Status, Reason: optString(r.Reason), Metadata: md, Created: minipay.Timestamp(r.Created), Version: 1}
-}

@@ -13,8 +13,10 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/minipay/minipay"
+	"github.com/minipay/minipay/catalog"
 	"github.com/minipay/minipay/internal/id"
 	"github.com/minipay/minipay/ledger"
+	"github.com/minipay/minipay/payments"
 	"github.com/minipay/minipay/webhooks"
 )
 
@@ -70,7 +72,9 @@ type Session struct {
 	Fee               *int64 // set when confirmed
 	FeeRefunded       int64
 	Option            string
-	OptionVersion     string
+	OptionVersion     string // the fee schedule applied, fixed at confirm
+	FeeBPS            int32
+	FeeFixed          string
 	ClientReferenceID string
 	ClientSecret      string
 	LineItems         []LineItem
@@ -237,40 +241,11 @@ func amountOf(currency, amount string, items []LineItemParams) (int64, []LineIte
 	return total, out, nil
 }
 
-// checkGrants refuses a session the app may not create: an option it was
-// not granted, a currency it may not use or the option does not support,
-// an amount outside the option's limits.
+// checkGrants refuses a session the app may not create (see catalog.Check).
 func (s *Service) checkGrants(options, currencies []string, sess Session) error {
-	opt, ok := s.catalog.At(sess.Option, sess.Created)
-	if !ok {
-		return minipay.Field("option", fmt.Errorf("%w: %q", ErrUnknownOption, sess.Option))
-	}
-	if !contains(options, sess.Option) {
-		return minipay.Field("option", fmt.Errorf("%w: %s", ErrOptionNotEnabled, sess.Option))
-	}
-	if !contains(currencies, sess.Currency) {
-		return minipay.Field("currency", fmt.Errorf("%w: %s", ErrCurrencyNotEnabled, sess.Currency))
-	}
-	if !opt.SupportsCurrency(sess.Currency) {
-		return minipay.Field("currency", fmt.Errorf("%w: %s does not take %s", ErrCurrencyNotAllowed, opt.Name, sess.Currency))
-	}
-	amount := ledger.ToDecimal(sess.Currency, sess.AmountTotal)
-	if amount.LessThan(opt.MinAmount) {
-		return minipay.Field("amount", fmt.Errorf("%w: %s is at least %s %s", ErrAmountBelowMinimum, opt.Name, opt.MinAmount, sess.Currency))
-	}
-	if amount.GreaterThan(opt.MaxAmount) {
-		return minipay.Field("amount", fmt.Errorf("%w: %s is at most %s %s", ErrAmountAboveMaximum, opt.Name, opt.MaxAmount, sess.Currency))
-	}
-	return nil
-}
-
-func contains(list []string, s string) bool {
-	for _, v := range list {
-		if v == s {
-			return true
-		}
-	}
-	return false
+	_, err := s.catalog.Check(catalog.Sale{Option: sess.Option, Currency: sess.Currency, AmountMinor: sess.AmountTotal,
+		At: sess.Created, GrantedOpts: options, GrantedCurs: currencies})
+	return err
 }
 
 func nullable(s string) *string {
@@ -280,31 +255,49 @@ func nullable(s string) *string {
 	return &s
 }
 
-const sessionColumns = `id, app_id, developer_id, status, payment_status, capture_method, coalesce(capture_status, ''),
-	currency, amount_total, amount_refunded, fee, fee_refunded, option, coalesce(option_version, ''),
-	coalesce(client_reference_id, ''), client_secret, line_items, metadata, coalesce(user_id, ''), coalesce(customer, ''),
-	expires_at, hold_expires_at, refund_until, available_on, completed_at, captured_at, created_at, version`
+// sessionColumns are a session's own columns (table alias s) and, after
+// capture, its payment's (alias p, joined by sessionFrom). Statements that
+// return a session they changed before capture use openSessionColumns.
+const (
+	ownSessionColumns = `s.id, s.app_id, s.developer_id, s.status, s.capture_method, coalesce(s.capture_status, ''),
+	s.currency, s.amount_total, s.fee, s.option, coalesce(s.option_version, ''), coalesce(s.fee_bps, 0),
+	coalesce(s.fee_fixed, ''), coalesce(s.client_reference_id, ''),
+	s.client_secret, s.line_items, s.metadata, coalesce(s.user_id, ''), coalesce(s.customer, ''), s.expires_at,
+	s.hold_expires_at, s.completed_at, s.created_at, s.version`
+	sessionColumns     = ownSessionColumns + `, p.amount_refunded, p.fee_refunded, p.refund_until, p.available_on, p.captured_at, p.version`
+	openSessionColumns = ownSessionColumns + `, NULL::int8, NULL::int8, NULL::timestamptz, NULL::timestamptz, NULL::timestamptz, NULL::int4`
+	sessionFrom        = ` FROM checkout_sessions s LEFT JOIN payments p ON p.id = s.id`
+)
 
 func scanSession(row pgx.Row) (Session, error) {
 	var (
-		sess                                    Session
-		items, md                               []byte
-		hold, refundUntil, avail, done, capture *time.Time
+		sess                         Session
+		items, md                    []byte
+		hold, done                   *time.Time
+		refunded, feeRefunded        *int64
+		refundUntil, avail, captured *time.Time
+		paymentVersion               *int32
 	)
-	err := row.Scan(&sess.ID, &sess.AppID, &sess.DeveloperID, &sess.Status, &sess.PaymentStatus, &sess.CaptureMethod,
-		&sess.CaptureStatus, &sess.Currency, &sess.AmountTotal, &sess.AmountRefunded, &sess.Fee, &sess.FeeRefunded,
-		&sess.Option, &sess.OptionVersion, &sess.ClientReferenceID, &sess.ClientSecret, &items, &md, &sess.UserID,
-		&sess.Customer, &sess.ExpiresAt, &hold, &refundUntil, &avail, &done, &capture, &sess.Created, &sess.Version)
+	err := row.Scan(&sess.ID, &sess.AppID, &sess.DeveloperID, &sess.Status, &sess.CaptureMethod, &sess.CaptureStatus,
+		&sess.Currency, &sess.AmountTotal, &sess.Fee, &sess.Option, &sess.OptionVersion, &sess.FeeBPS, &sess.FeeFixed, &sess.ClientReferenceID,
+		&sess.ClientSecret, &items, &md, &sess.UserID, &sess.Customer, &sess.ExpiresAt, &hold, &done, &sess.Created,
+		&sess.Version, &refunded, &feeRefunded, &refundUntil, &avail, &captured, &paymentVersion)
 	if err != nil {
 		return Session{}, err
 	}
 	for _, t := range []struct {
 		src *time.Time
 		dst *time.Time
-	}{{hold, &sess.HoldExpiresAt}, {refundUntil, &sess.RefundUntil}, {avail, &sess.AvailableOn}, {done, &sess.CompletedAt}, {capture, &sess.CapturedAt}} {
+	}{{hold, &sess.HoldExpiresAt}, {refundUntil, &sess.RefundUntil}, {avail, &sess.AvailableOn}, {done, &sess.CompletedAt}, {captured, &sess.CapturedAt}} {
 		if t.src != nil {
 			*t.dst = *t.src
 		}
+	}
+	sess.PaymentStatus = PaymentUnpaid
+	if paymentVersion != nil { // captured: the money's state is the payment's
+		sess.AmountRefunded, sess.FeeRefunded = *refunded, *feeRefunded
+		sess.PaymentStatus = payments.Payment{Amount: sess.AmountTotal, AmountRefunded: sess.AmountRefunded}.Status()
+		sess.Version += int(*paymentVersion)
 	}
 	if len(items) > 0 {
 		if err := json.Unmarshal(items, &sess.LineItems); err != nil {
@@ -320,7 +313,7 @@ func scanSession(row pgx.Row) (Session, error) {
 // GetSession returns a session of app appID; another app's session is
 // ErrSessionNotFound. An empty appID reads any session (the host's view).
 func (s *Service) GetSession(ctx context.Context, appID, sessionID string) (Session, error) {
-	sess, err := scanSession(s.db.QueryRow(ctx, `SELECT `+sessionColumns+` FROM checkout_sessions WHERE id = $1`, sessionID))
+	sess, err := scanSession(s.db.QueryRow(ctx, `SELECT `+sessionColumns+sessionFrom+` WHERE s.id = $1`, sessionID))
 	if errors.Is(err, pgx.ErrNoRows) || err == nil && appID != "" && sess.AppID != appID {
 		return Session{}, fmt.Errorf("%w: %s", ErrSessionNotFound, sessionID)
 	}
@@ -335,10 +328,10 @@ func (s *Service) GetSession(ctx context.Context, appID, sessionID string) (Sess
 func (s *Service) ListSessions(ctx context.Context, appID, status string, limit int, startingAfter string) ([]Session, bool, error) {
 	// Newest first by creation time: ids derived from idempotency keys
 	// are not in time order.
-	rows, err := s.db.Query(ctx, `SELECT `+sessionColumns+` FROM checkout_sessions
-		WHERE app_id = $1 AND ($3 = '' OR status = $3)
-		  AND ($2 = '' OR (created_at, id) < (SELECT created_at, id FROM checkout_sessions WHERE id = $2 AND app_id = $1))
-		ORDER BY created_at DESC, id DESC LIMIT $4`,
+	rows, err := s.db.Query(ctx, `SELECT `+sessionColumns+sessionFrom+`
+		WHERE s.app_id = $1 AND ($3 = '' OR s.status = $3)
+		  AND ($2 = '' OR (s.created_at, s.id) < (SELECT created_at, id FROM checkout_sessions WHERE id = $2 AND app_id = $1))
+		ORDER BY s.created_at DESC, s.id DESC LIMIT $4`,
 		appID, startingAfter, status, limit+1)
 	if err != nil {
 		return nil, false, fmt.Errorf("list sessions: %w", err)
@@ -359,9 +352,9 @@ func (s *Service) CancelSession(ctx context.Context, appID, sessionID string) (S
 	var sess Session
 	err := pgx.BeginFunc(ctx, s.db, func(tx pgx.Tx) error {
 		var err error
-		sess, err = scanSession(tx.QueryRow(ctx, `UPDATE checkout_sessions SET status = 'canceled', version = version + 1
+		sess, err = scanSession(tx.QueryRow(ctx, `UPDATE checkout_sessions s SET status = 'canceled', version = version + 1
 			WHERE id = $1 AND app_id = $2 AND status = 'open' AND expires_at > now()
-			RETURNING `+sessionColumns, sessionID, appID))
+			RETURNING `+openSessionColumns, sessionID, appID))
 		if err != nil {
 			return err
 		}
@@ -374,6 +367,17 @@ func (s *Service) CancelSession(ctx context.Context, appID, sessionID string) (S
 		return Session{}, fmt.Errorf("cancel session %s: %w", sessionID, err)
 	}
 	return sess, nil
+}
+
+// WhyUnpaid explains why session sessionID of app appID has no payment:
+// ErrSessionNotFound when there is no such session of the app, else
+// ErrNotCaptured (still open, expired, canceled, or a hold not captured).
+func (s *Service) WhyUnpaid(ctx context.Context, appID, sessionID string) error {
+	sess, err := s.GetSession(ctx, appID, sessionID)
+	if err != nil {
+		return err
+	}
+	return fmt.Errorf("%w: %s is %s", ErrNotCaptured, sess.ID, sess.Status)
 }
 
 // whyNot explains why an open session of appID could not be changed.
@@ -410,10 +414,10 @@ func sessionEvent(typ string, sess Session) webhooks.Event {
 func (s *Service) ExpireDue(ctx context.Context, limit int) (int, error) {
 	n := 0
 	err := pgx.BeginFunc(ctx, s.db, func(tx pgx.Tx) error {
-		rows, err := tx.Query(ctx, `UPDATE checkout_sessions SET status = 'expired', version = version + 1
+		rows, err := tx.Query(ctx, `UPDATE checkout_sessions s SET status = 'expired', version = version + 1
 			WHERE id IN (SELECT id FROM checkout_sessions WHERE status = 'open' AND expires_at <= now()
 				ORDER BY expires_at LIMIT $1 FOR UPDATE SKIP LOCKED)
-			RETURNING `+sessionColumns, limit)
+			RETURNING `+openSessionColumns, limit)
 		if err != nil {
 			return err
 		}

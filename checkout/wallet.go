@@ -47,10 +47,7 @@ func (s *Service) TopUp(ctx context.Context, userID, amount, currency, transferI
 	if minor <= 0 {
 		return Wallet{}, minipay.Field("amount", ErrTopUpNotPositive)
 	}
-	if err := s.ensureWallet(ctx, userID, currency); err != nil {
-		return Wallet{}, err
-	}
-	if err := s.ensure(ctx, chart.Funding(currency), currency, ledger.DebitNormal, false); err != nil {
+	if err := s.ensure(ctx, chart.WalletAccount(userID, currency), chart.FundingAccount(currency)); err != nil {
 		return Wallet{}, err
 	}
 	_, err = s.ledger.Post(ctx, ledger.Transfer{ID: transferID, Code: "topup",

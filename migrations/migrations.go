@@ -72,6 +72,20 @@ func Up(ctx context.Context, db *sql.DB) ([]Applied, error) {
 	return out, nil
 }
 
+// UpTo applies the pending migrations up to and including version, under
+// the same lock as Up. Tests of a migration use it to build the schema as it
+// was before, fill it, and then apply the rest.
+func UpTo(ctx context.Context, db *sql.DB, version int64) error {
+	p, err := provider(db)
+	if err != nil {
+		return err
+	}
+	if _, err := p.UpTo(ctx, version); err != nil {
+		return fmt.Errorf("apply migrations up to %d: %w", version, err)
+	}
+	return nil
+}
+
 // State is one migration and whether it is applied.
 type State struct {
 	Version   int64

@@ -30,8 +30,8 @@ type BalanceTxn struct {
 	Amount      int64
 	Fee         int64
 	Net         int64
-	SourceID    string // cs_…, re_… or po_…
-	SessionID   string
+	SourceID    string    // the payment (cs_…, in_…), refund (re_…) or payout (po_…)
+	PaymentID   string    // the payment behind a payment or refund
 	AvailableOn time.Time // when it may be paid out
 	PayoutID    string    // the payout that paid it out, once settled
 	Created     time.Time
@@ -42,7 +42,7 @@ type BalanceTxn struct {
 // column as an array, and t's row, so that the balance transactions of many
 // transfers are written by one statement (see ledger.Statement.Row).
 func InsertBalanceTxnRow(t BalanceTxn) (sql string, row []any) {
-	return `INSERT INTO balance_transactions (id, developer_id, app_id, type, currency, amount, fee, net, source_id, session_id, available_on)
+	return `INSERT INTO balance_transactions (id, developer_id, app_id, type, currency, amount, fee, net, source_id, payment_id, available_on)
 		SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::int8[], $7::int8[], $8::int8[],
 			$9::text[], $10::text[], $11::timestamptz[])`, balanceTxnRow(t)
 }
@@ -52,14 +52,14 @@ func balanceTxnRow(t BalanceTxn) []any {
 	if t.ID == "" {
 		t.ID = id.New("txn")
 	}
-	var app, session *string
+	var app, payment *string
 	if t.AppID != "" {
 		app = &t.AppID
 	}
-	if t.SessionID != "" {
-		session = &t.SessionID
+	if t.PaymentID != "" {
+		payment = &t.PaymentID
 	}
-	return []any{t.ID, t.DeveloperID, app, t.Type, t.Currency, t.Amount, t.Fee, t.Amount - t.Fee, t.SourceID, session, t.AvailableOn}
+	return []any{t.ID, t.DeveloperID, app, t.Type, t.Currency, t.Amount, t.Fee, t.Amount - t.Fee, t.SourceID, payment, t.AvailableOn}
 }
 
 // Money is an amount in minor units of a currency.
@@ -118,12 +118,12 @@ func parseSum(s string) (int64, error) {
 }
 
 const balanceTxnColumns = `id, developer_id, coalesce(app_id, ''), type, currency, amount, fee, net, source_id,
-	coalesce(session_id, ''), available_on, coalesce(payout_id, ''), created_at`
+	coalesce(payment_id, ''), available_on, coalesce(payout_id, ''), created_at`
 
 func scanBalanceTxn(row pgx.Row) (BalanceTxn, error) {
 	var t BalanceTxn
 	err := row.Scan(&t.ID, &t.DeveloperID, &t.AppID, &t.Type, &t.Currency, &t.Amount, &t.Fee, &t.Net, &t.SourceID,
-		&t.SessionID, &t.AvailableOn, &t.PayoutID, &t.Created)
+		&t.PaymentID, &t.AvailableOn, &t.PayoutID, &t.Created)
 	return t, err
 }
 

@@ -12,9 +12,11 @@ import (
 	"github.com/shopspring/decimal"
 
 	"github.com/minipay/minipay/apps"
+	"github.com/minipay/minipay/catalog"
 	"github.com/minipay/minipay/checkout"
 	"github.com/minipay/minipay/internal/testdb"
 	"github.com/minipay/minipay/ledger"
+	"github.com/minipay/minipay/payments"
 	"github.com/minipay/minipay/settlement"
 )
 
@@ -27,6 +29,7 @@ type world struct {
 	ledger   *ledger.Ledger
 	apps     *apps.Service
 	checkout *checkout.Service
+	payments *payments.Service
 	settle   *settlement.Service
 	n        int
 }
@@ -35,11 +38,11 @@ type world struct {
 // holdVirtual; tips are not refundable.
 const holdVirtual = 1500 * time.Millisecond
 
-func testCatalog(t *testing.T) *checkout.Catalog {
+func testCatalog(t *testing.T) *catalog.Catalog {
 	from := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	d := decimal.RequireFromString
 	curs := []string{"CNY", "USD", "JPY", "KWD"}
-	c, err := checkout.NewCatalog([]checkout.Option{
+	c, err := catalog.New([]catalog.Option{
 		{Name: "goods", FeeBPS: 60, FeeFixed: decimal.Zero, MinAmount: d("0.001"), MaxAmount: d("100000"), Currencies: curs,
 			Refundable: true, RefundWindow: time.Hour, HoldingPeriod: 0, EffectiveFrom: from},
 		{Name: "virtual_goods", FeeBPS: 3000, FeeFixed: decimal.Zero, MinAmount: d("0.001"), MaxAmount: d("100000"), Currencies: curs,
@@ -60,7 +63,8 @@ func newWorld(t *testing.T) *world {
 	w.ledger = ledger.New(db.Pool, ledger.Options{})
 	t.Cleanup(w.ledger.Close)
 	w.apps = apps.New(db.Pool, []byte("test secret, 32 bytes long......"))
-	w.checkout = checkout.New(db.Pool, w.ledger, w.apps, checkout.Options{Catalog: testCatalog(t)})
+	w.payments = payments.New(db.Pool, w.ledger)
+	w.checkout = checkout.New(db.Pool, w.ledger, w.apps, w.payments, checkout.Options{Catalog: testCatalog(t)})
 	w.settle = settlement.New(db.Pool, w.ledger)
 	return w
 }
@@ -109,7 +113,7 @@ func (w *world) pay(appID, amount, cur, option string, manual bool) checkout.Ses
 
 func (w *world) refund(appID, sessionID, amount string) {
 	w.t.Helper()
-	if _, err := w.checkout.CreateRefund(w.ctx, checkout.RefundParams{AppID: appID, SessionID: sessionID, Amount: amount}); err != nil {
+	if _, err := w.payments.Refund(w.ctx, payments.RefundParams{AppID: appID, PaymentID: sessionID, Amount: amount}); err != nil {
 		w.t.Fatal(err)
 	}
 }

@@ -243,8 +243,7 @@ func (s *Service) MarkPaid(ctx context.Context, payoutID string) (Payout, error)
 	}
 	// The funding account is an asset (the platform's bank): debit-normal,
 	// as checkout creates it for top-ups.
-	if _, err := s.ledger.EnsureAccount(ctx, ledger.AccountSpec{Code: chart.Funding(p.Currency), Currency: p.Currency,
-		NormalBalance: ledger.DebitNormal}); err != nil {
+	if _, err := s.ledger.EnsureAccount(ctx, chart.FundingAccount(p.Currency)); err != nil {
 		return Payout{}, fmt.Errorf("mark payout %s paid: %w", payoutID, err)
 	}
 	now := time.Now().UTC().Truncate(time.Microsecond)

@@ -8,6 +8,7 @@ import (
 	"io"
 	"sort"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/minipay/minipay"
@@ -23,7 +24,8 @@ var summaryHeader = []string{"record", "run", "cutoff", "developer", "app", "cur
 	"payment_count", "refund_count", "payout_count", "payout", "status"}
 
 var detailHeader = []string{"record", "run", "payout", "developer", "app", "currency", "type", "balance_transaction",
-	"source", "checkout_session", "client_reference_id", "amount", "fee", "net", "count", "available_on", "created", "metadata"}
+	"source", "checkout_session", "client_reference_id", "amount", "fee", "net", "count", "available_on", "created", "metadata",
+	"invoice"}
 
 // controlTotals sums report rows in one currency.
 type controlTotals struct {
@@ -33,7 +35,7 @@ type controlTotals struct {
 
 // WriteReport writes run runID's report as CSV to w: one row per payout and
 // a control-totals row per currency; with detail, one row per balance
-// transaction behind each payout instead, with the checkout session's
+// transaction behind each payout instead, with the payment's
 // client_reference_id and metadata. A run still running has no final
 // report: ErrRunNotFinished.
 func (s *Service) WriteReport(ctx context.Context, runID string, detail bool, w io.Writer) error {
@@ -135,15 +137,15 @@ func (s *Service) writeDetail(ctx context.Context, run Run, cw *csv.Writer) erro
 	if err := cw.Write(detailHeader); err != nil {
 		return err
 	}
-	// checkout_sessions is checkout's table, read here (read-only) so the
+	// payments is package payments' table, read here (read-only) so the
 	// detail streams in one pass instead of a lookup per row.
 	rows, err := s.db.Query(ctx, `
 		SELECT i.payout_id, i.developer_id, coalesce(bt.app_id, ''), i.currency, bt.type, bt.id, bt.source_id,
-			coalesce(bt.session_id, ''), coalesce(cs.client_reference_id, ''), bt.amount, bt.fee, bt.net,
-			bt.available_on, bt.created_at, coalesce(cs.metadata, '{}')::text
+			coalesce(bt.payment_id, ''), coalesce(p.client_reference_id, ''), bt.amount, bt.fee, bt.net,
+			bt.available_on, bt.created_at, coalesce(p.metadata, '{}')::text
 		FROM settlement_items i
 		JOIN balance_transactions bt ON bt.payout_id = i.payout_id AND bt.type <> 'payout'
-		LEFT JOIN checkout_sessions cs ON cs.id = bt.session_id
+		LEFT JOIN payments p ON p.id = bt.payment_id
 		WHERE i.run_id = $1 AND i.payout_id IS NOT NULL
 		ORDER BY i.currency, i.developer_id, bt.id`, run.ID)
 	if err != nil {
@@ -152,19 +154,23 @@ func (s *Service) writeDetail(ctx context.Context, run Run, cw *csv.Writer) erro
 	defer rows.Close()
 	totals := map[string]*controlTotals{}
 	var (
-		payout, dev, app, cur, typ, txnID, source, session, ref, md string
+		payout, dev, app, cur, typ, txnID, source, payment, ref, md string
 		amount, fee, net                                            int64
 		availableOn, created                                        time.Time
 	)
 	rec := make([]string, len(detailHeader))
 	for rows.Next() {
-		if err := rows.Scan(&payout, &dev, &app, &cur, &typ, &txnID, &source, &session, &ref, &amount, &fee, &net,
+		if err := rows.Scan(&payout, &dev, &app, &cur, &typ, &txnID, &source, &payment, &ref, &amount, &fee, &net,
 			&availableOn, &created, &md); err != nil {
 			return err
 		}
 		f := func(v int64) string { return ledger.FormatAmount(cur, v) }
+		session, invoice := payment, ""
+		if strings.HasPrefix(payment, "in_") {
+			session, invoice = "", payment
+		}
 		rec = append(rec[:0], "balance_transaction", run.ID, payout, dev, app, cur, typ, txnID, source, session,
-			safeCell(ref), f(amount), f(fee), f(net), "1", minipay.Timestamp(availableOn), minipay.Timestamp(created), md)
+			safeCell(ref), f(amount), f(fee), f(net), "1", minipay.Timestamp(availableOn), minipay.Timestamp(created), md, invoice)
 		if err := cw.Write(rec); err != nil {
 			return err
 		}
@@ -178,7 +184,7 @@ func (s *Service) writeDetail(ctx context.Context, run Run, cw *csv.Writer) erro
 		t := totals[cur]
 		f := func(v int64) string { return ledger.FormatAmount(cur, v) }
 		if err := cw.Write([]string{"total", run.ID, "", "", "", cur, "", "", "", "", "", f(t.amount), f(t.fee),
-			f(t.net), itoa(t.n), "", "", ""}); err != nil {
+			f(t.net), itoa(t.n), "", "", "", ""}); err != nil {
 			return err
 		}
 	}

@@ -20,6 +20,7 @@ import (
 	"github.com/minipay/minipay/internal/idempotency"
 	"github.com/minipay/minipay/internal/metrics"
 	"github.com/minipay/minipay/ledger"
+	"github.com/minipay/minipay/payments"
 	"github.com/minipay/minipay/settlement"
 	"github.com/minipay/minipay/webhooks"
 )
@@ -41,6 +42,7 @@ type Server struct {
 	Apps     *apps.Service
 	Ledger   *ledger.Ledger
 	Checkout *checkout.Service
+	Payments *payments.Service
 	Webhooks *webhooks.Service
 }
 
@@ -50,10 +52,11 @@ type Server struct {
 func Start(tb testing.TB, pool *pgxpool.Pool, o Options) *Server {
 	tb.Helper()
 	s := &Server{Apps: apps.New(pool, Secret), Ledger: ledger.New(pool, ledger.Options{})}
-	s.Checkout = checkout.New(pool, s.Ledger, s.Apps, checkout.Options{})
+	s.Payments = payments.New(pool, s.Ledger)
+	s.Checkout = checkout.New(pool, s.Ledger, s.Apps, s.Payments, checkout.Options{})
 	s.Webhooks = webhooks.New(pool, webhooks.Options{Secret: Secret, AllowPrivate: true})
 	srv := &api.Server{
-		Ledger: s.Ledger, Apps: s.Apps, Checkout: s.Checkout, Settlement: settlement.New(pool, s.Ledger),
+		Ledger: s.Ledger, Apps: s.Apps, Checkout: s.Checkout, Payments: s.Payments, Settlement: settlement.New(pool, s.Ledger),
 		Webhooks: s.Webhooks, Idem: idempotency.New(pool), Metrics: metrics.New(), RateLimit: o.RateLimit,
 		Log:     slog.New(slog.NewTextHandler(io.Discard, nil)),
 		Ready:   func(ctx context.Context) error { return pool.Ping(ctx) },

@@ -12,11 +12,13 @@ import (
 
 	"github.com/minipay/minipay/api"
 	"github.com/minipay/minipay/apps"
+	"github.com/minipay/minipay/catalog"
 	"github.com/minipay/minipay/checkout"
 	"github.com/minipay/minipay/docs"
 	"github.com/minipay/minipay/internal/idempotency"
 	"github.com/minipay/minipay/internal/metrics"
 	"github.com/minipay/minipay/ledger"
+	"github.com/minipay/minipay/payments"
 	"github.com/minipay/minipay/settlement"
 	"github.com/minipay/minipay/webhooks"
 )
@@ -29,6 +31,7 @@ type application struct {
 	ledger     *ledger.Ledger
 	apps       *apps.Service
 	checkout   *checkout.Service
+	payments   *payments.Service
 	settlement *settlement.Service
 	webhooks   *webhooks.Service
 	server     *api.Server
@@ -45,9 +48,9 @@ func assemble(ctx context.Context, cfg *config, pool *pgxpool.Pool, log *slog.Lo
 	if generated {
 		log.Warn("MINIPAY_SECRET is not set: generated a server secret and stored it in the database; set MINIPAY_SECRET in production")
 	}
-	catalog := checkout.DefaultCatalog()
+	cat := catalog.Default()
 	if cfg.Catalog != "" {
-		if catalog, err = checkout.LoadCatalog(cfg.Catalog); err != nil {
+		if cat, err = catalog.Load(cfg.Catalog); err != nil {
 			return nil, err
 		}
 	}
@@ -57,7 +60,8 @@ func assemble(ctx context.Context, cfg *config, pool *pgxpool.Pool, log *slog.Lo
 		return nil, err
 	}
 	a.ledger = ledger.New(pool, ledger.Options{Observe: observeLedger(a.metrics)})
-	a.checkout = checkout.New(pool, a.ledger, a.apps, checkout.Options{Catalog: catalog, Log: log})
+	a.payments = payments.New(pool, a.ledger)
+	a.checkout = checkout.New(pool, a.ledger, a.apps, a.payments, checkout.Options{Catalog: cat, Log: log})
 	a.settlement = settlement.New(pool, a.ledger)
 	if a.settle, err = a.settlementScheduler(cfg); err != nil {
 		return nil, err
@@ -65,7 +69,7 @@ func assemble(ctx context.Context, cfg *config, pool *pgxpool.Pool, log *slog.Lo
 	a.webhooks = webhooks.New(pool, webhooks.Options{Secret: secret, AllowPrivate: cfg.WebhookAllowPrivate, Log: log, Metrics: a.metrics,
 		Schedule: cfg.WebhookSchedule, Timeout: cfg.WebhookTimeout, Lease: 2 * cfg.WebhookTimeout})
 	a.server = &api.Server{
-		Ledger: a.ledger, Apps: a.apps, Checkout: a.checkout, Settlement: a.settlement, Webhooks: a.webhooks,
+		Ledger: a.ledger, Apps: a.apps, Checkout: a.checkout, Payments: a.payments, Settlement: a.settlement, Webhooks: a.webhooks,
 		Idem: idempotency.New(pool), Metrics: a.metrics, Log: log, RateLimit: cfg.RateLimit,
 		Ready:   func(ctx context.Context) error { return pool.Ping(ctx) },
 		OpenAPI: docs.OpenAPI,

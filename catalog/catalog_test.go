@@ -1,4 +1,4 @@
-package checkout
+package catalog
 
 import (
 	"os"
@@ -11,7 +11,7 @@ import (
 )
 
 func TestDefaultCatalog(t *testing.T) {
-	c := DefaultCatalog()
+	c := Default()
 	now := time.Now()
 	for _, want := range []struct {
 		name       string
@@ -19,20 +19,23 @@ func TestDefaultCatalog(t *testing.T) {
 		refundable bool
 		window     time.Duration
 		holding    time.Duration
+		recurring  bool
 	}{
-		{"goods", 60, true, 365 * 24 * time.Hour, 24 * time.Hour},
-		{"virtual_goods", 3000, true, 14 * 24 * time.Hour, 7 * 24 * time.Hour},
-		{"tip", 0, false, 0, 24 * time.Hour},
+		{"goods", 60, true, 365 * 24 * time.Hour, 24 * time.Hour, true},
+		{"virtual_goods", 3000, true, 14 * 24 * time.Hour, 7 * 24 * time.Hour, false},
+		{"tip", 0, false, 0, 24 * time.Hour, true},
+		{"subscription", 1500, true, 14 * 24 * time.Hour, 7 * 24 * time.Hour, true},
 	} {
 		o, ok := c.At(want.name, now)
-		if !ok || o.FeeBPS != want.bps || o.Refundable != want.refundable || o.RefundWindow != want.window || o.HoldingPeriod != want.holding {
+		if !ok || o.FeeBPS != want.bps || o.Refundable != want.refundable || o.RefundWindow != want.window ||
+			o.HoldingPeriod != want.holding || o.Recurring != want.recurring {
 			t.Errorf("%s: %+v", want.name, o)
 		}
 	}
 }
 
 func TestFeeRoundsHalfUpOnce(t *testing.T) {
-	goods, _ := DefaultCatalog().At("goods", time.Now())
+	goods, _ := Default().At("goods", time.Now())
 	cases := []struct {
 		cur    string
 		amount int64
@@ -63,29 +66,7 @@ func TestFeeRoundsHalfUpOnce(t *testing.T) {
 	}
 }
 
-func TestFeeShareAddsUpToTheFee(t *testing.T) {
-	for _, total := range []int64{1, 3, 7, 100, 999, 2500} {
-		for _, fee := range []int64{0, 1, total / 3, total} {
-			sess := Session{AmountTotal: total, Fee: &fee}
-			var refunded int64
-			for sess.AmountRefunded < total {
-				part := min(total/3+1, total-sess.AmountRefunded)
-				share := feeShare(sess, part)
-				if share < 0 || share > part {
-					t.Fatalf("total %d fee %d: share %d of refund %d", total, fee, share, part)
-				}
-				sess.AmountRefunded += part
-				sess.FeeRefunded += share
-				refunded += share
-			}
-			if refunded != fee {
-				t.Fatalf("total %d fee %d: refunds returned %d of the fee", total, fee, refunded)
-			}
-		}
-	}
-}
-
-func TestLoadCatalog(t *testing.T) {
+func TestLoad(t *testing.T) {
 	dir := t.TempDir()
 	write := func(body string) string {
 		p := filepath.Join(dir, "catalog.json")
@@ -100,10 +81,13 @@ func TestLoadCatalog(t *testing.T) {
 		 "effective_from": "2026-01-01T00:00:00Z"},
 		{"name": "goods", "fee_bps": 50, "fee_fixed": "0", "min_amount": "0.01", "max_amount": "50000",
 		 "currencies": ["CNY"], "refundable": true, "refund_window": "8760h", "holding_period": "24h",
-		 "effective_from": "2027-01-01T00:00:00Z"}]}`
-	c, err := LoadCatalog(write(good))
+		 "recurring": true, "effective_from": "2027-01-01T00:00:00Z"}]}`
+	c, err := Load(write(good))
 	if err != nil {
 		t.Fatal(err)
+	}
+	if o, _ := c.At("goods", time.Date(2027, 6, 1, 0, 0, 0, 0, time.UTC)); !o.Recurring {
+		t.Fatalf("2027 version is recurring: %+v", o)
 	}
 	if o, _ := c.At("goods", time.Date(2026, 6, 1, 0, 0, 0, 0, time.UTC)); o.FeeBPS != 60 {
 		t.Fatalf("2026 version: %+v", o)
@@ -126,7 +110,7 @@ func TestLoadCatalog(t *testing.T) {
 		`{"options": [{"name": "x", "min_amount": "1", "max_amount": "2", "currencies": ["CNY"], "effective_from": "2026-01-01T00:00:00Z"}]}`,
 		`{"options": [{"name": "X Y", "fee_bps": 1, "min_amount": "1", "max_amount": "2", "currencies": ["CNY"], "effective_from": "2026-01-01T00:00:00Z"}]}`,
 	} {
-		if _, err := LoadCatalog(write(bad)); err == nil {
+		if _, err := Load(write(bad)); err == nil {
 			t.Errorf("accepted %s", bad)
 		} else if !strings.Contains(err.Error(), "catalog") {
 			t.Errorf("error does not say where: %v", err)

@@ -1,16 +1,34 @@
-package checkout
+// Package catalog is the platform's limited catalog of monetization
+// options: what a mini-app may sell through, what the platform keeps, and
+// the rules that come with each (limits, refunds, holding, recurring use).
+// The platform defines it from built-in defaults or a file; no developer
+// can change it. Fee schedules are versioned by effective date, and every
+// payment records the version it used.
+package catalog
 
 import (
 	"bytes"
 	"encoding/json"
 	"fmt"
 	"os"
+	"slices"
 	"sort"
 	"time"
 
 	"github.com/shopspring/decimal"
 
+	"github.com/minipay/minipay"
 	"github.com/minipay/minipay/ledger"
+)
+
+// Errors a caller may branch on.
+var (
+	ErrUnknownOption      = minipay.NewError(minipay.KindInvalid, "unknown_option", "no such monetization option")
+	ErrOptionNotEnabled   = minipay.NewError(minipay.KindForbidden, "option_not_enabled", "this app may not sell through this option")
+	ErrCurrencyNotEnabled = minipay.NewError(minipay.KindForbidden, "currency_not_enabled", "this app may not charge in this currency")
+	ErrCurrencyNotAllowed = minipay.NewError(minipay.KindInvalid, "currency_not_supported", "the option does not support this currency")
+	ErrAmountBelowMinimum = minipay.NewError(minipay.KindInvalid, "amount_below_minimum", "the amount is below the option's minimum")
+	ErrAmountAboveMaximum = minipay.NewError(minipay.KindInvalid, "amount_above_maximum", "the amount is above the option's maximum")
 )
 
 // Option is one version of a monetization option: what the platform
@@ -26,6 +44,7 @@ type Option struct {
 	Refundable    bool
 	RefundWindow  time.Duration // after capture
 	HoldingPeriod time.Duration // before a payment can be settled
+	Recurring     bool          // may back a recurring plan
 	EffectiveFrom time.Time
 }
 
@@ -66,28 +85,31 @@ type Catalog struct {
 
 var defaultCurrencies = []string{"CNY", "HKD", "MOP", "TWD", "USD", "EUR", "GBP", "JPY", "KRW", "SGD", "THB", "MYR", "IDR", "KWD"}
 
-// DefaultCatalog is the catalog of DESIGN.md section 4: goods (0.6 %,
-// refundable for 365 days, held 1 day), virtual goods (30 %, 14 days,
-// 7 days) and tips (free, not refundable, 1 day).
-func DefaultCatalog() *Catalog {
+// Default is the built-in catalog: goods (0.6 %, refundable for 365 days,
+// held 1 day), virtual goods (30 %, 14 days, 7 days), tips (free, not
+// refundable, 1 day) and subscriptions (15 %, 14 days, 7 days). Goods, tips
+// and subscriptions may back recurring plans; virtual goods may not.
+func Default() *Catalog {
 	from := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	d := decimal.RequireFromString
-	c, err := NewCatalog([]Option{
+	c, err := New([]Option{
 		{Name: "goods", FeeBPS: 60, FeeFixed: decimal.Zero, MinAmount: d("0.01"), MaxAmount: d("100000"),
-			Currencies: defaultCurrencies, Refundable: true, RefundWindow: 365 * 24 * time.Hour, HoldingPeriod: 24 * time.Hour, EffectiveFrom: from},
+			Currencies: defaultCurrencies, Refundable: true, RefundWindow: 365 * 24 * time.Hour, HoldingPeriod: 24 * time.Hour, Recurring: true, EffectiveFrom: from},
 		{Name: "virtual_goods", FeeBPS: 3000, FeeFixed: decimal.Zero, MinAmount: d("0.01"), MaxAmount: d("10000"),
 			Currencies: defaultCurrencies, Refundable: true, RefundWindow: 14 * 24 * time.Hour, HoldingPeriod: 7 * 24 * time.Hour, EffectiveFrom: from},
 		{Name: "tip", FeeBPS: 0, FeeFixed: decimal.Zero, MinAmount: d("0.01"), MaxAmount: d("5000"),
-			Currencies: defaultCurrencies, Refundable: false, HoldingPeriod: 24 * time.Hour, EffectiveFrom: from},
+			Currencies: defaultCurrencies, Refundable: false, HoldingPeriod: 24 * time.Hour, Recurring: true, EffectiveFrom: from},
+		{Name: "subscription", FeeBPS: 1500, FeeFixed: decimal.Zero, MinAmount: d("0.01"), MaxAmount: d("10000"),
+			Currencies: defaultCurrencies, Refundable: true, RefundWindow: 14 * 24 * time.Hour, HoldingPeriod: 7 * 24 * time.Hour, Recurring: true, EffectiveFrom: from},
 	})
 	if err != nil {
-		panic("checkout: default catalog: " + err.Error())
+		panic("catalog: default: " + err.Error())
 	}
 	return c
 }
 
-// NewCatalog builds a catalog from option versions, validating each.
-func NewCatalog(options []Option) (*Catalog, error) {
+// New builds a catalog from option versions, validating each.
+func New(options []Option) (*Catalog, error) {
 	c := &Catalog{versions: make(map[string][]Option)}
 	for i, o := range options {
 		if err := o.validate(); err != nil {
@@ -187,13 +209,14 @@ type catalogFile struct {
 		Refundable    bool     `json:"refundable"`
 		RefundWindow  string   `json:"refund_window"`
 		HoldingPeriod string   `json:"holding_period"`
+		Recurring     bool     `json:"recurring"`
 		EffectiveFrom string   `json:"effective_from"`
 	} `json:"options"`
 }
 
-// LoadCatalog reads a catalog file (DESIGN.md section 11): unknown fields,
-// malformed amounts, durations or dates are errors, never defaults.
-func LoadCatalog(path string) (*Catalog, error) {
+// Load reads a catalog file (MINIPAY_CATALOG, docs/operations.md): unknown
+// fields, malformed amounts, durations or dates are errors, never defaults.
+func Load(path string) (*Catalog, error) {
 	raw, err := os.ReadFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("read catalog: %w", err)
@@ -210,10 +233,10 @@ func LoadCatalog(path string) (*Catalog, error) {
 		if err != nil {
 			return nil, fmt.Errorf("catalog %s: option %d (%s): %w", path, i, in.Name, err)
 		}
-		o.Currencies, o.Refundable = in.Currencies, in.Refundable
+		o.Currencies, o.Refundable, o.Recurring = in.Currencies, in.Refundable, in.Recurring
 		opts = append(opts, o)
 	}
-	c, err := NewCatalog(opts)
+	c, err := New(opts)
 	if err != nil {
 		return nil, fmt.Errorf("catalog %s: %w", path, err)
 	}
@@ -255,4 +278,44 @@ func parseFileOption(name string, bps *int64, fixed, minA, maxA, window, holding
 		return o, fmt.Errorf("effective_from %q is not an RFC 3339 time", from)
 	}
 	return o, nil
+}
+
+// Sale is what an app asks to sell through an option: checked against the
+// catalog and the app's grants before anything is created.
+type Sale struct {
+	Option      string
+	Currency    string
+	AmountMinor int64
+	At          time.Time // which fee schedule version applies
+	GrantedOpts []string  // the options the app may sell through
+	GrantedCurs []string  // the currencies the app may charge in
+}
+
+// Check returns the option version a sale goes through, or why the app may
+// not make it: an option the catalog lacks or the app was not granted, a
+// currency the app may not use or the option does not take, an amount
+// outside the option's limits. Errors name the parameter at fault
+// ("option", "currency" or "amount").
+func (c *Catalog) Check(s Sale) (Option, error) {
+	opt, ok := c.At(s.Option, s.At)
+	if !ok {
+		return Option{}, minipay.Field("option", fmt.Errorf("%w: %q", ErrUnknownOption, s.Option))
+	}
+	if !slices.Contains(s.GrantedOpts, s.Option) {
+		return Option{}, minipay.Field("option", fmt.Errorf("%w: %s", ErrOptionNotEnabled, s.Option))
+	}
+	if !slices.Contains(s.GrantedCurs, s.Currency) {
+		return Option{}, minipay.Field("currency", fmt.Errorf("%w: %s", ErrCurrencyNotEnabled, s.Currency))
+	}
+	if !opt.SupportsCurrency(s.Currency) {
+		return Option{}, minipay.Field("currency", fmt.Errorf("%w: %s does not take %s", ErrCurrencyNotAllowed, opt.Name, s.Currency))
+	}
+	amount := ledger.ToDecimal(s.Currency, s.AmountMinor)
+	if amount.LessThan(opt.MinAmount) {
+		return Option{}, minipay.Field("amount", fmt.Errorf("%w: %s is at least %s %s", ErrAmountBelowMinimum, opt.Name, opt.MinAmount, s.Currency))
+	}
+	if amount.GreaterThan(opt.MaxAmount) {
+		return Option{}, minipay.Field("amount", fmt.Errorf("%w: %s is at most %s %s", ErrAmountAboveMaximum, opt.Name, opt.MaxAmount, s.Currency))
+	}
+	return opt, nil
 }
