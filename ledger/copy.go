@@ -15,11 +15,12 @@ import (
 // A large group writes its transfers and postings with COPY instead of
 // INSERT … SELECT FROM unnest(…): the server then inserts the heap rows a
 // page at a time (one WAL record per page instead of one per row) and does
-// not unpack arrays or project rows, which took the cost of those two
-// inserts down by about a third (docs/benchmarks.md). COPY cannot join the
-// group's pipeline, so it costs two more round trips; a small group,
-// written when load is light, keeps the one-round-trip INSERTs.
-const defaultCopyMin = 64
+// not unpack arrays or project rows: the database's CPU per transfer fell
+// by 10–20 % in groups of 16 to 256 (BenchmarkGroup, docs/benchmarks.md).
+// COPY cannot join the group's pipeline, so it costs two more round trips;
+// a group of a few transfers, written when load is light, keeps the
+// one-round-trip INSERTs.
+const defaultCopyMin = 16
 
 // The columns COPY writes, in the order copyTransfers and copyPostings
 // encode them.

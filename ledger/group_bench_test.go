@@ -21,16 +21,25 @@ import (
 // per transfer, of this process and of the database backends (read from
 // /proc, so PostgreSQL must run on this machine): on a shared machine CPU
 // is the figure to compare two versions by.
+//
+// The sizes run twice: writing transfers and postings with INSERT … unnest
+// and with COPY (copy.go), whatever defaultCopyMin would choose.
 func BenchmarkGroup(b *testing.B) {
-	for _, size := range []int{16, 64, 256} {
-		b.Run(fmt.Sprint(size), func(b *testing.B) { benchGroup(b, size) })
+	for _, by := range []struct {
+		name    string
+		copyMin int
+	}{{"insert", 0}, {"copy", 1}} {
+		for _, size := range []int{16, 64, 256} {
+			b.Run(fmt.Sprintf("%s/%d", by.name, size), func(b *testing.B) { benchGroup(b, size, by.copyMin) })
+		}
 	}
 }
 
-func benchGroup(b *testing.B, size int) {
+func benchGroup(b *testing.B, size, copyMin int) {
 	db := testdb.New(b)
 	l := New(db.Pool, Options{})
 	defer l.Close()
+	l.poster.copyMin = copyMin
 	ctx := context.Background()
 	bank, _ := l.CreateAccount(ctx, AccountSpec{Code: "bank", Currency: "CNY", NormalBalance: DebitNormal})
 	fee, _ := l.CreateAccount(ctx, AccountSpec{Code: "fee", Currency: "CNY", NormalBalance: CreditNormal})
