@@ -2,13 +2,12 @@ package bench
 
 import (
 	"context"
-	"os"
-	"strconv"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/minipay/minipay/internal/cpustat"
 )
 
 // CPU time per operation is the figure to compare two builds by on a
@@ -21,9 +20,8 @@ import (
 
 // cpuMeter samples CPU time.
 type cpuMeter struct {
-	pool  *pgxpool.Pool // lists the backends of the benchmark's database
-	pids  []int         // further processes, such as a server
-	ticks float64       // clock ticks per second
+	pool *pgxpool.Pool // lists the backends of the benchmark's database
+	pids []int         // further processes, such as a server
 }
 
 // cpuSample is the CPU time used so far, per side.
@@ -33,19 +31,20 @@ type cpuSample struct {
 }
 
 func newCPUMeter(pool *pgxpool.Pool, pids ...int) *cpuMeter {
-	return &cpuMeter{pool: pool, pids: pids, ticks: 100} // USER_HZ is 100 on Linux
+	return &cpuMeter{pool: pool, pids: pids}
 }
 
 func (m *cpuMeter) sample(ctx context.Context) cpuSample {
-	var s cpuSample
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+	var (
+		s   cpuSample
+		err error
+	)
+	if s.self, err = cpustat.Self(); err != nil {
 		return s
 	}
-	s.self = time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 	for _, pid := range m.pids {
-		d, ok := m.procCPU(pid)
-		if !ok {
+		d, err := cpustat.Process(pid)
+		if err != nil {
 			return s
 		}
 		s.others += d
@@ -60,37 +59,18 @@ func (m *cpuMeter) sample(ctx context.Context) cpuSample {
 		if err := rows.Scan(&pid); err != nil {
 			return s
 		}
-		d, ok := m.procCPU(pid)
-		if !ok {
+		name, err := cpustat.Name(pid)
+		if err != nil || !strings.HasPrefix(name, "postgres") {
 			return s // not on this machine
+		}
+		d, err := cpustat.Process(pid)
+		if err != nil {
+			return s
 		}
 		s.db += d
 	}
 	s.ok = rows.Err() == nil
 	return s
-}
-
-// procCPU reads a process's user and system time from /proc.
-func (m *cpuMeter) procCPU(pid int) (time.Duration, bool) {
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
-	if err != nil {
-		return 0, false
-	}
-	// Fields after the command name, which is in parentheses and may hold spaces.
-	i := strings.LastIndexByte(string(b), ')')
-	if i < 0 {
-		return 0, false
-	}
-	f := strings.Fields(string(b[i+1:]))
-	if len(f) < 13 {
-		return 0, false
-	}
-	utime, err1 := strconv.ParseFloat(f[11], 64)
-	stime, err2 := strconv.ParseFloat(f[12], 64)
-	if err1 != nil || err2 != nil {
-		return 0, false
-	}
-	return time.Duration((utime + stime) / m.ticks * float64(time.Second)), true
 }
 
 // perOp returns the CPU per operation between two samples, in µs, as

@@ -3,15 +3,12 @@ package ledger
 import (
 	"context"
 	"fmt"
-	"os"
-	"strconv"
-	"strings"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/minipay/minipay/internal/cpustat"
 	"github.com/minipay/minipay/internal/testdb"
 )
 
@@ -95,8 +92,8 @@ func benchGroup(b *testing.B, size, copyMin int) {
 // cpuNow returns the CPU time of this process and of the database's
 // backends so far.
 func cpuNow(b *testing.B, pool *pgxpool.Pool) (goCPU, dbCPU time.Duration) {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+	goCPU, err := cpustat.Self()
+	if err != nil {
 		b.Fatal(err)
 	}
 	rows, err := pool.Query(context.Background(), `SELECT pid FROM pg_stat_activity WHERE datname = current_database()`)
@@ -109,14 +106,11 @@ func cpuNow(b *testing.B, pool *pgxpool.Pool) (goCPU, dbCPU time.Duration) {
 		if err := rows.Scan(&pid); err != nil {
 			b.Fatal(err)
 		}
-		stat, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+		d, err := cpustat.Process(pid)
 		if err != nil {
 			b.Skipf("PostgreSQL is not on this machine: %v", err)
 		}
-		f := strings.Fields(string(stat[strings.LastIndexByte(string(stat), ')')+1:]))
-		u, _ := strconv.ParseInt(f[11], 10, 64)
-		s, _ := strconv.ParseInt(f[12], 10, 64)
-		dbCPU += time.Duration(u+s) * 10 * time.Millisecond // USER_HZ 100
+		dbCPU += d
 	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano()), dbCPU
+	return goCPU, dbCPU
 }
