@@ -15,8 +15,9 @@ import (
 // A large group writes its transfers and postings with COPY instead of
 // INSERT … SELECT FROM unnest(…): the server then inserts the heap rows a
 // page at a time (one WAL record per page instead of one per row) and does
-// not unpack arrays or project rows: the database's CPU per transfer fell
-// by 10–20 % in groups of 16 to 256 (BenchmarkGroup, docs/benchmarks.md).
+// not unpack arrays or project rows: 17–19 % less WAL per transfer in
+// groups of 16 to 256, and in groups of 256 about a quarter less database
+// CPU (BenchmarkGroup, docs/benchmarks.md).
 // COPY cannot join the group's pipeline, so it costs two more round trips;
 // a group of a few transfers, written when load is light, keeps the
 // one-round-trip INSERTs.

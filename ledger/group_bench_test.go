@@ -56,6 +56,7 @@ func benchGroup(b *testing.B, size, copyMin int) {
 	var (
 		stats        BatchStats
 		goCPU, dbCPU time.Duration
+		wal          int64
 	)
 	for n := 0; n < b.N; n++ {
 		b.StopTimer()
@@ -72,6 +73,7 @@ func benchGroup(b *testing.B, size, copyMin int) {
 			ops[i] = o
 		}
 		go0, db0 := cpuNow(b, db.Pool)
+		lsn0 := walLSN(b, db.Pool)
 		b.StartTimer()
 		res, failed, err := l.poster.commitGroup(ops, 1, readMode{}, &stats)
 		b.StopTimer()
@@ -80,6 +82,7 @@ func benchGroup(b *testing.B, size, copyMin int) {
 		}
 		go1, db1 := cpuNow(b, db.Pool)
 		goCPU, dbCPU = goCPU+go1-go0, dbCPU+db1-db0
+		wal += walLSN(b, db.Pool) - lsn0
 		b.StartTimer()
 	}
 	per := func(d time.Duration) float64 { return float64(d.Nanoseconds()) / 1000 / float64(b.N*size) }
@@ -87,6 +90,18 @@ func benchGroup(b *testing.B, size, copyMin int) {
 	b.ReportMetric(per(stats.Write+stats.Commit), "write-µs/transfer")
 	b.ReportMetric(per(dbCPU), "db-cpu-µs/transfer")
 	b.ReportMetric(per(goCPU), "go-cpu-µs/transfer")
+	b.ReportMetric(float64(wal)/float64(b.N*size), "wal-bytes/transfer")
+}
+
+// walLSN returns the server's WAL position: the WAL a group writes is a
+// measure of its work that no other load on the machine disturbs (other
+// databases on the same server do).
+func walLSN(b *testing.B, pool *pgxpool.Pool) int64 {
+	var lsn int64
+	if err := pool.QueryRow(context.Background(), `SELECT pg_current_wal_lsn() - '0/0'`).Scan(&lsn); err != nil {
+		b.Fatal(err)
+	}
+	return lsn
 }
 
 // cpuNow returns the CPU time of this process and of the database's
