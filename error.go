@@ -18,6 +18,17 @@ const (
 	KindUnavailable       = "unavailable"        // 503: shutting down or overloaded
 )
 
+// httpStatus is the HTTP status of each kind of failure: the API's JSON
+// errors and the console's pages answer with the same one.
+var httpStatus = map[string]int{
+	KindInvalid: 400, KindUnauthenticated: 401, KindInsufficientFunds: 402, KindForbidden: 403,
+	KindNotFound: 404, KindConflict: 409, KindUnprocessable: 422, KindRateLimited: 429, KindUnavailable: 503,
+}
+
+// HTTPStatus is the HTTP status that answers a failure of kind, or 0 for a
+// kind this package does not define.
+func HTTPStatus(kind string) int { return httpStatus[kind] }
+
 // Error is a failure with a stable code. Compare with errors.Is against the
 // package-level values; wrap with fmt.Errorf("...: %w", err) to add detail.
 type Error struct {

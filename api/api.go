@@ -21,8 +21,10 @@ import (
 	"github.com/minipay/minipay/internal/id"
 	"github.com/minipay/minipay/internal/idempotency"
 	"github.com/minipay/minipay/internal/metrics"
+	"github.com/minipay/minipay/internal/ratelimit"
 	"github.com/minipay/minipay/ledger"
 	"github.com/minipay/minipay/payments"
+	"github.com/minipay/minipay/sandbox"
 	"github.com/minipay/minipay/settlement"
 	"github.com/minipay/minipay/webhooks"
 )
@@ -35,7 +37,11 @@ type Server struct {
 	Payments   *payments.Service
 	Webhooks   *webhooks.Service
 	Settlement *settlement.Service
-	Idem       *idempotency.Store
+	// Sandbox runs the test helpers, which answer 403 sandbox_only unless
+	// IsSandbox (MINIPAY_SANDBOX) is set.
+	Sandbox   *sandbox.Service
+	IsSandbox bool
+	Idem      *idempotency.Store
 	// RateLimit is the requests per second allowed to each key (a burst of
 	// twice as many); 0 turns rate limiting off.
 	RateLimit float64
@@ -48,7 +54,7 @@ type Server struct {
 	OpenAPI []byte
 
 	draining atomic.Bool
-	limiters limiters
+	limiters ratelimit.Set
 }
 
 // Drain makes /readyz fail, so load balancers stop sending traffic while
@@ -89,6 +95,7 @@ func (s *Server) Handler() http.Handler {
 			r.Use(s.allow(apps.KindSecret))
 			s.checkoutRoutes(r)
 			s.webhookRoutes(r)
+			s.developerToolRoutes(r)
 			// (settlement app routes)
 		})
 		r.Group(func(r chi.Router) { // any key

@@ -1,15 +1,12 @@
 package api
 
 import (
-	"fmt"
 	"net/http"
 
 	"github.com/go-chi/chi/v5"
 
 	"github.com/minipay/minipay"
 	"github.com/minipay/minipay/apps"
-	"github.com/minipay/minipay/catalog"
-	"github.com/minipay/minipay/ledger"
 )
 
 func (s *Server) adminAppRoutes(r chi.Router) {
@@ -83,7 +80,7 @@ func (s *Server) createApp(r *http.Request) (int, any, error) {
 	if err := decode(r, &in); err != nil {
 		return 0, nil, err
 	}
-	if err := s.checkGrants(in.Options, in.Currencies); err != nil {
+	if err := s.Checkout.Catalog().CheckGrants(in.Options, in.Currencies); err != nil {
 		return 0, nil, err
 	}
 	a, key, err := s.Apps.CreateApp(r.Context(), apps.AppSpec{ID: idempotentID(r, "app"), DeveloperID: in.Developer,
@@ -94,22 +91,6 @@ func (s *Server) createApp(r *http.Request) (int, any, error) {
 	out := appOut(a)
 	out.SecretKey = key
 	return http.StatusCreated, out, nil
-}
-
-// checkGrants refuses options the catalog does not have and currencies
-// minipay does not support.
-func (s *Server) checkGrants(options, currencies []string) error {
-	for i, o := range options {
-		if !s.Checkout.Catalog().Has(o) {
-			return minipay.Field(fmt.Sprintf("options[%d]", i), fmt.Errorf("%w: %q", catalog.ErrUnknownOption, o))
-		}
-	}
-	for i, c := range currencies {
-		if _, err := ledger.Exponent(c); err != nil {
-			return minipay.Field(fmt.Sprintf("currencies[%d]", i), err)
-		}
-	}
-	return nil
 }
 
 func (s *Server) getApp(r *http.Request) (int, any, error) {

@@ -61,7 +61,7 @@ type authzCase struct {
 // kind gets 403; another app's key asking for this app's object gets 404;
 // an accepted key gets the operation's documented success.
 func TestAuthorizationMatrix(t *testing.T) {
-	e := newEnv(t)
+	e := newSandboxEnv(t) // so the test helpers answer too
 	var spec struct {
 		Paths map[string]map[string]operation `yaml:"paths"`
 	}
@@ -180,6 +180,8 @@ func TestAuthorizationMatrix(t *testing.T) {
 		"GET /v1/events":                                {path: "/v1/events?limit=100", listed: event},
 		"GET /v1/events/{id}":                           {path: "/v1/events/" + event, owned: true},
 		"POST /v1/events/{id}/redeliver":                {path: "/v1/events/" + event + "/redeliver", body: map[string]any{}, owned: true},
+		"GET /v1/app":                                   {path: "/v1/app"},
+		"POST /v1/test_helpers/trigger":                 {path: "/v1/test_helpers/trigger", body: map[string]any{"event_type": "checkout.session.canceled"}},
 
 		"POST /v1/settlement_runs":                {path: "/v1/settlement_runs", body: map[string]any{"cutoff": nextCutoff}, status: http.StatusCreated},
 		"GET /v1/settlement_runs":                 {path: "/v1/settlement_runs"},

@@ -34,21 +34,20 @@ type errorObject struct {
 	RequestID string `json:"request_id"`
 }
 
-// statusOfKind maps a failure kind to its HTTP status. This and errorType
-// are the one place where domain errors become HTTP.
+// statusOfKind maps the kinds that only HTTP has to their status; the
+// domain's kinds map through minipay.HTTPStatus. This and errorType are
+// the one place where domain errors become HTTP.
 var statusOfKind = map[string]int{
-	minipay.KindInvalid:           http.StatusBadRequest,
-	minipay.KindUnauthenticated:   http.StatusUnauthorized,
-	minipay.KindInsufficientFunds: http.StatusPaymentRequired,
-	minipay.KindForbidden:         http.StatusForbidden,
-	minipay.KindNotFound:          http.StatusNotFound,
-	minipay.KindConflict:          http.StatusConflict,
-	minipay.KindUnprocessable:     http.StatusUnprocessableEntity,
-	minipay.KindRateLimited:       http.StatusTooManyRequests,
-	minipay.KindUnavailable:       http.StatusServiceUnavailable,
-	kindTooLarge:                  http.StatusRequestEntityTooLarge,
-	kindUnsupportedMedia:          http.StatusUnsupportedMediaType,
-	kindMethodNotAllowed:          http.StatusMethodNotAllowed,
+	kindTooLarge:         http.StatusRequestEntityTooLarge,
+	kindUnsupportedMedia: http.StatusUnsupportedMediaType,
+	kindMethodNotAllowed: http.StatusMethodNotAllowed,
+}
+
+func statusOf(kind string) int {
+	if s, ok := statusOfKind[kind]; ok {
+		return s
+	}
+	return minipay.HTTPStatus(kind)
 }
 
 // Kinds that only HTTP has.
@@ -85,7 +84,7 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	var c coded
 	switch {
 	case errors.As(err, &c):
-		status = statusOfKind[c.Kind()]
+		status = statusOf(c.Kind())
 		if status == 0 {
 			status = http.StatusInternalServerError
 		}

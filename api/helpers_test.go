@@ -32,6 +32,7 @@ type env struct {
 	// rateLimit is the per-key rate; tests that do not test it get none.
 	rateLimit float64
 	hostKey   string
+	sandbox   bool // test helpers allowed
 }
 
 func newEnv(t *testing.T) *env { return newEnvWith(t, 0) }
@@ -39,10 +40,21 @@ func newEnv(t *testing.T) *env { return newEnvWith(t, 0) }
 // newEnvWith is newEnv with a per-key rate limit.
 func newEnvWith(t *testing.T, rateLimit float64) *env {
 	t.Helper()
-	db := testdb.New(t)
-	e := &env{t: t, db: db, rateLimit: rateLimit,
-		adminKey: strings.ReplaceAll("admin_test_"+t.Name(), "/", "_"),
-		hostKey:  strings.ReplaceAll("host_test_"+t.Name(), "/", "_")}
+	return startEnv(t, &env{rateLimit: rateLimit})
+}
+
+// newSandboxEnv is newEnv in a sandbox (MINIPAY_SANDBOX): test helpers work.
+func newSandboxEnv(t *testing.T) *env {
+	t.Helper()
+	return startEnv(t, &env{sandbox: true})
+}
+
+// startEnv gives e a fresh database and the test's keys, and starts it.
+func startEnv(t *testing.T, e *env) *env {
+	t.Helper()
+	e.t, e.db = t, testdb.New(t)
+	e.adminKey = strings.ReplaceAll("admin_test_"+t.Name(), "/", "_")
+	e.hostKey = strings.ReplaceAll("host_test_"+t.Name(), "/", "_")
 	e.start()
 	return e
 }
@@ -50,14 +62,14 @@ func newEnvWith(t *testing.T, rateLimit float64) *env {
 // newEnvSharing is a second server on e's database, as another replica
 // (or a restarted process) would be: nothing cached.
 func newEnvSharing(e *env) *env {
-	e2 := &env{t: e.t, db: e.db, adminKey: e.adminKey, hostKey: e.hostKey, rateLimit: e.rateLimit}
+	e2 := &env{t: e.t, db: e.db, adminKey: e.adminKey, hostKey: e.hostKey, rateLimit: e.rateLimit, sandbox: e.sandbox}
 	e2.start()
 	return e2
 }
 
 // start runs the API over e.db.
 func (e *env) start() {
-	s := apitest.Start(e.t, e.db.Pool, apitest.Options{RateLimit: e.rateLimit,
+	s := apitest.Start(e.t, e.db.Pool, apitest.Options{RateLimit: e.rateLimit, Sandbox: e.sandbox,
 		Keys: map[apps.KeyKind]string{apps.KindAdmin: e.adminKey, apps.KindHost: e.hostKey}})
 	e.url, e.handler = s.URL, s.Handler
 	e.apps, e.ledger, e.checkout, e.webhooks = s.Apps, s.Ledger, s.Checkout, s.Webhooks

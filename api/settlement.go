@@ -11,6 +11,7 @@ import (
 
 	"github.com/minipay/minipay"
 	"github.com/minipay/minipay/apps"
+	"github.com/minipay/minipay/internal/download"
 	"github.com/minipay/minipay/ledger"
 	"github.com/minipay/minipay/settlement"
 )
@@ -126,10 +127,6 @@ func (s *Server) getSettlementRun(r *http.Request) (int, any, error) {
 	return http.StatusOK, runOut(run), nil
 }
 
-// reportWriteTime bounds how long streaming one report may take; reports of
-// a million rows take far longer than an API call.
-const reportWriteTime = 30 * time.Minute
-
 // settlementReport streams a run's CSV report (?detail=true for every
 // balance transaction). Errors found before the first byte are JSON errors;
 // a failure while streaming aborts the connection, so a client never takes
@@ -149,18 +146,14 @@ func (s *Server) settlementReport(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	_ = http.NewResponseController(w).SetWriteDeadline(time.Now().Add(reportWriteTime))
 	name := runID
 	if detail {
 		name += "-detail"
 	}
-	w.Header().Set("Content-Type", "text/csv; charset=utf-8")
-	w.Header().Set("Content-Disposition", `attachment; filename="`+name+`.csv"`)
-	w.WriteHeader(http.StatusOK)
-	if err := s.Settlement.WriteReport(r.Context(), runID, detail, w); err != nil {
-		s.Log.Error("settlement report", "request_id", requestID(r.Context()), "run", runID, "err", err)
-		panic(http.ErrAbortHandler)
-	}
+	download.CSV(w, name, func(w http.ResponseWriter) error { return s.Settlement.WriteReport(r.Context(), runID, detail, w) },
+		func(err error) {
+			s.Log.Error("settlement report", "request_id", requestID(r.Context()), "run", runID, "err", err)
+		})
 }
 
 // payoutOwner is the developer whose payouts the caller may see: its own

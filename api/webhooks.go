@@ -123,6 +123,13 @@ func (s *Server) listEvents(r *http.Request) (int, any, error) {
 		return 0, nil, err
 	}
 	f := webhooks.EventFilter{Type: r.URL.Query().Get("type"), Limit: limit, StartingAfter: after}
+	switch order := r.URL.Query().Get("order"); order {
+	case "", "desc":
+	case "asc":
+		f.OldestFirst = true
+	default:
+		return 0, nil, minipay.Field("order", fmt.Errorf("%w: order must be asc or desc", errInvalidParam))
+	}
 	// created[gte] and created[gt] bound from below, created[lt] and
 	// created[lte] from above; RFC 3339 or Unix seconds.
 	for _, b := range []struct {

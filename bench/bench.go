@@ -38,6 +38,7 @@ type Options struct {
 	Workers     int           // ledger poster workers (0: the ledger's default)
 	Linger      time.Duration // ledger poster linger (0: the ledger's default)
 	Payments    int           // settlement: payments to seed (0: the benchmark's default)
+	PoolerURL   string        // checkout-pooled: a transaction pooler in front of DatabaseURL's server
 	// Open loop (ledger and checkout): Rate offers that many operations per
 	// second on a fixed schedule instead of running closed-loop clients;
 	// FindMax searches for the highest rate whose p99 stays within the
@@ -61,16 +62,13 @@ var kinds = map[string]func(context.Context, Options) (*Result, error){
 	"webhooks": benchWebhooks,
 	// (settlement bench)
 	"settlement": benchSettlement,
+	// (pooled checkout bench)
+	"checkout-pooled": benchCheckoutPooled,
 }
 
-// Run parses "minipay bench KIND [flags]" and runs the benchmark.
-func Run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
-	if len(args) == 0 || strings.HasPrefix(args[0], "-") {
-		return fmt.Errorf("bench: name a benchmark: %s, or all", strings.Join(names(), ", "))
-	}
-	kind := args[0]
-	fs := flag.NewFlagSet("bench "+kind, flag.ContinueOnError)
-	fs.SetOutput(stderr)
+// Command registers the flags of "minipay bench" on fs and returns what
+// runs the benchmark its first argument names, once the flags are parsed.
+func Command(fs *flag.FlagSet, getenv func(string) string, stdout, stderr io.Writer) func(ctx context.Context, args []string) error {
 	o := Options{Stdout: stdout, Stderr: stderr, Getenv: getenv}
 	defURL := getenv("DATABASE_URL")
 	if defURL == "" {
@@ -79,45 +77,49 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	fs.DurationVar(&o.Duration, "duration", 10*time.Second, "how long to run each measurement")
 	fs.IntVar(&o.Clients, "clients", 0, "concurrent clients (default depends on the benchmark)")
 	fs.BoolVar(&o.JSON, "json", false, "print one line of JSON")
-	fs.StringVar(&o.DatabaseURL, "database-url", defURL, "PostgreSQL server; a fresh database is created on it")
+	fs.StringVar(&o.DatabaseURL, "database-url", defURL, "PostgreSQL server (DATABASE_URL); a fresh database is created on it")
 	fs.StringVar(&o.CPUProfile, "cpuprofile", "", "write a CPU profile of the measured run to this file")
 	fs.BoolVar(&o.Keep, "keep", false, "keep the benchmark database")
 	fs.BoolVar(&o.NoBaseline, "no-baseline", false, "skip the pgbench yardsticks")
 	fs.IntVar(&o.Workers, "workers", 0, "ledger poster workers (default: the ledger's)")
 	fs.DurationVar(&o.Linger, "linger", 0, "ledger poster linger (default: the ledger's)")
 	fs.IntVar(&o.Payments, "payments", 0, "settlement only: payments to seed (default 1,000,000)")
+	fs.StringVar(&o.PoolerURL, "pooler-url", "", "checkout-pooled only: PgBouncer (pool_mode = transaction) in front of --database-url's server")
 	fs.Float64Var(&o.Rate, "rate", 0, "ledger, checkout: offer this many operations per second on a fixed schedule (open loop)")
 	fs.BoolVar(&o.FindMax, "find-max", false, "ledger, checkout: find the highest open-loop rate whose p99 stays within the limit (ledger 50 ms, checkout 100 ms)")
 	fs.IntVar(&o.Senders, "senders", 0, "open loop: operations in flight at most (default: ledger 4096, checkout 256)")
 	fs.IntVar(&o.Steps, "steps", findMaxSteps, "find-max: rates to measure at most")
 	fs.StringVar(&o.Plot, "plot", "", "find-max: write the p99-against-rate plot (SVG) here (default docs/img/bench-KIND-p99.svg)")
 	out := fs.String("out", "docs/benchmarks.md", `"bench all" only: the report whose generated section to rewrite`)
-	if err := fs.Parse(args[1:]); err != nil {
+	return func(ctx context.Context, args []string) error {
+		if len(args) != 1 {
+			return fmt.Errorf("bench: name one benchmark: %s, or all", strings.Join(names(), ", "))
+		}
+		kind := args[0]
+		if o.Rate < 0 || o.Rate > 0 && o.FindMax {
+			return errors.New("bench: --rate must be positive, and --find-max searches for the rate itself")
+		}
+		if o.FindMax && o.Plot == "" {
+			o.Plot = filepath.Join("docs", "img", "bench-"+kind+"-p99.svg")
+		}
+		if kind == "all" {
+			return runAll(ctx, o, *out)
+		}
+		fn, ok := kinds[kind]
+		if !ok {
+			return fmt.Errorf("bench: unknown benchmark %q (have %s, or all)", kind, strings.Join(names(), ", "))
+		}
+		res, err := fn(ctx, o)
+		if err != nil {
+			return fmt.Errorf("bench %s: %w", kind, err)
+		}
+		if o.JSON {
+			_, err = fmt.Fprintln(stdout, res.jsonLine())
+			return err
+		}
+		_, err = fmt.Fprint(stdout, res.text())
 		return err
 	}
-	if o.Rate < 0 || o.Rate > 0 && o.FindMax {
-		return errors.New("bench: --rate must be positive, and --find-max searches for the rate itself")
-	}
-	if o.FindMax && o.Plot == "" {
-		o.Plot = filepath.Join("docs", "img", "bench-"+kind+"-p99.svg")
-	}
-	if kind == "all" {
-		return runAll(ctx, o, *out)
-	}
-	fn, ok := kinds[kind]
-	if !ok {
-		return fmt.Errorf("bench: unknown benchmark %q (have %s)", kind, strings.Join(names(), ", "))
-	}
-	res, err := fn(ctx, o)
-	if err != nil {
-		return fmt.Errorf("bench %s: %w", kind, err)
-	}
-	if o.JSON {
-		_, err = fmt.Fprintln(stdout, res.jsonLine())
-		return err
-	}
-	_, err = fmt.Fprint(stdout, res.text())
-	return err
 }
 
 func names() []string {

@@ -319,3 +319,20 @@ func (c *Catalog) Check(s Sale) (Option, error) {
 	}
 	return opt, nil
 }
+
+// CheckGrants refuses, for an app to be created, options the catalog does
+// not have and currencies minipay does not support, naming the field at
+// fault.
+func (c *Catalog) CheckGrants(options, currencies []string) error {
+	for i, o := range options {
+		if !c.Has(o) {
+			return minipay.Field(fmt.Sprintf("options[%d]", i), fmt.Errorf("%w: %q", ErrUnknownOption, o))
+		}
+	}
+	for i, cur := range currencies {
+		if _, err := ledger.Exponent(cur); err != nil {
+			return minipay.Field(fmt.Sprintf("currencies[%d]", i), err)
+		}
+	}
+	return nil
+}

@@ -1,13 +1,18 @@
 // Package chaos_test runs minipay under load while things break: serve
 // replicas are killed with SIGKILL and restarted, PostgreSQL is restarted,
 // the developer's webhook receiver fails for a while, and two or three
-// replicas share the work. Afterwards it checks that nothing acknowledged
-// was lost or duplicated, that the ledger balances, that every committed
-// event reached the receiver and that no session is stuck.
+// replicas share the work (TestChaos); the same through PgBouncer in
+// transaction pooling mode (TestChaosPgBouncer); and on a pg_auto_failover
+// formation whose primary is killed twice (TestFailover). Afterwards each
+// checks that nothing acknowledged was lost or duplicated, that the ledger
+// balances, that every committed event reached the receiver, and that the
+// history of ledger operations the clients saw is linearizable (Porcupine,
+// bank_test.go).
 //
-// The test uses its own throwaway PostgreSQL cluster, so restarting it
+// The tests use their own throwaway PostgreSQL servers, so killing them
 // disturbs no other test. CHAOS_DURATION sets how long the load runs
-// (20s by default; "make chaos" runs it longer).
+// (20s by default; "make chaos" runs it longer); reports go to
+// CHAOS_REPORT_DIR.
 package chaos_test
 
 import (
@@ -16,6 +21,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	standardwebhooks "github.com/standard-webhooks/standard-webhooks/libraries/go"
 	"io"
 	"math/rand/v2"
 	"net"
@@ -25,6 +31,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -32,12 +39,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/anishathalye/porcupine"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/minipay/minipay/internal/idempotency"
 	"github.com/minipay/minipay/internal/pgcluster"
 	"github.com/minipay/minipay/ledger"
-	"github.com/minipay/minipay/sdk/go/webhook"
 )
 
 const (
@@ -65,6 +72,31 @@ func TestMain(m *testing.M) {
 }
 
 func TestChaos(t *testing.T) {
+	pg := pgcluster.New(t, "max_connections = 200")
+	runChaos(t, pg, pg.URL("minipay"), nil)
+}
+
+// TestChaosPgBouncer runs the same load and faults with PgBouncer in
+// transaction pooling mode between the replicas and PostgreSQL, its pool
+// smaller than the replicas' connections to it.
+func TestChaosPgBouncer(t *testing.T) {
+	pgcluster.NeedPgBouncer(t)
+	pg := pgcluster.New(t, "max_connections = 200")
+	// Through a pooler minipay cannot create its database (the pooler
+	// answers for a missing one); operators create it first.
+	if err := pg.Exec(context.Background(), "postgres", "CREATE DATABASE minipay"); err != nil {
+		t.Fatal(err)
+	}
+	b := pg.PgBouncer(t, bouncerPool)
+	runChaos(t, pg, b.URL("minipay"), b)
+}
+
+// bouncerPool is PgBouncer's server connections in TestChaosPgBouncer,
+// against dbConns client connections for each of the three replicas.
+const bouncerPool, dbConns = 12, 16
+
+// chaosDuration is how long the load runs: CHAOS_DURATION, 20s by default.
+func chaosDuration(t *testing.T) time.Duration {
 	duration := 20 * time.Second
 	if v := os.Getenv("CHAOS_DURATION"); v != "" {
 		d, err := time.ParseDuration(v)
@@ -73,29 +105,17 @@ func TestChaos(t *testing.T) {
 		}
 		duration = d
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), duration+4*time.Minute)
+	return duration
+}
+
+// runChaos runs the load and the faults against replicas connected to
+// dbURL (pg itself, or bouncer in front of it), then checks and reports.
+func runChaos(t *testing.T, pg *pgcluster.Cluster, dbURL string, bouncer *pgcluster.Bouncer) {
+	duration := chaosDuration(t)
+	ctx, cancel := context.WithTimeout(context.Background(), duration+5*time.Minute)
 	defer cancel()
-
-	pg := pgcluster.New(t, "max_connections = 200")
-	dbURL := pg.URL("minipay")
-	recv := newReceiver()
-	srv := httptest.NewServer(recv)
-	defer srv.Close()
-
-	fleet := newFleet(t, dbURL, 3)
-	fleet.startAll()
-	app := setup(t, fleet, srv.URL, recv)
-
-	stop := make(chan struct{})
-	load := &load{fleet: fleet, app: app, stop: stop}
-	var wg sync.WaitGroup
-	for w := 0; w < 16; w++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			load.worker(ctx, w, stop)
-		}()
-	}
+	sc := startScenario(t, ctx, dbURL)
+	fleet, recv := sc.fleet, sc.recv
 
 	// The faults, spread over the run.
 	at := func(frac float64) <-chan time.Time { return time.After(time.Duration(frac * float64(duration))) }
@@ -114,29 +134,89 @@ func TestChaos(t *testing.T) {
 		{0.75, "webhook receiver recovers", func() { recv.failing.Store(false) }},
 		{0.80, "restart replica 2", func() { fleet.start(2) }},
 	}
-	start := time.Now()
 	for _, f := range faults {
-		<-at(f.when - time.Since(start).Seconds()/duration.Seconds())
-		t.Logf("%5.1fs  %s", time.Since(start).Seconds(), f.name)
+		<-at(f.when - time.Since(sc.start).Seconds()/duration.Seconds())
+		sc.logf("%s", f.name)
 		f.do()
 	}
-	<-time.After(time.Until(start.Add(duration)))
-	close(stop)
-	wg.Wait()
-	t.Logf("%5.1fs  load stopped", time.Since(start).Seconds())
-
-	pool, err := pgxpool.New(ctx, dbURL)
-	if err != nil {
-		t.Fatal(err)
+	<-time.After(time.Until(sc.start.Add(duration)))
+	c := sc.stopLoad(pg.URL("minipay"))
+	c.audit()
+	if bouncer != nil {
+		c.pooled(bouncer)
 	}
-	defer pool.Close()
-	c := checker{t: t, ctx: ctx, pool: pool, app: app, load: load, recv: recv}
-	c.acknowledgedExactlyOnce()
-	c.ledgerBalances()
-	c.eventsDelivered()
-	c.noStuckSessions(start)
+	c.noStuckSessions(sc.start)
 	c.report()
 }
+
+// scenario is a fleet of three replicas under load: checkouts, top-ups and
+// refunds from one set of clients, bank transfers and reads from another,
+// webhooks to a receiver.
+type scenario struct {
+	t     *testing.T
+	ctx   context.Context
+	recv  *receiver
+	fleet *fleet
+	load  *load
+	bank  *bank
+	stop  chan struct{}
+	wg    sync.WaitGroup
+	start time.Time
+}
+
+// startScenario starts the replicas on dbURL, sets up the app, the webhook
+// endpoint and the bank, and starts the load.
+func startScenario(t *testing.T, ctx context.Context, dbURL string) *scenario {
+	sc := &scenario{t: t, ctx: ctx, recv: newReceiver(), stop: make(chan struct{})}
+	srv := httptest.NewServer(sc.recv)
+	t.Cleanup(srv.Close)
+	sc.fleet = newFleet(t, dbURL, 3)
+	sc.fleet.startAll()
+	app := setup(t, sc.fleet, srv.URL, sc.recv)
+	sc.load = &load{fleet: sc.fleet, app: app, stop: sc.stop}
+	sc.bank = setupBank(t, sc.fleet, sc.stop)
+	for w := 0; w < 16; w++ {
+		sc.wg.Add(1)
+		go func() {
+			defer sc.wg.Done()
+			sc.load.worker(ctx, w, sc.stop)
+		}()
+	}
+	for w := 0; w < bankClients; w++ {
+		sc.wg.Add(1)
+		go func() {
+			defer sc.wg.Done()
+			sc.bank.worker(ctx, w)
+		}()
+	}
+	sc.start = time.Now()
+	return sc
+}
+
+// logf logs what happens, with the time since the load started.
+func (sc *scenario) logf(format string, args ...any) {
+	sc.t.Helper()
+	sc.t.Logf("%5.1fs  %s", time.Since(sc.start).Seconds(), fmt.Sprintf(format, args...))
+}
+
+// stopLoad stops the load, waits for the clients to finish (the bank's
+// keep retrying until their transfers are definite), reads the bank's final
+// balances, and returns a checker on the database at auditURL.
+func (sc *scenario) stopLoad(auditURL string) *checker {
+	close(sc.stop)
+	sc.wg.Wait()
+	sc.logf("load stopped")
+	sc.bank.readAll(sc.ctx, bankClients)
+	pool, err := pgxpool.New(sc.ctx, auditURL)
+	if err != nil {
+		sc.t.Fatal(err)
+	}
+	sc.t.Cleanup(pool.Close)
+	return &checker{t: sc.t, ctx: sc.ctx, pool: pool, app: sc.load.app, load: sc.load, bank: sc.bank, recv: sc.recv}
+}
+
+// bankClients is how many clients move money between the bank's accounts.
+const bankClients = 6
 
 // ---- the fleet of serve replicas ----
 
@@ -178,11 +258,13 @@ func (f *fleet) startAll() {
 }
 
 func (f *fleet) start(i int) {
-	cmd := exec.Command(binary, "serve")
+	cmd := exec.Command(binary, "serve", "--db-conns", strconv.Itoa(dbConns))
 	cmd.Env = append(os.Environ(), "DATABASE_URL="+f.db, "MINIPAY_ADDR="+f.addrs[i],
 		"MINIPAY_ADMIN_KEY="+adminKey, "MINIPAY_HOST_KEY="+hostKey, "MINIPAY_SECRET=chaos-secret",
 		"MINIPAY_WEBHOOK_ALLOW_PRIVATE=true", "MINIPAY_RATE_LIMIT=0",
-		"MINIPAY_WEBHOOK_RETRY_SCHEDULE=1s,2s,5s,10s,20s,30s,30s", "MINIPAY_WEBHOOK_TIMEOUT=2s")
+		"MINIPAY_WEBHOOK_RETRY_SCHEDULE=1s,2s,5s,10s,20s,30s,30s", "MINIPAY_WEBHOOK_TIMEOUT=2s",
+		// Every replica competes for the settlement leader's lock all along.
+		"MINIPAY_SETTLEMENT_SCHEDULE=every 3s")
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	cmd.Stdout, cmd.Stderr = io.Discard, &lockedWriter{mu: &f.mu, w: f.logs[i]}
@@ -201,6 +283,17 @@ func (f *fleet) kill(i int) {
 		_ = cmd.Process.Signal(syscall.SIGKILL)
 		_ = cmd.Wait()
 	}
+}
+
+// log returns replica i's log so far.
+func (f *fleet) log(i int) string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	l := f.logs[i].String()
+	if len(l) > 20000 {
+		l = "…" + l[len(l)-20000:]
+	}
+	return l
 }
 
 func (f *fleet) waitReady(i int) {
@@ -317,7 +410,7 @@ func (r *receiver) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 		return
 	}
 	secret := r.secret.Load()
-	if secret == nil || webhook.Verify(*secret, req.Header, body, 5*time.Minute) != nil {
+	if secret == nil || verifyReference(*secret, req.Header, body) != nil {
 		r.mu.Lock()
 		r.invalid++
 		r.mu.Unlock()
@@ -349,6 +442,8 @@ type op struct {
 	objectID string
 	amount   string
 	user     string
+	// When the attempt that was acknowledged was sent, and its answer came.
+	ackSent, ackAt time.Time
 }
 
 type load struct {
@@ -401,13 +496,14 @@ func (l *load) send(ctx context.Context, o *op, method, path, key string, body a
 		}
 		o.attempts++
 		l.sent.Add(1)
+		sent := time.Now()
 		status, out, err := l.fleet.call(rand.IntN(len(l.fleet.addrs)), method, path, key, o.key, body)
 		switch {
 		case err != nil, status >= 500, status == 409, status == 429:
 			time.Sleep(50 * time.Millisecond)
 			continue
 		case status < 300:
-			o.acked = true
+			o.acked, o.ackSent, o.ackAt = true, sent, time.Now()
 			return out
 		default:
 			o.declined = true
@@ -464,9 +560,14 @@ type checker struct {
 	pool *pgxpool.Pool
 	app  appInfo
 	load *load
+	bank *bank
 	recv *receiver
 
 	acked, lost, duplicated int
+	bankAcked               int
+	lin                     linearizability
+	settled                 int
+	serverConns             int
 	late                    []time.Duration
 	events                  int
 }
@@ -589,7 +690,22 @@ func (c *checker) eventsDelivered() {
 	}
 }
 
-func (c *checker) report() {
+// report logs the report and writes it to reportDir, with extra lines.
+func (c *checker) report(extra ...string) {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%s report\n", c.t.Name())
+	for _, line := range extra {
+		fmt.Fprintf(&b, "  %s\n", line)
+	}
+	b.WriteString(c.summary())
+	c.t.Logf("%s(written to %s)", b.String(), writeReport(c.t, b.String()))
+	if c.acked == 0 || c.bankAcked == 0 {
+		c.t.Error(errors.New("nothing was acknowledged: the load did not run"))
+	}
+}
+
+// summary is the body of the report.
+func (c *checker) summary() string {
 	kinds := map[string][2]int{}
 	for _, o := range c.load.ops {
 		k := kinds[o.kind]
@@ -613,21 +729,95 @@ func (c *checker) report() {
 		}
 	}
 	var b strings.Builder
-	fmt.Fprintf(&b, "chaos report\n")
 	fmt.Fprintf(&b, "  logical requests %d (HTTP attempts %d), acknowledged %d, lost %d, duplicated %d\n",
-		len(c.load.ops), c.load.sent.Load(), c.acked, c.lost, c.duplicated)
+		len(c.load.ops)+len(c.bank.hist.ops), c.load.sent.Load()+int64(c.bank.sent), c.acked+c.bankAcked, c.lost, c.duplicated)
 	for _, k := range []string{"topup", "create", "confirm", "refund"} {
 		fmt.Fprintf(&b, "  %-8s sent %d, acknowledged %d\n", k, kinds[k][0], kinds[k][1])
 	}
+	fmt.Fprintf(&b, "  ledger transfers between no_overdraft accounts acknowledged %d; %s\n", c.bankAcked, c.lin)
 	fmt.Fprintf(&b, "  events %d, deliveries received %d; commit-to-first-delivery p50 %s, p99 %s, max %s; %d later than 5 s\n",
 		c.events, c.recv.got, pct(0.5).Round(time.Millisecond), pct(0.99).Round(time.Millisecond), pct(1).Round(time.Millisecond), lateOver)
-	c.t.Log(b.String())
-	if path := os.Getenv("CHAOS_REPORT"); path != "" {
-		if err := os.WriteFile(path, []byte(b.String()), 0o644); err != nil {
-			c.t.Error(err)
+	fmt.Fprintf(&b, "  settlement runs completed %d\n", c.settled)
+	if c.serverConns > 0 {
+		fmt.Fprintf(&b, "  through PgBouncer (transaction pooling): %d server connections for %d replicas of %d client connections\n",
+			c.serverConns, len(c.load.fleet.addrs), dbConns)
+	}
+	return b.String()
+}
+
+// audit runs the checks every fault test makes: nothing acknowledged lost
+// or duplicated, the ledger balanced, every event delivered, settlement
+// done, the bank's history linearizable.
+func (c *checker) audit() {
+	c.acknowledgedExactlyOnce()
+	c.bankExactlyOnce()
+	c.ledgerBalances()
+	c.eventsDelivered()
+	c.settlementRan()
+	c.linearizable()
+}
+
+// bankExactlyOnce: every acknowledged transfer between the bank's accounts
+// is in the ledger once, and no idempotency key made two.
+func (c *checker) bankExactlyOnce() {
+	c.bankAcked = len(c.bank.posted)
+	if n := c.count(`SELECT count(*) FROM ledger_transfers WHERE id = ANY($1)`, c.bank.posted); n != c.bankAcked {
+		c.lost += c.bankAcked - n
+		c.t.Errorf("%d acknowledged bank transfers, %d in the ledger", c.bankAcked, n)
+	}
+	dup := c.count(`SELECT count(*) FROM (SELECT metadata->>'key' FROM ledger_transfers WHERE code = 'bank_transfer'
+		GROUP BY 1 HAVING count(*) > 1) d`)
+	if dup > 0 {
+		c.duplicated += dup
+		c.t.Errorf("%d bank transfers posted more than once", dup)
+	}
+}
+
+// linearizable checks the bank's history with Porcupine.
+func (c *checker) linearizable() {
+	c.lin = c.bank.hist.check(c.t, htmlPath(c.t))
+	if c.lin.result != porcupine.Ok {
+		c.t.Errorf("the history of ledger operations: %s", c.lin)
+	}
+}
+
+// settlementRan: the replicas' schedulers settled all along, one at a time,
+// and left no run unfinished.
+func (c *checker) settlementRan() {
+	c.settled = c.count(`SELECT count(*) FROM settlement_runs WHERE status = 'completed'`)
+	if c.settled == 0 {
+		c.t.Errorf("no settlement run completed; replica 0's log:\n%s", c.load.fleet.log(0))
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for c.count(`SELECT count(*) FROM settlement_runs WHERE status = 'running' AND created_at < now() - interval '20 seconds'`) > 0 {
+		if time.Now().After(deadline) {
+			c.t.Errorf("settlement runs left running: the leader's lock is stuck")
+			return
 		}
+		time.Sleep(time.Second)
 	}
-	if c.acked == 0 {
-		c.t.Error(errors.New("nothing was acknowledged: the load did not run"))
+}
+
+// pooled checks that the pooler really pooled: never more server
+// connections than its pool.
+func (c *checker) pooled(b *pgcluster.Bouncer) {
+	n, err := b.ServerConnections(c.ctx, "minipay")
+	if err != nil {
+		c.t.Errorf("pgbouncer pools: %v", err)
+		return
 	}
+	c.serverConns = n
+	if n > b.PoolSize || n == 0 {
+		c.t.Errorf("pgbouncer holds %d server connections, want 1 to %d", n, b.PoolSize)
+	}
+}
+
+// verifyReference checks a delivery with the Standard Webhooks reference
+// implementation, independent of minipay's own signing code.
+func verifyReference(secret string, header http.Header, body []byte) error {
+	wh, err := standardwebhooks.NewWebhook(secret)
+	if err != nil {
+		return err
+	}
+	return wh.Verify(body, header)
 }

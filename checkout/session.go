@@ -438,3 +438,29 @@ func (s *Service) ExpireDue(ctx context.Context, limit int) (int, error) {
 	}
 	return n, nil
 }
+
+// ExpireSession expires an open session of app appID now, as if its expiry
+// had passed, with its checkout.session.expired event. Sandboxes use it to
+// show that event without waiting.
+func (s *Service) ExpireSession(ctx context.Context, appID, sessionID string) (Session, error) {
+	s.recent.forget(sessionID)
+	var sess Session
+	err := pgx.BeginFunc(ctx, s.db, func(tx pgx.Tx) error {
+		var err error
+		sess, err = scanSession(tx.QueryRow(ctx, `UPDATE checkout_sessions s
+			SET status = 'expired', expires_at = least(expires_at, now()), version = version + 1
+			WHERE id = $1 AND app_id = $2 AND status = 'open' AND expires_at > now()
+			RETURNING `+openSessionColumns, sessionID, appID))
+		if err != nil {
+			return err
+		}
+		return webhooks.Emit(ctx, tx, sessionEvent(webhooks.CheckoutSessionExpired, sess))
+	})
+	if errors.Is(err, pgx.ErrNoRows) {
+		return Session{}, s.whyNot(ctx, appID, sessionID)
+	}
+	if err != nil {
+		return Session{}, fmt.Errorf("expire session %s: %w", sessionID, err)
+	}
+	return sess, nil
+}

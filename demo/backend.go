@@ -1,16 +1,16 @@
 package demo
 
 import (
+	"bytes"
 	"encoding/json"
-	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"slices"
 	"sync"
 	"time"
 
-	"github.com/minipay/minipay/sdk/go/minipay"
-	"github.com/minipay/minipay/sdk/go/webhook"
+	standardwebhooks "github.com/standard-webhooks/standard-webhooks/libraries/go"
 )
 
 // Item is something the demo mini-app sells.
@@ -45,7 +45,8 @@ type Received struct {
 // creates checkout sessions with the app's secret key, and receives
 // webhooks, verifying each.
 type Backend struct {
-	Client *minipay.Client
+	// APIURL is minipay's base URL; SecretKey the app's secret key (sk_…).
+	APIURL, SecretKey string
 
 	mu       sync.Mutex
 	secret   string
@@ -99,18 +100,40 @@ func (b *Backend) checkout(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	it := Items[i]
-	sess, err := b.Client.CreateSession(r.Context(), minipay.SessionParams{
-		LineItems: []minipay.LineItem{{Name: it.Name, UnitAmount: it.Amount, Quantity: 1}},
-		Currency:  it.Currency, Option: it.Option, ExpiresIn: 600,
-		Metadata: map[string]string{"item": it.ID},
+	body, _ := json.Marshal(map[string]any{
+		"line_items": []map[string]any{{"name": it.Name, "unit_amount": it.Amount, "quantity": 1}},
+		"currency":   it.Currency, "option": it.Option, "expires_in": 600,
+		"metadata": map[string]string{"item": it.ID},
 	})
+	req, err := http.NewRequestWithContext(r.Context(), http.MethodPost, b.APIURL+"/v1/checkout/sessions", bytes.NewReader(body))
 	if err != nil {
-		status := http.StatusBadGateway
-		var apiErr *minipay.Error
-		if errors.As(err, &apiErr) {
-			status = apiErr.Status
+		writeError(w, http.StatusInternalServerError, "backend_error", err.Error())
+		return
+	}
+	req.Header.Set("Authorization", "Bearer "+b.SecretKey)
+	req.Header.Set("Content-Type", "application/json")
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		writeError(w, http.StatusBadGateway, "network", err.Error())
+		return
+	}
+	defer res.Body.Close()
+	var sess struct {
+		ID           string `json:"id"`
+		ClientSecret string `json:"client_secret"`
+		AmountTotal  string `json:"amount_total"`
+		Currency     string `json:"currency"`
+		Error        *struct {
+			Code    string `json:"code"`
+			Message string `json:"message"`
+		} `json:"error"`
+	}
+	if err := json.NewDecoder(io.LimitReader(res.Body, 1<<20)).Decode(&sess); err != nil || sess.Error != nil {
+		code, msg := "api_error", fmt.Sprint(err)
+		if sess.Error != nil {
+			code, msg = sess.Error.Code, sess.Error.Message
 		}
-		writeError(w, status, minipay.ErrorCode(err), err.Error())
+		writeError(w, res.StatusCode, code, msg)
 		return
 	}
 	writeJSON(w, http.StatusOK, map[string]string{"session_id": sess.ID, "client_secret": sess.ClientSecret,
@@ -126,7 +149,11 @@ func (b *Backend) webhook(w http.ResponseWriter, r *http.Request) {
 	b.mu.Lock()
 	secret := b.secret
 	b.mu.Unlock()
-	if err := webhook.Verify(secret, r.Header, body, 0); err != nil {
+	verifier, err := standardwebhooks.NewWebhook(secret)
+	if err == nil {
+		err = verifier.Verify(body, r.Header)
+	}
+	if err != nil {
 		http.Error(w, "signature: "+err.Error(), http.StatusBadRequest)
 		return
 	}

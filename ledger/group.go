@@ -189,7 +189,8 @@ const balancesMovedCode = "LB001"
 var errExisting = errors.New("existing")
 
 // errIDsTaken: the optimistic insert found a transfer id (or a pending or
-// reversed transfer) already taken; the group must run again with checks.
+// reversed transfer) already taken, or a transfer would be refused that may
+// have been written before; the group must run again with checks.
 var errIDsTaken = errors.New("ledger: transfer ids already taken")
 
 func (st *groupState) decide(o *op) error {
@@ -216,7 +217,14 @@ func (st *groupState) decide(o *op) error {
 	if o.reversesSeq != 0 && st.reversed[o.reversesSeq] {
 		return fmt.Errorf("%w: %s", ErrAlreadyReversed, o.reversesID)
 	}
-	return st.applyDeltas(o)
+	err := st.applyDeltas(o)
+	if err != nil && !st.checked {
+		// Perhaps a retry of this very transfer, written before and since
+		// paid from: it must get the first result, not a refusal. Look
+		// before judging; refusals are rare, so the second read is too.
+		return errIDsTaken
+	}
+	return err
 }
 
 // applyDeltas applies o's deltas to the locked balances if every

@@ -16,7 +16,6 @@ import (
 	"time"
 
 	"github.com/pressly/goose/v3"
-	"github.com/pressly/goose/v3/lock"
 )
 
 //go:embed *.sql
@@ -30,15 +29,9 @@ func FS() fs.FS { return files }
 const lockID = 0x6d696e6970617901 // "minipay\x01"
 
 func provider(db *sql.DB) (*goose.Provider, error) {
-	locker, err := lock.NewPostgresSessionLocker(
-		lock.WithLockID(lockID),
-		lock.WithLockTimeout(1, 300), // poll every second for up to 5 minutes
-	)
-	if err != nil {
-		return nil, fmt.Errorf("migration lock: %w", err)
-	}
+	locker := &xactLocker{id: lockID, poll: time.Second, wait: 5 * time.Minute}
 	p, err := goose.NewProvider(goose.DialectPostgres, db, files,
-		goose.WithSessionLocker(locker),
+		goose.WithLocker(locker),
 		goose.WithTableName("schema_migrations"),
 	)
 	if err != nil {

@@ -181,8 +181,15 @@ func (s *Service) GetRun(ctx context.Context, runID string) (Run, error) {
 }
 
 func (s *Service) totals(ctx context.Context, runID string) ([]Totals, error) {
+	m, err := s.RunTotals(ctx, []string{runID})
+	return m[runID], err
+}
+
+// RunTotals returns the totals per currency of each of runIDs, by run id,
+// for lists of runs (which carry none) in one query.
+func (s *Service) RunTotals(ctx context.Context, runIDs []string) (map[string][]Totals, error) {
 	rows, err := s.db.Query(ctx, `
-		SELECT currency,
+		SELECT run_id, currency,
 			coalesce(sum(gross) FILTER (WHERE payout_id IS NOT NULL), 0)::bigint,
 			coalesce(sum(refunds) FILTER (WHERE payout_id IS NOT NULL), 0)::bigint,
 			coalesce(sum(fees) FILTER (WHERE payout_id IS NOT NULL), 0)::bigint,
@@ -192,18 +199,22 @@ func (s *Service) totals(ctx context.Context, runID string) ([]Totals, error) {
 			count(payout_id),
 			coalesce(sum(net) FILTER (WHERE payout_id IS NULL), 0)::bigint,
 			count(*) FILTER (WHERE payout_id IS NULL)
-		FROM settlement_items WHERE run_id = $1 GROUP BY currency ORDER BY currency`, runID)
+		FROM settlement_items WHERE run_id = ANY ($1) GROUP BY run_id, currency ORDER BY run_id, currency`, runIDs)
 	if err != nil {
-		return nil, fmt.Errorf("totals of run %s: %w", runID, err)
+		return nil, fmt.Errorf("totals of runs %v: %w", runIDs, err)
 	}
-	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (Totals, error) {
-		var t Totals
-		err := r.Scan(&t.Currency, &t.Gross, &t.Refunds, &t.Fees, &t.Net, &t.PaymentCount, &t.RefundCount, &t.PayoutCount,
-			&t.CarriedForward, &t.CarriedCount)
-		return t, err
+	out := map[string][]Totals{}
+	var (
+		runID string
+		t     Totals
+	)
+	_, err = pgx.ForEachRow(rows, []any{&runID, &t.Currency, &t.Gross, &t.Refunds, &t.Fees, &t.Net, &t.PaymentCount,
+		&t.RefundCount, &t.PayoutCount, &t.CarriedForward, &t.CarriedCount}, func() error {
+		out[runID] = append(out[runID], t)
+		return nil
 	})
 	if err != nil {
-		return nil, fmt.Errorf("totals of run %s: %w", runID, err)
+		return nil, fmt.Errorf("totals of runs %v: %w", runIDs, err)
 	}
 	return out, nil
 }

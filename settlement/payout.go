@@ -204,7 +204,8 @@ func (s *Service) GetPayout(ctx context.Context, developerID, payoutID string) (
 type PayoutFilter struct {
 	DeveloperID   string
 	RunID         string
-	Limit         int // 1–100
+	Status        string // PayoutInTransit or PayoutPaid
+	Limit         int    // 1–100
 	StartingAfter string
 }
 
@@ -214,8 +215,8 @@ func (s *Service) ListPayouts(ctx context.Context, f PayoutFilter) ([]Payout, bo
 		f.StartingAfter = "\uffff"
 	}
 	rows, err := s.db.Query(ctx, `SELECT `+payoutColumns+` FROM payouts
-		WHERE ($1 = '' OR developer_id = $1) AND ($2 = '' OR run_id = $2) AND id < $3
-		ORDER BY id DESC LIMIT $4`, f.DeveloperID, f.RunID, f.StartingAfter, f.Limit+1)
+		WHERE ($1 = '' OR developer_id = $1) AND ($2 = '' OR run_id = $2) AND ($5 = '' OR status = $5) AND id < $3
+		ORDER BY id DESC LIMIT $4`, f.DeveloperID, f.RunID, f.StartingAfter, f.Limit+1, f.Status)
 	if err != nil {
 		return nil, false, fmt.Errorf("list payouts: %w", err)
 	}

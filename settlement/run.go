@@ -64,8 +64,9 @@ type RunStats struct {
 }
 
 // runLock is the advisory lock held while a process advances runs: runs
-// advance one at a time, in cutoff order, across every replica. It is a
-// session lock, so a process that dies releases it with its connection.
+// advance one at a time, in cutoff order, across every replica. It is held
+// by a transaction of its own (lockRuns), so a process that dies releases
+// it with its connection.
 const runLock int64 = 0x6d696e6970617953 // "minipayS"
 
 // Settle returns the run for cutoff, creating it if none exists, and
@@ -101,29 +102,11 @@ func (s *Service) Settle(ctx context.Context, cutoff time.Time, wait bool) (run 
 // restarted process does for runs a crash interrupted. Without wait it
 // returns at once when another process is advancing runs.
 func (s *Service) Resume(ctx context.Context, wait bool) error {
-	conn, err := s.db.Acquire(ctx)
-	if err != nil {
-		return fmt.Errorf("settlement lock: %w", err)
+	unlock, locked, err := s.lockRuns(ctx, wait)
+	if err != nil || !locked {
+		return err
 	}
-	defer conn.Release()
-	if wait {
-		if _, err := conn.Exec(ctx, `SELECT pg_advisory_lock($1)`, runLock); err != nil {
-			return fmt.Errorf("settlement lock: %w", err)
-		}
-	} else {
-		var ok bool
-		if err := conn.QueryRow(ctx, `SELECT pg_try_advisory_lock($1)`, runLock).Scan(&ok); err != nil {
-			return fmt.Errorf("settlement lock: %w", err)
-		}
-		if !ok {
-			return nil
-		}
-	}
-	defer func() {
-		if _, err := conn.Exec(context.WithoutCancel(ctx), `SELECT pg_advisory_unlock($1)`, runLock); err != nil {
-			conn.Conn().Close(context.Background()) // the lock goes with the connection
-		}
-	}()
+	defer unlock()
 	for {
 		var runID string
 		err := s.db.QueryRow(ctx, `SELECT id FROM settlement_runs WHERE status = 'running' ORDER BY cutoff LIMIT 1`).Scan(&runID)
@@ -137,6 +120,58 @@ func (s *Service) Resume(ctx context.Context, wait bool) error {
 			return err
 		}
 	}
+}
+
+// lockPoll is how often a process waiting for runLock tries again.
+const lockPoll = 250 * time.Millisecond
+
+// lockRuns takes runLock, waiting for it with wait, and returns the
+// function that releases it; locked is false when another process holds it
+// and wait is not set.
+//
+// The lock is transaction-level, taken by a transaction that stays open
+// while the runs advance on other connections. A session-level lock would
+// do on a direct connection, but through a transaction pooler (PgBouncer's
+// pool_mode = transaction) the unlock could reach another server
+// connection than the lock, leaving it held for good; a transaction keeps
+// its server connection until it ends. A waiting process tries again now
+// and then rather than block in a transaction, so that waiters hold no
+// server connection the holder needs.
+func (s *Service) lockRuns(ctx context.Context, wait bool) (unlock func(), locked bool, err error) {
+	for {
+		unlock, locked, err := s.tryLockRuns(ctx)
+		if err != nil || locked || !wait {
+			return unlock, locked, err
+		}
+		select {
+		case <-ctx.Done():
+			return nil, false, fmt.Errorf("settlement lock: %w", ctx.Err())
+		case <-time.After(lockPoll):
+		}
+	}
+}
+
+// tryLockRuns takes runLock if it is free.
+func (s *Service) tryLockRuns(ctx context.Context) (unlock func(), locked bool, err error) {
+	tx, err := s.db.Begin(ctx)
+	if err != nil {
+		return nil, false, fmt.Errorf("settlement lock: %w", err)
+	}
+	rollback := func() { _ = tx.Rollback(context.WithoutCancel(ctx)) } // a failed rollback closes the connection, and the lock goes with it
+	// The transaction sits idle while runs advance; a server-wide
+	// idle_in_transaction_session_timeout must not end it (and the lock).
+	_, err = tx.Exec(ctx, `SET LOCAL idle_in_transaction_session_timeout = 0`)
+	if err == nil {
+		err = tx.QueryRow(ctx, `SELECT pg_try_advisory_xact_lock($1)`, runLock).Scan(&locked)
+	}
+	if err != nil || !locked {
+		rollback()
+		if err != nil {
+			return nil, false, fmt.Errorf("settlement lock: %w", err)
+		}
+		return nil, false, nil
+	}
+	return rollback, true, nil
 }
 
 // advance takes one run through its remaining steps. The caller holds

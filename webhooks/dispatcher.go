@@ -10,6 +10,7 @@ import (
 	"math/big"
 	"net"
 	"net/http"
+	"net/url"
 	"slices"
 	"strconv"
 	"strings"
@@ -37,6 +38,7 @@ type job struct {
 	deliveryID int64
 	token      int64 // the claim's lock token; finishing needs it
 	eventID    string
+	eventType  string
 	endpointID string
 	url        string
 	enabled    bool // the endpoint is still enabled
@@ -119,6 +121,8 @@ func (s *Service) Run(ctx context.Context) {
 		wake:      make(chan struct{}, 1),
 		endpoints: map[string]*endpointState{},
 	}
+	s.running.Store(d)
+	defer s.running.CompareAndSwap(d, nil)
 	finished := make(chan struct{})
 	go func() {
 		defer close(finished)
@@ -297,7 +301,23 @@ func (d *dispatcher) attempt(st *endpointState, j *job) result {
 	if r.outcome == outcomeSucceeded {
 		o.Metrics.WebhookEventToDelivery.Observe(time.Since(j.created).Seconds())
 	}
+	if r.outcome == outcomeSucceeded || r.outcome == outcomeFailed {
+		o.Log.Info("webhook attempt", "event", j.eventID, "type", j.eventType, "endpoint", j.endpointID,
+			"url", redactedURL(j.url), "attempt", j.attempts+1, "outcome", r.outcome.String(), "status", r.status,
+			"ms", r.latency.Milliseconds(), "err", r.err)
+	}
 	return r
+}
+
+// redactedURL is u without its query and user info, which may hold tokens:
+// logs never carry a secret.
+func redactedURL(u string) string {
+	p, err := url.Parse(u)
+	if err != nil {
+		return "(unparsable url)"
+	}
+	p.User, p.RawQuery, p.Fragment = nil, "", ""
+	return p.String()
 }
 
 // send POSTs the event, signed, and reads the start of the answer. A non-2xx
@@ -453,6 +473,7 @@ func (s *Service) claim(ctx context.Context, limit int, exclude []string) ([]*jo
 			rows.Close()
 			return jobs, fmt.Errorf("claim deliveries: %w", err)
 		}
+		j.eventType = typ
 		if j.body, err = renderEvent(j.eventID, typ, j.created, data); err != nil {
 			j.keyErr = err
 		}

@@ -322,3 +322,23 @@ func page[T any](rows []T, limit int) ([]T, bool, error) {
 	}
 	return rows, false, nil
 }
+
+// DisableAsFailing disables an enabled endpoint of o as the dispatcher
+// disables one that has failed for DisableAfter, with the same
+// webhook_endpoint.disabled event. Sandboxes use it to show that event
+// without days of failures; nothing else should.
+func (s *Service) DisableAsFailing(ctx context.Context, o Owner, endpointID string) (EndpointObject, error) {
+	tag, err := s.db.Exec(ctx, `UPDATE webhook_endpoints
+		SET failing_since = least(coalesce(failing_since, now()), now() - $3::bigint * interval '1 microsecond')
+		WHERE id = $1 AND app_id = $2 AND status = 'enabled'`, endpointID, o.AppID, s.opts.DisableAfter.Microseconds())
+	if err != nil {
+		return EndpointObject{}, endpointError("disable", endpointID, err)
+	}
+	if tag.RowsAffected() == 0 {
+		return EndpointObject{}, fmt.Errorf("%w: %s (or it is not enabled)", ErrEndpointNotFound, endpointID)
+	}
+	if err := s.disableFailing(ctx, []string{endpointID}); err != nil {
+		return EndpointObject{}, err
+	}
+	return s.GetEndpoint(ctx, o, endpointID)
+}

@@ -159,11 +159,18 @@ func renderEvent(eventID, typ string, created time.Time, data []byte) ([]byte, e
 
 // EventFilter selects events to list. Zero fields select everything.
 type EventFilter struct {
-	Type          string    // one event type
-	CreatedGTE    time.Time // created at or after
-	CreatedLT     time.Time // created before
-	Limit         int       // 1–100
-	StartingAfter string    // an event id: list events older than it
+	Type       string    // one event type
+	CreatedGTE time.Time // created at or after
+	CreatedLT  time.Time // created before
+	Limit      int       // 1–100
+	// StartingAfter is an event id: list the events after it in the
+	// list's order (older ones when newest first).
+	StartingAfter string
+	// OldestFirst lists events in the order their transactions committed,
+	// as a feed: a reader that passes the last id it saw as StartingAfter
+	// never misses an event. An event appears once every transaction that
+	// began before its own has ended, usually within milliseconds.
+	OldestFirst bool
 }
 
 // GetEvent returns an event the owner may see, rendered as delivered.
@@ -194,6 +201,9 @@ func (s *Service) ListEvents(ctx context.Context, o Owner, f EventFilter) ([]jso
 	if f.CreatedLT.IsZero() {
 		f.CreatedLT = time.Date(9999, 1, 1, 0, 0, 0, 0, time.UTC)
 	}
+	if f.OldestFirst {
+		return s.feed(ctx, o, f)
+	}
 	// Two index scans merged, one per kind of event an app sees.
 	const cols = `id, type, created_at, data::text FROM events`
 	const where = ` AND ($2 = '' OR id < $2) AND ($3 = '' OR type = $3) AND created_at >= $4 AND created_at < $5
@@ -207,6 +217,65 @@ func (s *Service) ListEvents(ctx context.Context, o Owner, f EventFilter) ([]jso
 	if err != nil {
 		return nil, false, fmt.Errorf("list events: %w", err)
 	}
+	return collectEvents(rows, f.Limit)
+}
+
+// feedFenceSQL is the transaction id below which the feed may list
+// events: the oldest transaction running when the statement's snapshot was
+// taken, of those that may write to this database (see migration 00100).
+// Transactions ids are cluster-wide, so one long transaction in another
+// database would hold every feed back; such a transaction is left out,
+// but only when it is positively known to be another database's (its
+// transaction id lock held by a backend of that database). One not found
+// (it ended meanwhile, or is prepared) still counts: its events, if any,
+// are not in the statement's snapshot yet.
+const feedFenceSQL = `WITH snap AS MATERIALIZED (SELECT pg_current_snapshot() AS s),
+	running AS (SELECT x FROM snap, pg_snapshot_xip(s) AS x),
+	elsewhere AS (
+		SELECT r.x FROM running r
+		JOIN pg_locks l ON l.locktype = 'transactionid' AND l.mode = 'ExclusiveLock' AND l.granted
+			AND l.transactionid::text::bigint = (r.x::text::numeric % 4294967296)::bigint
+		JOIN pg_stat_activity a ON a.pid = l.pid
+		WHERE a.datname IS NOT NULL AND a.datname <> current_database()),
+	fence AS (SELECT coalesce(min(x), (SELECT pg_snapshot_xmax(s) FROM snap)) AS x
+		FROM running WHERE x NOT IN (SELECT x FROM elsewhere))`
+
+// feed lists events oldest first, in (tx_id, id) order, stopping short of
+// the oldest transaction still running that may write here (feedFenceSQL):
+// an event that could still commit behind the cursor is not listed yet.
+func (s *Service) feed(ctx context.Context, o Owner, f EventFilter) ([]json.RawMessage, bool, error) {
+	afterTx, afterID := "0", ""
+	if f.StartingAfter != "" {
+		err := s.db.QueryRow(ctx, `SELECT tx_id::text FROM events
+			WHERE id = $1 AND (app_id = $2 OR (app_id IS NULL AND developer_id = $3))`,
+			f.StartingAfter, o.AppID, o.DeveloperID).Scan(&afterTx)
+		if errors.Is(err, pgx.ErrNoRows) {
+			return nil, false, minipay.Field("starting_after", fmt.Errorf("%w: %s", ErrEventNotFound, f.StartingAfter))
+		}
+		if err != nil {
+			return nil, false, fmt.Errorf("event feed: %w", err)
+		}
+		afterID = f.StartingAfter
+	}
+	const cols = `tx_id, id, type, created_at, data::text FROM events`
+	const where = ` AND (tx_id, id) > ($2::xid8, $3) AND tx_id < (SELECT x FROM fence)
+		AND ($4 = '' OR type = $4) AND created_at >= $5 AND created_at < $6
+		ORDER BY tx_id, id LIMIT $7)`
+	rows, err := s.db.Query(ctx, feedFenceSQL+`
+		SELECT id, type, created_at, data FROM (
+		(SELECT `+cols+` WHERE app_id = $1`+where+`
+		UNION ALL
+		(SELECT `+cols+` WHERE app_id IS NULL AND developer_id = $8`+where+`
+	) e ORDER BY tx_id, id LIMIT $7`,
+		o.AppID, afterTx, afterID, f.Type, f.CreatedGTE, f.CreatedLT, f.Limit+1, o.DeveloperID)
+	if err != nil {
+		return nil, false, fmt.Errorf("event feed: %w", err)
+	}
+	return collectEvents(rows, f.Limit)
+}
+
+// collectEvents renders rows of (id, type, created_at, data) and pages them.
+func collectEvents(rows pgx.Rows, limit int) ([]json.RawMessage, bool, error) {
 	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (json.RawMessage, error) {
 		var (
 			eventID, typ string
@@ -221,5 +290,5 @@ func (s *Service) ListEvents(ctx context.Context, o Owner, f EventFilter) ([]jso
 	if err != nil {
 		return nil, false, fmt.Errorf("list events: %w", err)
 	}
-	return page(out, f.Limit)
+	return page(out, limit)
 }

@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -126,6 +127,9 @@ type Service struct {
 	// the network.
 	lookup func(ctx context.Context, host string) ([]netip.Addr, error)
 	dial   func(ctx context.Context, network, addr string) (net.Conn, error)
+
+	// running is the dispatcher Run is running, for Breakers.
+	running atomic.Pointer[dispatcher]
 }
 
 // New returns a Service over db.

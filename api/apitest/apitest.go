@@ -16,11 +16,13 @@ import (
 	"github.com/minipay/minipay/api"
 	"github.com/minipay/minipay/apps"
 	"github.com/minipay/minipay/checkout"
+	"github.com/minipay/minipay/console"
 	"github.com/minipay/minipay/docs"
 	"github.com/minipay/minipay/internal/idempotency"
 	"github.com/minipay/minipay/internal/metrics"
 	"github.com/minipay/minipay/ledger"
 	"github.com/minipay/minipay/payments"
+	"github.com/minipay/minipay/sandbox"
 	"github.com/minipay/minipay/settlement"
 	"github.com/minipay/minipay/webhooks"
 )
@@ -33,17 +35,23 @@ var Secret = []byte("test secret, 32 bytes long......")
 type Options struct {
 	RateLimit float64                 // requests per second per key; 0 is off
 	Keys      map[apps.KeyKind]string // operator keys to create
+	Sandbox   bool                    // test helpers allowed (MINIPAY_SANDBOX)
 }
 
 // Server is a running API and its services.
 type Server struct {
-	URL      string
-	Handler  http.Handler
-	Apps     *apps.Service
-	Ledger   *ledger.Ledger
-	Checkout *checkout.Service
-	Payments *payments.Service
-	Webhooks *webhooks.Service
+	// URL serves what serve serves: the API, and the console under
+	// /console/.
+	URL string
+	// Handler is the API's router alone.
+	Handler    http.Handler
+	Apps       *apps.Service
+	Ledger     *ledger.Ledger
+	Checkout   *checkout.Service
+	Payments   *payments.Service
+	Webhooks   *webhooks.Service
+	Settlement *settlement.Service
+	Console    *console.Server
 }
 
 // Start builds the services over pool and serves them until the test ends.
@@ -54,16 +62,22 @@ func Start(tb testing.TB, pool *pgxpool.Pool, o Options) *Server {
 	s := &Server{Apps: apps.New(pool, Secret), Ledger: ledger.New(pool, ledger.Options{})}
 	s.Payments = payments.New(pool, s.Ledger)
 	s.Checkout = checkout.New(pool, s.Ledger, s.Apps, s.Payments, checkout.Options{})
-	s.Webhooks = webhooks.New(pool, webhooks.Options{Secret: Secret, AllowPrivate: true})
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	s.Webhooks = webhooks.New(pool, webhooks.Options{Secret: Secret, AllowPrivate: true, Log: log})
+	s.Settlement = settlement.New(pool, s.Ledger)
 	srv := &api.Server{
-		Ledger: s.Ledger, Apps: s.Apps, Checkout: s.Checkout, Payments: s.Payments, Settlement: settlement.New(pool, s.Ledger),
-		Webhooks: s.Webhooks, Idem: idempotency.New(pool), Metrics: metrics.New(), RateLimit: o.RateLimit,
-		Log:     slog.New(slog.NewTextHandler(io.Discard, nil)),
+		Ledger: s.Ledger, Apps: s.Apps, Checkout: s.Checkout, Payments: s.Payments, Settlement: s.Settlement,
+		Sandbox:   &sandbox.Service{Apps: s.Apps, Checkout: s.Checkout, Payments: s.Payments, Settlement: s.Settlement, Webhooks: s.Webhooks},
+		IsSandbox: o.Sandbox,
+		Webhooks:  s.Webhooks, Idem: idempotency.New(pool), Metrics: metrics.New(), RateLimit: o.RateLimit,
+		Log:     log,
 		Ready:   func(ctx context.Context) error { return pool.Ping(ctx) },
 		OpenAPI: docs.OpenAPI,
 	}
 	s.Handler = srv.Handler()
-	hs := httptest.NewServer(s.Handler)
+	s.Console = &console.Server{Apps: s.Apps, Catalog: s.Checkout.Catalog(), Payments: s.Payments, Webhooks: s.Webhooks,
+		Settlement: s.Settlement, Ledger: s.Ledger, Log: log}
+	hs := httptest.NewServer(s.Console.Beside(s.Handler))
 	s.URL = hs.URL
 	tb.Cleanup(func() {
 		hs.Close()

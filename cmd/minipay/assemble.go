@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/http"
 	"sync"
 	"time"
 
@@ -14,11 +15,13 @@ import (
 	"github.com/minipay/minipay/apps"
 	"github.com/minipay/minipay/catalog"
 	"github.com/minipay/minipay/checkout"
+	"github.com/minipay/minipay/console"
 	"github.com/minipay/minipay/docs"
 	"github.com/minipay/minipay/internal/idempotency"
 	"github.com/minipay/minipay/internal/metrics"
 	"github.com/minipay/minipay/ledger"
 	"github.com/minipay/minipay/payments"
+	"github.com/minipay/minipay/sandbox"
 	"github.com/minipay/minipay/settlement"
 	"github.com/minipay/minipay/webhooks"
 )
@@ -35,12 +38,17 @@ type application struct {
 	settlement *settlement.Service
 	webhooks   *webhooks.Service
 	server     *api.Server
+	console    *console.Server
 	settle     func(context.Context) // the settlement scheduler loop
+	schedule   settlement.Schedule
 }
 
 // assemble builds the services from the configuration. Keys and the server
 // secret generated on first start are printed once to stdout.
-func assemble(ctx context.Context, cfg *config, pool *pgxpool.Pool, log *slog.Logger, stdout io.Writer) (*application, error) {
+// builtIn, if not nil, makes the catalog used when none is configured
+// (dev's has short holding periods); nil means checkout's default.
+func assemble(ctx context.Context, cfg *config, pool *pgxpool.Pool, log *slog.Logger, stdout io.Writer,
+	builtIn func() (*catalog.Catalog, error)) (*application, error) {
 	secret, generated, err := apps.LoadSecret(ctx, pool, cfg.Secret)
 	if err != nil {
 		return nil, err
@@ -49,8 +57,13 @@ func assemble(ctx context.Context, cfg *config, pool *pgxpool.Pool, log *slog.Lo
 		log.Warn("MINIPAY_SECRET is not set: generated a server secret and stored it in the database; set MINIPAY_SECRET in production")
 	}
 	cat := catalog.Default()
-	if cfg.Catalog != "" {
+	switch {
+	case cfg.Catalog != "":
 		if cat, err = catalog.Load(cfg.Catalog); err != nil {
+			return nil, err
+		}
+	case builtIn != nil:
+		if cat, err = builtIn(); err != nil {
 			return nil, err
 		}
 	}
@@ -70,12 +83,24 @@ func assemble(ctx context.Context, cfg *config, pool *pgxpool.Pool, log *slog.Lo
 		Schedule: cfg.WebhookSchedule, Timeout: cfg.WebhookTimeout, Lease: 2 * cfg.WebhookTimeout})
 	a.server = &api.Server{
 		Ledger: a.ledger, Apps: a.apps, Checkout: a.checkout, Payments: a.payments, Settlement: a.settlement, Webhooks: a.webhooks,
-		Idem: idempotency.New(pool), Metrics: a.metrics, Log: log, RateLimit: cfg.RateLimit,
+		Sandbox:   &sandbox.Service{Apps: a.apps, Checkout: a.checkout, Payments: a.payments, Settlement: a.settlement, Webhooks: a.webhooks},
+		IsSandbox: cfg.Sandbox,
+		Idem:      idempotency.New(pool), Metrics: a.metrics, Log: log, RateLimit: cfg.RateLimit,
 		Ready:   func(ctx context.Context) error { return pool.Ping(ctx) },
 		OpenAPI: docs.OpenAPI,
 	}
+	loc, err := time.LoadLocation(cfg.SettlementTZ)
+	if err != nil {
+		return nil, fmt.Errorf("settlement time zone %q: %w", cfg.SettlementTZ, err)
+	}
+	a.console = &console.Server{Apps: a.apps, Catalog: cat, Payments: a.payments, Webhooks: a.webhooks, Settlement: a.settlement,
+		Ledger: a.ledger, Log: log, Location: loc, TrustProxy: cfg.TrustProxy}
 	return a, nil
 }
+
+// handler is everything serve answers: the API, and the console's pages
+// under /console/.
+func (a *application) handler() http.Handler { return a.console.Beside(a.server.Handler()) }
 
 // close stops what the services run; the pool is the caller's.
 func (a *application) close() {
@@ -90,6 +115,9 @@ func (a *application) startWorkers(ctx context.Context, wg *sync.WaitGroup) {
 	loops := []func(){
 		func() { a.ledger.RunTimeouts(ctx, time.Second, a.log) },
 		func() { every(ctx, time.Hour, func() { purgeIdempotency(ctx, idem, a.log) }) },
+		func() {
+			every(ctx, time.Hour, func() { a.sweep(ctx, "purge console sessions", a.apps.PurgeConsoleSessions) })
+		},
 		func() { every(ctx, time.Second, func() { a.sweep(ctx, "expire sessions", a.checkout.ExpireDue) }) },
 		func() {
 			every(ctx, 10*time.Second, func() { a.sweep(ctx, "void expired holds", a.checkout.VoidExpiredHolds) })

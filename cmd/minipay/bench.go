@@ -1,12 +1,11 @@
 package main
 
 import (
-	"context"
-	"io"
+	"flag"
 
 	"github.com/minipay/minipay/bench"
 )
 
-func runBench(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
-	return bench.Run(ctx, args, getenv, stdout, stderr)
+func benchCommand(fs *flag.FlagSet, e *env) runFunc {
+	return runFunc(bench.Command(fs, e.getenv, e.stdout, e.stderr))
 }

@@ -26,6 +26,8 @@ import (
 // binary is the minipay binary under test, built once by TestMain.
 var binary string
 
+const testVersion, testCommit = "v0.0.0-e2e", "e2e0c0ffee"
+
 func TestMain(m *testing.M) {
 	dir, err := os.MkdirTemp("", "minipay-e2e")
 	if err != nil {
@@ -33,7 +35,10 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	binary = filepath.Join(dir, "minipay")
-	out, err := exec.Command("go", "build", "-o", binary, ".").CombinedOutput()
+	// Stamped as a release build is, so the version test has something
+	// known to look for.
+	out, err := exec.Command("go", "build", "-ldflags", "-X main.version="+testVersion+" -X main.commit="+testCommit,
+		"-o", binary, ".").CombinedOutput()
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "build minipay: %v\n%s", err, out)
 		os.Exit(1)
@@ -182,9 +187,18 @@ func generatedKeys(out string) map[string]string {
 func TestServeFirstStart(t *testing.T) {
 	db := testdb.NewEmpty(t)
 	p := startServe(t, "DATABASE_URL="+db.URL)
-	keys := generatedKeys(p.stdout.String())
-	if !strings.HasPrefix(keys["admin"], "admin_") || !strings.HasPrefix(keys["host"], "host_") {
-		t.Fatalf("no generated keys on stdout:\n%s", p.stdout.String())
+	// The keys are printed before serve listens, but stdout reaches the
+	// test through a copying goroutine that may lag behind stderr's
+	// "listening": give it a moment.
+	var keys map[string]string
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		keys = generatedKeys(p.stdout.String())
+		if strings.HasPrefix(keys["admin"], "admin_") && strings.HasPrefix(keys["host"], "host_") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no generated keys on stdout:\n%s", p.stdout.String())
+		}
 	}
 	for _, path := range []string{"/healthz", "/readyz"} {
 		if status, _ := p.do("GET", path, "", ""); status != 200 {

@@ -1,11 +1,10 @@
 // Command minipay is the payments and monetization engine for mini-apps:
-// its HTTP server, migrations, settlement runs, exports and benchmarks.
+// its HTTP server, migrations, settlement runs, exports, benchmarks, and the
+// developer's tools (dev, listen, trigger). "minipay help" lists them.
 package main
 
 import (
 	"context"
-	"errors"
-	"flag"
 	"fmt"
 	"os"
 	"os/signal"
@@ -16,11 +15,12 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	err := run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr)
-	if errors.Is(err, flag.ErrHelp) {
+	if err == nil {
+		return
+	}
+	fmt.Fprintln(os.Stderr, "minipay:", err)
+	if isUsage(err) {
 		os.Exit(2)
 	}
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "minipay:", err)
-		os.Exit(1)
-	}
+	os.Exit(1)
 }

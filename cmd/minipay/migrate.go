@@ -5,25 +5,28 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"strings"
 
 	"github.com/minipay/minipay/internal/pgdb"
 )
 
-// migrate applies migrations ("up", the default) or lists them ("status").
-func migrate(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("migrate", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	cfg := configFlags(fs, getenv)
-	if err := fs.Parse(args); err != nil {
-		return err
+func migrateCommand(fs *flag.FlagSet, e *env) runFunc {
+	cfg := newConfig(e.getenv)
+	cfg.databaseFlags(fs, defaultDatabaseURL)
+	return func(ctx context.Context, args []string) error {
+		action := "up"
+		if len(args) > 0 {
+			action = args[0]
+		}
+		if len(args) > 1 || (action != "up" && action != "status") {
+			return usageError("migrate: want \"up\" or \"status\", got %q", strings.Join(args, " "))
+		}
+		return migrate(ctx, cfg, action, e.stdout)
 	}
-	action := "up"
-	if fs.NArg() > 0 {
-		action = fs.Arg(0)
-	}
-	if action != "up" && action != "status" {
-		return fmt.Errorf("migrate: unknown action %q (want up or status)", action)
-	}
+}
+
+// migrate applies migrations ("up") or lists them ("status").
+func migrate(ctx context.Context, cfg *config, action string, stdout io.Writer) error {
 	if err := pgdb.EnsureDatabase(ctx, cfg.DatabaseURL); err != nil {
 		return err
 	}

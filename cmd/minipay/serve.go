@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"net/http/pprof"
 	"sync"
@@ -20,15 +19,16 @@ import (
 // shutdownGrace bounds how long in-flight requests get to finish.
 const shutdownGrace = 30 * time.Second
 
-func serve(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	cfg := configFlags(fs, getenv)
-	if err := fs.Parse(args); err != nil {
+func serveCommand(fs *flag.FlagSet, e *env) runFunc {
+	cfg := newConfig(e.getenv)
+	cfg.databaseFlags(fs, defaultDatabaseURL)
+	cfg.serverFlags(fs)
+	return noArgs("serve", func(ctx context.Context) error { return serve(ctx, cfg, e.stdout, e.stderr) })
+}
+
+func serve(ctx context.Context, cfg *config, stdout, stderr io.Writer) error {
+	if err := cfg.check(); err != nil {
 		return err
-	}
-	if cfg.envErr != nil {
-		return cfg.envErr
 	}
 	log := slog.New(slog.NewJSONHandler(stderr, nil))
 
@@ -41,18 +41,18 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		log.Info("migration applied", "name", a.Name, "ms", a.Duration.Milliseconds())
 	}
 
-	app, err := assemble(ctx, cfg, pool, log, stdout)
+	app, err := assemble(ctx, cfg, pool, log, stdout, nil)
 	if err != nil {
 		return err
 	}
 	defer app.close() // after the HTTP server has drained
 	srv := app.server
-	ln, err := net.Listen("tcp", cfg.Addr)
+	ln, err := listen(cfg.Addr, "addr", "MINIPAY_ADDR")
 	if err != nil {
-		return fmt.Errorf("listen on %s: %w", cfg.Addr, err)
+		return err
 	}
 	httpSrv := &http.Server{
-		Handler:           srv.Handler(),
+		Handler:           app.handler(),
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       30 * time.Second,
 		WriteTimeout:      45 * time.Second,

@@ -2,20 +2,14 @@ package main
 
 import (
 	"context"
-	"encoding/json"
-	"errors"
-	"flag"
 	"fmt"
-	"io"
 	"log/slog"
 	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"sync/atomic"
 	"time"
 
-	"github.com/minipay/minipay/internal/pgdb"
 	"github.com/minipay/minipay/ledger"
 	"github.com/minipay/minipay/settlement"
 )
@@ -33,22 +27,22 @@ const crashExitCode = 86
 
 // settlementOptions reads the settlement configuration that every command
 // shares.
-func settlementOptions(getenv func(string) string, log *slog.Logger) (settlement.Options, error) {
+func settlementOptions(cfg *config, log *slog.Logger) (settlement.Options, error) {
 	o := settlement.Options{Log: log, MinimumPayout: map[string]int64{}}
-	if spec := strings.TrimSpace(getenv("MINIPAY_SETTLEMENT_MINIMUMS")); spec != "" {
+	if spec := strings.TrimSpace(cfg.SettlementMinimums); spec != "" {
 		for _, part := range strings.Split(spec, ",") {
 			cur, amount, ok := strings.Cut(strings.TrimSpace(part), "=")
 			if !ok {
-				return o, fmt.Errorf("MINIPAY_SETTLEMENT_MINIMUMS: %q is not CUR=amount", part)
+				return o, fmt.Errorf("settlement minimums (--settlement-minimums, MINIPAY_SETTLEMENT_MINIMUMS): %q is not CUR=amount, such as CNY=1.00", part)
 			}
 			minor, err := ledger.ParseAmount(cur, amount)
 			if err != nil {
-				return o, fmt.Errorf("MINIPAY_SETTLEMENT_MINIMUMS: %s: %w", cur, err)
+				return o, fmt.Errorf("settlement minimums (--settlement-minimums, MINIPAY_SETTLEMENT_MINIMUMS): %s: %w", cur, err)
 			}
 			o.MinimumPayout[cur] = minor
 		}
 	}
-	o.Failpoint = crashAt(getenv("MINIPAY_SETTLEMENT_CRASH_AT"))
+	o.Failpoint = crashAt(cfg.getenv("MINIPAY_SETTLEMENT_CRASH_AT"))
 	return o, nil
 }
 
@@ -73,7 +67,7 @@ func crashAt(spec string) func(string) {
 // returns the scheduler loop. A malformed setting stops serve at start
 // rather than leaving it running without settling.
 func (a *application) settlementScheduler(cfg *config) (func(context.Context), error) {
-	opts, err := settlementOptions(cfg.getenv, a.log)
+	opts, err := settlementOptions(cfg, a.log)
 	if err != nil {
 		return nil, err
 	}
@@ -84,118 +78,14 @@ func (a *application) settlementScheduler(cfg *config) (func(context.Context), e
 		m.Payouts.Add(float64(s.Payouts))
 	}
 	a.settlement.SetOptions(opts)
-	loc, err := time.LoadLocation(cfg.SettlementTZ)
+	loc, err := cfg.location()
 	if err != nil {
-		return nil, fmt.Errorf("settlement time zone %q: %w", cfg.SettlementTZ, err)
+		return nil, err
 	}
-	sched, err := settlement.ParseSchedule(cfg.getenv("MINIPAY_SETTLEMENT_SCHEDULE"), loc)
+	sched, err := settlement.ParseSchedule(cfg.SettlementSchedule, loc)
 	if err != nil {
-		return nil, fmt.Errorf("MINIPAY_SETTLEMENT_SCHEDULE: %w", err)
+		return nil, fmt.Errorf("settlement schedule (--settlement-schedule, MINIPAY_SETTLEMENT_SCHEDULE): %w", err)
 	}
+	a.schedule = sched
 	return func(ctx context.Context) { a.settlement.RunScheduler(ctx, sched, time.Second) }, nil
-}
-
-// settle is "minipay settle --cutoff <RFC 3339>": run settlement for a
-// cutoff (or finish it), print the run as JSON. A run that does not
-// reconcile is an error.
-func settle(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("settle", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	cfg := configFlags(fs, getenv)
-	cutoffFlag := fs.String("cutoff", "", "the settlement cutoff, RFC 3339 (required)")
-	if err := fs.Parse(args); err != nil {
-		return err
-	}
-	if *cutoffFlag == "" {
-		return fmt.Errorf("settle: --cutoff is required (RFC 3339, e.g. %s)", time.Now().UTC().Truncate(time.Hour).Format(time.RFC3339))
-	}
-	cutoff, err := time.Parse(time.RFC3339Nano, *cutoffFlag)
-	if err != nil {
-		return fmt.Errorf("settle: --cutoff: %w", err)
-	}
-	log := slog.New(slog.NewJSONHandler(stderr, nil))
-	opts, err := settlementOptions(getenv, log)
-	if err != nil {
-		return err
-	}
-	pool, _, err := pgdb.Setup(ctx, cfg.DatabaseURL, int32(cfg.DBConns))
-	if err != nil {
-		return err
-	}
-	defer pool.Close()
-	l := ledger.New(pool, ledger.Options{})
-	defer l.Close()
-	svc := settlement.New(pool, l)
-	svc.SetOptions(opts)
-	run, _, err := svc.Settle(ctx, cutoff, true)
-	if err != nil {
-		return err
-	}
-	if err := json.NewEncoder(stdout).Encode(runSummary(run)); err != nil {
-		return err
-	}
-	if run.Status == settlement.RunMismatch {
-		return fmt.Errorf("settlement run %s does not reconcile with the ledger: %s", run.ID, strings.Join(run.Mismatch, "; "))
-	}
-	return nil
-}
-
-// runSummary is the run as the settle command prints it.
-func runSummary(run settlement.Run) map[string]any {
-	totals := []map[string]any{}
-	for _, t := range run.Totals {
-		f := func(v int64) string { return ledger.FormatAmount(t.Currency, v) }
-		totals = append(totals, map[string]any{"currency": t.Currency, "gross": f(t.Gross), "refunds": f(t.Refunds),
-			"fees": f(t.Fees), "net": f(t.Net), "payout_count": t.PayoutCount, "carried_forward": f(t.CarriedForward)})
-	}
-	return map[string]any{"id": run.ID, "cutoff": run.Cutoff.UTC().Format(time.RFC3339Nano), "status": run.Status,
-		"payouts": run.PayoutCount, "totals": totals, "mismatch": run.Mismatch}
-}
-
-// export is "minipay export settlement --run <id> [--detail] [--out FILE]":
-// the run's CSV report, as GET /v1/settlement_runs/{id}/report.csv serves
-// it. A file is written whole or not at all.
-func export(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
-	if len(args) == 0 || args[0] != "settlement" {
-		return errors.New(`export: what to export? "minipay export settlement --run <id> [--detail] [--out FILE]"`)
-	}
-	fs := flag.NewFlagSet("export settlement", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	cfg := configFlags(fs, getenv)
-	runID := fs.String("run", "", "the settlement run (sr_…) (required)")
-	detail := fs.Bool("detail", false, "one row per balance transaction behind each payout")
-	out := fs.String("out", "", "write to this file instead of stdout")
-	if err := fs.Parse(args[1:]); err != nil {
-		return err
-	}
-	if *runID == "" {
-		return errors.New("export settlement: --run is required")
-	}
-	pool, err := pgdb.Open(ctx, cfg.DatabaseURL, 4)
-	if err != nil {
-		return err
-	}
-	defer pool.Close()
-	l := ledger.New(pool, ledger.Options{})
-	defer l.Close()
-	svc := settlement.New(pool, l)
-	if *out == "" {
-		return svc.WriteReport(ctx, *runID, *detail, stdout)
-	}
-	if err := svc.CheckReport(ctx, *runID); err != nil {
-		return err
-	}
-	f, err := os.CreateTemp(filepath.Dir(*out), ".minipay-export-*")
-	if err != nil {
-		return fmt.Errorf("export settlement: %w", err)
-	}
-	defer os.Remove(f.Name()) // after a successful rename there is nothing left to remove
-	if err := svc.WriteReport(ctx, *runID, *detail, f); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return fmt.Errorf("export settlement: %w", err)
-	}
-	return os.Rename(f.Name(), *out)
 }

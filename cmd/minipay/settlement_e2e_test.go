@@ -128,7 +128,7 @@ func TestSettleCrashAndResume(t *testing.T) {
 			if err := db.Pool.QueryRow(context.Background(), `SELECT status FROM settlement_runs`).Scan(&status); err != nil || status != "running" {
 				t.Fatalf("after the crash the run is %q (%v)", status, err)
 			}
-			code, out, stderr := minipay(t, env, "settle", "--cutoff", cutoff)
+			code, out, stderr := minipay(t, env, "settle", "--json", "--cutoff", cutoff)
 			if code != 0 {
 				t.Fatalf("resume exited %d:\n%s", code, stderr)
 			}

@@ -1,6 +1,7 @@
-// Package pgcluster runs throwaway PostgreSQL clusters for tests that must
+// Package pgcluster runs throwaway PostgreSQL servers for tests that must
 // do to a database what no shared server should suffer: restart it in the
-// middle of a load, or fail over from a primary to its standby.
+// middle of a load, put PgBouncer in front of it, or kill the primary of a
+// pg_auto_failover formation.
 //
 // A cluster lives in a temporary directory, listens on 127.0.0.1 on a free
 // port, trusts local connections and is stopped and deleted when the test
@@ -17,7 +18,6 @@ import (
 	"net"
 	"os"
 	"os/exec"
-	"os/user"
 	"path/filepath"
 	"sort"
 	"strconv"
@@ -51,28 +51,29 @@ func New(t testing.TB, conf ...string) *Cluster {
 	return c
 }
 
-// Standby creates a streaming standby of primary with pg_basebackup and
-// starts it.
-func (primary *Cluster) Standby(t testing.TB, conf ...string) *Cluster {
-	t.Helper()
-	c := newCluster(t)
-	if err := os.Remove(c.Dir); err != nil {
-		t.Fatal(err)
-	}
-	c.run("pg_basebackup", "-h", "127.0.0.1", "-p", strconv.Itoa(primary.Port), "-U", "postgres",
-		"-D", c.Dir, "-R", "-X", "stream", "--no-sync", "-c", "fast")
-	// Named, so the primary can list it in synchronous_standby_names.
-	conninfo := fmt.Sprintf("primary_conninfo = 'host=127.0.0.1 port=%d user=postgres application_name=standby'", primary.Port)
-	c.configure(append([]string{conninfo}, conf...)...)
-	c.Start()
-	return c
-}
-
 func newCluster(t testing.TB) *Cluster {
 	bin, err := binDir()
 	if err != nil {
 		t.Fatalf("pgcluster: %v", err)
 	}
+	root := newRoot(t, bin)
+	c := &Cluster{t: t, bin: bin, Dir: filepath.Join(root, "data"), Port: freePort(t), logFile: filepath.Join(root, "log")}
+	if err := os.Mkdir(c.Dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if os.Geteuid() == 0 {
+		chownPostgres(t, c.Dir)
+	}
+	t.Cleanup(func() {
+		c.stop("immediate")
+		os.RemoveAll(root)
+	})
+	return c
+}
+
+// newRoot makes the temporary directory that holds everything of one
+// cluster, formation or pooler, owned by the postgres user when we are root.
+func newRoot(t testing.TB, bin string) string {
 	reapOrphans(bin)
 	root, err := os.MkdirTemp("", "minipay-pg")
 	if err != nil {
@@ -83,18 +84,10 @@ func newCluster(t testing.TB) *Cluster {
 	if err := os.WriteFile(filepath.Join(root, "owner"), []byte(strconv.Itoa(os.Getpid())), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	c := &Cluster{t: t, bin: bin, Dir: filepath.Join(root, "data"), Port: freePort(t), logFile: filepath.Join(root, "log")}
-	if err := os.Mkdir(c.Dir, 0o700); err != nil {
-		t.Fatal(err)
-	}
 	if os.Geteuid() == 0 {
-		chownPostgres(t, root, c.Dir)
+		chownPostgres(t, root)
 	}
-	t.Cleanup(func() {
-		c.stop("immediate")
-		os.RemoveAll(root)
-	})
-	return c
+	return root
 }
 
 // configure appends the settings every test cluster gets, then conf.
@@ -112,14 +105,6 @@ func (c *Cluster) configure(conf ...string) {
 	path := filepath.Join(c.Dir, "postgresql.auto.conf")
 	old, _ := os.ReadFile(path)
 	c.write("postgresql.auto.conf", string(old)+strings.Join(lines, "\n")+"\n")
-}
-
-// Conf appends settings and reloads the server.
-func (c *Cluster) Conf(lines ...string) {
-	path := filepath.Join(c.Dir, "postgresql.auto.conf")
-	old, _ := os.ReadFile(path)
-	c.write("postgresql.auto.conf", string(old)+strings.Join(lines, "\n")+"\n")
-	c.run("pg_ctl", "-D", c.Dir, "reload")
 }
 
 // URL is a connection URL for database db on this cluster.
@@ -147,12 +132,6 @@ func (c *Cluster) Restart(mode string) {
 	c.t.Helper()
 	c.Stop(mode)
 	c.Start()
-}
-
-// Promote turns a standby into a primary and waits until it accepts writes.
-func (c *Cluster) Promote() {
-	c.t.Helper()
-	c.run("pg_ctl", "-D", c.Dir, "-w", "promote")
 }
 
 // Log returns the server's log so far, for failure messages.
@@ -213,8 +192,10 @@ func (c *Cluster) write(name, content string) {
 	}
 }
 
-// reapOrphans stops and removes the clusters of test processes that died
-// without cleaning up.
+// reapOrphans stops and removes the clusters, formations and poolers of
+// test processes that died without cleaning up: it kills the helper
+// processes they recorded, then stops every server whose data directory
+// is still there.
 func reapOrphans(bin string) {
 	roots, _ := filepath.Glob(filepath.Join(os.TempDir(), "minipay-pg*"))
 	for _, root := range roots {
@@ -226,8 +207,12 @@ func reapOrphans(bin string) {
 		if err != nil || alive(pid) {
 			continue
 		}
-		c := &Cluster{bin: bin, Dir: filepath.Join(root, "data")}
-		_ = c.stop("immediate")
+		killRecorded(root)
+		pids, _ := filepath.Glob(filepath.Join(root, "*", "postmaster.pid"))
+		for _, p := range pids {
+			c := &Cluster{bin: bin, Dir: filepath.Dir(p)}
+			_ = c.stop("immediate")
+		}
 		os.RemoveAll(root)
 	}
 }
@@ -264,12 +249,7 @@ func version(dir string) int {
 }
 
 func chownPostgres(t testing.TB, paths ...string) {
-	u, err := user.Lookup("postgres")
-	if err != nil {
-		t.Fatalf("pgcluster: running as root needs a postgres user: %v", err)
-	}
-	uid, _ := strconv.Atoi(u.Uid)
-	gid, _ := strconv.Atoi(u.Gid)
+	uid, gid := postgresIDs(t)
 	for _, p := range paths {
 		if err := os.Chown(p, uid, gid); err != nil {
 			t.Fatal(err)

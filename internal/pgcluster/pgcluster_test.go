@@ -12,45 +12,6 @@ import (
 	"github.com/jackc/pgx/v5"
 )
 
-// TestStandbyPromotion replicates a row to a standby, promotes it and
-// writes to it: the package's whole life cycle.
-func TestStandbyPromotion(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	primary := New(t)
-	if err := primary.Exec(ctx, "postgres", `CREATE TABLE t (v int); INSERT INTO t VALUES (1)`); err != nil {
-		t.Fatal(err)
-	}
-	standby := primary.Standby(t)
-	primary.Conf("synchronous_standby_names = 'standby'")
-	// Synchronous: once the standby is attached, this commit is on it too.
-	if err := primary.Exec(ctx, "postgres", `INSERT INTO t VALUES (2)`); err != nil {
-		t.Fatal(err)
-	}
-	primary.Stop("immediate")
-	standby.Promote()
-	conn, err := pgx.Connect(ctx, standby.URL("postgres"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close(ctx)
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		_, err = conn.Exec(ctx, `INSERT INTO t VALUES (3)`)
-		if err == nil || time.Now().After(deadline) {
-			break
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	if err != nil {
-		t.Fatalf("promoted standby refuses writes: %v", err)
-	}
-	var n int
-	if err := conn.QueryRow(ctx, `SELECT count(*) FROM t`).Scan(&n); err != nil || n != 3 {
-		t.Fatalf("rows on the promoted standby = %d, %v; want 3", n, err)
-	}
-}
-
 // TestRestart keeps committed data across an immediate (crash) stop.
 func TestRestart(t *testing.T) {
 	ctx := context.Background()
@@ -100,4 +61,50 @@ func ctxT(t *testing.T) context.Context {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	t.Cleanup(cancel)
 	return ctx
+}
+
+// TestFormation runs pg_auto_failover's life cycle: a primary and a
+// synchronous secondary under a monitor; a row committed on the primary
+// survives the primary's death, and the monitor promotes the secondary,
+// which then takes writes through the multi-host URL.
+func TestFormation(t *testing.T) {
+	NeedAutoFailover(t)
+	ctx := ctxT(t)
+	start := time.Now()
+	f := NewFormation(t, "app", 2, "fsync = off")
+	t.Logf("formation up in %v", time.Since(start).Round(100*time.Millisecond))
+	conn, err := pgx.Connect(ctx, f.URL("app"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := conn.Exec(ctx, `CREATE TABLE t (v int); INSERT INTO t VALUES (1)`); err != nil {
+		t.Fatal(err)
+	}
+	conn.Close(ctx)
+	old, err := f.Primary(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	killed := old.KillNode()
+	f.WaitFor(time.Minute, "promoted secondary", func(st []NodeState) bool {
+		for _, s := range st {
+			if s.Name != old.Name && s.Current == "wait_primary" && s.Assigned == "wait_primary" {
+				return true
+			}
+		}
+		return false
+	})
+	t.Logf("secondary promoted %v after the kill", time.Since(killed).Round(100*time.Millisecond))
+	conn, err = pgx.Connect(ctx, f.URL("app"))
+	if err != nil {
+		t.Fatalf("connect after the failover: %v", err)
+	}
+	defer conn.Close(ctx)
+	var n int
+	if _, err := conn.Exec(ctx, `INSERT INTO t VALUES (2)`); err != nil {
+		t.Fatalf("write to the promoted node: %v", err)
+	}
+	if err := conn.QueryRow(ctx, `SELECT count(*) FROM t`).Scan(&n); err != nil || n != 2 {
+		t.Fatalf("rows on the promoted node = %d, %v; want 2", n, err)
+	}
 }

@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -51,6 +52,26 @@ func EnsureDatabase(ctx context.Context, url string) error {
 	return nil
 }
 
+// DropDatabase drops the database of url, if it exists, disconnecting
+// whoever is connected to it.
+func DropDatabase(ctx context.Context, url string) error {
+	cfg, err := pgx.ParseConfig(url)
+	if err != nil {
+		return fmt.Errorf("parse database url: %w", err)
+	}
+	name := cfg.Database
+	cfg.Database = "postgres"
+	admin, err := pgx.ConnectConfig(ctx, cfg)
+	if err != nil {
+		return fmt.Errorf("connect to drop %s: %w", name, err)
+	}
+	defer admin.Close(ctx)
+	if _, err := admin.Exec(ctx, "DROP DATABASE IF EXISTS "+pgx.Identifier{name}.Sanitize()+" WITH (FORCE)"); err != nil {
+		return fmt.Errorf("drop database %s: %w", name, err)
+	}
+	return nil
+}
+
 // Open connects a pool to url. maxConns of 0 keeps pgx's default.
 func Open(ctx context.Context, url string, maxConns int32) (*pgxpool.Pool, error) {
 	cfg, err := pgxpool.ParseConfig(url)
@@ -60,22 +81,73 @@ func Open(ctx context.Context, url string, maxConns int32) (*pgxpool.Pool, error
 	if maxConns > 0 {
 		cfg.MaxConns = maxConns
 	}
-	// Plan every statement for its actual parameters. pgx prepares and
-	// caches statements; PostgreSQL then switches to a generic plan chosen
-	// while a table was small (a sequential scan) and keeps it as the table
-	// grows, until something analyzes it. Lookups such as id = ANY($1) on
-	// ledger_transfers turned from 0.2 ms into 10 ms that way. Planning our
-	// statements costs far less than one bad plan.
-	cfg.ConnConfig.RuntimeParams["plan_cache_mode"] = "force_custom_plan"
+	// Statements are prepared and cached per connection (pgx's default,
+	// cache_statement) unless the URL says otherwise. Behind a transaction
+	// pooler such as PgBouncer that cannot work, since consecutive
+	// transactions of one client run on different server connections: the
+	// URL then names another default_query_exec_mode (cache_describe), whose
+	// statements are parsed anew each time and so planned for their
+	// parameters anyway.
+	prepared := cfg.ConnConfig.DefaultQueryExecMode == pgx.QueryExecModeCacheStatement
+	if prepared {
+		// Plan every statement for its actual parameters. PostgreSQL
+		// switches a prepared statement to a generic plan chosen while a
+		// table was small (a sequential scan) and keeps it as the table
+		// grows, until something analyzes it. Lookups such as id = ANY($1)
+		// on ledger_transfers turned from 0.2 ms into 10 ms that way.
+		// Planning our statements costs far less than one bad plan.
+		cfg.ConnConfig.RuntimeParams["plan_cache_mode"] = "force_custom_plan"
+	}
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("open database: %w", err)
 	}
 	if err := pool.Ping(ctx); err != nil {
 		pool.Close()
+		if refusedStartupParameter(err) {
+			return nil, fmt.Errorf("ping database: %w: %s", err, poolerHint)
+		}
 		return nil, fmt.Errorf("ping database: %w", err)
 	}
+	if prepared {
+		if err := checkNotPooled(ctx, pool); err != nil {
+			pool.Close()
+			return nil, err
+		}
+	}
 	return pool, nil
+}
+
+// poolerHint says what to do when DATABASE_URL goes through a transaction
+// pooler without the setting that pooler needs.
+const poolerHint = "is the database URL a connection pooler such as PgBouncer? " +
+	"Then add default_query_exec_mode=cache_describe to it (see docs/operations.md)"
+
+// ErrPooled is returned by Open when the URL leads through a connection
+// pooler while statements would be prepared per connection.
+var ErrPooled = errors.New("pgdb: the server ignored the startup parameter plan_cache_mode")
+
+// checkNotPooled makes sure the startup parameter plan_cache_mode took
+// effect. PgBouncer refuses unknown startup parameters, or drops those
+// listed in its ignore_startup_parameters: in the second case the
+// connection works until two clients' prepared statements meet on one
+// server connection, so Open refuses it at once rather than fail under load.
+func checkNotPooled(ctx context.Context, pool *pgxpool.Pool) error {
+	var mode string
+	if err := pool.QueryRow(ctx, `SELECT current_setting('plan_cache_mode')`).Scan(&mode); err != nil {
+		return fmt.Errorf("read plan_cache_mode: %w", err)
+	}
+	if mode != "force_custom_plan" {
+		return fmt.Errorf("%w (it is %q): %s", ErrPooled, mode, poolerHint)
+	}
+	return nil
+}
+
+// refusedStartupParameter reports whether the server (in practice a
+// pooler) refused a parameter of the startup message.
+func refusedStartupParameter(err error) bool {
+	var pgErr *pgconn.PgError
+	return errors.As(err, &pgErr) && strings.Contains(pgErr.Message, "startup parameter")
 }
 
 // Migrate applies pending migrations through pool.

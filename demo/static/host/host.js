@@ -5,7 +5,22 @@ import { serveHostBridge, paymentErrorCodeOf, PaymentError } from "./minipay.js"
 
 const $ = (id) => document.getElementById(id);
 const config = await (await fetch("api/config")).json();
-const appOrigin = `${location.protocol}//${location.hostname}:${config.app_port}`;
+// ?app=URL frames the developer's own mini-app (say a dev server on
+// http://localhost:5173) instead of the demo one; the bridge then answers
+// that origin only.
+const appURL = framedApp(new URLSearchParams(location.search).get("app"));
+const appOrigin = appURL.origin;
+
+function framedApp(param) {
+  if (param) {
+    try {
+      const u = new URL(param);
+      if (u.protocol === "http:" || u.protocol === "https:") return u;
+    } catch {}
+    document.body.dataset.appError = `?app= must be an http(s) URL, not ${param}`;
+  }
+  return new URL(`${location.protocol}//${location.hostname}:${config.app_port}/`);
+}
 let user = new URLSearchParams(location.search).get("user") || config.users[0].id;
 
 for (const u of config.users) {
@@ -101,6 +116,7 @@ serveHostBridge({
   },
 });
 
-$("miniapp").src = appOrigin + "/";
+$("framed").textContent = appURL.href;
+$("miniapp").src = appURL.href;
 await showUser();
 document.body.dataset.ready = "true";

@@ -1,6 +1,8 @@
 // Package minipay is a typed client of the minipay API for developers' Go
-// backends: checkout sessions, refunds, the balance, the event log and
-// webhook endpoints.
+// backends (Client: checkout sessions, refunds, the balance, the event log
+// and webhook endpoints, with an app's secret key), for hosts' wallet
+// services (HostClient, with the host key), and VerifyWebhook for the
+// webhooks minipay sends.
 //
 // Every call takes a context. POST requests carry an Idempotency-Key, one
 // per logical call (given in the params or generated), and the same key is
@@ -70,7 +72,7 @@ func New(key string, opts ...Option) *Client {
 	return c
 }
 
-// Error is a failed API call: the error object of DESIGN's HTTP contract.
+// Error is a failed API call: the API's error object, with the HTTP status.
 type Error struct {
 	Status    int    `json:"-"`
 	Type      string `json:"type"`
@@ -139,17 +141,30 @@ func (c *Client) call(ctx context.Context, method, path string, query url.Values
 		select {
 		case <-ctx.Done():
 			t.Stop()
-			return fmt.Errorf("%w (giving up retrying: %w)", err, ctx.Err())
+			return fmt.Errorf("%w (stopped retrying: %w)", err, ctx.Err())
 		case <-t.C:
 		}
 	}
 }
 
-// networkError is a failure to get any response.
-type networkError struct{ err error }
+// networkError is a failure to get any response: the request and the
+// cause, once each.
+type networkError struct {
+	method, url string
+	err         error
+}
 
-func (e *networkError) Error() string { return "minipay: network: " + e.err.Error() }
+func (e *networkError) Error() string {
+	return "minipay: " + e.method + " " + e.url + ": " + e.err.Error()
+}
 func (e *networkError) Unwrap() error { return e.err }
+
+// IsNetworkError reports whether err is a call that got no answer at all
+// (after the retries): the server down, unreachable, or too slow.
+func IsNetworkError(err error) bool {
+	var ne *networkError
+	return errors.As(err, &ne)
+}
 
 func retryable(err error) bool {
 	var ne *networkError
@@ -194,12 +209,16 @@ func (c *Client) once(ctx context.Context, method, u string, payload []byte, ide
 	}
 	resp, err := c.httpClient.Do(req)
 	if err != nil {
-		return 0, &networkError{err}
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = ue.Err // the URL is named once, by networkError
+		}
+		return 0, &networkError{method: method, url: strings.SplitN(u, "?", 2)[0], err: err}
 	}
 	defer resp.Body.Close()
 	raw, err := io.ReadAll(io.LimitReader(resp.Body, 16<<20))
 	if err != nil {
-		return 0, &networkError{fmt.Errorf("read response of %s %s: %w", method, u, err)}
+		return 0, &networkError{method: method, url: u, err: fmt.Errorf("read the response: %w", err)}
 	}
 	if resp.StatusCode >= 300 {
 		e := &Error{Status: resp.StatusCode}
@@ -261,4 +280,9 @@ func (p ListParams) values() url.Values {
 type List[T any] struct {
 	Data    []T  `json:"data"`
 	HasMore bool `json:"has_more"`
+}
+
+// errMissing is a required parameter the caller left empty; nothing was sent.
+func errMissing(field string) error {
+	return &Error{Type: "invalid_request_error", Code: "parameter_missing", Message: field + " is required", Param: field}
 }

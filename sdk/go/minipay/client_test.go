@@ -3,7 +3,6 @@ package minipay_test
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"io"
 	"net/http"
@@ -16,74 +15,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/minipay/minipay/api/apitest"
-	"github.com/minipay/minipay/apps"
-	"github.com/minipay/minipay/internal/testdb"
 	"github.com/minipay/minipay/sdk/go/minipay"
 )
 
-const adminKey, hostKey = "admin_sdk_go_test", "host_sdk_go_test"
-
-// server is a real API over a real database, with one app whose secret key
-// the client uses.
-type server struct {
-	t      *testing.T
-	url    string
-	sk     string
-	db     *testdb.DB
-	client *minipay.Client
-}
-
-func newServer(t *testing.T, rateLimit float64) *server {
-	t.Helper()
-	db := testdb.New(t)
-	srv := apitest.Start(t, db.Pool, apitest.Options{RateLimit: rateLimit,
-		Keys: map[apps.KeyKind]string{apps.KindAdmin: adminKey, apps.KindHost: hostKey}})
-	// The dispatcher, as serve runs it, so webhooks are really delivered.
-	runCtx, stop := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { defer close(done); srv.Webhooks.Run(runCtx) }()
-	t.Cleanup(func() { stop(); <-done })
-	sv := &server{t: t, url: srv.URL, db: db}
-	dev := sv.raw("POST", "/v1/developers", adminKey, `{"name": "SDK test developer"}`, 201)
-	app := sv.raw("POST", "/v1/apps", adminKey, `{"developer": "`+dev["id"].(string)+`", "name": "SDK test app", "options": ["goods", "virtual_goods", "tip"], "currencies": ["CNY"]}`, 201)
-	sv.sk = app["secret_key"].(string)
-	sv.client = minipay.New(sv.sk, minipay.WithBaseURL(srv.URL), minipay.WithBackoff(10*time.Millisecond, 2*time.Second))
-	return sv
-}
-
-// raw calls the API directly, for what a developer's key may not do (the
-// operator's and the host's calls).
-func (s *server) raw(method, path, key, body string, want int) map[string]any {
-	s.t.Helper()
-	req, _ := http.NewRequest(method, s.url+path, strings.NewReader(body))
-	req.Header.Set("Authorization", "Bearer "+key)
-	req.Header.Set("Content-Type", "application/json")
-	res, err := http.DefaultClient.Do(req)
-	if err != nil {
-		s.t.Fatal(err)
-	}
-	defer res.Body.Close()
-	var out map[string]any
-	raw, _ := io.ReadAll(res.Body)
-	_ = json.Unmarshal(raw, &out)
-	if res.StatusCode != want {
-		s.t.Fatalf("%s %s: status %d, want %d: %s", method, path, res.StatusCode, want, raw)
-	}
-	return out
-}
-
-func (s *server) count(sql string) int {
-	s.t.Helper()
-	var n int
-	if err := s.db.Pool.QueryRow(context.Background(), sql).Scan(&n); err != nil {
-		s.t.Fatal(err)
-	}
-	return n
-}
-
 func TestCheckoutRefundBalance(t *testing.T) {
-	s := newServer(t, 0)
+	s := newServer(t)
 	ctx := context.Background()
 	c := s.client
 	sess, err := c.CreateSession(ctx, minipay.SessionParams{
@@ -148,9 +84,9 @@ func TestCheckoutRefundBalance(t *testing.T) {
 }
 
 func TestTypedErrors(t *testing.T) {
-	s := newServer(t, 0)
+	s := newServer(t)
 	ctx := context.Background()
-	before := s.count(`SELECT count(*) FROM checkout_sessions`)
+	before := s.sessions()
 	_, err := s.client.CreateSession(ctx, minipay.SessionParams{Amount: "1.001", Currency: "CNY", Option: "goods"})
 	var e *minipay.Error
 	if !errors.As(err, &e) || e.Status != 400 || e.Type != "invalid_request_error" || e.Code != "amount_precision" || e.Param != "amount" || e.RequestID == "" {
@@ -163,7 +99,7 @@ func TestTypedErrors(t *testing.T) {
 	if _, err := bad.GetBalance(ctx); !errors.As(err, &e) || e.Status != 401 || e.Type != "authentication_error" {
 		t.Fatalf("wrong key: %#v", err)
 	}
-	if after := s.count(`SELECT count(*) FROM checkout_sessions`); after != before {
+	if after := s.sessions(); after != before {
 		t.Fatalf("sessions %d → %d after failed calls", before, after)
 	}
 }
@@ -200,7 +136,7 @@ func newFlaky(t *testing.T, target string, fault func(n int, w http.ResponseWrit
 // The retry carries the same Idempotency-Key, so the server replays the
 // first result: one session, not two.
 func TestRetryAfterLostResponse(t *testing.T) {
-	s := newServer(t, 0)
+	s := newServer(t)
 	f, proxyURL := newFlaky(t, s.url, func(n int, w http.ResponseWriter, r *http.Request, forward func()) bool {
 		if n > 1 {
 			return false
@@ -219,7 +155,7 @@ func TestRetryAfterLostResponse(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if n := s.count(`SELECT count(*) FROM checkout_sessions`); n != 1 {
+	if n := s.sessions(); n != 1 {
 		t.Fatalf("%d sessions after a retried create, want 1", n)
 	}
 	if len(f.keys) != 2 || f.keys[0] == "" || f.keys[0] != f.keys[1] {
@@ -232,7 +168,7 @@ func TestRetryAfterLostResponse(t *testing.T) {
 	if _, err := c.CreateSession(context.Background(), minipay.SessionParams{Amount: "1.00", Currency: "CNY", Option: "goods"}); err != nil {
 		t.Fatal(err)
 	}
-	if f.keys[3] == f.keys[0] || s.count(`SELECT count(*) FROM checkout_sessions`) != 2 {
+	if f.keys[3] == f.keys[0] || s.sessions() != 2 {
 		t.Fatalf("second call: keys %q", f.keys)
 	}
 }
@@ -240,7 +176,7 @@ func TestRetryAfterLostResponse(t *testing.T) {
 // TestRetryOn5xxAndGiveUp: 503s are retried with the same key until the
 // retry budget runs out; a caller-chosen key is the one sent.
 func TestRetryOn5xxAndGiveUp(t *testing.T) {
-	s := newServer(t, 0)
+	s := newServer(t)
 	fail := 2
 	f, proxyURL := newFlaky(t, s.url, func(n int, w http.ResponseWriter, r *http.Request, forward func()) bool {
 		if n > fail {
@@ -267,7 +203,7 @@ func TestRetryOn5xxAndGiveUp(t *testing.T) {
 	if len(f.keys) != 6 {
 		t.Fatalf("%d requests, want 3 + 3", len(f.keys))
 	}
-	if n := s.count(`SELECT count(*) FROM checkout_sessions`); n != 1 {
+	if n := s.sessions(); n != 1 {
 		t.Fatalf("%d sessions", n)
 	}
 }
@@ -275,7 +211,7 @@ func TestRetryOn5xxAndGiveUp(t *testing.T) {
 // TestRetryHonorsRateLimit: the server's own rate limiter answers 429 with
 // Retry-After; the client waits and gets through.
 func TestRetryHonorsRateLimit(t *testing.T) {
-	s := newServer(t, 2) // 2 requests per second per key, bursts of 4
+	s := newServer(t, "MINIPAY_RATE_LIMIT=2") // 2 requests per second per key, bursts of 4
 	c := minipay.New(s.sk, minipay.WithBaseURL(s.url), minipay.WithMaxRetries(5), minipay.WithBackoff(10*time.Millisecond, 3*time.Second))
 	for i := range 8 {
 		if _, err := c.GetBalance(context.Background()); err != nil {
@@ -312,5 +248,86 @@ func TestContextCancelStopsRetrying(t *testing.T) {
 	}
 	if n := hits.Load(); n != 2 {
 		t.Fatalf("%d requests after the context ended, want 2", n)
+	}
+}
+
+// TestHostClient: the host funds a wallet (once, however often the top-up
+// is retried), confirms a session for the signed-in user, and reads the
+// wallet after.
+func TestHostClient(t *testing.T) {
+	s := newServer(t)
+	ctx := context.Background()
+	host := minipay.NewHost(hostKey, minipay.WithBaseURL(s.url))
+	sess, err := s.client.CreateSession(ctx, minipay.SessionParams{Amount: "7.00", Currency: "CNY", Option: "goods"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 2 {
+		w, err := host.TopUp(ctx, "usr_host_go", minipay.TopUpParams{Amount: "10.00", Currency: "CNY", IdempotencyKey: "bank-ref-1"})
+		if err != nil || len(w.Balances) != 1 || w.Balances[0].Available != "10.00" {
+			t.Fatalf("top-up: %+v %v", w, err)
+		}
+	}
+	if _, err := host.Confirm(ctx, sess.ID, minipay.ConfirmParams{UserID: "usr_host_go", ClientSecret: "wrong"}); minipay.ErrorCode(err) == "" {
+		t.Fatalf("confirm with a wrong client secret: %v", err)
+	}
+	paid, err := host.Confirm(ctx, sess.ID, minipay.ConfirmParams{UserID: "usr_host_go", ClientSecret: sess.ClientSecret, IdempotencyKey: "bridge-req-1"})
+	if err != nil || paid.Status != "complete" {
+		t.Fatalf("confirm: %+v %v", paid, err)
+	}
+	if w, err := host.GetWallet(ctx, "usr_host_go"); err != nil || w.Balances[0].Available != "3.00" {
+		t.Fatalf("wallet after paying: %+v %v", w, err)
+	}
+	if _, err := host.Confirm(ctx, sess.ID, minipay.ConfirmParams{ClientSecret: sess.ClientSecret}); minipay.ErrorCode(err) != "parameter_missing" {
+		t.Fatalf("confirm without a user: %v", err)
+	}
+}
+
+// TestAppAndFeed: the key's app, and the event log as a feed, oldest first.
+func TestAppAndFeed(t *testing.T) {
+	s := newServer(t)
+	ctx := context.Background()
+	app, err := s.client.GetApp(ctx)
+	if err != nil || !strings.HasPrefix(app.ID, "app_") || app.Name != "SDK test app" {
+		t.Fatalf("app %+v %v", app, err)
+	}
+	var made []string
+	for range 3 {
+		sess, err := s.client.CreateSession(ctx, minipay.SessionParams{Amount: "1.00", Currency: "CNY", Option: "goods"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.client.CancelSession(ctx, sess.ID); err != nil {
+			t.Fatal(err)
+		}
+		made = append(made, sess.ID)
+	}
+	var got []string
+	after := ""
+	for deadline := time.Now().Add(10 * time.Second); len(got) < 3 && time.Now().Before(deadline); {
+		page, err := s.client.ListEvents(ctx, minipay.EventListParams{OldestFirst: true, ListParams: minipay.ListParams{StartingAfter: after, Limit: 2}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, e := range page.Data {
+			sess, _ := e.Session()
+			got, after = append(got, sess.ID), e.ID
+		}
+	}
+	if strings.Join(got, " ") != strings.Join(made, " ") {
+		t.Fatalf("feed %v, want the cancellations in order %v", got, made)
+	}
+}
+
+// TestNetworkErrorNamesURLAndCause: a server that is not there is an error
+// that says which URL and why, with one "minipay:" prefix.
+func TestNetworkErrorNamesURLAndCause(t *testing.T) {
+	srv := httptest.NewServer(http.NotFoundHandler())
+	addr := srv.URL
+	srv.Close()
+	_, err := minipay.New("sk_x", minipay.WithBaseURL(addr), minipay.WithMaxRetries(0)).GetBalance(context.Background())
+	if !minipay.IsNetworkError(err) || !strings.HasPrefix(err.Error(), "minipay: GET "+addr+"/v1/balance: ") ||
+		!strings.Contains(err.Error(), "connection refused") || strings.Count(err.Error(), "minipay") != 1 {
+		t.Fatalf("err %q", err)
 	}
 }

@@ -204,14 +204,20 @@ func (e *Event) Refund() (*Refund, error) {
 type EventListParams struct {
 	ListParams
 	Type string
+	// OldestFirst lists events as a feed, in the order they committed:
+	// pass the last event id you saw as StartingAfter and you never miss
+	// one (the catch-up path for a backend that was down).
+	OldestFirst bool
 }
 
-// ListEvents lists events, newest first: the catch-up path for a backend
-// that missed deliveries.
+// ListEvents lists events, newest first (or as a feed, OldestFirst).
 func (c *Client) ListEvents(ctx context.Context, p EventListParams) (*List[Event], error) {
 	q := p.values()
 	if p.Type != "" {
 		q.Set("type", p.Type)
+	}
+	if p.OldestFirst {
+		q.Set("order", "asc")
 	}
 	var l List[Event]
 	return &l, c.call(ctx, http.MethodGet, "/v1/events", q, nil, "", &l)
@@ -291,4 +297,20 @@ func (c *Client) DeleteWebhookEndpoint(ctx context.Context, id string) error {
 func (c *Client) RotateWebhookSecret(ctx context.Context, id string) (*WebhookEndpoint, error) {
 	var w WebhookEndpoint
 	return &w, c.call(ctx, http.MethodPost, "/v1/webhook_endpoints/"+url.PathEscape(id)+"/rotate_secret", nil, struct{}{}, "", &w)
+}
+
+// App is a mini-app, as its own key sees it.
+type App struct {
+	ID         string   `json:"id"`
+	Developer  string   `json:"developer"`
+	Name       string   `json:"name"`
+	Options    []string `json:"options"`
+	Currencies []string `json:"currencies"`
+	Created    string   `json:"created"`
+}
+
+// GetApp reads the app the client's key belongs to.
+func (c *Client) GetApp(ctx context.Context) (*App, error) {
+	var a App
+	return &a, c.call(ctx, http.MethodGet, "/v1/app", nil, nil, "", &a)
 }

@@ -12,7 +12,6 @@ import (
 	"time"
 
 	"github.com/minipay/minipay/sdk/go/minipay"
-	"github.com/minipay/minipay/sdk/go/webhook"
 )
 
 type delivery struct {
@@ -24,7 +23,7 @@ type delivery struct {
 // session, and checks that the delivery verifies, decodes, and matches the
 // event log.
 func TestWebhookDeliveryAndEventLog(t *testing.T) {
-	s := newServer(t, 0)
+	s := newServer(t)
 	ctx := context.Background()
 	c := s.client
 	deliveries := make(chan delivery, 16)
@@ -66,7 +65,7 @@ func TestWebhookDeliveryAndEventLog(t *testing.T) {
 	case <-time.After(30 * time.Second):
 		t.Fatal("no webhook delivered")
 	}
-	ev, err := minipay.ParseWebhook(ep.Secret, d.header, d.body, 0)
+	ev, err := minipay.VerifyWebhook(ep.Secret, d.header, d.body, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -78,7 +77,7 @@ func TestWebhookDeliveryAndEventLog(t *testing.T) {
 		t.Fatalf("event %+v session %+v", ev, paid)
 	}
 	tampered := bytes.Replace(d.body, []byte("8.88"), []byte("9.88"), 1)
-	if _, err := minipay.ParseWebhook(ep.Secret, d.header, tampered, 0); !errors.Is(err, webhook.ErrNoMatch) {
+	if _, err := minipay.VerifyWebhook(ep.Secret, d.header, tampered, 0); !errors.Is(err, minipay.ErrWebhookSignature) {
 		t.Fatalf("tampered body: %v", err)
 	}
 

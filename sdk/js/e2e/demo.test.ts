@@ -208,3 +208,42 @@ test("a page that embeds the mini-app but serves no bridge: requestPayment fails
     bare.close();
   }
 });
+
+test("a native WebView host: the mini-app at top level pays through window.minipayHost", async () => {
+  // What a native host does (docs/hosts.md): inject window.minipayHost,
+  // take each request as JSON, check it, confirm from its own server with
+  // the host key, and answer through window.minipayHostReply.
+  const page = await ctx.newPage();
+  const seen: any[] = [];
+  try {
+    await page.exposeFunction("nativeHostPost", async (json: string) => {
+      const m = JSON.parse(json);
+      seen.push(m);
+      const reply = (r: object) => page.evaluate(`window.minipayHostReply(${JSON.stringify({ minipay: 1, id: m.id, ...r })})`);
+      await reply({ type: "minipay:payment_ack" });
+      const sheet = await api("GET", `/v1/checkout/sessions/${m.sessionId}`, out.sk); // the host's own read
+      assert.equal(sheet.body.status, "open");
+      const paid = await fetch(`${out.api}/v1/checkout/sessions/${m.sessionId}/confirm`, {
+        method: "POST",
+        headers: { Authorization: `Bearer ${out.host}`, "Content-Type": "application/json", "Idempotency-Key": m.id },
+        body: JSON.stringify({ user_id: "usr_demo_lin", client_secret: m.clientSecret }),
+      });
+      const session = await paid.json();
+      await reply(paid.ok ? { type: "minipay:payment_result", ok: true, session } : {
+        type: "minipay:payment_result", ok: false, error: { code: "host_error", message: session.error?.message ?? "failed" },
+      });
+    });
+    // A string, not a function: the test runner's compiler may wrap
+    // functions in helpers the page does not have.
+    await page.addInitScript({ content: "window.minipayHost = { postMessage: (s) => window.nativeHostPost(s) };" });
+    await page.goto(out.app + "/");
+    await page.locator("body[data-ready=true]").waitFor();
+    await page.getByTestId("buy-gems").click();
+    await page.getByTestId("status").filter({ hasText: "Paid 6.00 CNY" }).waitFor();
+    assert.equal(seen.length, 1);
+    assert.equal(seen[0].type, "minipay:payment_request");
+    assert.match(seen[0].sessionId, /^cs_/);
+  } finally {
+    await page.close();
+  }
+});

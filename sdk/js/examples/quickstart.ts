@@ -19,10 +19,12 @@ const server = createServer(async (req, res) => {
 });
 server.listen(Number(process.env.PORT ?? 4242), "127.0.0.1");
 
-// 2. Create a checkout session; hand its id and client secret to the
-//    mini-app, which calls requestPayment({ sessionId, clientSecret }).
+// 2. Create a checkout session for a new order; hand its id and client
+//    secret to the mini-app, which calls requestPayment. The order id is
+//    the idempotency key: retrying this order never charges twice.
+const orderId = `node-order-${Date.now()}`;
 const session = await minipay.checkout.sessions.create(
-  { amount: "6.00", currency: "CNY", option: "virtual_goods", client_reference_id: "order-1" },
-  { idempotencyKey: "order-1" },
+  { amount: "6.00", currency: "CNY", option: "virtual_goods", client_reference_id: orderId },
+  { idempotencyKey: orderId },
 );
 console.log(`session ${session.id}, client secret ${session.client_secret}`);

@@ -24,6 +24,11 @@
  * code "network" when no ack arrives within ackTimeoutMs, and with
  * "timeout" when no result arrives within timeoutMs.
  *
+ * In a native WebView there is no parent frame: the host injects
+ * `window.minipayHost` with `postMessage(json: string)`, and requestPayment
+ * sends the same messages, as JSON, through it; the host answers each by
+ * calling `window.minipayHostReply(message)` in the page (docs/hosts.md).
+ *
  * This file imports nothing, so it also ships as one plain ES module for
  * pages without a bundler.
  */
@@ -152,9 +157,39 @@ function defaultHostOrigin(): string | undefined {
   return undefined;
 }
 
+/** What a native host injects into its WebView (docs/hosts.md). */
+export interface NativeHost {
+  /** Takes one bridge message as a JSON string. */
+  postMessage(message: string): void;
+}
+
+function nativeHost(): NativeHost | undefined {
+  const h = (globalThis as { minipayHost?: unknown }).minipayHost;
+  return isObject(h) && typeof h.postMessage === "function" ? (h as unknown as NativeHost) : undefined;
+}
+
+// Requests in flight through a native host, by id; the host's replies
+// arrive through globalThis.minipayHostReply.
+const nativePending = new Map<string, (m: Record<string, unknown>) => void>();
+
+function installNativeReply(): void {
+  (globalThis as { minipayHostReply?: unknown }).minipayHostReply = (reply: unknown) => {
+    let m = reply;
+    if (typeof m === "string") {
+      try {
+        m = JSON.parse(m);
+      } catch {
+        return;
+      }
+    }
+    if (isObject(m) && typeof m.id === "string") nativePending.get(m.id)?.(m);
+  };
+}
+
 /**
  * Asks the host to pay a checkout session. Resolves with the paid session;
- * rejects with a PaymentError.
+ * rejects with a PaymentError. In a frame it talks to the parent page; in a
+ * native WebView whose host injected window.minipayHost, to that.
  */
 export function requestPayment(req: PaymentRequest, opts: RequestPaymentOptions = {}): Promise<PaidSession> {
   return new Promise<PaidSession>((resolve, reject) => {
@@ -166,9 +201,10 @@ export function requestPayment(req: PaymentRequest, opts: RequestPaymentOptions 
       reject(new PaymentError("invalid_request", "clientSecret is required"));
       return;
     }
+    const native = opts.hostWindow === undefined && opts.hostOrigin === undefined ? nativeHost() : undefined;
     const host = opts.hostWindow ?? globalThis.parent;
     const hostOrigin = opts.hostOrigin ?? defaultHostOrigin();
-    if (!host || host === (globalThis as unknown as Window) || !hostOrigin) {
+    if (!native && (!host || host === (globalThis as unknown as Window) || !hostOrigin)) {
       reject(new PaymentError("host_error", "not running inside a host page: no parent window or host origin"));
       return;
     }
@@ -178,6 +214,7 @@ export function requestPayment(req: PaymentRequest, opts: RequestPaymentOptions 
     let acked = false;
     const done = (fn: () => void) => {
       globalThis.removeEventListener("message", onMessage);
+      nativePending.delete(id);
       clearTimeout(ackTimer);
       clearTimeout(totalTimer);
       fn();
@@ -191,7 +228,9 @@ export function requestPayment(req: PaymentRequest, opts: RequestPaymentOptions 
     );
     function onMessage(ev: MessageEvent) {
       if (ev.origin !== hostOrigin || ev.source !== host) return;
-      const m = ev.data;
+      handle(ev.data);
+    }
+    function handle(m: unknown) {
       if (!isObject(m) || m.minipay !== BRIDGE_VERSION || m.id !== id) return;
       if (m.type === MessageType.PaymentAck) {
         acked = true;
@@ -210,7 +249,6 @@ export function requestPayment(req: PaymentRequest, opts: RequestPaymentOptions 
       const apiCode = typeof e.apiCode === "string" ? e.apiCode : undefined;
       done(() => reject(new PaymentError(code, message, apiCode)));
     }
-    globalThis.addEventListener("message", onMessage);
     const msg: PaymentRequestMessage = {
       minipay: BRIDGE_VERSION,
       type: MessageType.PaymentRequest,
@@ -218,8 +256,19 @@ export function requestPayment(req: PaymentRequest, opts: RequestPaymentOptions 
       sessionId: req.sessionId,
       clientSecret: req.clientSecret,
     };
+    if (native) {
+      installNativeReply();
+      nativePending.set(id, handle);
+      try {
+        native.postMessage(JSON.stringify(msg));
+      } catch (err) {
+        done(() => reject(new PaymentError("host_error", `the native host refused the request: ${String(err)}`)));
+      }
+      return;
+    }
+    globalThis.addEventListener("message", onMessage);
     try {
-      host.postMessage(msg, hostOrigin);
+      host.postMessage(msg, hostOrigin!); // both checked above when not native
     } catch (err) {
       // An opaque or malformed host origin ("null") cannot be posted to.
       done(() => reject(new PaymentError("host_error", `cannot post to the host at ${hostOrigin}: ${String(err)}`)));

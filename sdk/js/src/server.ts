@@ -4,6 +4,9 @@
  * Webhooks verification.
  */
 import { createHmac, randomBytes, timingSafeEqual } from "node:crypto";
+import type { components, operations } from "./api-types.js";
+
+export type { components, operations, paths } from "./api-types.js";
 
 /** A failed API call: the error object of the HTTP contract. */
 export class MinipayError extends Error {
@@ -20,118 +23,72 @@ export class MinipayError extends Error {
   }
 }
 
-/** The request never got an answer (after the retries). */
+/**
+ * The request never got an answer (after the retries). The message names
+ * the URL and the cause ("connect ECONNREFUSED 127.0.0.1:8080").
+ */
 export class MinipayNetworkError extends Error {
   override readonly name = "MinipayNetworkError";
-  constructor(message: string, override readonly cause?: unknown) {
+  constructor(
+    message: string,
+    readonly url: string,
+    override readonly cause?: unknown,
+  ) {
     super(message);
   }
 }
 
-export interface LineItem {
-  name: string;
-  unit_amount: string;
-  quantity: number;
-  amount_total?: string;
+/** Why fetch failed, in a few words: undici hides it in err.cause. */
+function causeOf(err: unknown): string {
+  const c = (err as { cause?: unknown })?.cause ?? err;
+  if (c instanceof Error) {
+    const code = (c as { code?: string }).code;
+    if (c.name === "TimeoutError") return "no answer in time";
+    return code && !c.message.includes(code) ? `${code}: ${c.message}` : c.message;
+  }
+  return String(c);
 }
+
+// The API's shapes come from docs/openapi.yaml, generated into
+// api-types.ts by openapi-typescript ("npm run gen:types"); the names below
+// are what the client's methods take and return.
+type Schemas = components["schemas"];
+type JsonBody<Op> = Op extends { requestBody?: { content: { "application/json": infer B } } } ? B : never;
+type JsonOk<Op> = Op extends { responses: { 200: { content: { "application/json": infer R } } } } ? R : never;
 
 /** A checkout session. Amounts are decimal strings in major units ("12.34") beside currency. */
-export interface Session {
-  id: string;
-  object: "checkout.session";
-  app: string;
-  status: "open" | "complete" | "expired" | "canceled";
-  payment_status: "unpaid" | "paid" | "partially_refunded" | "refunded";
-  capture_method: "automatic" | "manual";
-  amount_total: string;
-  amount_refunded: string;
-  fee: string | null;
-  currency: string;
-  option: string;
-  client_reference_id: string | null;
-  /** For the mini-app's requestPayment; hand it only to the paying user. */
-  client_secret?: string;
-  customer: string | null;
-  line_items?: LineItem[];
-  metadata: Record<string, string>;
-  expires_at: string;
-  completed_at: string | null;
-  created: string;
-  version: number;
-}
+export type Session = Schemas["CheckoutSession"];
+export type LineItem = NonNullable<Session["line_items"]>[number];
+export type CreateSessionParams = JsonBody<operations["createCheckoutSession"]>;
+export type Refund = Schemas["Refund"];
+export type CreateRefundParams = JsonBody<operations["createRefund"]>;
+export type Money = Schemas["Money"];
+export type Balance = JsonOk<operations["getBalance"]>;
+export type Wallet = Schemas["Wallet"];
+export type TopUpParams = JsonBody<operations["topUpWallet"]>;
+export type ConfirmParams = JsonBody<operations["confirmCheckoutSession"]>;
+export type WebhookEndpoint = Schemas["WebhookEndpoint"];
+/** enabled_events defaults to every type ("*"). */
+export type CreateWebhookEndpointParams = Omit<JsonBody<operations["createWebhookEndpoint"]>, "enabled_events"> & { enabled_events?: string[] };
+export type App = Schemas["App"];
 
-export interface CreateSessionParams {
-  amount?: string;
-  line_items?: { name: string; unit_amount: string; quantity: number }[];
-  currency: string;
-  option: string;
-  client_reference_id?: string;
-  expires_in?: number;
-  capture_method?: "automatic" | "manual";
-  metadata?: Record<string, string>;
-}
+/** The event types minipay sends; other strings for types added later. */
+export type EventType = Schemas["Event"]["type"] | (string & {});
 
-export interface Refund {
-  id: string;
-  object: "refund";
-  checkout_session: string;
-  app: string;
-  amount: string;
-  fee_refunded: string;
-  currency: string;
-  status: string;
-  reason: string | null;
-  metadata: Record<string, string>;
-  created: string;
-  version: number;
-}
-
-export interface CreateRefundParams {
-  checkout_session: string;
-  /** Default: all that is left. */
-  amount?: string;
-  reason?: string;
-  metadata?: Record<string, string>;
-}
-
-export interface Money {
-  currency: string;
-  amount: string;
-}
-
-export interface Balance {
-  pending: Money[];
-  available: Money[];
-}
-
-export type EventType =
-  | "checkout.session.completed"
-  | "checkout.session.expired"
-  | "checkout.session.canceled"
-  | "payment.captured"
-  | "payment.voided"
-  | "refund.succeeded"
-  | "payout.created"
-  | "payout.paid"
-  | "settlement_run.completed"
-  | (string & {});
-
+/** An event: what a webhook carries and the event log lists. */
 export interface Event<T = Record<string, unknown>> {
   id: string;
+  object: "event";
   type: EventType;
   created: string;
   data: { object: T };
 }
 
-export interface WebhookEndpoint {
-  id: string;
-  url: string;
-  description?: string;
-  enabled_events: string[];
-  status: "enabled" | "disabled";
-  /** whsec_…, returned once by create and rotate. */
-  secret?: string;
-}
+/**
+ * A checkout session as the host's payment sheet sees it (host key): the
+ * session without its client secret and customer, plus the app's name.
+ */
+export type HostSession = Omit<Session, "client_secret" | "customer"> & { app_name: string };
 
 export interface ListParams {
   limit?: number;
@@ -189,21 +146,18 @@ function retryAfterMs(v: string | null): number | undefined {
  * or refund happens once.
  */
 export class Minipay {
-  private readonly baseUrl: string;
-  private readonly maxRetries: number;
-  private readonly minBackoffMs: number;
-  private readonly maxBackoffMs: number;
-  private readonly timeoutMs: number;
-  private readonly fetchFn: typeof fetch;
+  private readonly api: Transport;
 
-  constructor(private readonly secretKey: string, opts: ClientOptions = {}) {
+  constructor(secretKey: string, opts: ClientOptions = {}) {
     if (!secretKey) throw new TypeError("a secret key (sk_…) is required");
-    this.baseUrl = (opts.baseUrl ?? "http://localhost:8080").replace(/\/+$/, "");
-    this.maxRetries = opts.maxRetries ?? 3;
-    this.minBackoffMs = opts.minBackoffMs ?? 200;
-    this.maxBackoffMs = opts.maxBackoffMs ?? 10_000;
-    this.timeoutMs = opts.timeoutMs ?? 30_000;
-    this.fetchFn = opts.fetch ?? fetch;
+    if (secretKey.startsWith("host_") || secretKey.startsWith("admin_")) {
+      throw new TypeError("Minipay takes an app's secret key (sk_…); a host key goes to MinipayHost");
+    }
+    this.api = new Transport(secretKey, opts);
+  }
+
+  private request<T>(method: string, path: string, body?: unknown, o?: RequestOptions): Promise<T> {
+    return this.api.request<T>(method, path, body, o);
   }
 
   readonly checkout = {
@@ -227,14 +181,19 @@ export class Minipay {
     retrieve: (o?: RequestOptions) => this.request<Balance>("GET", "/v1/balance", undefined, o),
   };
 
+  /** The app this key belongs to. */
+  readonly app = {
+    retrieve: (o?: RequestOptions) => this.request<App>("GET", "/v1/app", undefined, o),
+  };
+
   readonly events = {
-    list: (p: ListParams & { type?: EventType } = {}, o?: RequestOptions) =>
+    list: (p: ListParams & { type?: EventType; order?: "asc" | "desc" } = {}, o?: RequestOptions) =>
       this.request<List<Event>>("GET", "/v1/events" + query(p), undefined, o),
     retrieve: (id: string, o?: RequestOptions) => this.request<Event>("GET", `/v1/events/${enc(id)}`, undefined, o),
   };
 
   readonly webhookEndpoints = {
-    create: (p: { url: string; enabled_events?: string[]; description?: string }, o?: RequestOptions) =>
+    create: (p: CreateWebhookEndpointParams, o?: RequestOptions) =>
       this.request<WebhookEndpoint>("POST", "/v1/webhook_endpoints", { enabled_events: ["*"], ...p }, o),
     retrieve: (id: string, o?: RequestOptions) =>
       this.request<WebhookEndpoint>("GET", `/v1/webhook_endpoints/${enc(id)}`, undefined, o),
@@ -242,6 +201,65 @@ export class Minipay {
       this.request<List<WebhookEndpoint>>("GET", "/v1/webhook_endpoints" + query(p), undefined, o),
     del: (id: string, o?: RequestOptions) => this.request<unknown>("DELETE", `/v1/webhook_endpoints/${enc(id)}`, undefined, o),
   };
+}
+
+/**
+ * A client for the host: the super-app's wallet service, with the host key
+ * (host_…), which must never reach a browser or a mini-app. It funds
+ * wallets, reads them, shows a session on the payment sheet and confirms
+ * it for the signed-in user.
+ */
+export class MinipayHost {
+  private readonly api: Transport;
+
+  constructor(hostKey: string, opts: ClientOptions = {}) {
+    if (!hostKey) throw new TypeError("a host key (host_…) is required");
+    if (hostKey.startsWith("sk_")) throw new TypeError("MinipayHost takes the host key (host_…); an app's secret key goes to Minipay");
+    this.api = new Transport(hostKey, opts);
+  }
+
+  readonly wallets = {
+    /** Credit money the host received (by card, bank, …) to a user's wallet. */
+    topUp: (userId: string, p: TopUpParams, o?: RequestOptions) =>
+      this.api.request<Wallet>("POST", `/v1/wallets/${enc(userId)}/topups`, p, o),
+    retrieve: (userId: string, o?: RequestOptions) => this.api.request<Wallet>("GET", `/v1/wallets/${enc(userId)}`, undefined, o),
+  };
+
+  readonly checkout = {
+    sessions: {
+      /** What the payment sheet shows: no client secret, no customer, plus app_name. */
+      retrieve: (id: string, o?: RequestOptions) => this.api.request<HostSession>("GET", `/v1/checkout/sessions/${enc(id)}`, undefined, o),
+      /**
+       * Pay a session from the signed-in user's wallet, with the client
+       * secret the mini-app handed over. Pass the bridge request's id as
+       * idempotencyKey so a retried confirm pays once.
+       */
+      confirm: (id: string, p: ConfirmParams, o?: RequestOptions) =>
+        this.api.request<Session>("POST", `/v1/checkout/sessions/${enc(id)}/confirm`, p, o),
+    },
+  };
+}
+
+/** Sends requests with one key, retrying them with the same idempotency key. */
+class Transport {
+  private readonly baseUrl: string;
+  private readonly maxRetries: number;
+  private readonly minBackoffMs: number;
+  private readonly maxBackoffMs: number;
+  private readonly timeoutMs: number;
+  private readonly fetchFn: typeof fetch;
+
+  constructor(
+    private readonly key: string,
+    opts: ClientOptions,
+  ) {
+    this.baseUrl = (opts.baseUrl ?? "http://localhost:8080").replace(/\/+$/, "");
+    this.maxRetries = opts.maxRetries ?? 3;
+    this.minBackoffMs = opts.minBackoffMs ?? 200;
+    this.maxBackoffMs = opts.maxBackoffMs ?? 10_000;
+    this.timeoutMs = opts.timeoutMs ?? 30_000;
+    this.fetchFn = opts.fetch ?? fetch;
+  }
 
   /** Sends one logical request, retrying it with the same idempotency key. */
   async request<T>(method: string, path: string, body?: unknown, o: RequestOptions = {}): Promise<T> {
@@ -254,7 +272,7 @@ export class Minipay {
         const res = await this.fetchFn(this.baseUrl + path, {
           method,
           headers: {
-            Authorization: `Bearer ${this.secretKey}`,
+            Authorization: `Bearer ${this.key}`,
             Accept: "application/json",
             ...(payload !== undefined ? { "Content-Type": "application/json" } : {}),
             ...(idem ? { "Idempotency-Key": idem } : {}),
@@ -270,7 +288,8 @@ export class Minipay {
       } catch (err) {
         if (err instanceof MinipayError && err.status < 500 && err.status !== 429) throw err;
         if (o.signal?.aborted) throw o.signal.reason;
-        failure = err instanceof MinipayError ? err : new MinipayNetworkError(`${method} ${path}: ${String(err)}`, err);
+        const url = this.baseUrl + path.split("?")[0];
+        failure = err instanceof MinipayError ? err : new MinipayNetworkError(`${method} ${url}: ${causeOf(err)}`, url, err);
       }
       if (attempt >= this.maxRetries) throw failure;
       const ceiling = Math.min(this.maxBackoffMs, this.minBackoffMs * 2 ** attempt);

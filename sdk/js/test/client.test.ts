@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { after, before, test } from "node:test";
-import { Minipay, MinipayError, MinipayNetworkError, verifyWebhook, WebhookVerificationError } from "../src/server.ts";
+import { Minipay, MinipayError, MinipayHost, MinipayNetworkError, verifyWebhook, WebhookVerificationError } from "../src/server.ts";
 import { repoRoot, startServe, type Serve } from "./harness.ts";
 
 let mp: Serve;
@@ -117,9 +117,19 @@ test("retries keep the idempotency key; a lost response does not create twice", 
   }
 });
 
-test("a server that never answers is a network error after the retries", async () => {
-  const client = new Minipay(sk, { baseUrl: "http://127.0.0.1:1", maxRetries: 2, minBackoffMs: 1 });
-  await assert.rejects(client.balance.retrieve(), MinipayNetworkError);
+test("a server that never answers is a network error after the retries, naming the URL and the cause", async () => {
+  const { createServer } = await import("node:net");
+  const srv = createServer().listen(0, "127.0.0.1");
+  await new Promise((r) => srv.once("listening", r));
+  const closed = `http://127.0.0.1:${(srv.address() as { port: number }).port}`;
+  await new Promise((r) => srv.close(r));
+  const client = new Minipay(sk, { baseUrl: closed, maxRetries: 2, minBackoffMs: 1 });
+  await assert.rejects(client.balance.retrieve(), (err: unknown) => {
+    assert.ok(err instanceof MinipayNetworkError);
+    assert.equal(err.url, closed + "/v1/balance");
+    assert.match(err.message, new RegExp(`^GET ${closed}/v1/balance: .*ECONNREFUSED`));
+    return true;
+  });
 });
 
 test("webhooks: register an endpoint, pay, receive a delivery that verifies, find it in the event log", async () => {
@@ -170,4 +180,20 @@ test("the demo's SDK bundle is this build of src/browser.ts", async () => {
   const built = readFileSync(join(import.meta.dirname, "../dist/browser.js"), "utf8");
   const shipped = readFileSync(join(repoRoot, "demo/static/minipay.js"), "utf8");
   assert.equal(shipped, built, "demo/static/minipay.js is stale: run npm run bundle in sdk/js and commit it");
+});
+
+test("the host's client funds a wallet, reads it and confirms a session", async () => {
+  const client = new Minipay(sk, { baseUrl: mp.url });
+  const host = new MinipayHost(mp.host, { baseUrl: mp.url });
+  const session = await client.checkout.sessions.create({ amount: "7.00", currency: "CNY", option: "goods" });
+  const funded = await host.wallets.topUp("usr_host_js", { amount: "10.00", currency: "CNY" }, { idempotencyKey: "topup-host-js" });
+  assert.deepEqual(funded.balances, [{ currency: "CNY", available: "10.00", held: "0.00" }]);
+  const again = await host.wallets.topUp("usr_host_js", { amount: "10.00", currency: "CNY" }, { idempotencyKey: "topup-host-js" });
+  assert.equal(again.balances[0].available, "10.00", "a retried top-up lands once");
+  const paid = await host.checkout.sessions.confirm(session.id, { user_id: "usr_host_js", client_secret: session.client_secret! });
+  assert.equal(paid.status, "complete");
+  assert.equal((await host.wallets.retrieve("usr_host_js")).balances[0].available, "3.00");
+  await assert.rejects(host.checkout.sessions.confirm(session.id, { user_id: "usr_host_js", client_secret: "wrong" }), MinipayError);
+  assert.throws(() => new MinipayHost(sk), TypeError);
+  assert.throws(() => new Minipay(mp.host), TypeError);
 });

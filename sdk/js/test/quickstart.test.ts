@@ -1,13 +1,16 @@
-// Runs the Node program of docs/quickstart.md against a real minipay: it
-// creates a session, the host pays it, and the program prints the webhook
-// it received and verified.
+// Runs the Node program of docs/quickstart.md against a real minipay, as
+// the page does: minipay listen forwards the app's events to it, signed
+// with listen's local secret; the program creates a session, the host pays
+// it, and the program prints the webhook it received and verified.
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
 import { createServer } from "node:net";
 import { join } from "node:path";
 import { after, before, test } from "node:test";
-import { Minipay } from "../src/server.ts";
-import { startServe, type Serve } from "./harness.ts";
+import { execFileSync } from "node:child_process";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { minipayBinary, startBinary, startServe, type Serve } from "./harness.ts";
 
 let mp: Serve;
 before(async () => {
@@ -26,13 +29,17 @@ function freePort(): Promise<number> {
   });
 }
 
-test("the quickstart's Node backend receives its webhook", async () => {
+test("the quickstart's Node backend receives its webhook through minipay listen", async () => {
   const sk = await mp.newApp();
   const port = await freePort();
-  const endpoint = await new Minipay(sk, { baseUrl: mp.url }).webhookEndpoints.create({ url: `http://127.0.0.1:${port}/webhooks` });
+  const config = mkdtempSync(join(tmpdir(), "minipay-listen-"));
+  const env = { MINIPAY_URL: mp.url, MINIPAY_SECRET_KEY: sk, XDG_CONFIG_HOME: config };
+  const listen = await startBinary(["listen", "--forward-to", `http://127.0.0.1:${port}/webhooks`], env, /secret is (whsec_\S+)/);
+  const secret = execFileSync(minipayBinary(), ["listen", "--print-secret"], { env: { ...process.env, ...env }, encoding: "utf8" }).trim();
+  assert.equal(secret, listen.match[1]);
   const proc = spawn(process.execPath, ["--import", "tsx", join(import.meta.dirname, "../examples/quickstart.ts")], {
     cwd: join(import.meta.dirname, ".."),
-    env: { ...process.env, MINIPAY_URL: mp.url, MINIPAY_SECRET_KEY: sk, MINIPAY_WEBHOOK_SECRET: endpoint.secret!, PORT: String(port) },
+    env: { ...process.env, MINIPAY_URL: mp.url, MINIPAY_SECRET_KEY: sk, MINIPAY_WEBHOOK_SECRET: secret, PORT: String(port) },
     stdio: ["ignore", "pipe", "pipe"],
   });
   let out = "";
@@ -54,7 +61,14 @@ test("the quickstart's Node backend receives its webhook", async () => {
     const paid = await mp.call("POST", `/v1/checkout/sessions/${id}/confirm`, mp.host, { user_id: "usr_q", client_secret: secret });
     assert.equal(paid.status, 200);
     await waitFor(new RegExp(`^received checkout.session.completed for ${id}$`, "m"));
+    // listen prints its line once the backend has answered.
+    for (const deadline = Date.now() + 30_000; !/checkout\.session\.completed +evt_\S+  -> 204 \(\d+ ms\)/.test(listen.stdout()); ) {
+      assert.ok(Date.now() < deadline, `listen printed no forwarded event:\n${listen.stdout()}`);
+      await new Promise((r) => setTimeout(r, 50));
+    }
   } finally {
     proc.kill();
+    await listen.stop();
+    rmSync(config, { recursive: true, force: true });
   }
 });

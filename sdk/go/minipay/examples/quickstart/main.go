@@ -9,6 +9,7 @@ import (
 	"log"
 	"net/http"
 	"os"
+	"time"
 
 	"github.com/minipay/minipay/sdk/go/minipay"
 )
@@ -24,7 +25,7 @@ func main() {
 			http.Error(w, err.Error(), http.StatusBadRequest)
 			return
 		}
-		event, err := minipay.ParseWebhook(webhookSecret, r.Header, body, 0)
+		event, err := minipay.VerifyWebhook(webhookSecret, r.Header, body, 0)
 		if err != nil {
 			http.Error(w, err.Error(), http.StatusBadRequest)
 			return
@@ -40,11 +41,13 @@ func main() {
 	}
 	go func() { log.Fatal(http.ListenAndServe("127.0.0.1:"+port, nil)) }()
 
-	// 2. Create a checkout session; hand its id and client secret to the
-	//    mini-app, which calls requestPayment({ sessionId, clientSecret }).
+	// 2. Create a checkout session for a new order; hand its id and client
+	//    secret to the mini-app, which calls requestPayment. The order id is
+	//    the idempotency key: retrying this order never charges twice.
+	orderID := fmt.Sprintf("go-order-%d", time.Now().UnixNano())
 	session, err := client.CreateSession(context.Background(), minipay.SessionParams{
 		Amount: "6.00", Currency: "CNY", Option: "virtual_goods",
-		ClientReferenceID: "order-1", IdempotencyKey: "order-1",
+		ClientReferenceID: orderID, IdempotencyKey: orderID,
 	})
 	if err != nil {
 		log.Fatal(err)

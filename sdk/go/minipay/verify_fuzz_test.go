@@ -1,4 +1,4 @@
-package webhook
+package minipay
 
 import (
 	"crypto/hmac"
@@ -32,12 +32,12 @@ func FuzzVerify(f *testing.F) {
 	f.Add(key, "msg_1", "1700000000", good, []byte(`{"a":1}`))
 	f.Fuzz(func(t *testing.T, secret, msgID, ts, sigs string, body []byte) {
 		h := http.Header{}
-		h.Set(HeaderID, msgID)
-		h.Set(HeaderTimestamp, ts)
-		h.Set(HeaderSignature, sigs)
+		h.Set(WebhookIDHeader, msgID)
+		h.Set(WebhookTimestampHeader, ts)
+		h.Set(WebhookSignatureHeader, sigs)
 		err := verifyAt(secret, h, body, time.Minute, now)
 		if err != nil {
-			for _, known := range []error{ErrSecret, ErrMissingHeaders, ErrTimestamp, ErrTooOld, ErrTooNew, ErrNoMatch} {
+			for _, known := range []error{ErrWebhookSecret, ErrWebhookHeaders, ErrWebhookTimestamp, ErrWebhookTooOld, ErrWebhookTooNew, ErrWebhookSignature} {
 				if errors.Is(err, known) {
 					return
 				}
@@ -65,7 +65,7 @@ func FuzzVerify(f *testing.F) {
 	})
 }
 
-// FuzzSignVerify: whatever Sign produces for a message verifies, with each
+// FuzzSignVerify: whatever SignWebhook produces for a message verifies, with each
 // of the secrets it was signed with, and changing the body, the id or the
 // secret makes it fail.
 func FuzzSignVerify(f *testing.F) {
@@ -78,7 +78,7 @@ func FuzzSignVerify(f *testing.F) {
 		now := time.Unix(1_700_000_000, 0)
 		s1 := "whsec_" + base64.StdEncoding.EncodeToString(k1)
 		s2 := "whsec_" + base64.StdEncoding.EncodeToString(k2)
-		h, err := Headers(msgID, now, body, s1, s2)
+		h, err := WebhookHeaders(msgID, now, body, s1, s2)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -89,25 +89,25 @@ func FuzzSignVerify(f *testing.F) {
 		}
 		// The rest with s1's signature alone, so that the other key below
 		// cannot happen to be s2.
-		if h, err = Headers(msgID, now, body, s1); err != nil {
+		if h, err = WebhookHeaders(msgID, now, body, s1); err != nil {
 			t.Fatal(err)
 		}
-		if err := verifyAt(s1, h, append(body, 'x'), 0, now); !errors.Is(err, ErrNoMatch) {
+		if err := verifyAt(s1, h, append(body, 'x'), 0, now); !errors.Is(err, ErrWebhookSignature) {
 			t.Fatalf("changed body: %v", err)
 		}
-		h.Set(HeaderID, msgID+"x")
-		if err := verifyAt(s1, h, body, 0, now); !errors.Is(err, ErrNoMatch) {
+		h.Set(WebhookIDHeader, msgID+"x")
+		if err := verifyAt(s1, h, body, 0, now); !errors.Is(err, ErrWebhookSignature) {
 			t.Fatalf("changed id: %v", err)
 		}
-		h.Set(HeaderID, msgID)
+		h.Set(WebhookIDHeader, msgID)
 		// Another key: k1 with its first byte changed (not k1 with bytes
 		// appended: HMAC pads short keys with zeros, so "k" and "k\x00"
 		// are the same key).
 		other := "whsec_" + base64.StdEncoding.EncodeToString(append([]byte{k1[0] ^ 1}, k1[1:]...))
-		if err := verifyAt(other, h, body, 0, now); !errors.Is(err, ErrNoMatch) {
+		if err := verifyAt(other, h, body, 0, now); !errors.Is(err, ErrWebhookSignature) {
 			t.Fatalf("another secret: %v", err)
 		}
-		if err := verifyAt(s1, h, body, 0, now.Add(DefaultTolerance+time.Second)); !errors.Is(err, ErrTooOld) {
+		if err := verifyAt(s1, h, body, 0, now.Add(DefaultWebhookTolerance+time.Second)); !errors.Is(err, ErrWebhookTooOld) {
 			t.Fatalf("replayed later: %v", err)
 		}
 	})

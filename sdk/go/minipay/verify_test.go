@@ -1,4 +1,4 @@
-package webhook_test
+package minipay_test
 
 import (
 	"crypto/rand"
@@ -11,7 +11,7 @@ import (
 
 	standardwebhooks "github.com/standard-webhooks/standard-webhooks/libraries/go"
 
-	"github.com/minipay/minipay/sdk/go/webhook"
+	"github.com/minipay/minipay/sdk/go/minipay"
 )
 
 func newSecret(t *testing.T) string {
@@ -41,21 +41,21 @@ func TestVerifyAcceptsReferenceSignatures(t *testing.T) {
 	h.Set("webhook-id", "evt_1")
 	h.Set("webhook-timestamp", strconv.FormatInt(now.Unix(), 10))
 	h.Set("webhook-signature", sig)
-	if err := webhook.Verify(secret, h, body, time.Minute); err != nil {
+	if err := verifyOnly(secret, h, body, time.Minute); err != nil {
 		t.Fatalf("Verify rejected the reference signature: %v", err)
 	}
 	// One byte changed anywhere is refused.
 	tampered := append([]byte{}, body...)
 	tampered[len(tampered)-3] = '5'
-	if err := webhook.Verify(secret, h, tampered, time.Minute); !errors.Is(err, webhook.ErrNoMatch) {
+	if err := verifyOnly(secret, h, tampered, time.Minute); !errors.Is(err, minipay.ErrWebhookSignature) {
 		t.Fatalf("tampered body: %v", err)
 	}
 	h2 := h.Clone()
 	h2.Set("webhook-id", "evt_2")
-	if err := webhook.Verify(secret, h2, body, time.Minute); !errors.Is(err, webhook.ErrNoMatch) {
+	if err := verifyOnly(secret, h2, body, time.Minute); !errors.Is(err, minipay.ErrWebhookSignature) {
 		t.Fatalf("other id: %v", err)
 	}
-	if err := webhook.Verify(newSecret(t), h, body, time.Minute); !errors.Is(err, webhook.ErrNoMatch) {
+	if err := verifyOnly(newSecret(t), h, body, time.Minute); !errors.Is(err, minipay.ErrWebhookSignature) {
 		t.Fatalf("other secret: %v", err)
 	}
 }
@@ -64,7 +64,7 @@ func TestVerifyAcceptsReferenceSignatures(t *testing.T) {
 // signature and with two (a rotation), whichever secret the receiver has.
 func TestReferenceAcceptsSign(t *testing.T) {
 	oldSecret, newSecret := newSecret(t), newSecret(t)
-	h, err := webhook.Headers("evt_9", time.Now(), body, newSecret, oldSecret)
+	h, err := minipay.WebhookHeaders("evt_9", time.Now(), body, newSecret, oldSecret)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -76,7 +76,7 @@ func TestReferenceAcceptsSign(t *testing.T) {
 		if err := ref.Verify(body, h); err != nil {
 			t.Fatalf("reference rejected our signature: %v", err)
 		}
-		if err := webhook.Verify(s, h, body, 0); err != nil {
+		if err := verifyOnly(s, h, body, 0); err != nil {
 			t.Fatalf("Verify rejected a rotation signature: %v", err)
 		}
 	}
@@ -95,14 +95,14 @@ func TestVerifyTimestampTolerance(t *testing.T) {
 		{0, nil},
 		{-4 * time.Minute, nil},
 		{4 * time.Minute, nil},
-		{-6 * time.Minute, webhook.ErrTooOld},
-		{6 * time.Minute, webhook.ErrTooNew},
+		{-6 * time.Minute, minipay.ErrWebhookTooOld},
+		{6 * time.Minute, minipay.ErrWebhookTooNew},
 	} {
-		h, err := webhook.Headers("evt_1", time.Now().Add(c.skew), body, secret)
+		h, err := minipay.WebhookHeaders("evt_1", time.Now().Add(c.skew), body, secret)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if err := webhook.Verify(secret, h, body, 5*time.Minute); !errors.Is(err, c.want) {
+		if err := verifyOnly(secret, h, body, 5*time.Minute); !errors.Is(err, c.want) {
 			t.Errorf("skew %s: got %v, want %v", c.skew, err, c.want)
 		}
 	}
@@ -110,7 +110,7 @@ func TestVerifyTimestampTolerance(t *testing.T) {
 
 func TestVerifyMalformed(t *testing.T) {
 	secret := newSecret(t)
-	good, err := webhook.Headers("evt_1", time.Now(), body, secret)
+	good, err := minipay.WebhookHeaders("evt_1", time.Now(), body, secret)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -120,22 +120,28 @@ func TestVerifyMalformed(t *testing.T) {
 		set    map[string]string
 		want   error
 	}{
-		"no id":             {secret, map[string]string{"webhook-id": ""}, webhook.ErrMissingHeaders},
-		"no signature":      {secret, map[string]string{"webhook-signature": ""}, webhook.ErrMissingHeaders},
-		"bad timestamp":     {secret, map[string]string{"webhook-timestamp": "12a"}, webhook.ErrTimestamp},
-		"v2 only":           {secret, map[string]string{"webhook-signature": "v2," + valid[3:]}, webhook.ErrNoMatch},
+		"no id":             {secret, map[string]string{"webhook-id": ""}, minipay.ErrWebhookHeaders},
+		"no signature":      {secret, map[string]string{"webhook-signature": ""}, minipay.ErrWebhookHeaders},
+		"bad timestamp":     {secret, map[string]string{"webhook-timestamp": "12a"}, minipay.ErrWebhookTimestamp},
+		"v2 only":           {secret, map[string]string{"webhook-signature": "v2," + valid[3:]}, minipay.ErrWebhookSignature},
 		"garbage then good": {secret, map[string]string{"webhook-signature": "v1,!!! nonsense v1a " + valid}, nil},
 		"good then garbage": {secret, map[string]string{"webhook-signature": valid + " v1,AAAA"}, nil},
-		"truncated":         {secret, map[string]string{"webhook-signature": valid[:20]}, webhook.ErrNoMatch},
-		"bad secret":        {"whsec_***", nil, webhook.ErrSecret},
-		"no prefix":         {secret[6:], nil, webhook.ErrSecret},
+		"truncated":         {secret, map[string]string{"webhook-signature": valid[:20]}, minipay.ErrWebhookSignature},
+		"bad secret":        {"whsec_***", nil, minipay.ErrWebhookSecret},
+		"no prefix":         {secret[6:], nil, minipay.ErrWebhookSecret},
 	} {
 		h := good.Clone()
 		for k, v := range c.set {
 			h.Set(k, v)
 		}
-		if err := webhook.Verify(c.secret, h, body, time.Minute); !errors.Is(err, c.want) {
+		if err := verifyOnly(c.secret, h, body, time.Minute); !errors.Is(err, c.want) {
 			t.Errorf("%s: got %v, want %v", name, err, c.want)
 		}
 	}
+}
+
+// verifyOnly is VerifyWebhook for tests that look only at the verdict.
+func verifyOnly(secret string, h http.Header, body []byte, tolerance time.Duration) error {
+	_, err := minipay.VerifyWebhook(secret, h, body, tolerance)
+	return err
 }

@@ -1,0 +1,148 @@
+package console
+
+import (
+	"net/http"
+	"net/url"
+	"strings"
+
+	"github.com/go-chi/chi/v5"
+
+	"github.com/minipay/minipay/apps"
+	"github.com/minipay/minipay/internal/idempotency"
+	"github.com/minipay/minipay/ledger"
+)
+
+type developerRow struct{ ID, Name, Created string }
+
+type developersPage struct {
+	Rows           []developerRow
+	Pager          pager
+	IdempotencyKey string
+}
+
+// developers lists developers, with a form to add one.
+func (s *Server) developers(w http.ResponseWriter, r *http.Request) error {
+	limit, after := paging(r, "starting_after")
+	devs, more, err := s.Apps.ListDevelopers(r.Context(), limit, after)
+	if err != nil {
+		return err
+	}
+	pg := &developersPage{IdempotencyKey: randomToken()}
+	for _, d := range devs {
+		pg.Rows = append(pg.Rows, developerRow{ID: d.ID, Name: d.Name, Created: s.when(d.Created)})
+	}
+	if len(devs) > 0 {
+		pg.Pager = newPager(r, "starting_after", more, devs[len(devs)-1].ID)
+	}
+	s.render(w, r, http.StatusOK, "developers", "Developers", pg)
+	return nil
+}
+
+// formID is the id an object created by this form gets: derived from the
+// form's idempotency key, so submitting the form twice creates one.
+func formID(r *http.Request, prefix string) string {
+	key := r.PostFormValue("idempotency_key")
+	if key == "" || len(key) > 255 {
+		return ""
+	}
+	return idempotency.DeriveID(prefix, "console:admin", key)
+}
+
+func (s *Server) createDeveloper(w http.ResponseWriter, r *http.Request) error {
+	d, err := s.Apps.CreateDeveloper(r.Context(), formID(r, "dev"), r.PostFormValue("name"))
+	if err != nil {
+		return err
+	}
+	http.Redirect(w, r, "/console/developers/"+url.PathEscape(d.ID), http.StatusSeeOther)
+	return nil
+}
+
+type appRow struct {
+	ID, Developer, Name, Options, Currencies, Created string
+}
+
+func (s *Server) appRowOf(a apps.App) appRow {
+	return appRow{ID: a.ID, Developer: a.DeveloperID, Name: a.Name, Options: strings.Join(a.Options, ", "),
+		Currencies: strings.Join(a.Currencies, ", "), Created: s.when(a.Created)}
+}
+
+type developerPage struct {
+	developerRow
+	Apps           []appRow
+	Pager          pager
+	Options        []string
+	Currencies     []string
+	IdempotencyKey string
+}
+
+// developer is a developer's page: its apps and a form to add one with the
+// monetization options the platform enables for it.
+func (s *Server) developer(w http.ResponseWriter, r *http.Request) error {
+	d, err := s.Apps.GetDeveloper(r.Context(), chi.URLParam(r, "id"))
+	if err != nil {
+		return err
+	}
+	limit, after := paging(r, "starting_after")
+	list, more, err := s.Apps.ListApps(r.Context(), d.ID, limit, after)
+	if err != nil {
+		return err
+	}
+	pg := &developerPage{developerRow: developerRow{ID: d.ID, Name: d.Name, Created: s.when(d.Created)},
+		Options: s.Catalog.Names(), Currencies: ledger.Currencies(), IdempotencyKey: randomToken()}
+	for _, a := range list {
+		pg.Apps = append(pg.Apps, s.appRowOf(a))
+	}
+	if len(list) > 0 {
+		pg.Pager = newPager(r, "starting_after", more, list[len(list)-1].ID)
+	}
+	s.render(w, r, http.StatusOK, "developer", "Developer "+d.Name, pg)
+	return nil
+}
+
+type appPage struct {
+	appRow
+	SecretKey      string // shown once, right after the app is created or its key rolled
+	PreviousExpire string // when the keys before the new one stop working
+	Repeated       bool   // the form was submitted again: the key was shown the first time
+}
+
+// createApp creates an app with the options and currencies ticked, as
+// POST /v1/apps does, and shows its secret key once.
+func (s *Server) createApp(w http.ResponseWriter, r *http.Request) error {
+	options, currencies := r.PostForm["options"], r.PostForm["currencies"]
+	if err := s.Catalog.CheckGrants(options, currencies); err != nil {
+		return err
+	}
+	a, key, err := s.Apps.CreateApp(r.Context(), apps.AppSpec{ID: formID(r, "app"), DeveloperID: r.PostFormValue("developer"),
+		Name: r.PostFormValue("name"), Options: options, Currencies: currencies})
+	if err != nil {
+		return err
+	}
+	s.render(w, r, http.StatusCreated, "app", "App "+a.Name, &appPage{appRow: s.appRowOf(a), SecretKey: key, Repeated: key == ""})
+	return nil
+}
+
+// app is an app's page, with the button that rolls its secret key.
+func (s *Server) app(w http.ResponseWriter, r *http.Request) error {
+	a, err := s.Apps.GetApp(r.Context(), chi.URLParam(r, "id"))
+	if err != nil {
+		return err
+	}
+	s.render(w, r, http.StatusOK, "app", "App "+a.Name, &appPage{appRow: s.appRowOf(a)})
+	return nil
+}
+
+// rollKey gives the app a new secret key and shows it once; the keys
+// before it keep working for apps.RollGrace.
+func (s *Server) rollKey(w http.ResponseWriter, r *http.Request) error {
+	a, err := s.Apps.GetApp(r.Context(), chi.URLParam(r, "id"))
+	if err != nil {
+		return err
+	}
+	key, oldExpire, err := s.Apps.RollKey(r.Context(), a.ID)
+	if err != nil {
+		return err
+	}
+	s.render(w, r, http.StatusOK, "app", "App "+a.Name, &appPage{appRow: s.appRowOf(a), SecretKey: key, PreviousExpire: s.when(oldExpire)})
+	return nil
+}
