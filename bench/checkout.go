@@ -171,7 +171,7 @@ func benchCheckout(ctx context.Context, o Options) (*Result, error) {
 	}
 	keys, err := setupCheckout(ctx, c, users)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("%w\n%s", err, srv.log.String())
 	}
 	res := &Result{Kind: "checkout", Unit: "checkouts", Clients: o.Clients, Duration: o.Duration}
 	meterPool, err := pgdb.Open(ctx, dbURL, 1)
