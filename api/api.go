@@ -18,6 +18,7 @@ import (
 
 	"github.com/minipay/minipay/apps"
 	"github.com/minipay/minipay/checkout"
+	"github.com/minipay/minipay/disputes"
 	"github.com/minipay/minipay/internal/id"
 	"github.com/minipay/minipay/internal/idempotency"
 	"github.com/minipay/minipay/internal/metrics"
@@ -35,6 +36,7 @@ type Server struct {
 	Apps       *apps.Service
 	Checkout   *checkout.Service
 	Payments   *payments.Service
+	Disputes   *disputes.Service
 	Webhooks   *webhooks.Service
 	Settlement *settlement.Service
 	// Sandbox runs the test helpers, which answer 403 sandbox_only unless
@@ -98,11 +100,16 @@ func (s *Server) Handler() http.Handler {
 			s.developerToolRoutes(r)
 			// (settlement app routes)
 		})
+		r.Group(func(r chi.Router) { // a mini-app's backend or the host, each with its own view
+			r.Use(s.allow(apps.KindHost, apps.KindSecret))
+			s.sessionReadRoutes(r)
+		})
 		r.Group(func(r chi.Router) { // any key
 			r.Use(s.allow(apps.KindAdmin, apps.KindHost, apps.KindSecret))
 			s.catalogRoutes(r)
 			// (settlement any-key routes)
 			s.payoutRoutes(r)
+			s.disputeRoutes(r)
 		})
 	})
 	return r

@@ -120,6 +120,17 @@ func TestAuthorizationMatrix(t *testing.T) {
 	e.must(http.StatusOK, e.confirm(toCapture, "u1"))
 	e.must(http.StatusOK, e.confirm(toVoid, "u1"))
 	refund := e.must(http.StatusCreated, e.call("POST", "/v1/refunds", shop.key, map[string]any{"checkout_session": paid.str("id"), "amount": "1.00"}))
+	// Disputes of shop's payments by their payer u1: one to read, one to
+	// answer, one to rule, and a payment to dispute.
+	dispute := func() string {
+		s := newSession(false)
+		e.must(http.StatusOK, e.confirm(s, "u1"))
+		return e.must(http.StatusCreated, e.host("POST", "/v1/disputes", map[string]any{"payment": s.str("id"), "user_id": "u1",
+			"amount": "2.00", "reason": "not_received"})).str("id")
+	}
+	disputed, toRespond, toRule := dispute(), dispute(), dispute()
+	toDispute := newSession(false)
+	e.must(http.StatusOK, e.confirm(toDispute, "u1"))
 	acctA, acctB := e.account("authz:a", "CNY", "debit", false), e.account("authz:b", "CNY", "credit", false)
 	transfer := func(pending bool) string {
 		return e.must(http.StatusCreated, e.admin("POST", "/v1/ledger/transfers", map[string]any{"code": "adjustment", "pending": pending,
@@ -168,7 +179,13 @@ func TestAuthorizationMatrix(t *testing.T) {
 		"POST /v1/refunds":                        {path: "/v1/refunds", body: map[string]any{"checkout_session": paid.str("id"), "amount": "1.00"}, owned: true},
 		"GET /v1/refunds/{id}":                    {path: "/v1/refunds/" + refund.str("id"), owned: true},
 		"GET /v1/balance":                         {path: "/v1/balance"},
-		"GET /v1/balance_transactions":            {path: "/v1/balance_transactions"},
+		"POST /v1/disputes": {path: "/v1/disputes", body: map[string]any{"payment": toDispute.str("id"), "user_id": "u1", "reason": "duplicate"},
+			status: http.StatusCreated},
+		"GET /v1/disputes":               {path: "/v1/disputes?limit=100", listed: disputed},
+		"GET /v1/disputes/{id}":          {path: "/v1/disputes/" + disputed, owned: true},
+		"POST /v1/disputes/{id}/respond": {path: "/v1/disputes/" + toRespond + "/respond", body: map[string]any{"evidence": map[string]any{"text": "shipped"}}, owned: true},
+		"POST /v1/disputes/{id}/close":   {path: "/v1/disputes/" + toRule + "/close", body: map[string]any{"outcome": "won"}},
+		"GET /v1/balance_transactions":   {path: "/v1/balance_transactions"},
 
 		"POST /v1/webhook_endpoints":                    {path: "/v1/webhook_endpoints", body: map[string]any{"url": receiver.srv.URL, "enabled_events": []string{"*"}}},
 		"GET /v1/webhook_endpoints":                     {path: "/v1/webhook_endpoints?limit=100", listed: endpoint},
@@ -335,6 +352,8 @@ func (e *env) authzState() string {
 		'keys=' || (SELECT count(*) FROM api_keys),
 		'sessions=' || (SELECT count(*) || '/' || coalesce(sum(version), 0) FROM checkout_sessions),
 		'refunds=' || (SELECT count(*) FROM refunds),
+		'payments=' || (SELECT count(*) || '/' || coalesce(sum(version), 0) FROM payments),
+		'disputes=' || (SELECT count(*) || '/' || coalesce(sum(version), 0) FROM disputes),
 		'events=' || (SELECT count(*) FROM events),
 		'endpoints=' || (SELECT count(*) || '/' || coalesce(sum(version), 0) FROM webhook_endpoints),
 		'deliveries=' || (SELECT count(*) FROM webhook_deliveries),

@@ -10,6 +10,7 @@ import (
 	"github.com/go-chi/chi/v5"
 
 	"github.com/minipay/minipay"
+	"github.com/minipay/minipay/apps"
 	"github.com/minipay/minipay/checkout"
 	"github.com/minipay/minipay/ledger"
 	"github.com/minipay/minipay/payments"
@@ -27,7 +28,6 @@ func (s *Server) hostRoutes(r chi.Router) {
 func (s *Server) checkoutRoutes(r chi.Router) {
 	r.Post("/checkout/sessions", s.h(s.createSession))
 	r.Get("/checkout/sessions", s.h(s.listSessions))
-	r.Get("/checkout/sessions/{id}", s.h(s.getSession))
 	r.Post("/checkout/sessions/{id}/cancel", s.h(s.cancelSession))
 	r.Post("/checkout/sessions/{id}/capture", s.h(s.captureSession))
 	r.Post("/checkout/sessions/{id}/void", s.h(s.voidSession))
@@ -127,12 +127,35 @@ func (s *Server) createSession(r *http.Request) (int, any, error) {
 	return http.StatusCreated, sess.WithSecret(), nil
 }
 
+// sessionReadRoutes serve the app's backend (its own sessions, with their
+// client secret) and the host (any session, as its payment sheet shows it).
+func (s *Server) sessionReadRoutes(r chi.Router) {
+	r.Get("/checkout/sessions/{id}", s.h(s.getSession))
+}
+
 func (s *Server) getSession(r *http.Request) (int, any, error) {
+	if principal(r).Kind == apps.KindHost {
+		return s.hostSession(r)
+	}
 	sess, err := s.Checkout.GetSession(r.Context(), principal(r).AppID, chi.URLParam(r, "id"))
 	if err != nil {
 		return 0, nil, err
 	}
 	return http.StatusOK, sess.WithSecret(), nil
+}
+
+// hostSession is what the host's payment sheet reads: the session without
+// its client secret and the app's customer id, with the app's name.
+func (s *Server) hostSession(r *http.Request) (int, any, error) {
+	sess, err := s.Checkout.GetSession(r.Context(), "", chi.URLParam(r, "id"))
+	if err != nil {
+		return 0, nil, err
+	}
+	app, err := s.Apps.GetApp(r.Context(), sess.AppID)
+	if err != nil {
+		return 0, nil, fmt.Errorf("app of session %s: %w", sess.ID, err)
+	}
+	return http.StatusOK, sess.ForHost(app.Name), nil
 }
 
 func (s *Server) listSessions(r *http.Request) (int, any, error) {

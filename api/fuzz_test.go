@@ -47,6 +47,8 @@ var fuzzIDs = func() map[string]string {
 		"open":     idempotency.DeriveID("cs", app, "fuzz-open"),
 		"paid":     idempotency.DeriveID("cs", app, "fuzz-paid"),
 		"held":     idempotency.DeriveID("cs", app, "fuzz-held"),
+		"spare":    idempotency.DeriveID("cs", app, "fuzz-spare"),
+		"disputed": idempotency.DeriveID("dp", "host", "fuzz-dispute"),
 		"pending":  "tr_fuzz_pending",
 		"posted":   "tr_fuzz_posted",
 		"otherdev": idempotency.DeriveID("dev", "admin", "fuzz-otherdev"),
@@ -95,7 +97,7 @@ func newFuzzEnv(tb testing.TB) *fuzzEnv {
 		"options": []string{"goods"}, "currencies": []string{"CNY"}})
 	e.otherKey = other["secret_key"].(string)
 	must("POST", "/v1/wallets/"+fuzzUser+"/topups", fuzzHostKey, "fuzz-topup", map[string]any{"amount": "1000000.00", "currency": "CNY"})
-	for _, name := range []string{"open", "paid", "held"} {
+	for _, name := range []string{"open", "paid", "held", "spare"} {
 		body := map[string]any{"amount": "100.00", "currency": "CNY", "option": "goods"}
 		if name == "held" {
 			body["capture_method"] = "manual"
@@ -107,6 +109,8 @@ func newFuzzEnv(tb testing.TB) *fuzzEnv {
 				map[string]any{"user_id": fuzzUser, "client_secret": sess["client_secret"]})
 		}
 	}
+	must("POST", "/v1/disputes", fuzzHostKey, "fuzz-dispute", map[string]any{"payment": fuzzIDs["paid"], "user_id": fuzzUser,
+		"amount": "10.00", "reason": "not_received"})
 	must("POST", "/v1/ledger/accounts", fuzzAdminKey, "fuzz-acct-a", map[string]any{"code": "fuzz:a", "currency": "CNY", "normal_balance": "debit"})
 	must("POST", "/v1/ledger/accounts", fuzzAdminKey, "fuzz-acct-b", map[string]any{"code": "fuzz:b", "currency": "CNY", "normal_balance": "credit", "no_overdraft": true})
 	must("POST", "/v1/ledger/accounts", fuzzAdminKey, "fuzz-acct-y", map[string]any{"code": "fuzz:y", "currency": "JPY", "normal_balance": "debit"})
@@ -160,6 +164,7 @@ func (e *fuzzEnv) state(t *testing.T) string {
 		(SELECT count(*) FROM apps), (SELECT count(*) FROM api_keys),
 		(SELECT count(*) FROM checkout_sessions), (SELECT coalesce(sum(version), 0) FROM checkout_sessions),
 		(SELECT count(*) FROM refunds), (SELECT count(*) FROM events),
+		(SELECT count(*) || '/' || coalesce(sum(version), 0) FROM disputes), (SELECT coalesce(sum(version), 0) FROM payments),
 		(SELECT count(*) FROM balance_transactions))`).Scan(&s)
 	if err != nil {
 		t.Fatal(err)
@@ -327,6 +332,31 @@ func FuzzRefundBody(f *testing.F) {
 		`{"checkout_session":"{held}","amount":"1.00","metadata":{"k":"v"}}`)...)
 }
 
+func FuzzDisputeBody(f *testing.F) {
+	fuzzBody(f, "POST", "/v1/disputes", host, append(hostileSeeds,
+		`{"payment":"{spare}","user_id":"usr_fuzz","amount":"1.00","reason":"not_received","description":"never came"}`,
+		`{"payment":"{paid}","user_id":"usr_fuzz","reason":"duplicate"}`,
+		`{"payment":"{spare}","user_id":"usr_other","reason":"other"}`,
+		`{"payment":"{open}","user_id":"usr_fuzz","reason":"other"}`,
+		`{"payment":"{held}","user_id":"usr_fuzz","reason":"other"}`,
+		`{"payment":"{spare}","user_id":"usr_fuzz","amount":"100.01","reason":"other"}`,
+		`{"payment":"{spare}","user_id":"usr_fuzz","amount":"0.001","reason":"unauthorized"}`,
+		`{"payment":"{spare}","user_id":"usr_fuzz","reason":"bored"}`,
+		`{"payment":"in_nope","user_id":"usr_fuzz","reason":"other"}`)...)
+}
+
+func FuzzDisputeRespondBody(f *testing.F) {
+	fuzzBody(f, "POST", "/v1/disputes/{disputed}/respond", appKey, append(hostileSeeds,
+		`{"evidence":{"text":"shipped","files":["https://files.example/a.pdf"]}}`,
+		`{"accept":true}`, `{"accept":false}`, `{"evidence":{"text":""}}`, `{"evidence":{"files":[""]}}`,
+		`{"evidence":{"text":"x","files":[1]}}`, `{"evidence":null,"accept":true}`)...)
+}
+
+func FuzzDisputeCloseBody(f *testing.F) {
+	fuzzBody(f, "POST", "/v1/disputes/{disputed}/close", admin, append(hostileSeeds,
+		`{"outcome":"won"}`, `{"outcome":"lost"}`, `{"outcome":"draw"}`, `{"outcome":""}`, `{"outcome":null}`)...)
+}
+
 func FuzzTopUpBody(f *testing.F) {
 	fuzzBody(f, "POST", "/v1/wallets/usr_fuzz2/topups", host, append(hostileSeeds,
 		`{"amount":"10.00","currency":"CNY"}`, `{"amount":"10","currency":"JPY"}`, `{"amount":"0.001","currency":"KWD"}`,
@@ -346,6 +376,7 @@ func FuzzAPI(f *testing.F) {
 		"/v1/checkout/sessions/{open}/confirm", "/v1/checkout/sessions/{held}/capture",
 		"/v1/checkout/sessions/{held}/void", "/v1/refunds", "/v1/refunds/re_nope", "/v1/balance",
 		"/v1/balance_transactions", "/healthz", "/readyz", "/openapi.yaml",
+		"/v1/disputes", "/v1/disputes/{disputed}", "/v1/disputes/{disputed}/respond", "/v1/disputes/{disputed}/close",
 	}
 	methods := []string{"GET", "POST", "PATCH", "DELETE", "PUT"}
 	f.Add(uint8(1), uint8(3), "", uint8(0), "", "", []byte(`{"code":"adjustment","postings":[{"account":"fuzz:a","debit":"1.00"},{"account":"fuzz:b","credit":"1.00"}]}`))

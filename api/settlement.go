@@ -35,6 +35,7 @@ type totalsJSON struct {
 	Currency            string `json:"currency"`
 	Gross               string `json:"gross"`
 	Refunds             string `json:"refunds"`
+	Disputes            string `json:"disputes"`
 	Fees                string `json:"fees"`
 	Net                 string `json:"net"`
 	PaymentCount        int64  `json:"payment_count"`
@@ -67,7 +68,7 @@ func runOut(run settlement.Run) settlementRunJSON {
 	for _, t := range run.Totals {
 		f := func(v int64) string { return ledger.FormatAmount(t.Currency, v) }
 		out.Totals = append(out.Totals, totalsJSON{Currency: t.Currency, Gross: f(t.Gross), Refunds: f(t.Refunds),
-			Fees: f(t.Fees), Net: f(t.Net), PaymentCount: t.PaymentCount, RefundCount: t.RefundCount,
+			Disputes: f(t.Disputes), Fees: f(t.Fees), Net: f(t.Net), PaymentCount: t.PaymentCount, RefundCount: t.RefundCount,
 			PayoutCount: t.PayoutCount, CarriedForward: f(t.CarriedForward), CarriedForwardCount: t.CarriedCount})
 	}
 	return out

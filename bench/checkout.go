@@ -47,13 +47,21 @@ func startServer(ctx context.Context, dbURL string, env ...string) (*server, err
 		return nil, fmt.Errorf("start serve: %w", err)
 	}
 	found := make(chan string, 1)
+	read := make(chan struct{})
+	var last []string // the last lines before the listening line, to explain a failed start
 	go func() {
+		defer close(read)
 		sc := bufio.NewScanner(stderr)
 		sc.Buffer(make([]byte, 1<<20), 1<<20)
+		listening := false
 		for sc.Scan() {
 			line := sc.Text()
 			if m := listeningLine.FindStringSubmatch(line); m != nil {
 				found <- m[1]
+				listening = true
+			}
+			if !listening {
+				last = append(last[max(0, len(last)-9):], line)
 			}
 			if strings.Contains(line, `"level":"ERROR"`) && s.log.Len() < 1<<16 {
 				s.log.WriteString(line + "\n")
@@ -61,6 +69,7 @@ func startServer(ctx context.Context, dbURL string, env ...string) (*server, err
 		}
 	}()
 	go func() {
+		<-read // Wait closes the pipe: read it to the end first
 		s.err = cmd.Wait()
 		close(s.done)
 	}()
@@ -69,7 +78,7 @@ func startServer(ctx context.Context, dbURL string, env ...string) (*server, err
 		s.url = "http://" + addr
 		return s, nil
 	case <-s.done:
-		return nil, fmt.Errorf("serve exited: %v", s.err)
+		return nil, fmt.Errorf("serve exited: %v:\n%s", s.err, strings.Join(last, "\n"))
 	case <-time.After(60 * time.Second):
 		s.stop()
 		return nil, fmt.Errorf("serve did not start")

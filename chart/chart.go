@@ -15,6 +15,7 @@ const (
 	FeesPrefix             = "platform:fees:"               // platform:fees:<CUR>
 	FundingPrefix          = "platform:funding:"            // platform:funding:<CUR>
 	PayoutsInTransitPrefix = "platform:payouts_in_transit:" // platform:payouts_in_transit:<CUR>
+	DisputesPrefix         = "platform:disputes:"           // platform:disputes:<CUR>
 )
 
 // Wallet is a host user's money in currency; it never goes below zero.
@@ -47,6 +48,18 @@ func FeesAccount(currency string) ledger.AccountSpec {
 	return ledger.AccountSpec{Code: Fees(currency), Currency: currency, NormalBalance: ledger.CreditNormal}
 }
 
+// Disputes holds the money of open disputes in currency: opening a dispute
+// moves the disputed amount here from the developer's pending balance, and
+// the ruling moves it on, back to the developer or to the user's wallet.
+func Disputes(currency string) string { return DisputesPrefix + currency }
+
+// DisputesAccount is the account of Disputes: credit-normal, like the
+// pending balances its money comes from; it never goes below zero, since
+// it only ever gives back what a dispute put in.
+func DisputesAccount(currency string) ledger.AccountSpec {
+	return ledger.AccountSpec{Code: Disputes(currency), Currency: currency, NormalBalance: ledger.CreditNormal, NoOverdraft: true}
+}
+
 // Funding is the platform's bank account in currency: top-ups come from it,
 // paid-out payouts go back to it.
 func Funding(currency string) string { return FundingPrefix + currency }
@@ -66,6 +79,10 @@ const (
 	RefundPrefix     = "refund_"      // refund_<re_…>
 	PayoutPrefix     = "payout_"      // payout_<po_…>
 	PayoutPaidPrefix = "payout_paid_" // payout_paid_<po_…>
+	// A dispute moves money twice: into the disputes account when opened,
+	// out of it when ruled (won or lost, one ruling, so one id).
+	DisputePrefix      = "dispute_"       // dispute_<dp_…>
+	DisputeClosePrefix = "dispute_close_" // dispute_close_<dp_…>
 )
 
 // Payment is the transfer that pays checkout session sessionID.
@@ -76,6 +93,14 @@ func Refund(refundID string) string { return RefundPrefix + refundID }
 
 // Payout is the transfer that moves payout payoutID into transit.
 func Payout(payoutID string) string { return PayoutPrefix + payoutID }
+
+// Dispute is the transfer that withdraws the amount of dispute disputeID
+// from the developer.
+func Dispute(disputeID string) string { return DisputePrefix + disputeID }
+
+// DisputeClose is the transfer that moves the money of dispute disputeID
+// on when it is ruled.
+func DisputeClose(disputeID string) string { return DisputeClosePrefix + disputeID }
 
 // PayoutPaid is the transfer that records payout payoutID as paid.
 func PayoutPaid(payoutID string) string { return PayoutPaidPrefix + payoutID }

@@ -90,6 +90,23 @@ func (s Session) Public() SessionObject {
 	return o
 }
 
+// HostSessionObject is a session as the host's payment sheet reads it:
+// what the user is asked to pay and to whom. The client secret stays with
+// the mini-app that pays, and the app's pseudonymous id of the payer with
+// the app.
+type HostSessionObject struct {
+	SessionObject
+	// Customer hides the session's customer: always nil, so left out.
+	Customer *string `json:"customer,omitempty"`
+	// AppName is the name of the mini-app asking to be paid.
+	AppName string `json:"app_name"`
+}
+
+// ForHost is the session as the host reads it, with the name of its app.
+func (s Session) ForHost(appName string) HostSessionObject {
+	return HostSessionObject{SessionObject: s.Public(), AppName: appName}
+}
+
 // WithSecret is the session as its app's backend reads it, with the client
 // secret the front end needs to pay.
 func (s Session) WithSecret() SessionObject {

@@ -17,15 +17,15 @@ import (
 )
 
 type totalsLine struct {
-	Currency, Gross, Refunds, Fees, Net, Carried string
-	Payments, RefundCount, Payouts, CarriedCount int64
+	Currency, Gross, Refunds, Disputes, Fees, Net, Carried string
+	Payments, RefundCount, Payouts, CarriedCount           int64
 }
 
 func totalsLines(ts []settlement.Totals) []totalsLine {
 	var out []totalsLine
 	for _, t := range ts {
 		out = append(out, totalsLine{Currency: t.Currency, Gross: money(t.Currency, t.Gross), Refunds: money(t.Currency, t.Refunds),
-			Fees: money(t.Currency, t.Fees), Net: money(t.Currency, t.Net), Carried: money(t.Currency, t.CarriedForward),
+			Disputes: money(t.Currency, t.Disputes), Fees: money(t.Currency, t.Fees), Net: money(t.Currency, t.Net), Carried: money(t.Currency, t.CarriedForward),
 			Payments: t.PaymentCount, RefundCount: t.RefundCount, Payouts: t.PayoutCount, CarriedCount: t.CarriedCount})
 	}
 	return out
@@ -47,7 +47,7 @@ type chartSeries struct {
 	Net      []string `json:"net"`
 }
 
-type dayRow struct{ Day, Currency, Gross, Refunds, Fees, Net string }
+type dayRow struct{ Day, Currency, Gross, Refunds, Disputes, Fees, Net string }
 
 type runsPage struct {
 	Rows   []runRow
@@ -114,7 +114,8 @@ func (s *Server) chart(ctx context.Context, pg *runsPage) error {
 		}
 		byCur[d.Currency][day] = d
 		pg.Days = append(pg.Days, dayRow{Day: day, Currency: d.Currency, Gross: money(d.Currency, d.Gross),
-			Refunds: money(d.Currency, d.Refunds), Fees: money(d.Currency, d.Fees), Net: money(d.Currency, d.Net)})
+			Refunds: money(d.Currency, d.Refunds), Disputes: money(d.Currency, d.Disputes), Fees: money(d.Currency, d.Fees),
+			Net: money(d.Currency, d.Net)})
 	}
 	for _, cur := range curs {
 		c := chartSeries{Currency: cur}

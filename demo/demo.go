@@ -7,8 +7,9 @@
 // to the host page only through the SDK's postMessage bridge
 // (static/minipay.js, built from sdk/js/src/browser.ts), and to its own
 // backend. Secret keys stay on the servers: the host page's server half
-// holds the host key and confirms payments; the mini-app's backend holds
-// the app's secret key.
+// holds the host key, reads the sessions its payment sheet shows and
+// confirms payments through minipay's API, as a real host's server does;
+// the mini-app's backend holds the app's secret key.
 package demo
 
 import (
@@ -44,6 +45,14 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	w.Header().Set("Cache-Control", "no-store")
 	w.WriteHeader(status)
 	_ = json.NewEncoder(w).Encode(v)
+}
+
+// writeRaw answers with a JSON body as it came from minipay.
+func writeRaw(w http.ResponseWriter, status int, body []byte) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	_, _ = w.Write(body)
 }
 
 func writeError(w http.ResponseWriter, status int, code, msg string) {

@@ -4,12 +4,12 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"io"
 	"net/http"
 	"net/url"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -18,10 +18,6 @@ type User struct {
 	ID   string `json:"id"`
 	Name string `json:"name"`
 }
-
-// ErrNoSession is what Host.ReadSession returns for a session the host
-// cannot show.
-var ErrNoSession = errors.New("no such checkout session")
 
 // Host is the super-app's side: the host page and its server half, which
 // keeps the host key and calls minipay for the page.
@@ -33,11 +29,25 @@ type Host struct {
 	// AppPort is the port of the mini-app's origin; the page loads the
 	// mini-app from the same host name on that port.
 	AppPort string
-	// ReadSession returns what the payment sheet shows of a session of
-	// the mini-app in the frame (no client secret). The host knows which
-	// mini-app it loaded, so it reads only that app's sessions.
-	ReadSession func(ctx context.Context, id string) (any, error)
-	HTTP        *http.Client
+	HTTP    *http.Client
+
+	mu    sync.Mutex
+	appID string // the mini-app the page loads; see SetApp
+}
+
+// SetApp names the mini-app the page loads (app_…). The host knows which
+// mini-app it put in the frame, so its payment sheet shows only that app's
+// sessions; until the app is set it shows none.
+func (h *Host) SetApp(appID string) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.appID = appID
+}
+
+func (h *Host) app() string {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.appID
 }
 
 // Handler serves the host page and its API, to be mounted at /demo/.
@@ -66,17 +76,26 @@ func (h *Host) wallet(w http.ResponseWriter, r *http.Request) {
 	h.proxy(w, r, http.MethodGet, "/v1/wallets/"+url.PathEscape(user), nil, "")
 }
 
+// session reads what the payment sheet shows of a session, as any host
+// would: GET /v1/checkout/sessions/{id} with the host key, which answers
+// the session without its client secret and the app's customer id, with
+// the app's name.
 func (h *Host) session(w http.ResponseWriter, r *http.Request) {
-	s, err := h.ReadSession(r.Context(), r.PathValue("id"))
-	if errors.Is(err, ErrNoSession) {
-		writeError(w, http.StatusNotFound, "session_not_found", err.Error())
-		return
-	}
+	status, body, err := h.call(r.Context(), http.MethodGet, "/v1/checkout/sessions/"+url.PathEscape(r.PathValue("id")), nil, "")
 	if err != nil {
-		writeError(w, http.StatusBadGateway, "host_error", err.Error())
+		writeError(w, http.StatusBadGateway, "network", err.Error())
 		return
 	}
-	writeJSON(w, http.StatusOK, s)
+	var s struct {
+		App string `json:"app"`
+	}
+	// Another mini-app's session is not this page's to show.
+	foreign := status == http.StatusOK && (json.Unmarshal(body, &s) != nil || s.App == "" || s.App != h.app())
+	if foreign || status == http.StatusNotFound {
+		writeError(w, http.StatusNotFound, "session_not_found", "no such checkout session")
+		return
+	}
+	writeRaw(w, status, body)
 }
 
 // confirm pays a session for the signed-in user: the page sends the
@@ -103,13 +122,24 @@ func (h *Host) confirm(w http.ResponseWriter, r *http.Request) {
 	h.proxy(w, r, http.MethodPost, "/v1/checkout/sessions/"+url.PathEscape(r.PathValue("id"))+"/confirm", body, key)
 }
 
+// proxy answers the page with minipay's answer to a call with the host key.
 func (h *Host) proxy(w http.ResponseWriter, r *http.Request, method, path string, body []byte, idemKey string) {
-	ctx, cancel := context.WithTimeout(r.Context(), 30*time.Second)
+	status, out, err := h.call(r.Context(), method, path, body, idemKey)
+	if err != nil {
+		writeError(w, http.StatusBadGateway, "network", err.Error())
+		return
+	}
+	writeRaw(w, status, out)
+}
+
+// call is one call to minipay with the host key; it returns the status and
+// the body (at most 1 MiB).
+func (h *Host) call(ctx context.Context, method, path string, body []byte, idemKey string) (int, []byte, error) {
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, method, strings.TrimRight(h.APIURL, "/")+path, bytes.NewReader(body))
 	if err != nil {
-		writeError(w, http.StatusInternalServerError, "host_error", err.Error())
-		return
+		return 0, nil, err
 	}
 	req.Header.Set("Authorization", "Bearer "+h.HostKey)
 	if body != nil {
@@ -124,12 +154,12 @@ func (h *Host) proxy(w http.ResponseWriter, r *http.Request, method, path string
 	}
 	res, err := client.Do(req)
 	if err != nil {
-		writeError(w, http.StatusBadGateway, "network", err.Error())
-		return
+		return 0, nil, err
 	}
 	defer res.Body.Close()
-	w.Header().Set("Content-Type", "application/json")
-	w.Header().Set("Cache-Control", "no-store")
-	w.WriteHeader(res.StatusCode)
-	_, _ = io.Copy(w, io.LimitReader(res.Body, 1<<20))
+	out, err := io.ReadAll(io.LimitReader(res.Body, 1<<20))
+	if err != nil {
+		return 0, nil, err
+	}
+	return res.StatusCode, out, nil
 }

@@ -424,8 +424,9 @@ func writeGroup(ctx context.Context, conn *pgx.Conn, st *groupState, ops []*op, 
 
 // readAttached reads the results of the attached statements and runs their
 // checks, and returns the ops whose statements failed. A failing statement
-// of one op ends the pipeline, so it is the last op listed; a failing Row
-// statement cannot be pinned on one op and fails the group.
+// of one op ends the pipeline, so it is the last op listed (unless a Check
+// failed before it; see below); a failing Row statement cannot be pinned on
+// one op and fails the group.
 func readAttached(ctx context.Context, br pgx.BatchResults, ops []*op, written []int, res []opResult, sets []*rowSet) (failed []int, err error) {
 	for _, i := range written {
 		for _, s := range ops[i].attach {
@@ -437,8 +438,18 @@ func readAttached(ctx context.Context, br pgx.BatchResults, ops []*op, written [
 				return nil, fmt.Errorf("write group: %w", ctx.Err())
 			}
 			if err != nil {
-				res[i].err = fmt.Errorf("statement attached to transfer %s: %w", ops[i].id, err)
-				return append(failed, i), nil
+				// A transfer whose Check failed still ran its later
+				// statements in this transaction, and they may be what
+				// this one ran into. So the error is this transfer's only
+				// when no Check failed before it: otherwise the group is
+				// tried again without the transfers that failed their
+				// Checks (this one among them, keeping its first error),
+				// and the others get another chance.
+				if len(failed) == 0 {
+					res[i].err = fmt.Errorf("statement attached to transfer %s: %w", ops[i].id, err)
+					failed = append(failed, i)
+				}
+				return failed, nil
 			}
 			if s.Check != nil && res[i].err == nil {
 				if res[i].err = s.Check(tag); res[i].err != nil {

@@ -140,6 +140,15 @@ func TestOneBadTransferFailsAlone(t *testing.T) {
 				{SQL: `INSERT INTO side_effects VALUES ('guarded')`},
 				{SQL: `UPDATE side_effects SET id = id WHERE id = 'no such row'`, Check: ledger.ExpectRows(1, errGuard)},
 			}},
+		// A Check fails, and a later statement of the same transfer
+		// either errors (when good0 ran first) or takes good0's row (when
+		// it ran first): it fails once, with its Check's error, and good0
+		// is not blamed for the duplicate it ran into.
+		job{tr: transfer("guarded-then-broken", "payment", 10, wallet.ID, shop.ID), want: errGuard,
+			attach: []ledger.Statement{
+				{SQL: `UPDATE side_effects SET id = id WHERE id = 'no such row'`, Check: ledger.ExpectRows(1, errGuard)},
+				{SQL: `INSERT INTO side_effects VALUES ('good0')`}, // duplicate key
+			}},
 		job{tr: transfer("sqlerror", "payment", 10, wallet.ID, shop.ID), want: errSQL,
 			attach: []ledger.Statement{
 				{SQL: `INSERT INTO side_effects VALUES ('sqlerror')`},
@@ -191,6 +200,81 @@ func TestOneBadTransferFailsAlone(t *testing.T) {
 	}
 	if w := mustGet(t, l, wallet.ID); w.Balance() != 800 {
 		t.Fatalf("wallet = %d, want 800", w.Balance())
+	}
+	mustAudit(t, l)
+}
+
+// TestFailedCheckThenErrorAlone: a transfer alone in its group whose Check
+// fails and whose next statement then errors fails with the Check's error;
+// it once made the poster panic, counting the transfer as failed twice.
+func TestFailedCheckThenErrorAlone(t *testing.T) {
+	l, db := newLedger(t, ledger.Options{})
+	ctx := ctxT(t)
+	if _, err := db.Pool.Exec(ctx, `CREATE TABLE side_effects (id text PRIMARY KEY); INSERT INTO side_effects VALUES ('taken')`); err != nil {
+		t.Fatal(err)
+	}
+	bank := mustAccount(t, l, "bank", "CNY", ledger.DebitNormal, false)
+	shop := mustAccount(t, l, "shop", "CNY", ledger.CreditNormal, false)
+	errGuard := errors.New("guard")
+	_, err := l.Post(ctx, transfer("t1", "topup", 10, bank.ID, shop.ID),
+		ledger.Statement{SQL: `UPDATE side_effects SET id = id WHERE id = 'no such row'`, Check: ledger.ExpectRows(1, errGuard)},
+		ledger.Statement{SQL: `INSERT INTO side_effects VALUES ('taken')`})
+	if !errors.Is(err, errGuard) {
+		t.Fatalf("err = %v, want the guard's", err)
+	}
+	if _, err := l.GetTransfer(ctx, "t1"); !errors.Is(err, ledger.ErrTransferNotFound) {
+		t.Fatalf("the failed transfer was written: %v", err)
+	}
+	mustAudit(t, l)
+}
+
+// TestFailedCheckDoesNotBlameItsNeighbour: in one group, a transfer whose
+// Check fails goes on to insert the row its neighbour inserts next. The
+// neighbour's duplicate key is the failed transfer's doing: the neighbour
+// is written, the failed transfer fails with its Check's error.
+func TestFailedCheckDoesNotBlameItsNeighbour(t *testing.T) {
+	l, db := newLedger(t, ledger.Options{Workers: 1})
+	ctx := ctxT(t)
+	if _, err := db.Pool.Exec(ctx, `CREATE TABLE side_effects (id text PRIMARY KEY)`); err != nil {
+		t.Fatal(err)
+	}
+	bank := mustAccount(t, l, "bank", "CNY", ledger.DebitNormal, false)
+	shop := mustAccount(t, l, "shop", "CNY", ledger.CreditNormal, false)
+	lock := mustAccount(t, l, "lock", "CNY", ledger.DebitNormal, true)
+	errGuard := errors.New("guard")
+	release := blockPoster(t, db.Pool, l, lock.ID, bank.ID)
+	errs := make(chan error, 2)
+	post := func(id string, attach ...ledger.Statement) {
+		go func() {
+			_, err := l.Post(ctx, transfer(id, "topup", 10, bank.ID, shop.ID), attach...)
+			errs <- err
+		}()
+		time.Sleep(100 * time.Millisecond) // queued in this order
+	}
+	post("failed", ledger.Statement{SQL: `UPDATE side_effects SET id = id WHERE id = 'no such row'`, Check: ledger.ExpectRows(1, errGuard)},
+		ledger.Statement{SQL: `INSERT INTO side_effects VALUES ('x')`})
+	post("neighbour", ledger.Statement{SQL: `INSERT INTO side_effects VALUES ('x')`})
+	release()
+	var got []error
+	for i := 0; i < 2; i++ {
+		got = append(got, <-errs)
+	}
+	var guarded, ok int
+	for _, err := range got {
+		switch {
+		case err == nil:
+			ok++
+		case errors.Is(err, errGuard):
+			guarded++
+		default:
+			t.Errorf("unexpected error: %v", err)
+		}
+	}
+	if ok != 1 || guarded != 1 {
+		t.Fatalf("results %v: want the neighbour written and the guarded transfer refused", got)
+	}
+	if _, err := l.GetTransfer(ctx, "neighbour"); err != nil {
+		t.Fatalf("neighbour: %v", err)
 	}
 	mustAudit(t, l)
 }

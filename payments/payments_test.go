@@ -366,3 +366,32 @@ func TestFeeShareAddsUpToTheFee(t *testing.T) {
 		}
 	}
 }
+
+// TestRefundOfPaymentWithFullMetadata refunds a payment whose metadata has
+// every key a transfer may carry: the refund's transfer keeps the
+// payment's keys and leaves out its own id rather than fail.
+func TestRefundOfPaymentWithFullMetadata(t *testing.T) {
+	w := newWorld(t)
+	md := map[string]string{}
+	for i := 0; i < ledger.MetadataKeysMax; i++ {
+		md[fmt.Sprintf("k%02d", i)] = "v"
+	}
+	if _, err := w.checkout.TopUp(w.ctx, "usr_full", "5.00", "CNY", "topup_full"); err != nil {
+		t.Fatal(err)
+	}
+	s, err := w.checkout.CreateSession(w.ctx, checkout.CreateParams{AppID: w.appID, Amount: "5.00", Currency: "CNY", Option: "goods", Metadata: md})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.checkout.Confirm(w.ctx, s.ID, "usr_full", s.ClientSecret); err != nil {
+		t.Fatal(err)
+	}
+	r, err := w.payments.Refund(w.ctx, payments.RefundParams{AppID: w.appID, PaymentID: s.ID, Amount: "1.00"})
+	if err != nil {
+		t.Fatalf("refund of a payment with %d metadata keys: %v", len(md), err)
+	}
+	if tr, err := w.ledger.GetTransfer(w.ctx, "refund_"+r.ID); err != nil || len(tr.Metadata) != ledger.MetadataKeysMax {
+		t.Fatalf("refund transfer metadata %d keys (%v)", len(tr.Metadata), err)
+	}
+	w.balanced()
+}

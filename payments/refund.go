@@ -29,9 +29,11 @@ var (
 	ErrRefundTooLarge   = minipay.NewError(minipay.KindInvalid, "refund_exceeds_remaining", "the refund exceeds what remains of the payment")
 	ErrRefundNotFound   = minipay.NewError(minipay.KindNotFound, "refund_not_found", "no such refund")
 	ErrRefundContention = minipay.NewError(minipay.KindConflict, "refund_contention", "too many concurrent refunds of this payment; retry")
-	// errStateChanged: the payment changed between reading it and writing
-	// the refund; the refund is computed again.
-	errStateChanged = minipay.NewError(minipay.KindConflict, "state_changed", "the payment changed meanwhile")
+	// ErrStateChanged: the payment changed between reading it and writing
+	// a change computed from it (a refund, a dispute opened or ruled);
+	// nothing was written, and the change should be computed again from
+	// the payment as it is now.
+	ErrStateChanged = minipay.NewError(minipay.KindConflict, "state_changed", "the payment changed meanwhile")
 )
 
 // Refund gives money of a captured payment back to the user.
@@ -96,7 +98,7 @@ func (s *Service) Refund(ctx context.Context, p RefundParams) (Refund, error) {
 	defer unlock()
 	for attempt := 0; attempt < refundAttemptsMax; attempt++ {
 		r, err := s.tryRefund(ctx, p)
-		if !errors.Is(err, errStateChanged) {
+		if !errors.Is(err, ErrStateChanged) {
 			return r, err
 		}
 		time.Sleep(time.Duration(attempt+1) * 5 * time.Millisecond)
@@ -193,15 +195,11 @@ func FeeShare(pay Payment, amount int64) int64 {
 // from, so two concurrent refunds, or a refund and a dispute, cannot both
 // use the same remainder.
 func refundTransfer(pay Payment, r Refund) (ledger.Transfer, []ledger.Statement, error) {
-	md := LedgerMetadata(pay)
-	md["minipay_refund"] = r.ID
+	md := MovementMetadata(pay, "minipay_refund", r.ID)
 	tr := ledger.Transfer{ID: chart.Refund(r.ID), Code: "refund", Postings: GiveBack(pay, r.Amount, r.FeeRefunded), Metadata: md}
 	rmd, _ := json.Marshal(r.Metadata)
 	stmts := []ledger.Statement{
-		{SQL: `UPDATE payments SET amount_refunded = amount_refunded + $2, fee_refunded = fee_refunded + $3, version = version + 1
-			WHERE id = $1 AND amount_refunded = $4 AND fee_refunded = $5 AND amount_disputed = $6 AND refund_until > $7`,
-			Args:  []any{pay.ID, r.Amount, r.FeeRefunded, pay.AmountRefunded, pay.FeeRefunded, pay.AmountDisputed, r.Created},
-			Check: ledger.ExpectRows(1, errStateChanged)},
+		change(pay, totalsDelta{refunded: r.Amount, feeRefunded: r.FeeRefunded}, r.Created),
 		{SQL: `INSERT INTO refunds (id, payment_id, app_id, developer_id, currency, amount, fee_refunded, reason, status, metadata, created_at)
 			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)`,
 			Args: []any{r.ID, r.PaymentID, r.AppID, r.DeveloperID, r.Currency, r.Amount, r.FeeRefunded, nullable(r.Reason), r.Status, rmd, r.Created}},
@@ -224,13 +222,20 @@ func refundTransfer(pay Payment, r Refund) (ledger.Transfer, []ledger.Statement,
 
 // GiveBack is the postings that return amount of pay to its payer's wallet:
 // the developer's pending balance gives amount less feeShare, the
-// platform's fee account gives feeShare. Refunds and lost disputes both
-// give money back this way.
+// platform's fee account gives feeShare. Refunds give money back this way,
+// and lost disputes through GiveBackFrom.
 func GiveBack(pay Payment, amount, feeShare int64) []ledger.Posting {
+	return GiveBackFrom(pay, chart.DeveloperPending(pay.DeveloperID, pay.Currency), amount, feeShare)
+}
+
+// GiveBackFrom is GiveBack with the developer's share given by account
+// from instead of the developer's pending balance: a lost dispute gives it
+// from the disputes account, which holds what the dispute withdrew.
+func GiveBackFrom(pay Payment, from string, amount, feeShare int64) []ledger.Posting {
 	cur := pay.Currency
 	postings := []ledger.Posting{{Account: chart.Wallet(pay.UserID, cur), Credit: amount}}
 	if dev := amount - feeShare; dev > 0 {
-		postings = append(postings, ledger.Posting{Account: chart.DeveloperPending(pay.DeveloperID, cur), Debit: dev})
+		postings = append(postings, ledger.Posting{Account: from, Debit: dev})
 	}
 	if feeShare > 0 {
 		postings = append(postings, ledger.Posting{Account: chart.Fees(cur), Debit: feeShare})
@@ -251,6 +256,18 @@ func LedgerMetadata(pay Payment) map[string]string {
 		md["minipay_session"] = pay.ID
 		md["minipay_app"] = pay.AppID
 		md["minipay_option"] = pay.Rule.Option
+	}
+	return md
+}
+
+// MovementMetadata is LedgerMetadata for a later movement of pay (a refund,
+// a dispute) with the movement's own id under key, when there is room: a
+// payment may carry as many keys as a transfer holds, and its own keys
+// come first.
+func MovementMetadata(pay Payment, key, id string) map[string]string {
+	md := LedgerMetadata(pay)
+	if len(md) < ledger.MetadataKeysMax {
+		md[key] = id
 	}
 	return md
 }

@@ -23,6 +23,7 @@ import (
 	"github.com/minipay/minipay"
 	"github.com/minipay/minipay/apps"
 	"github.com/minipay/minipay/checkout"
+	"github.com/minipay/minipay/disputes"
 	"github.com/minipay/minipay/internal/id"
 	"github.com/minipay/minipay/ledger"
 	"github.com/minipay/minipay/payments"
@@ -49,6 +50,7 @@ type Service struct {
 	Apps       *apps.Service
 	Checkout   *checkout.Service
 	Payments   *payments.Service
+	Disputes   *disputes.Service
 	Settlement *settlement.Service
 	Webhooks   *webhooks.Service
 }
@@ -131,6 +133,25 @@ var triggers = []trigger{
 	}},
 	{webhooks.EndpointDisabled, "a webhook endpoint, disabled as if it had failed for days, then deleted", func(ctx context.Context, f *fixture) error {
 		return f.disabledEndpoint(ctx)
+	}},
+	{webhooks.DisputeCreated, "a paid session, disputed by the sandbox user through the host", func(ctx context.Context, f *fixture) error {
+		_, err := f.dispute(ctx)
+		return err
+	}},
+	{webhooks.DisputeUpdated, "a dispute (as for dispute.created), answered with evidence", func(ctx context.Context, f *fixture) error {
+		d, err := f.dispute(ctx)
+		if err == nil {
+			_, err = f.s.Disputes.Respond(ctx, disputes.RespondParams{AppID: f.app.ID, DisputeID: d.ID,
+				Evidence: &disputes.Evidence{Text: "minipay trigger: delivered as ordered"}})
+		}
+		return err
+	}},
+	{webhooks.DisputeClosed, "a dispute (as for dispute.created), ruled won by the platform", func(ctx context.Context, f *fixture) error {
+		d, err := f.dispute(ctx)
+		if err == nil {
+			_, err = f.s.Disputes.Close(ctx, d.ID, disputes.StatusWon)
+		}
+		return err
 	}},
 }
 
@@ -285,6 +306,22 @@ func (f *fixture) payout(ctx context.Context) (settlement.Payout, error) {
 	}
 	f.record("payout", payouts[i].ID)
 	return payouts[i], nil
+}
+
+// dispute pays a session as the sandbox user, who then disputes all of it
+// through the host.
+func (f *fixture) dispute(ctx context.Context) (disputes.Dispute, error) {
+	s, err := f.paidSession(ctx, "automatic", false)
+	if err != nil {
+		return disputes.Dispute{}, err
+	}
+	d, err := f.s.Disputes.Open(ctx, disputes.OpenParams{PaymentID: s.ID, UserID: sandboxUser, Reason: "other",
+		Description: "minipay trigger " + f.event})
+	if err != nil {
+		return disputes.Dispute{}, err
+	}
+	f.record("dispute", d.ID)
+	return d, nil
 }
 
 // disabledEndpoint creates an endpoint that can never receive anything,

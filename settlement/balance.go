@@ -16,11 +16,22 @@ const (
 	TxnPayment = "payment"
 	TxnRefund  = "refund"
 	TxnPayout  = "payout"
+	// TxnDispute withdraws a dispute's amount from the developer when it
+	// is opened (negative, no fee).
+	TxnDispute = "dispute"
+	// TxnDisputeReversal reinstates it when the developer wins (positive,
+	// no fee).
+	TxnDisputeReversal = "dispute_reversal"
+	// TxnDisputeFeeReturn gives the developer back, when the dispute is
+	// lost, the platform's fee share that goes to the user as for a
+	// refund: amount 0, a negative fee, a positive net. A withdrawal and a
+	// fee return together are what a refund of the amount would have been.
+	TxnDisputeFeeReturn = "dispute_fee_return"
 )
 
 // BalanceTxn is one movement of a developer's money: a payment (positive),
-// a refund (negative) or a payout. Amounts are minor units of Currency;
-// Net is Amount minus Fee.
+// a refund (negative), a dispute's withdrawal, reinstatement or fee return,
+// or a payout. Amounts are minor units of Currency; Net is Amount minus Fee.
 type BalanceTxn struct {
 	ID          string
 	DeveloperID string
@@ -30,8 +41,8 @@ type BalanceTxn struct {
 	Amount      int64
 	Fee         int64
 	Net         int64
-	SourceID    string    // the payment (cs_…, in_…), refund (re_…) or payout (po_…)
-	PaymentID   string    // the payment behind a payment or refund
+	SourceID    string    // the payment (cs_…, in_…), refund (re_…), dispute (dp_…) or payout (po_…)
+	PaymentID   string    // the payment behind a payment, refund or dispute
 	AvailableOn time.Time // when it may be paid out
 	PayoutID    string    // the payout that paid it out, once settled
 	Created     time.Time

@@ -192,6 +192,7 @@ func (s *Service) RunTotals(ctx context.Context, runIDs []string) (map[string][]
 		SELECT run_id, currency,
 			coalesce(sum(gross) FILTER (WHERE payout_id IS NOT NULL), 0)::bigint,
 			coalesce(sum(refunds) FILTER (WHERE payout_id IS NOT NULL), 0)::bigint,
+			coalesce(sum(disputes) FILTER (WHERE payout_id IS NOT NULL), 0)::bigint,
 			coalesce(sum(fees) FILTER (WHERE payout_id IS NOT NULL), 0)::bigint,
 			coalesce(sum(net) FILTER (WHERE payout_id IS NOT NULL), 0)::bigint,
 			coalesce(sum(payment_count) FILTER (WHERE payout_id IS NOT NULL), 0)::bigint,
@@ -208,8 +209,8 @@ func (s *Service) RunTotals(ctx context.Context, runIDs []string) (map[string][]
 		runID string
 		t     Totals
 	)
-	_, err = pgx.ForEachRow(rows, []any{&runID, &t.Currency, &t.Gross, &t.Refunds, &t.Fees, &t.Net, &t.PaymentCount,
-		&t.RefundCount, &t.PayoutCount, &t.CarriedForward, &t.CarriedCount}, func() error {
+	_, err = pgx.ForEachRow(rows, []any{&runID, &t.Currency, &t.Gross, &t.Refunds, &t.Disputes, &t.Fees, &t.Net,
+		&t.PaymentCount, &t.RefundCount, &t.PayoutCount, &t.CarriedForward, &t.CarriedCount}, func() error {
 		out[runID] = append(out[runID], t)
 		return nil
 	})

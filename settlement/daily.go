@@ -16,6 +16,7 @@ type DayTotals struct {
 	Currency string
 	Gross    int64
 	Refunds  int64
+	Disputes int64
 	Fees     int64
 	Net      int64
 	Payouts  int64
@@ -28,7 +29,7 @@ type DayTotals struct {
 func (s *Service) DailyTotals(ctx context.Context, from, to time.Time, loc *time.Location) ([]DayTotals, error) {
 	rows, err := s.db.Query(ctx, `
 		SELECT (r.cutoff AT TIME ZONE $3)::date::text, i.currency,
-			sum(i.gross)::bigint, sum(i.refunds)::bigint, sum(i.fees)::bigint, sum(i.net)::bigint, count(*)
+			sum(i.gross)::bigint, sum(i.refunds)::bigint, sum(i.disputes)::bigint, sum(i.fees)::bigint, sum(i.net)::bigint, count(*)
 		FROM settlement_runs r JOIN settlement_items i ON i.run_id = r.id
 		WHERE r.cutoff >= $1 AND r.cutoff < $2 AND r.status = 'completed' AND i.payout_id IS NOT NULL
 		GROUP BY 1, 2 ORDER BY 1, 2`, from, to, loc.String())
@@ -40,7 +41,7 @@ func (s *Service) DailyTotals(ctx context.Context, from, to time.Time, loc *time
 			t   DayTotals
 			day string
 		)
-		if err := r.Scan(&day, &t.Currency, &t.Gross, &t.Refunds, &t.Fees, &t.Net, &t.Payouts); err != nil {
+		if err := r.Scan(&day, &t.Currency, &t.Gross, &t.Refunds, &t.Disputes, &t.Fees, &t.Net, &t.Payouts); err != nil {
 			return t, err
 		}
 		d, err := time.ParseInLocation(time.DateOnly, day, loc)

@@ -166,7 +166,7 @@ func (w *world) checkRun(run settlement.Run) {
 	}
 	summary := w.report(run.ID, false)
 	detail := w.report(run.ID, true)
-	type sums struct{ gross, refunds, fees, net, dNet, dFee, dAmount, payouts int64 }
+	type sums struct{ gross, refunds, disputes, fees, net, dNet, dFee, dAmount, payouts int64 }
 	per := map[string]*sums{}
 	get := func(cur string) *sums {
 		if per[cur] == nil {
@@ -180,7 +180,7 @@ func (w *world) checkRun(run settlement.Run) {
 		if r[0] == "total" {
 			s := get(cur)
 			if w.minor(cur, r[9]) != s.net || w.minor(cur, r[6]) != s.gross || w.minor(cur, r[8]) != s.fees ||
-				w.minor(cur, r[7]) != s.refunds || r[12] != strconv.FormatInt(s.payouts, 10) {
+				w.minor(cur, r[7]) != s.refunds || w.minor(cur, r[15]) != s.disputes || r[12] != strconv.FormatInt(s.payouts, 10) {
 				w.t.Fatalf("run %s %s control totals %v do not add up (%+v)", run.ID, cur, r, *s)
 			}
 			continue
@@ -190,7 +190,8 @@ func (w *world) checkRun(run settlement.Run) {
 			w.t.Fatal(err)
 		}
 		net := w.minor(cur, r[9])
-		if po.Amount != net || po.DeveloperID != r[3] || po.RunID != run.ID {
+		if po.Amount != net || po.DeveloperID != r[3] || po.RunID != run.ID ||
+			w.minor(cur, r[6])-w.minor(cur, r[7])-w.minor(cur, r[15])-w.minor(cur, r[8]) != net {
 			w.t.Fatalf("report row %v, payout %+v", r, po)
 		}
 		tr, err := w.ledger.GetTransfer(w.ctx, "payout_"+po.ID)
@@ -202,6 +203,7 @@ func (w *world) checkRun(run settlement.Run) {
 		s := get(cur)
 		s.gross += w.minor(cur, r[6])
 		s.refunds += w.minor(cur, r[7])
+		s.disputes += w.minor(cur, r[15])
 		s.fees += w.minor(cur, r[8])
 		s.net += net
 		s.payouts++
@@ -215,7 +217,7 @@ func (w *world) checkRun(run settlement.Run) {
 		cur := r[5]
 		if r[0] == "total" {
 			s := get(cur)
-			if w.minor(cur, r[13]) != s.net || w.minor(cur, r[12]) != s.fees || w.minor(cur, r[11]) != s.gross-s.refunds {
+			if w.minor(cur, r[13]) != s.net || w.minor(cur, r[12]) != s.fees || w.minor(cur, r[11]) != s.gross-s.refunds-s.disputes {
 				w.t.Fatalf("run %s %s detail totals %v differ from the summary %+v", run.ID, cur, r, *s)
 			}
 			continue
@@ -242,10 +244,24 @@ func (w *world) checkRun(run settlement.Run) {
 			}
 			w.wantPosting(tr, devCode, -net, 0)
 			w.wantPosting(tr, feeCode, -fee, 0)
+		case "dispute": // the withdrawal: no fee
+			tr, err := w.ledger.GetTransfer(w.ctx, "dispute_"+r[8])
+			if err != nil {
+				w.t.Fatal(err)
+			}
+			w.wantPosting(tr, devCode, -net, 0)
+			w.wantPosting(tr, feeCode, 0, 0)
+		case "dispute_reversal", "dispute_fee_return": // the ruling
+			tr, err := w.ledger.GetTransfer(w.ctx, "dispute_close_"+r[8])
+			if err != nil {
+				w.t.Fatal(err)
+			}
+			w.wantPosting(tr, devCode, 0, net)
+			w.wantPosting(tr, feeCode, -fee, 0)
 		default:
 			w.t.Fatalf("detail row of type %q", r[6])
 		}
-		if r[10] == "" || r[16] == "{}" {
+		if r[10] == "" || r[17] == "{}" {
 			w.t.Fatalf("detail row without client_reference_id or metadata: %v", r)
 		}
 		s := get(cur)

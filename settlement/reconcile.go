@@ -13,9 +13,13 @@ import (
 // Reconciliation reads the ledger's tables directly, read-only, inside the
 // run's own repeatable-read transaction: the balance transactions and the
 // ledger must be compared in one snapshot, or money committing meanwhile
-// would look like a difference. Checkout names the ledger transfers behind
-// balance transactions: "pay_<session>" (with "pay_<session>:post" when a
-// hold was captured) and "refund_<refund>".
+// would look like a difference. Package chart names the ledger transfers
+// behind balance transactions: "pay_<payment>" (with "pay_<payment>:post"
+// when a hold was captured), "refund_<refund>", "dispute_<dispute>" for a
+// dispute's withdrawal and "dispute_close_<dispute>" for its ruling (the
+// reinstatement of a dispute won, the fee share returned of one lost); a
+// dispute lost without a fee share moves nothing of the developer's and
+// has no balance transaction.
 
 // diffsMax bounds the differences a mismatch lists.
 const diffsMax = 20
@@ -51,7 +55,13 @@ var postingDiffsSQL = `
 		SELECT developer_id, currency, type, source_id, net, fee FROM balance_transactions
 		WHERE payout_id IS NULL AND type <> 'payout' AND available_on <= $1
 	), refs AS (
-		SELECT developer_id, currency, CASE type WHEN 'payment' THEN '` + chart.PaymentPrefix + `' ELSE '` + chart.RefundPrefix + `' END || source_id AS tid FROM e
+		SELECT developer_id, currency, CASE type
+			WHEN '` + TxnPayment + `' THEN '` + chart.PaymentPrefix + `'
+			WHEN '` + TxnRefund + `' THEN '` + chart.RefundPrefix + `'
+			WHEN '` + TxnDispute + `' THEN '` + chart.DisputePrefix + `'
+			WHEN '` + TxnDisputeReversal + `' THEN '` + chart.DisputeClosePrefix + `'
+			WHEN '` + TxnDisputeFeeReturn + `' THEN '` + chart.DisputeClosePrefix + `'
+			END || source_id AS tid FROM e
 		UNION ALL
 		SELECT developer_id, currency, '` + chart.PaymentPrefix + `' || source_id || '` + ledger.ResolutionID("", true) + `' FROM e WHERE type = 'payment'
 	), led AS (

@@ -21,7 +21,7 @@ import (
 // kept while streaming.
 
 var summaryHeader = []string{"record", "run", "cutoff", "developer", "app", "currency", "gross", "refunds", "fees", "net",
-	"payment_count", "refund_count", "payout_count", "payout", "status"}
+	"payment_count", "refund_count", "payout_count", "payout", "status", "disputes"}
 
 var detailHeader = []string{"record", "run", "payout", "developer", "app", "currency", "type", "balance_transaction",
 	"source", "checkout_session", "client_reference_id", "amount", "fee", "net", "count", "available_on", "created", "metadata",
@@ -29,8 +29,9 @@ var detailHeader = []string{"record", "run", "payout", "developer", "app", "curr
 
 // controlTotals sums report rows in one currency.
 type controlTotals struct {
-	gross, refunds, fees, net, amount, fee int64
-	paymentCount, refundCount, payouts, n  int64
+	gross, refunds, disputes, fees, net   int64
+	amount, fee                           int64
+	paymentCount, refundCount, payouts, n int64
 }
 
 // WriteReport writes run runID's report as CSV to w: one row per payout and
@@ -88,8 +89,8 @@ func (s *Service) writeSummary(ctx context.Context, run Run, cw *csv.Writer) err
 		return err
 	}
 	rows, err := s.db.Query(ctx, `
-		SELECT i.developer_id, i.apps, i.currency, i.gross, i.refunds, i.fees, i.net, i.payment_count, i.refund_count,
-			i.payout_id, coalesce(p.status, 'planned')
+		SELECT i.developer_id, i.apps, i.currency, i.gross, i.refunds, i.disputes, i.fees, i.net, i.payment_count,
+			i.refund_count, i.payout_id, coalesce(p.status, 'planned')
 		FROM settlement_items i LEFT JOIN payouts p ON p.id = i.payout_id
 		WHERE i.run_id = $1 AND i.payout_id IS NOT NULL
 		ORDER BY i.currency, i.developer_id`, run.ID)
@@ -101,22 +102,23 @@ func (s *Service) writeSummary(ctx context.Context, run Run, cw *csv.Writer) err
 	cutoff := minipay.Timestamp(run.Cutoff)
 	var (
 		dev, apps, cur, payout, status string
-		gross, refunds, fees, net      int64
+		gross, refunds, disputes       int64
+		fees, net                      int64
 		paymentCount, refundCount      int64
 	)
 	rec := make([]string, len(summaryHeader))
 	for rows.Next() {
-		if err := rows.Scan(&dev, &apps, &cur, &gross, &refunds, &fees, &net, &paymentCount, &refundCount, &payout, &status); err != nil {
+		if err := rows.Scan(&dev, &apps, &cur, &gross, &refunds, &disputes, &fees, &net, &paymentCount, &refundCount, &payout, &status); err != nil {
 			return err
 		}
 		f := func(v int64) string { return ledger.FormatAmount(cur, v) }
 		rec = append(rec[:0], "payout", run.ID, cutoff, dev, apps, cur, f(gross), f(refunds), f(fees), f(net),
-			itoa(paymentCount), itoa(refundCount), "1", payout, status)
+			itoa(paymentCount), itoa(refundCount), "1", payout, status, f(disputes))
 		if err := cw.Write(rec); err != nil {
 			return err
 		}
 		t := totalsFor(totals, cur)
-		t.gross, t.refunds, t.fees, t.net = t.gross+gross, t.refunds+refunds, t.fees+fees, t.net+net
+		t.gross, t.refunds, t.disputes, t.fees, t.net = t.gross+gross, t.refunds+refunds, t.disputes+disputes, t.fees+fees, t.net+net
 		t.paymentCount, t.refundCount, t.payouts = t.paymentCount+paymentCount, t.refundCount+refundCount, t.payouts+1
 	}
 	if err := rows.Err(); err != nil {
@@ -126,7 +128,7 @@ func (s *Service) writeSummary(ctx context.Context, run Run, cw *csv.Writer) err
 		t := totals[cur]
 		f := func(v int64) string { return ledger.FormatAmount(cur, v) }
 		if err := cw.Write([]string{"total", run.ID, cutoff, "", "", cur, f(t.gross), f(t.refunds), f(t.fees), f(t.net),
-			itoa(t.paymentCount), itoa(t.refundCount), itoa(t.payouts), "", ""}); err != nil {
+			itoa(t.paymentCount), itoa(t.refundCount), itoa(t.payouts), "", "", f(t.disputes)}); err != nil {
 			return err
 		}
 	}

@@ -10,6 +10,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/minipay/minipay/internal/id"
+	"github.com/minipay/minipay/internal/leader"
 	"github.com/minipay/minipay/ledger"
 )
 
@@ -41,12 +42,14 @@ type Run struct {
 }
 
 // Totals sums a run's money in one currency, in minor units. Gross,
-// Refunds, Fees and Net cover what was paid out; CarriedForward is the net
-// of developers below the minimum (or negative), left for the next run.
+// Refunds, Disputes, Fees and Net cover what was paid out (Net is Gross
+// less the other three); CarriedForward is the net of developers below
+// the minimum (or negative), left for the next run.
 type Totals struct {
 	Currency       string
 	Gross          int64
 	Refunds        int64
+	Disputes       int64 // withdrawn by disputes less reinstated
 	Fees           int64
 	Net            int64
 	PaymentCount   int64
@@ -63,10 +66,9 @@ type RunStats struct {
 	Duration time.Duration
 }
 
-// runLock is the advisory lock held while a process advances runs: runs
-// advance one at a time, in cutoff order, across every replica. It is held
-// by a transaction of its own (lockRuns), so a process that dies releases
-// it with its connection.
+// runLock names the job of advancing runs (see package leader): runs
+// advance one at a time, in cutoff order, across every replica; a process
+// that dies gives the job up.
 const runLock int64 = 0x6d696e6970617953 // "minipayS"
 
 // Settle returns the run for cutoff, creating it if none exists, and
@@ -102,76 +104,25 @@ func (s *Service) Settle(ctx context.Context, cutoff time.Time, wait bool) (run 
 // restarted process does for runs a crash interrupted. Without wait it
 // returns at once when another process is advancing runs.
 func (s *Service) Resume(ctx context.Context, wait bool) error {
-	unlock, locked, err := s.lockRuns(ctx, wait)
-	if err != nil || !locked {
-		return err
-	}
-	defer unlock()
-	for {
-		var runID string
-		err := s.db.QueryRow(ctx, `SELECT id FROM settlement_runs WHERE status = 'running' ORDER BY cutoff LIMIT 1`).Scan(&runID)
-		if errors.Is(err, pgx.ErrNoRows) {
-			return nil
+	_, err := leader.Run(ctx, s.db, runLock, wait, func(ctx context.Context) error {
+		for {
+			var runID string
+			err := s.db.QueryRow(ctx, `SELECT id FROM settlement_runs WHERE status = 'running' ORDER BY cutoff LIMIT 1`).Scan(&runID)
+			if errors.Is(err, pgx.ErrNoRows) {
+				return nil
+			}
+			if err != nil {
+				return fmt.Errorf("find unfinished runs: %w", err)
+			}
+			if err := s.advance(ctx, runID); err != nil {
+				return err
+			}
 		}
-		if err != nil {
-			return fmt.Errorf("find unfinished runs: %w", err)
-		}
-		if err := s.advance(ctx, runID); err != nil {
-			return err
-		}
-	}
-}
-
-// lockPoll is how often a process waiting for runLock tries again.
-const lockPoll = 250 * time.Millisecond
-
-// lockRuns takes runLock, waiting for it with wait, and returns the
-// function that releases it; locked is false when another process holds it
-// and wait is not set.
-//
-// The lock is transaction-level, taken by a transaction that stays open
-// while the runs advance on other connections. A session-level lock would
-// do on a direct connection, but through a transaction pooler (PgBouncer's
-// pool_mode = transaction) the unlock could reach another server
-// connection than the lock, leaving it held for good; a transaction keeps
-// its server connection until it ends. A waiting process tries again now
-// and then rather than block in a transaction, so that waiters hold no
-// server connection the holder needs.
-func (s *Service) lockRuns(ctx context.Context, wait bool) (unlock func(), locked bool, err error) {
-	for {
-		unlock, locked, err := s.tryLockRuns(ctx)
-		if err != nil || locked || !wait {
-			return unlock, locked, err
-		}
-		select {
-		case <-ctx.Done():
-			return nil, false, fmt.Errorf("settlement lock: %w", ctx.Err())
-		case <-time.After(lockPoll):
-		}
-	}
-}
-
-// tryLockRuns takes runLock if it is free.
-func (s *Service) tryLockRuns(ctx context.Context) (unlock func(), locked bool, err error) {
-	tx, err := s.db.Begin(ctx)
+	})
 	if err != nil {
-		return nil, false, fmt.Errorf("settlement lock: %w", err)
+		return fmt.Errorf("settlement: %w", err)
 	}
-	rollback := func() { _ = tx.Rollback(context.WithoutCancel(ctx)) } // a failed rollback closes the connection, and the lock goes with it
-	// The transaction sits idle while runs advance; a server-wide
-	// idle_in_transaction_session_timeout must not end it (and the lock).
-	_, err = tx.Exec(ctx, `SET LOCAL idle_in_transaction_session_timeout = 0`)
-	if err == nil {
-		err = tx.QueryRow(ctx, `SELECT pg_try_advisory_xact_lock($1)`, runLock).Scan(&locked)
-	}
-	if err != nil || !locked {
-		rollback()
-		if err != nil {
-			return nil, false, fmt.Errorf("settlement lock: %w", err)
-		}
-		return nil, false, nil
-	}
-	return rollback, true, nil
+	return nil
 }
 
 // advance takes one run through its remaining steps. The caller holds
@@ -251,9 +202,9 @@ func (s *Service) plan(ctx context.Context, runID string, cutoff time.Time) (boo
 	}
 	curs, mins := s.minimums()
 	_, err = tx.Exec(ctx, `
-		INSERT INTO settlement_items (run_id, developer_id, currency, apps, gross, refunds, fees, net,
+		INSERT INTO settlement_items (run_id, developer_id, currency, apps, gross, refunds, disputes, fees, net,
 			payment_count, refund_count, payout_id)
-		SELECT $1, developer_id, currency, apps, gross, refunds, fees, net, payment_count, refund_count,
+		SELECT $1, developer_id, currency, apps, gross, refunds, disputes, fees, net, payment_count, refund_count,
 			CASE WHEN net > 0 AND net >= coalesce((SELECT m FROM unnest($3::text[], $4::int8[]) AS u(c, m) WHERE c = currency),
 				9223372036854775807) THEN `+payoutIDSQL+` END
 		FROM (
@@ -261,6 +212,7 @@ func (s *Service) plan(ctx context.Context, runID string, cutoff time.Time) (boo
 				coalesce(string_agg(DISTINCT app_id, ';' ORDER BY app_id), '') AS apps,
 				coalesce(sum(amount) FILTER (WHERE type = 'payment'), 0) AS gross,
 				coalesce(-sum(amount) FILTER (WHERE type = 'refund'), 0) AS refunds,
+				coalesce(-sum(amount) FILTER (WHERE type IN ('`+TxnDispute+`', '`+TxnDisputeReversal+`', '`+TxnDisputeFeeReturn+`')), 0) AS disputes,
 				sum(fee) AS fees, sum(net) AS net,
 				count(*) FILTER (WHERE type = 'payment') AS payment_count,
 				count(*) FILTER (WHERE type = 'refund') AS refund_count

@@ -33,6 +33,10 @@ const (
 	PayoutPaid               = "payout.paid"
 	SettlementRunCompleted   = "settlement_run.completed"
 	EndpointDisabled         = "webhook_endpoint.disabled"
+
+	DisputeCreated = "dispute.created"
+	DisputeUpdated = "dispute.updated"
+	DisputeClosed  = "dispute.closed"
 )
 
 // Types lists every event type a developer can subscribe to.
@@ -40,6 +44,7 @@ var Types = []string{
 	CheckoutSessionCompleted, CheckoutSessionExpired, CheckoutSessionCanceled,
 	PaymentCaptured, PaymentVoided, RefundSucceeded,
 	PayoutCreated, PayoutPaid, SettlementRunCompleted, EndpointDisabled,
+	DisputeCreated, DisputeUpdated, DisputeClosed,
 }
 
 // Event is something that happened to an object a developer owns.

@@ -17,6 +17,7 @@ import (
 	"github.com/minipay/minipay/apps"
 	"github.com/minipay/minipay/checkout"
 	"github.com/minipay/minipay/console"
+	"github.com/minipay/minipay/disputes"
 	"github.com/minipay/minipay/docs"
 	"github.com/minipay/minipay/internal/idempotency"
 	"github.com/minipay/minipay/internal/metrics"
@@ -49,6 +50,7 @@ type Server struct {
 	Ledger     *ledger.Ledger
 	Checkout   *checkout.Service
 	Payments   *payments.Service
+	Disputes   *disputes.Service
 	Webhooks   *webhooks.Service
 	Settlement *settlement.Service
 	Console    *console.Server
@@ -62,12 +64,15 @@ func Start(tb testing.TB, pool *pgxpool.Pool, o Options) *Server {
 	s := &Server{Apps: apps.New(pool, Secret), Ledger: ledger.New(pool, ledger.Options{})}
 	s.Payments = payments.New(pool, s.Ledger)
 	s.Checkout = checkout.New(pool, s.Ledger, s.Apps, s.Payments, checkout.Options{})
+	s.Disputes = disputes.New(pool, s.Ledger, s.Payments, disputes.Options{})
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	s.Webhooks = webhooks.New(pool, webhooks.Options{Secret: Secret, AllowPrivate: true, Log: log})
 	s.Settlement = settlement.New(pool, s.Ledger)
 	srv := &api.Server{
-		Ledger: s.Ledger, Apps: s.Apps, Checkout: s.Checkout, Payments: s.Payments, Settlement: s.Settlement,
-		Sandbox:   &sandbox.Service{Apps: s.Apps, Checkout: s.Checkout, Payments: s.Payments, Settlement: s.Settlement, Webhooks: s.Webhooks},
+		Ledger: s.Ledger, Apps: s.Apps, Checkout: s.Checkout, Payments: s.Payments, Disputes: s.Disputes,
+		Settlement: s.Settlement,
+		Sandbox: &sandbox.Service{Apps: s.Apps, Checkout: s.Checkout, Payments: s.Payments, Disputes: s.Disputes,
+			Settlement: s.Settlement, Webhooks: s.Webhooks},
 		IsSandbox: o.Sandbox,
 		Webhooks:  s.Webhooks, Idem: idempotency.New(pool), Metrics: metrics.New(), RateLimit: o.RateLimit,
 		Log:     log,

@@ -16,6 +16,7 @@ import (
 	"github.com/minipay/minipay/catalog"
 	"github.com/minipay/minipay/checkout"
 	"github.com/minipay/minipay/console"
+	"github.com/minipay/minipay/disputes"
 	"github.com/minipay/minipay/docs"
 	"github.com/minipay/minipay/internal/idempotency"
 	"github.com/minipay/minipay/internal/metrics"
@@ -35,6 +36,7 @@ type application struct {
 	apps       *apps.Service
 	checkout   *checkout.Service
 	payments   *payments.Service
+	disputes   *disputes.Service
 	settlement *settlement.Service
 	webhooks   *webhooks.Service
 	server     *api.Server
@@ -75,6 +77,7 @@ func assemble(ctx context.Context, cfg *config, pool *pgxpool.Pool, log *slog.Lo
 	a.ledger = ledger.New(pool, ledger.Options{Observe: observeLedger(a.metrics)})
 	a.payments = payments.New(pool, a.ledger)
 	a.checkout = checkout.New(pool, a.ledger, a.apps, a.payments, checkout.Options{Catalog: cat, Log: log})
+	a.disputes = disputes.New(pool, a.ledger, a.payments, disputes.Options{Log: log})
 	a.settlement = settlement.New(pool, a.ledger)
 	if a.settle, err = a.settlementScheduler(cfg); err != nil {
 		return nil, err
@@ -82,8 +85,10 @@ func assemble(ctx context.Context, cfg *config, pool *pgxpool.Pool, log *slog.Lo
 	a.webhooks = webhooks.New(pool, webhooks.Options{Secret: secret, AllowPrivate: cfg.WebhookAllowPrivate, Log: log, Metrics: a.metrics,
 		Schedule: cfg.WebhookSchedule, Timeout: cfg.WebhookTimeout, Lease: 2 * cfg.WebhookTimeout})
 	a.server = &api.Server{
-		Ledger: a.ledger, Apps: a.apps, Checkout: a.checkout, Payments: a.payments, Settlement: a.settlement, Webhooks: a.webhooks,
-		Sandbox:   &sandbox.Service{Apps: a.apps, Checkout: a.checkout, Payments: a.payments, Settlement: a.settlement, Webhooks: a.webhooks},
+		Ledger: a.ledger, Apps: a.apps, Checkout: a.checkout, Payments: a.payments, Disputes: a.disputes, Settlement: a.settlement,
+		Webhooks: a.webhooks,
+		Sandbox: &sandbox.Service{Apps: a.apps, Checkout: a.checkout, Payments: a.payments, Disputes: a.disputes,
+			Settlement: a.settlement, Webhooks: a.webhooks},
 		IsSandbox: cfg.Sandbox,
 		Idem:      idempotency.New(pool), Metrics: a.metrics, Log: log, RateLimit: cfg.RateLimit,
 		Ready:   func(ctx context.Context) error { return pool.Ping(ctx) },
@@ -125,6 +130,8 @@ func (a *application) startWorkers(ctx context.Context, wg *sync.WaitGroup) {
 		func() { a.webhooks.Run(ctx) }, // on shutdown: finishes or gives back what it claimed
 		func() { every(ctx, 10*time.Second, func() { a.measureWebhookBacklog(ctx) }) },
 		func() { a.settle(ctx) },
+		// On one leader: loses the disputes nobody answered in time.
+		func() { a.disputes.RunDeadlines(ctx, time.Second) },
 	}
 	for _, loop := range loops {
 		wg.Add(1)

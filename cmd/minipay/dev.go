@@ -18,7 +18,6 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/minipay/minipay/catalog"
-	"github.com/minipay/minipay/checkout"
 	"github.com/minipay/minipay/demo"
 	"github.com/minipay/minipay/internal/pgdb"
 	"github.com/minipay/minipay/ledger"
@@ -134,17 +133,7 @@ func (d *devServer) run(ctx context.Context) error {
 	_, appPort, _ := net.SplitHostPort(appLn.Addr().String())
 
 	backend := &demo.Backend{APIURL: apiURL}
-	host := &demo.Host{APIURL: apiURL, HostKey: cfg.HostKey, AppPort: appPort,
-		ReadSession: func(ctx context.Context, sessionID string) (any, error) {
-			s, err := app.checkout.GetSession(ctx, id.AppID, sessionID)
-			if errors.Is(err, checkout.ErrSessionNotFound) {
-				return nil, demo.ErrNoSession
-			}
-			if err != nil {
-				return nil, err
-			}
-			return s.Public(), nil
-		}}
+	host := &demo.Host{APIURL: apiURL, HostKey: cfg.HostKey, AppPort: appPort}
 	for _, u := range devUsers {
 		host.Users = append(host.Users, u.User)
 	}
@@ -182,6 +171,7 @@ func (d *devServer) run(ctx context.Context) error {
 	}
 	backend.SecretKey = id.SecretKey
 	backend.SetWebhookSecret(id.WebhookSecret)
+	host.SetApp(id.AppID)
 	workers.Add(1)
 	go func() {
 		defer workers.Done()

@@ -27,7 +27,7 @@ func TestFinanceCommands(t *testing.T) {
 		t.Fatalf("settle by date: %d\n%s%s", code, out, stderr)
 	}
 	code, out, stderr = minipay(t, env, "settle", "--cutoff", time.Now().UTC().Format(time.RFC3339Nano))
-	if code != 0 || !strings.Contains(out, "2 payouts") || !regexp.MustCompile(`CNY +20\.00 +0\.00 +0\.12 +19\.88 +2 +0\.00`).MatchString(out) ||
+	if code != 0 || !strings.Contains(out, "2 payouts") || !regexp.MustCompile(`CNY +20\.00 +0\.00 +0\.00 +0\.12 +19\.88 +2 +0\.00`).MatchString(out) ||
 		!strings.Contains(out, "Nothing is left maturing") {
 		t.Fatalf("settle by time: %d\n%s%s", code, out, stderr)
 	}

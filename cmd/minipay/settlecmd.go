@@ -188,11 +188,12 @@ func printRun(w io.Writer, run settlement.Run, created bool, pending []settlemen
 	fmt.Fprintf(w, "  %d payout%s\n", run.PayoutCount, plural(run.PayoutCount))
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
 	if len(run.Totals) > 0 {
-		fmt.Fprintln(tw, "  currency\tgross\trefunds\tfees\tnet paid out\tpayouts\tcarried forward\t")
+		fmt.Fprintln(tw, "  currency\tgross\trefunds\tdisputes\tfees\tnet paid out\tpayouts\tcarried forward\t")
 	}
 	for _, t := range run.Totals {
 		f := func(v int64) string { return ledger.FormatAmount(t.Currency, v) }
-		fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%s\t%d\t%s\t\n", t.Currency, f(t.Gross), f(t.Refunds), f(t.Fees), f(t.Net), t.PayoutCount, f(t.CarriedForward))
+		fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%s\t%s\t%d\t%s\t\n", t.Currency, f(t.Gross), f(t.Refunds), f(t.Disputes), f(t.Fees), f(t.Net),
+			t.PayoutCount, f(t.CarriedForward))
 	}
 	tw.Flush()
 	for _, t := range run.Totals {
@@ -228,7 +229,7 @@ func runSummary(run settlement.Run) map[string]any {
 	for _, t := range run.Totals {
 		f := func(v int64) string { return ledger.FormatAmount(t.Currency, v) }
 		totals = append(totals, map[string]any{"currency": t.Currency, "gross": f(t.Gross), "refunds": f(t.Refunds),
-			"fees": f(t.Fees), "net": f(t.Net), "payout_count": t.PayoutCount, "carried_forward": f(t.CarriedForward)})
+			"disputes": f(t.Disputes), "fees": f(t.Fees), "net": f(t.Net), "payout_count": t.PayoutCount, "carried_forward": f(t.CarriedForward)})
 	}
 	return map[string]any{"id": run.ID, "cutoff": run.Cutoff.UTC().Format(time.RFC3339Nano), "status": run.Status,
 		"payouts": run.PayoutCount, "totals": totals, "mismatch": run.Mismatch}

@@ -51,8 +51,11 @@ async function showUser() {
   $("wallet").textContent = await walletText();
 }
 
-// The payment sheet: resolves "pay" or "cancel".
+// The payment sheet: resolves "pay" or "cancel". The session is the host
+// key's read of it (GET /v1/checkout/sessions/{id} through this page's
+// server): the app's name, the amount and the items, no client secret.
 function sheet(session) {
+  $("sheet-app").textContent = session.app_name;
   $("sheet-lines").replaceChildren(...(session.line_items || []).map((it) => {
     const li = document.createElement("li");
     li.append(Object.assign(document.createElement("span"), { textContent: `${it.quantity} × ${it.name}` }),

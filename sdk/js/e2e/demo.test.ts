@@ -98,6 +98,8 @@ test("a purchase: sheet, pay, the session completes, the webhook arrives", async
   await app.getByTestId("buy-gems").click();
   await page.getByTestId("sheet").waitFor({ state: "visible" });
   assert.equal(await page.getByTestId("sheet-total").textContent(), "6.00 CNY");
+  // The sheet names the mini-app as the host key's read of the session does.
+  assert.equal(await page.getByTestId("sheet-app").textContent(), "Tea & Gems");
   await page.screenshot({ path: join(shots, "demo-payment-sheet.png") });
   await page.getByTestId("sheet-pay").click();
 
@@ -124,6 +126,24 @@ test("a purchase: sheet, pay, the session completes, the webhook arrives", async
   assert.ok(ev, "no checkout.session.completed event for the session");
   const received = await (await fetch(out.app + "/api/webhooks")).json();
   assert.ok(received.data.some((r: any) => r.id === ev.id && r.type === "checkout.session.completed"), JSON.stringify(received));
+});
+
+test("the host reads a session with the host key: no client secret, no customer, the app's name", async () => {
+  const created = await api("POST", "/v1/checkout/sessions", out.sk, { amount: "2.00", currency: "CNY", option: "tip" });
+  assert.equal(created.status, 201);
+  const read = await api("GET", `/v1/checkout/sessions/${created.body.id}`, out.host);
+  assert.equal(read.status, 200);
+  assert.equal(read.body.app_name, "Tea & Gems");
+  assert.equal(read.body.amount_total, "2.00");
+  assert.ok(!("client_secret" in read.body) && !("customer" in read.body), JSON.stringify(read.body));
+  // The host page's server shows its own mini-app's sessions only.
+  const sheet = await (await fetch(`${out.page}api/sessions/${created.body.id}`)).json();
+  assert.equal(sheet.app_name, "Tea & Gems");
+  const dev = await api("POST", "/v1/developers", out.admin, { name: "Elsewhere" });
+  const other = await api("POST", "/v1/apps", out.admin, { developer: dev.body.id, name: "Elsewhere", options: ["tip"], currencies: ["CNY"] });
+  const foreign = await api("POST", "/v1/checkout/sessions", other.body.secret_key, { amount: "1.00", currency: "CNY", option: "tip" });
+  assert.equal(foreign.status, 201);
+  assert.equal((await fetch(`${out.page}api/sessions/${foreign.body.id}`)).status, 404);
 });
 
 test("insufficient funds: the sheet says so, nothing is charged, the session stays open", async () => {

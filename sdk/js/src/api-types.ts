@@ -402,7 +402,12 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Read a session (app key). */
+        /**
+         * Read a session (app key), or what the host's payment sheet shows of it (host key).
+         * @description With the app's key: one of the app's sessions, with its `client_secret`. With the
+         *     host key: any session, as the payment sheet shows it: without `client_secret` and
+         *     `customer`, with `app_name`, the name of the mini-app asking to be paid.
+         */
         get: operations["getCheckoutSession"];
         put?: never;
         post?: never;
@@ -517,6 +522,98 @@ export interface paths {
         get: operations["getRefund"];
         put?: never;
         post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/disputes": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** List disputes, newest first (app key its own; admin and host all). */
+        get: operations["listDisputes"];
+        put?: never;
+        /**
+         * Open a dispute of a payment for the user who paid it (host).
+         * @description The payer complains through the host. `payment` is a paid checkout session (`cs_…`)
+         *     or a paid invoice (`in_…`); `user_id` must be the user who paid it: any other user,
+         *     like a payment that does not exist, gets `404 payment_not_found`. At most 180 days
+         *     after the capture (`422 dispute_window_passed`), one open dispute per payment
+         *     (`409 dispute_already_open`), never more than was captured less refunds
+         *     (`400 dispute_exceeds_remaining`). The amount leaves the developer's balance at once
+         *     (even into the negative) for the platform's disputes account; the developer has 7
+         *     days (`evidence_due_by`) to answer. Sends `dispute.created`.
+         */
+        post: operations["createDispute"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/disputes/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Read a dispute (app key its own; admin and host any). */
+        get: operations["getDispute"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/disputes/{id}/respond": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Answer a dispute of the app, before evidence_due_by (app key).
+         * @description Once, while the dispute is `needs_response` and before `evidence_due_by`
+         *     (`422 evidence_deadline_passed` after). With `evidence` the dispute goes
+         *     `under_review` for the platform's ruling (`dispute.updated`); with `accept: true` it
+         *     is lost at once (`dispute.closed`): the amount goes back to the user's wallet, with
+         *     the platform's fee share as for a refund. Another app's dispute is 404.
+         */
+        post: operations["respondToDispute"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/disputes/{id}/close": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Rule on a dispute (admin).
+         * @description `won`: the amount goes back to the developer's balance. `lost`: it goes to the
+         *     user's wallet, the platform returning its fee share pro rata as for a refund, and
+         *     the payment's `amount_refunded` grows. A ruling is final: ruling a closed dispute
+         *     is `409 dispute_closed`. Sends `dispute.closed`.
+         */
+        post: operations["closeDispute"];
         delete?: never;
         options?: never;
         head?: never;
@@ -1048,6 +1145,54 @@ export interface components {
             /** @description grows with every change; drop an event whose object is older than one you have */
             version: number;
         };
+        /** @description a session as the host's payment sheet reads it (host key): never with client_secret or customer */
+        HostCheckoutSession: components["schemas"]["CheckoutSession"] & {
+            /** @description the name of the mini-app asking to be paid */
+            app_name: string;
+        };
+        Dispute: {
+            /** @example dp_… */
+            id?: string;
+            /** @constant */
+            object?: "dispute";
+            /** @description the payment disputed: a checkout session (cs_…) or an invoice (in_…) */
+            payment?: string;
+            app?: string;
+            /** @description the app's pseudonymous id of the payer (ou_…) */
+            customer?: string;
+            amount?: string;
+            currency?: string;
+            /** @description the platform's fee share returned with a lost dispute */
+            fee_refunded?: string;
+            /** @enum {string} */
+            reason?: "not_received" | "not_as_described" | "unauthorized" | "duplicate" | "other";
+            description?: string | null;
+            /** @enum {string} */
+            status?: "needs_response" | "under_review" | "won" | "lost";
+            /**
+             * Format: date-time
+             * @description the developer answers before this; unanswered, the dispute is lost
+             */
+            evidence_due_by?: string;
+            evidence?: {
+                text?: string;
+                files?: string[];
+            } | null;
+            /** @enum {string|null} */
+            outcome?: "won" | "lost" | null;
+            /**
+             * @description what closed it: the platform's ruling, the developer's acceptance, or the deadline passing unanswered
+             * @enum {string|null}
+             */
+            closed_by?: "ruling" | "acceptance" | "deadline" | null;
+            /** Format: date-time */
+            responded_at?: string | null;
+            /** Format: date-time */
+            closed_at?: string | null;
+            /** Format: date-time */
+            created?: string;
+            version?: number;
+        };
         Refund: {
             /** @example re_… */
             id: string;
@@ -1072,8 +1217,11 @@ export interface components {
         BalanceTransaction: {
             /** @example txn_… */
             id?: string;
-            /** @enum {string} */
-            type?: "payment" | "refund" | "payout";
+            /**
+             * @description dispute: withdrawn by a dispute opened; dispute_reversal: given back, the dispute won; dispute_fee_return: the platform's fee share given back, the dispute lost
+             * @enum {string}
+             */
+            type?: "payment" | "refund" | "payout" | "dispute" | "dispute_reversal" | "dispute_fee_return";
             app?: string | null;
             currency?: string;
             amount?: string;
@@ -1141,7 +1289,7 @@ export interface components {
             /** @constant */
             object: "event";
             /** @enum {string} */
-            type: "checkout.session.completed" | "checkout.session.expired" | "checkout.session.canceled" | "payment.captured" | "payment.voided" | "refund.succeeded" | "payout.created" | "payout.paid" | "settlement_run.completed" | "webhook_endpoint.disabled";
+            type: "checkout.session.completed" | "checkout.session.expired" | "checkout.session.canceled" | "payment.captured" | "payment.voided" | "refund.succeeded" | "payout.created" | "payout.paid" | "settlement_run.completed" | "webhook_endpoint.disabled" | "dispute.created" | "dispute.updated" | "dispute.closed";
             /** Format: date-time */
             created: string;
             data: {
@@ -1164,8 +1312,10 @@ export interface components {
                 currency?: string;
                 gross?: string;
                 refunds?: string;
+                /** @description withdrawn by disputes less reinstated */
+                disputes?: string;
                 fees?: string;
-                /** @description paid out */
+                /** @description paid out: gross - refunds - disputes - fees */
                 net?: string;
                 payment_count?: number;
                 refund_count?: number;
@@ -2010,7 +2160,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["CheckoutSession"];
+                    "application/json": components["schemas"]["CheckoutSession"] | components["schemas"]["HostCheckoutSession"];
                 };
             };
             401: components["responses"]["Unauthorized"];
@@ -2219,6 +2369,194 @@ export interface operations {
             401: components["responses"]["Unauthorized"];
             403: components["responses"]["Forbidden"];
             404: components["responses"]["Error"];
+            429: components["responses"]["RateLimited"];
+        };
+    };
+    listDisputes: {
+        parameters: {
+            query?: {
+                limit?: components["parameters"]["Limit"];
+                starting_after?: components["parameters"]["StartingAfter"];
+                status?: "needs_response" | "under_review" | "won" | "lost";
+                /** @description one app's disputes (an app key: only its own) */
+                app?: string;
+                /** @description the disputes of one payment */
+                payment?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description a page of disputes */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["List"] & {
+                        data?: components["schemas"]["Dispute"][];
+                    };
+                };
+            };
+            400: components["responses"]["Error"];
+            401: components["responses"]["Unauthorized"];
+            429: components["responses"]["RateLimited"];
+        };
+    };
+    createDispute: {
+        parameters: {
+            query?: never;
+            header?: {
+                "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    /** @description the paid checkout session (cs_…) or invoice (in_…) */
+                    payment: string;
+                    /** @description the host's id of the user who paid */
+                    user_id: string;
+                    /**
+                     * @description default all that is not refunded
+                     * @example 12.34
+                     */
+                    amount?: string;
+                    /** @enum {string} */
+                    reason: "not_received" | "not_as_described" | "unauthorized" | "duplicate" | "other";
+                    /** @description the user's words */
+                    description?: string;
+                };
+            };
+        };
+        responses: {
+            /** @description the dispute */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Dispute"];
+                };
+            };
+            400: components["responses"]["Error"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["Error"];
+            409: components["responses"]["Error"];
+            413: components["responses"]["TooLarge"];
+            422: components["responses"]["Error"];
+            429: components["responses"]["RateLimited"];
+        };
+    };
+    getDispute: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: components["parameters"]["ID"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description the dispute */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Dispute"];
+                };
+            };
+            401: components["responses"]["Unauthorized"];
+            404: components["responses"]["Error"];
+            429: components["responses"]["RateLimited"];
+        };
+    };
+    respondToDispute: {
+        parameters: {
+            query?: never;
+            header?: {
+                "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
+            };
+            path: {
+                id: components["parameters"]["ID"];
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    evidence?: {
+                        text: string;
+                        /** @description references to files you keep (URLs or ids) */
+                        files?: string[];
+                    };
+                    /** @default false */
+                    accept?: boolean;
+                };
+            };
+        };
+        responses: {
+            /** @description the dispute */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Dispute"];
+                };
+            };
+            400: components["responses"]["Error"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["Error"];
+            409: components["responses"]["Error"];
+            413: components["responses"]["TooLarge"];
+            422: components["responses"]["Error"];
+            429: components["responses"]["RateLimited"];
+        };
+    };
+    closeDispute: {
+        parameters: {
+            query?: never;
+            header?: {
+                "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
+            };
+            path: {
+                id: components["parameters"]["ID"];
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    /** @enum {string} */
+                    outcome: "won" | "lost";
+                };
+            };
+        };
+        responses: {
+            /** @description the closed dispute */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Dispute"];
+                };
+            };
+            400: components["responses"]["Error"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["Error"];
+            409: components["responses"]["Error"];
+            413: components["responses"]["TooLarge"];
             429: components["responses"]["RateLimited"];
         };
     };
