@@ -7,10 +7,12 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"runtime"
 	"runtime/pprof"
 	"slices"
@@ -37,9 +39,19 @@ type Options struct {
 	Linger      time.Duration // ledger poster linger (0: the ledger's default)
 	Payments    int           // settlement: payments to seed (0: the benchmark's default)
 	PoolerURL   string        // checkout-pooled: a transaction pooler in front of DatabaseURL's server
-	Stdout      io.Writer
-	Stderr      io.Writer
-	Getenv      func(string) string
+	// Open loop (ledger and checkout): Rate offers that many operations per
+	// second on a fixed schedule instead of running closed-loop clients;
+	// FindMax searches for the highest rate whose p99 stays within the
+	// benchmark's limit, sent by Senders goroutines (0: the benchmark's
+	// default), and draws p99 against rate at Plot.
+	Rate    float64
+	FindMax bool
+	Senders int
+	Plot    string
+	Steps   int // find-max: rates measured at most (0: findMaxSteps)
+	Stdout  io.Writer
+	Stderr  io.Writer
+	Getenv  func(string) string
 }
 
 // kinds maps a benchmark name to its function.
@@ -73,12 +85,23 @@ func Command(fs *flag.FlagSet, getenv func(string) string, stdout, stderr io.Wri
 	fs.DurationVar(&o.Linger, "linger", 0, "ledger poster linger (default: the ledger's)")
 	fs.IntVar(&o.Payments, "payments", 0, "settlement only: payments to seed (default 1,000,000)")
 	fs.StringVar(&o.PoolerURL, "pooler-url", "", "checkout-pooled only: PgBouncer (pool_mode = transaction) in front of --database-url's server")
+	fs.Float64Var(&o.Rate, "rate", 0, "ledger, checkout: offer this many operations per second on a fixed schedule (open loop)")
+	fs.BoolVar(&o.FindMax, "find-max", false, "ledger, checkout: find the highest open-loop rate whose p99 stays within the limit (ledger 50 ms, checkout 100 ms)")
+	fs.IntVar(&o.Senders, "senders", 0, "open loop: operations in flight at most (default: ledger 4096, checkout 256)")
+	fs.IntVar(&o.Steps, "steps", findMaxSteps, "find-max: rates to measure at most")
+	fs.StringVar(&o.Plot, "plot", "", "find-max: write the p99-against-rate plot (SVG) here (default docs/img/bench-KIND-p99.svg)")
 	out := fs.String("out", "docs/benchmarks.md", `"bench all" only: the report whose generated section to rewrite`)
 	return func(ctx context.Context, args []string) error {
 		if len(args) != 1 {
 			return fmt.Errorf("bench: name one benchmark: %s, or all", strings.Join(names(), ", "))
 		}
 		kind := args[0]
+		if o.Rate < 0 || o.Rate > 0 && o.FindMax {
+			return errors.New("bench: --rate must be positive, and --find-max searches for the rate itself")
+		}
+		if o.FindMax && o.Plot == "" {
+			o.Plot = filepath.Join("docs", "img", "bench-"+kind+"-p99.svg")
+		}
 		if kind == "all" {
 			return runAll(ctx, o, *out)
 		}

@@ -13,6 +13,8 @@ import (
 	"regexp"
 	"strings"
 	"time"
+
+	"github.com/minipay/minipay/internal/pgdb"
 )
 
 // server is a "minipay serve" started by a benchmark.
@@ -168,23 +170,46 @@ func benchCheckout(ctx context.Context, o Options) (*Result, error) {
 		return nil, err
 	}
 	defer srv.stop()
+	if o.Senders == 0 {
+		o.Senders = 256
+	}
 	c := client{http: newHTTPClient(2 * o.Clients), base: srv.url}
-	keys, err := setupCheckout(ctx, c, o.Clients)
+	users := o.Clients
+	if o.Rate > 0 || o.FindMax {
+		users = max(users, o.Senders)
+	}
+	keys, err := setupCheckout(ctx, c, users)
+	if err != nil {
+		return nil, fmt.Errorf("%w\n%s", err, srv.log.String())
+	}
+	res := &Result{Kind: "checkout", Unit: "checkouts", Clients: o.Clients, Duration: o.Duration}
+	meterPool, err := pgdb.Open(ctx, dbURL, 1)
 	if err != nil {
 		return nil, err
 	}
-	warm := min(2*time.Second, o.Duration/5)
-	if _, _, err := checkoutLoad(ctx, c, keys, o.Clients, warm); err != nil {
-		return nil, fmt.Errorf("%w\n%s", err, srv.log.String())
+	defer meterPool.Close()
+	cpu := newCPUMeter(meterPool, srv.cmd.Process.Pid)
+	load := func(ctx context.Context, tag string, rate float64, d, limit time.Duration) (openRun, error) {
+		ws := newWires(c.base, o.Senders)
+		defer ws.close()
+		return openLoop(ctx, rate, d, o.Senders, limit, func(ctx context.Context, s int, i int64) error {
+			return oneCheckout(ctx, ws[s], keys[s%len(keys)], fmt.Sprintf("bench_user_%d", s), tag, int(i))
+		})
 	}
-	n, lat, err := checkoutLoad(ctx, c, keys, o.Clients, o.Duration)
+	var found maxRate
+	switch {
+	case o.Rate > 0:
+		res.Clients = o.Senders
+		err = atRate(ctx, o, res, load, checkoutP99Limit, cpu)
+	default:
+		err = closedCheckout(ctx, o, c, keys, res, cpu)
+		if err == nil && o.FindMax {
+			found, err = findMax(ctx, o, res, load, checkoutP99Limit, nil, nil)
+		}
+	}
 	if err != nil {
 		return nil, fmt.Errorf("%w\n%s", err, srv.log.String())
 	}
-	res := &Result{Kind: "checkout", Unit: "checkouts", Clients: o.Clients, Duration: o.Duration,
-		Throughput: float64(n) / o.Duration.Seconds()}
-	p := lat.percentiles(0.5, 0.99)
-	res.P50, res.P99 = p[0], p[1]
 	var tb struct {
 		Balanced bool `json:"balanced"`
 	}
@@ -194,6 +219,11 @@ func benchCheckout(ctx context.Context, o Options) (*Result, error) {
 	res.Extra = append(res.Extra, KV{"requests_per_checkout", 2}, KV{"trial_balanced", true})
 	res.Notes = append(res.Notes, "latency is one checkout: create the session, then confirm it")
 	srv.stop()
+	if o.FindMax {
+		if err := plotFindMax(o, res, found, checkoutP99Limit); err != nil {
+			return nil, err
+		}
+	}
 	if o.NoBaseline {
 		return res, nil
 	}
@@ -232,23 +262,43 @@ func setupCheckout(ctx context.Context, c client, clients int) ([]string, error)
 	return keys, nil
 }
 
-func checkoutLoad(ctx context.Context, c client, keys []string, clients int, d time.Duration) (int64, latencies, error) {
+// closedCheckout is the closed-loop measurement: o.Clients clients
+// checking out back to back, after a warm-up.
+func closedCheckout(ctx context.Context, o Options, c client, keys []string, res *Result, cpu *cpuMeter) error {
+	warm := min(2*time.Second, o.Duration/5)
+	if _, _, err := checkoutLoad(ctx, c, keys, o.Clients, warm, "w"); err != nil {
+		return err
+	}
+	before := cpu.sample(ctx)
+	n, lat, err := checkoutLoad(ctx, c, keys, o.Clients, o.Duration, "c")
+	after := cpu.sample(ctx)
+	if err != nil {
+		return err
+	}
+	res.Throughput = float64(n) / o.Duration.Seconds()
+	p := lat.percentiles(0.5, 0.99)
+	res.P50, res.P99 = p[0], p[1]
+	res.Extra = append(res.Extra, perOp(before, after, n, "checkout")...)
+	return nil
+}
+
+func checkoutLoad(ctx context.Context, c client, keys []string, clients int, d time.Duration, tag string) (int64, latencies, error) {
 	ws := newWires(c.base, clients)
 	defer ws.close()
 	return closedLoop(ctx, clients, d, func(ctx context.Context, cl, i int) error {
-		return oneCheckout(ctx, ws[cl], keys[cl%len(keys)], fmt.Sprintf("bench_user_%d", cl), i)
+		return oneCheckout(ctx, ws[cl], keys[cl%len(keys)], fmt.Sprintf("bench_user_%d", cl), tag, i)
 	})
 }
 
 // oneCheckout creates a session with an app's key and confirms it with the
 // host's key, as a mini-app's backend and the host's wallet service would.
-func oneCheckout(ctx context.Context, w *wire, key, user string, i int) error {
+func oneCheckout(ctx context.Context, w *wire, key, user, tag string, i int) error {
 	option := "goods"
 	if i%3 == 0 {
 		option = "virtual_goods"
 	}
-	body := fmt.Appendf(nil, `{"amount":"%d.%02d","currency":"CNY","option":%q,"client_reference_id":"order-%d"}`,
-		1+i%50, i%100, option, i)
+	body := fmt.Appendf(nil, `{"amount":"%d.%02d","currency":"CNY","option":%q,"client_reference_id":"order-%s-%d"}`,
+		1+i%50, i%100, option, tag, i)
 	raw, err := w.post(ctx, "/v1/checkout/sessions", key, body, 201)
 	if err != nil {
 		return err

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -76,25 +77,41 @@ func benchLedger(ctx context.Context, o Options) (*Result, error) {
 		return nil, err
 	}
 
-	warm := min(2*time.Second, o.Duration/5)
-	if _, _, err := postLoad(ctx, l, accts, o.Clients, warm, "warm"); err != nil {
-		return nil, err
+	if o.Senders == 0 {
+		o.Senders = 4096
 	}
-	groups.reset()
-	stopProfile, err := profile(o.CPUProfile)
-	if err != nil {
-		return nil, err
+	res := &Result{Kind: "ledger", Unit: "transfers", Clients: o.Clients, Duration: o.Duration}
+	load := func(ctx context.Context, tag string, rate float64, d, limit time.Duration) (openRun, error) {
+		return postOpen(ctx, l, accts, o.Senders, tag, rate, d, limit)
 	}
-	n, lat, err := postLoad(ctx, l, accts, o.Clients, o.Duration, "run")
-	stopProfile()
-	if err != nil {
-		return nil, err
+	var found maxRate
+	if o.Rate > 0 {
+		res.Clients = o.Senders
+		groups.reset()
+		if err := atRate(ctx, o, res, load, ledgerP99Limit, newCPUMeter(pool)); err != nil {
+			return nil, err
+		}
+		res.Extra = append(res.Extra, groups.summary()...)
+	} else {
+		if err := closedLedger(ctx, o, l, accts, groups, res, newCPUMeter(pool)); err != nil {
+			return nil, err
+		}
+		if o.FindMax {
+			// The group statistics reported are those of the best rate.
+			var (
+				best     []KV
+				bestRate float64
+			)
+			if found, err = findMax(ctx, o, res, load, ledgerP99Limit, groups.reset, func(p point) {
+				if p.Pass && p.Rate >= bestRate {
+					best, bestRate = groups.summary(), p.Rate
+				}
+			}); err != nil {
+				return nil, err
+			}
+			res.Extra = append(res.Extra, best...)
+		}
 	}
-	res := &Result{Kind: "ledger", Unit: "transfers", Clients: o.Clients, Duration: o.Duration,
-		Throughput: float64(n) / o.Duration.Seconds()}
-	p := lat.percentiles(0.5, 0.99)
-	res.P50, res.P99 = p[0], p[1]
-	res.Extra = append(res.Extra, groups.summary()...)
 
 	tb, err := l.TrialBalance(ctx)
 	if err != nil {
@@ -105,6 +122,11 @@ func benchLedger(ctx context.Context, o Options) (*Result, error) {
 		return nil, errors.New("the trial balance is not zero after the run")
 	}
 	l.Close()
+	if o.FindMax {
+		if err := ledgerCeiling(ctx, o, pool, dbURL, res, found); err != nil {
+			return nil, err
+		}
+	}
 	if o.NoBaseline {
 		return res, nil
 	}
@@ -121,6 +143,51 @@ func benchLedger(ctx context.Context, o Options) (*Result, error) {
 	}
 	res.Extra = append(res.Extra, KV{"commit_tps", round(commitTPS, 1)})
 	return res, nil
+}
+
+// closedLedger is the closed-loop measurement: o.Clients clients posting
+// back to back, after a warm-up.
+func closedLedger(ctx context.Context, o Options, l *ledger.Ledger, accts *benchAccounts, groups *groupLog, res *Result, cpu *cpuMeter) error {
+	warm := min(2*time.Second, o.Duration/5)
+	if _, _, err := postLoad(ctx, l, accts, o.Clients, warm, "warm"); err != nil {
+		return err
+	}
+	groups.reset()
+	stopProfile, err := profile(o.CPUProfile)
+	if err != nil {
+		return err
+	}
+	before := cpu.sample(ctx)
+	n, lat, err := postLoad(ctx, l, accts, o.Clients, o.Duration, "run")
+	after := cpu.sample(ctx)
+	stopProfile()
+	if err != nil {
+		return err
+	}
+	res.Throughput = float64(n) / o.Duration.Seconds()
+	p := lat.percentiles(0.5, 0.99)
+	res.P50, res.P99 = p[0], p[1]
+	res.Extra = append(res.Extra, groups.summary()...)
+	res.Extra = append(res.Extra, perOp(before, after, n, "transfer")...)
+	return nil
+}
+
+// ledgerCeiling measures the ceiling on the benchmark's database, adds it
+// to res and draws the find-max plot with it.
+func ledgerCeiling(ctx context.Context, o Options, pool *pgxpool.Pool, dbURL string, res *Result, found maxRate) error {
+	c, err := measureCeiling(ctx, pool, dbURL, o.Duration/2)
+	if err != nil {
+		return err
+	}
+	res.Extra = append(res.Extra,
+		KV{"ceiling_tps", round(c.tps(), 1)},
+		KV{"ceiling_tps_1_stream", round(c.one, 1)},
+		KV{"ceiling_tps_2_streams", round(c.two, 1)},
+		KV{"ceiling_ratio", round(found.best.Rate/c.tps(), 3)})
+	res.Notes = append(res.Notes, "ceiling: the workload's rows written set-based by the database itself, 1,000 transfers a transaction, by one stream and by two; ceiling_ratio is max_rate over the better")
+	return plotFindMax(o, res, found, ledgerP99Limit,
+		marker{Rate: c.tps(), Label: "ceiling (set-based): " + thousands(c.tps()) + "/s", Color: "#24c"},
+		marker{Rate: 0.6 * c.tps(), Label: "0.6 × ceiling", Color: "#a6c"})
 }
 
 func (g *groupLog) summary() []KV {
@@ -247,6 +314,19 @@ func postLoad(ctx context.Context, l *ledger.Ledger, a *benchAccounts, clients i
 	}
 	return closedLoop(ctx, clients, d, func(ctx context.Context, c, i int) error {
 		_, err := l.Post(ctx, benchTransfer(rngs[c], a, fmt.Sprintf("%s-%d-%d", tag, c, i), i))
+		return err
+	})
+}
+
+// postOpen offers transfers at rate for d from senders goroutines.
+func postOpen(ctx context.Context, l *ledger.Ledger, a *benchAccounts, senders int, tag string, rate float64, d, limit time.Duration) (openRun, error) {
+	seed := uint64(time.Now().UnixNano())
+	rngs := make([]*rand.Rand, senders)
+	for s := range rngs {
+		rngs[s] = rand.New(rand.NewPCG(uint64(s), seed))
+	}
+	return openLoop(ctx, rate, d, senders, limit, func(ctx context.Context, s int, i int64) error {
+		_, err := l.Post(ctx, benchTransfer(rngs[s], a, tag+"-"+strconv.FormatInt(i, 10), int(i%3)))
 		return err
 	})
 }

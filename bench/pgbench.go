@@ -3,15 +3,15 @@ package bench
 import (
 	"bytes"
 	"context"
-
 	"fmt"
-	"github.com/jackc/pgx/v5"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strconv"
 	"time"
+
+	"github.com/jackc/pgx/v5"
 )
 
 // script is one pgbench script with its weight.
@@ -26,6 +26,11 @@ var tpsLine = regexp.MustCompile(`tps = ([0-9.]+) \(without initial connection t
 // pgbench runs scripts against dbURL with the given clients for d and
 // returns the transactions per second it reports.
 func pgbench(ctx context.Context, dbURL string, clients int, d time.Duration, scripts ...script) (float64, error) {
+	return pgbenchArgs(ctx, dbURL, clients, d, nil, scripts...)
+}
+
+// pgbenchArgs is pgbench with further arguments, such as -D variables.
+func pgbenchArgs(ctx context.Context, dbURL string, clients int, d time.Duration, extra []string, scripts ...script) (float64, error) {
 	dir, err := os.MkdirTemp("", "minipay-pgbench")
 	if err != nil {
 		return 0, err
@@ -33,6 +38,7 @@ func pgbench(ctx context.Context, dbURL string, clients int, d time.Duration, sc
 	defer os.RemoveAll(dir)
 	jobs := min(clients, 4)
 	args := []string{"-n", "-c", strconv.Itoa(clients), "-j", strconv.Itoa(jobs), "-T", strconv.Itoa(int(d.Seconds()))}
+	args = append(args, extra...)
 	for _, s := range scripts {
 		path := filepath.Join(dir, s.name+".sql")
 		if err := os.WriteFile(path, []byte(s.body), 0o600); err != nil {

@@ -38,7 +38,9 @@ func benchCheckoutPooled(ctx context.Context, o Options) (*Result, error) {
 	env := []string{"MINIPAY_ADMIN_KEY=" + benchAdminKey, "MINIPAY_HOST_KEY=" + benchHostKey,
 		"MINIPAY_RATE_LIMIT=0", "MINIPAY_SECRET=bench", "MINIPAY_SETTLEMENT_SCHEDULE=off"}
 	var keys []string
+	runs := 0
 	measure := func(url string) (float64, latencies, error) {
+		runs++
 		srv, err := startServer(ctx, url, env...)
 		if err != nil {
 			return 0, nil, err
@@ -50,10 +52,10 @@ func benchCheckoutPooled(ctx context.Context, o Options) (*Result, error) {
 				return 0, nil, err
 			}
 		}
-		if _, _, err := checkoutLoad(ctx, c, keys, o.Clients, min(2*time.Second, o.Duration/5)); err != nil {
+		if _, _, err := checkoutLoad(ctx, c, keys, o.Clients, min(2*time.Second, o.Duration/5), fmt.Sprintf("w%d", runs)); err != nil {
 			return 0, nil, fmt.Errorf("%w\n%s", err, srv.log.String())
 		}
-		n, lat, err := checkoutLoad(ctx, c, keys, o.Clients, o.Duration)
+		n, lat, err := checkoutLoad(ctx, c, keys, o.Clients, o.Duration, fmt.Sprintf("r%d", runs))
 		if err != nil {
 			return 0, nil, fmt.Errorf("%w\n%s", err, srv.log.String())
 		}

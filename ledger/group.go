@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -27,22 +29,45 @@ type groupState struct {
 	reversed   map[int64]bool    // seqs of transfers that have a reversal
 	seqs       []int64           // sequence numbers for the group's new transfers
 	checked    bool              // existing was read
+	// read holds the no_overdraft accounts' balances as read, before apply
+	// changed balances: the write succeeds only if they are still so.
+	read map[string]balances
 }
 
-// readGroupState begins the transaction, locks the group's no_overdraft
-// accounts (in id order, so concurrent groups cannot deadlock) and then
-// reads what is already written, all in one round trip. Reading after
-// locking means a transfer committed meanwhile on the same accounts is seen.
+// readMode says what a group's read takes besides the balances.
+type readMode struct {
+	// checkExisting reads whether the group's ids were used before.
+	checkExisting bool
+	// lock locks the no_overdraft accounts (FOR UPDATE) instead of only
+	// reading them; see readGroupState.
+	lock bool
+}
+
+// readGroupState begins the transaction, reads the balances of the group's
+// no_overdraft accounts and then what is already written, all in one round
+// trip.
 //
-// Whether an id was used before is read only when checkExisting is set.
+// The balances are read without locking them: locking a row writes it (a
+// WAL record and a dirty page for each wallet of every group), which cost
+// as much as the balance update itself. Instead the update is guarded: it
+// succeeds only if every balance is still what was read here, and otherwise
+// fails the transaction, which the poster then runs again with mode.lock,
+// locking the accounts (in id order, so concurrent groups cannot deadlock)
+// before reading them. Within one process accounts rarely move under a
+// group, since the poster routes the transfers of a no_overdraft account to
+// one worker; another replica writing the same wallet is what makes a
+// group take the locking path.
+//
+// Whether an id was used before is read only when mode.checkExisting is set.
 // Repeated ids are rare, so the poster first writes optimistically: if the
 // insert of the transfers violates a unique index, the group is rolled back
 // and run again with the check. That saves a lookup per transfer on the
 // common path.
-func readGroupState(ctx context.Context, conn *pgx.Conn, ops []*op, checkExisting bool) (*groupState, error) {
+func readGroupState(ctx context.Context, conn *pgx.Conn, ops []*op, mode readMode) (*groupState, error) {
 	st := &groupState{
-		checked:    checkExisting,
+		checked:    mode.checkExisting,
 		balances:   make(map[string]*balances),
+		read:       make(map[string]balances),
 		existing:   make(map[string][]byte),
 		resolvedBy: make(map[int64]kind),
 		reversed:   make(map[int64]bool),
@@ -69,19 +94,23 @@ func readGroupState(ctx context.Context, conn *pgx.Conn, ops []*op, checkExistin
 	b := &pgx.Batch{}
 	b.Queue("BEGIN")
 	b.Queue(plannerSettingsSQL)
-	b.Queue(`SELECT id, debits_posted, credits_posted, debits_pending, credits_pending
-		FROM ledger_accounts WHERE id = ANY($1) ORDER BY id FOR UPDATE`, accounts).Query(func(rows pgx.Rows) error {
+	readBalances := readBalancesSQL
+	if mode.lock {
+		readBalances = lockBalancesSQL
+	}
+	b.Queue(readBalances, accounts).Query(func(rows pgx.Rows) error {
 		var id string
 		var bal balances
 		_, err := pgx.ForEachRow(rows, []any{&id, &bal.dp, &bal.cp, &bal.dpe, &bal.cpe}, func() error {
 			*st.balances[id] = bal
+			st.read[id] = bal
 			return nil
 		})
 		return err
 	})
 	b.Queue(`SELECT now()`).QueryRow(func(row pgx.Row) error { return row.Scan(&st.now) })
 	// Separate lookups rather than one with OR, so each uses its own index.
-	if checkExisting {
+	if mode.checkExisting {
 		b.Queue(`SELECT id, content_hash FROM ledger_transfers WHERE id = ANY($1)`, ids).Query(func(rows pgx.Rows) error {
 			var id string
 			var hash []byte
@@ -147,6 +176,14 @@ func (st *groupState) apply(ops []*op) ([]opResult, []int, error) {
 	}
 	return res, written, nil
 }
+
+// errBalancesMoved: a no_overdraft account's balances changed between the
+// group's read and its write; the group must run again, locking them.
+var errBalancesMoved = errors.New("ledger: balances moved under the group")
+
+// balancesMovedCode is the SQLSTATE that ledger_balances_unmoved raises
+// (migration 00120).
+const balancesMovedCode = "LB001"
 
 // errExisting marks an op whose id was already written with the same content.
 var errExisting = errors.New("existing")
@@ -260,6 +297,13 @@ const plannerSettingsSQL = `SELECT set_config('plan_cache_mode', 'force_generic_
 	set_config('enable_seqscan', 'off', true), set_config('enable_hashjoin', 'off', true),
 	set_config('enable_mergejoin', 'off', true)`
 
+// The balances of a group's no_overdraft accounts: read, or locked and read.
+const (
+	readBalancesSQL = `SELECT id, debits_posted, credits_posted, debits_pending, credits_pending
+		FROM ledger_accounts WHERE id = ANY($1)`
+	lockBalancesSQL = readBalancesSQL + ` ORDER BY id FOR UPDATE`
+)
+
 // Set-based writes: one statement per table whatever the group size.
 const (
 	insertTransfersSQL = `
@@ -282,20 +326,31 @@ const (
 		ON CONFLICT (account_seq, shard) DO UPDATE SET
 			debits_posted = s.debits_posted + excluded.debits_posted, credits_posted = s.credits_posted + excluded.credits_posted,
 			debits_pending = s.debits_pending + excluded.debits_pending, credits_pending = s.credits_pending + excluded.credits_pending`
+	// The update of no_overdraft balances is guarded: each account must
+	// still hold the balances the group read ($6–$9), or
+	// ledger_balances_unmoved fails the transaction (see readGroupState).
+	// Rows are updated in id order, so two groups lock them in one order.
 	updateBalancesSQL = `
-		UPDATE ledger_accounts a SET
-			debits_posted = a.debits_posted + u.dp, credits_posted = a.credits_posted + u.cp,
-			debits_pending = a.debits_pending + u.dpe, credits_pending = a.credits_pending + u.cpe
-		FROM unnest($1::text[], $2::int8[], $3::int8[], $4::int8[], $5::int8[]) AS u(id, dp, cp, dpe, cpe)
-		WHERE a.id = u.id`
+		WITH moved AS (
+			UPDATE ledger_accounts a SET
+				debits_posted = a.debits_posted + u.dp, credits_posted = a.credits_posted + u.cp,
+				debits_pending = a.debits_pending + u.dpe, credits_pending = a.credits_pending + u.cpe
+			FROM unnest($1::text[], $2::int8[], $3::int8[], $4::int8[], $5::int8[], $6::int8[], $7::int8[], $8::int8[], $9::int8[])
+				AS u(id, dp, cp, dpe, cpe, rdp, rcp, rdpe, rcpe)
+			WHERE a.id = u.id AND a.debits_posted = u.rdp AND a.credits_posted = u.rcp
+				AND a.debits_pending = u.rdpe AND a.credits_pending = u.rcpe
+			RETURNING 1)
+		SELECT ledger_balances_unmoved(cardinality($1::text[]), count(*)) FROM moved`
 	insertExpiringSQL = `INSERT INTO ledger_expiring (transfer_seq, expires_at) SELECT * FROM unnest($1::int8[], $2::timestamptz[])`
 	deleteExpiringSQL = `DELETE FROM ledger_expiring WHERE transfer_seq = ANY($1)`
 )
 
 // writeGroup writes the transfers, postings and balance changes of the ops
 // at the written indexes, then their attached statements, in one pipelined
-// round trip. failed lists the ops whose attached statements failed.
-func writeGroup(ctx context.Context, conn *pgx.Conn, st *groupState, ops []*op, written []int, res []opResult, shard int16) (failed []int, committed bool, err error) {
+// round trip, after two COPY round trips for the transfers and postings of
+// a group of copyMin or more (0: never). failed lists the ops whose
+// attached statements failed.
+func writeGroup(ctx context.Context, conn *pgx.Conn, st *groupState, ops []*op, written []int, res []opResult, shard int16, copyMin int) (failed []int, committed bool, err error) {
 	for _, i := range written {
 		// Invariant 1, asserted once more at the last moment: an unbalanced
 		// posting set must be impossible to write, not merely tested against.
@@ -308,6 +363,11 @@ func writeGroup(ctx context.Context, conn *pgx.Conn, st *groupState, ops []*op, 
 	sets, err := gatherRows(ops, written)
 	if err != nil {
 		return nil, false, err
+	}
+	if w.copy = copyMin > 0 && len(w.tSeq) >= copyMin; w.copy {
+		if err := w.copyRows(ctx, conn); err != nil {
+			return nil, false, err
+		}
 	}
 	b := &pgx.Batch{}
 	w.queue(b)
@@ -537,9 +597,11 @@ type groupWrite struct {
 	pIdx                 []int16
 	pDP, pCP, pDPE, pCPE []int64
 
-	// no_overdraft accounts, updated in place (they are locked)
-	aID                  []string
-	aDP, aCP, aDPE, aCPE []int64
+	// no_overdraft accounts, updated in place if their balances are still
+	// the ones read (aR…)
+	aID                      []string
+	aDP, aCP, aDPE, aCPE     []int64
+	aRDP, aRCP, aRDPE, aRCPE []int64
 	// other accounts, added to the worker's shard
 	shard                int16
 	sSeq                 []int64
@@ -548,6 +610,8 @@ type groupWrite struct {
 	expSeq     []int64
 	expAt      []time.Time
 	expRelease []int64
+
+	copy bool // transfers and postings went by COPY (copyRows)
 }
 
 func newGroupWrite(st *groupState, ops []*op, written []int) *groupWrite {
@@ -578,10 +642,12 @@ func newGroupWrite(st *groupState, ops []*op, written []int) *groupWrite {
 			s.dp, s.cp, s.dpe, s.cpe = s.dp+d.dp, s.cp+d.cp, s.dpe+d.dpe, s.cpe+d.cpe
 		}
 	}
+	slices.SortFunc(guarded, func(a, b accountMeta) int { return strings.Compare(a.id, b.id) })
 	for _, a := range guarded {
-		s := sums[a.seq]
+		s, r := sums[a.seq], st.read[a.id]
 		w.aID = append(w.aID, a.id)
 		w.aDP, w.aCP, w.aDPE, w.aCPE = append(w.aDP, s.dp), append(w.aCP, s.cp), append(w.aDPE, s.dpe), append(w.aCPE, s.cpe)
+		w.aRDP, w.aRCP, w.aRDPE, w.aRCPE = append(w.aRDP, r.dp), append(w.aRCP, r.cp), append(w.aRDPE, r.dpe), append(w.aRCPE, r.cpe)
 	}
 	for _, a := range open {
 		s := sums[a.seq]
@@ -621,10 +687,12 @@ func nilIfZero(v int64) *int64 {
 }
 
 func (w *groupWrite) queue(b *pgx.Batch) {
-	b.Queue(insertTransfersSQL, w.tSeq, w.tID, w.tCode, w.tKind, w.tPendingSeq, w.tReversesSeq, w.tExpires, w.tHash, w.tMetadata, w.now)
-	b.Queue(insertPostingsSQL, w.pTransfer, w.pIdx, w.pAccount, w.pDP, w.pCP, w.pDPE, w.pCPE, w.now)
+	if !w.copy {
+		b.Queue(insertTransfersSQL, w.tSeq, w.tID, w.tCode, w.tKind, w.tPendingSeq, w.tReversesSeq, w.tExpires, w.tHash, w.tMetadata, w.now)
+		b.Queue(insertPostingsSQL, w.pTransfer, w.pIdx, w.pAccount, w.pDP, w.pCP, w.pDPE, w.pCPE, w.now)
+	}
 	if len(w.aID) > 0 {
-		b.Queue(updateBalancesSQL, w.aID, w.aDP, w.aCP, w.aDPE, w.aCPE)
+		b.Queue(updateBalancesSQL, w.aID, w.aDP, w.aCP, w.aDPE, w.aCPE, w.aRDP, w.aRCP, w.aRDPE, w.aRCPE)
 	}
 	if len(w.sSeq) > 0 {
 		b.Queue(upsertShardsSQL, w.sSeq, w.sDP, w.sCP, w.sDPE, w.sCPE, w.shard)
@@ -640,8 +708,14 @@ func (w *groupWrite) queue(b *pgx.Batch) {
 // readResults consumes the results of the statements queue added and checks
 // that every row landed.
 func (w *groupWrite) readResults(br pgx.BatchResults) error {
-	want := []int{len(w.tID), len(w.pTransfer)}
-	for _, n := range []int{len(w.aID), len(w.sSeq), len(w.expSeq)} {
+	var want []int
+	if !w.copy {
+		want = append(want, len(w.tID), len(w.pTransfer))
+	}
+	if len(w.aID) > 0 {
+		want = append(want, 1) // the guard's one row; the guard checks the count
+	}
+	for _, n := range []int{len(w.sSeq), len(w.expSeq)} {
 		if n > 0 {
 			want = append(want, n)
 		}
@@ -652,8 +726,11 @@ func (w *groupWrite) readResults(br pgx.BatchResults) error {
 	for i, n := range want {
 		tag, err := br.Exec()
 		var pgErr *pgconn.PgError
-		if i == 0 && errors.As(err, &pgErr) && pgErr.Code == "23505" { // unique_violation
+		if i == 0 && !w.copy && errors.As(err, &pgErr) && pgErr.Code == "23505" { // unique_violation
 			return errIDsTaken
+		}
+		if errors.As(err, &pgErr) && pgErr.Code == balancesMovedCode {
+			return errBalancesMoved
 		}
 		if err != nil {
 			return fmt.Errorf("write group: %w", err)

@@ -75,6 +75,7 @@ func New(db *pgxpool.Pool, opts Options) *Ledger {
 		linger:   opts.Linger,
 		observe:  opts.Observe,
 		done:     make(chan struct{}),
+		copyMin:  defaultCopyMin,
 	}
 	for w := 0; w < opts.Workers; w++ {
 		p.queues = append(p.queues, make(chan *op, max(1, opts.QueueMax/opts.Workers)))

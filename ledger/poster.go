@@ -139,6 +139,9 @@ type poster struct {
 	linger   time.Duration
 	observe  func(BatchStats)
 	done     chan struct{}
+	// copyMin is the smallest group that writes its transfers and postings
+	// with COPY (copy.go); tests lower it.
+	copyMin int
 }
 
 // shardsMax is the number of balance shards an account can have. Workers of
@@ -274,13 +277,15 @@ const retriesMax = 3
 // transaction of its own, so one bad transfer never fails its neighbours.
 func (p *poster) commit(ops []*op, shard int16, stats *BatchStats) {
 	retries := 0
-	checkExisting := false
+	var mode readMode
 	for len(ops) > 0 {
 		stats.Attempts++
-		res, failed, err := p.commitGroup(ops, shard, checkExisting, stats)
+		res, failed, err := p.commitGroup(ops, shard, mode, stats)
 		switch {
-		case errors.Is(err, errIDsTaken) && !checkExisting:
-			checkExisting = true
+		case errors.Is(err, errIDsTaken) && !mode.checkExisting:
+			mode.checkExisting = true
+		case errors.Is(err, errBalancesMoved) && !mode.lock:
+			mode.lock = true
 		case err == nil && len(failed) == 0:
 			for i, o := range ops {
 				if res[i].err == nil && !res[i].existing {
@@ -369,7 +374,7 @@ const groupTimeout = 30 * time.Second
 // failed lists the ops whose attached statements failed (their results
 // hold the errors, and nothing was committed); err fails the whole
 // transaction.
-func (p *poster) commitGroup(ops []*op, shard int16, checkExisting bool, stats *BatchStats) (res []opResult, failed []int, err error) {
+func (p *poster) commitGroup(ops []*op, shard int16, mode readMode, stats *BatchStats) (res []opResult, failed []int, err error) {
 	ctx, cancel := context.WithTimeout(context.Background(), groupTimeout)
 	defer cancel()
 	start := time.Now()
@@ -388,7 +393,7 @@ func (p *poster) commitGroup(ops []*op, shard int16, checkExisting bool, stats *
 		}
 	}()
 
-	st, err := readGroupState(ctx, conn.Conn(), ops, checkExisting)
+	st, err := readGroupState(ctx, conn.Conn(), ops, mode)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -401,7 +406,7 @@ func (p *poster) commitGroup(ops []*op, shard int16, checkExisting bool, stats *
 	if len(written) == 0 {
 		return res, nil, nil // nothing to write; rollback releases the locks
 	}
-	failed, committed, err = writeGroup(ctx, conn.Conn(), st, ops, written, res, shard)
+	failed, committed, err = writeGroup(ctx, conn.Conn(), st, ops, written, res, shard, p.copyMin)
 	wrote := time.Now()
 	stats.Write += wrote.Sub(read)
 	if errors.Is(err, errAmbiguous) {

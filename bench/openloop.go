@@ -1,0 +1,190 @@
+package bench
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// An open loop sends operations at a rate, on a schedule fixed before the
+// run, whether or not earlier ones have been answered: requests arrive at a
+// super-app's backend that way. Each operation's latency is measured from
+// the time the schedule gave it, not from when a sender got round to it, so
+// time spent queueing behind a slow system is counted (no coordinated
+// omission, as in wrk2 and HdrHistogram's load generators). A closed loop,
+// where each client waits for its answer before sending again, slows its
+// own offered load when the system slows and so hides exactly that time.
+
+// openRun is what one open-loop measurement saw.
+type openRun struct {
+	rate    float64       // offered, per second
+	planned int64         // operations the schedule held
+	done    int64         // operations answered
+	elapsed time.Duration // from the first scheduled send to the last answer
+	lat     latencies     // from each operation's scheduled time
+	// aborted: so many operations were late that the p99 could no longer
+	// be under the limit, and the rest of the schedule was not sent.
+	aborted bool
+}
+
+// point is one rate of a search and what it gave.
+type point struct {
+	Rate     float64 `json:"rate"`
+	Achieved float64 `json:"achieved"`
+	P50      float64 `json:"p50_ms"`
+	P99      float64 `json:"p99_ms"`
+	Pass     bool    `json:"pass"`
+}
+
+func (r openRun) point(limit time.Duration) point {
+	p := r.lat.percentiles(0.5, 0.99)
+	pt := point{Rate: r.rate, P50: round(ms(p[0]), 3), P99: round(ms(p[1]), 3)}
+	if r.elapsed > 0 {
+		pt.Achieved = round(float64(r.done)/r.elapsed.Seconds(), 1)
+	}
+	if r.aborted {
+		pt.P99 = math.Max(pt.P99, ms(limit)) // at least: more than 1 % were later than the limit
+	}
+	pt.Pass = !r.aborted && r.done == r.planned && p[1] <= limit
+	return pt
+}
+
+// openLoop offers rate operations per second for d, sent by senders
+// goroutines (each op gets its sender's number and its own sequence
+// number). An operation whose senders are all busy waits for one, and that
+// wait is part of its latency. When more than 1 % of the schedule has been
+// answered later than limit (0: never), the p99 is lost: the rest is not
+// sent and the run is marked aborted. The first error stops the run.
+func openLoop(ctx context.Context, rate float64, d time.Duration, senders int, limit time.Duration,
+	op func(ctx context.Context, sender int, i int64) error) (openRun, error) {
+	run := openRun{rate: rate, planned: int64(rate * d.Seconds()), lat: make(latencies, senders)}
+	if run.planned <= 0 {
+		return run, fmt.Errorf("open loop: rate %.1f/s for %s sends nothing", rate, d)
+	}
+	// Operations still in flight when the schedule ends have this long to
+	// be answered; a system that takes longer has failed anyway.
+	ctx, cancel := context.WithTimeout(ctx, d+30*time.Second)
+	defer cancel()
+	interval := float64(time.Second) / rate
+	lateMax := run.planned / 100
+	var (
+		late, done atomic.Int64
+		stop       atomic.Bool
+		firstErr   atomic.Value
+		wg         sync.WaitGroup
+	)
+	// The queue holds what is due but not yet taken by a sender; a
+	// second's worth is plenty, and when it is full the schedule still
+	// decides every operation's start time.
+	due := make(chan int64, min(run.planned, int64(rate)+1))
+	start := time.Now().Add(time.Millisecond)
+	at := func(i int64) time.Time { return start.Add(time.Duration(float64(i) * interval)) }
+	for s := 0; s < senders; s++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range due {
+				if stop.Load() {
+					continue // drain what the schedule queued before the stop
+				}
+				err := op(ctx, s, i)
+				if err != nil {
+					if firstErr.CompareAndSwap(nil, err) {
+						stop.Store(true)
+					}
+					continue
+				}
+				lat := time.Since(at(i))
+				run.lat[s] = append(run.lat[s], lat)
+				done.Add(1)
+				if limit > 0 && lat > limit && late.Add(1) > lateMax {
+					stop.Store(true)
+				}
+			}
+		}()
+	}
+	// The dispatcher releases, every few hundred microseconds, whatever the
+	// schedule says is due by then; each operation still carries its own
+	// scheduled time, so releasing in small bursts costs no accuracy.
+	for i := int64(0); i < run.planned && !stop.Load() && ctx.Err() == nil; {
+		if wait := time.Until(at(i)); wait > 0 {
+			time.Sleep(wait)
+		}
+		now := time.Now()
+		for ; i < run.planned && !at(i).After(now); i++ {
+			select {
+			case due <- i:
+			case <-ctx.Done():
+			}
+		}
+	}
+	close(due)
+	wg.Wait()
+	run.elapsed = time.Since(start)
+	run.done = done.Load()
+	run.aborted = stop.Load() && firstErr.Load() == nil && run.done < run.planned
+	if err, _ := firstErr.Load().(error); err != nil {
+		return run, err
+	}
+	if err := ctx.Err(); err != nil && run.done < run.planned && !run.aborted {
+		return run, fmt.Errorf("open loop at %.0f/s: %d of %d operations unanswered after %s: %w",
+			rate, run.planned-run.done, run.planned, d+30*time.Second, err)
+	}
+	return run, nil
+}
+
+// search finds the highest rate at which measure passes (p99 within its
+// limit for the whole measurement), starting from a rate the system is
+// known to sustain (its closed-loop throughput). It climbs by quarter
+// steps until a rate fails, then halves the gap between the best pass and
+// the lowest failure until they are within 3 %, in at most stepsMax
+// measurements. Rates are rounded so the plot's points read cleanly.
+func search(ctx context.Context, start float64, stepsMax int, measure func(ctx context.Context, rate float64) (point, error)) (best point, points []point, err error) {
+	lo, hi := 0.0, math.Inf(1)
+	rate := roundRate(start)
+	for len(points) < stepsMax {
+		if ctx.Err() != nil {
+			return best, points, ctx.Err()
+		}
+		p, err := measure(ctx, rate)
+		if err != nil {
+			return best, points, err
+		}
+		points = append(points, p)
+		if p.Pass {
+			lo = math.Max(lo, rate)
+			if rate >= best.Rate {
+				best = p
+			}
+		} else {
+			hi = math.Min(hi, rate)
+		}
+		switch {
+		case math.IsInf(hi, 1):
+			rate = roundRate(rate * 1.25)
+		case lo == 0:
+			rate = roundRate(rate * 0.7)
+		case hi/lo <= 1.03:
+			return best, points, nil
+		default:
+			rate = roundRate((lo + hi) / 2)
+		}
+		if rate <= lo || rate >= hi {
+			return best, points, nil // rounding left nothing between them
+		}
+	}
+	return best, points, nil
+}
+
+// roundRate rounds a rate to three significant figures, enough to tell
+// steps of a few per cent apart: 23,456 → 23,500; 1,234 → 1,230.
+func roundRate(r float64) float64 {
+	if r < 100 {
+		return math.Max(1, math.Round(r))
+	}
+	unit := math.Pow(10, math.Floor(math.Log10(r))-2)
+	return math.Round(r/unit) * unit
+}
