@@ -7,12 +7,12 @@ import (
 	"time"
 )
 
-// TestBriefOutageLosesNothing: a receiver that fails for a while, long
+// TestShortOutageLosesNothing: a receiver that fails for a while, long
 // enough to open the endpoint's circuit, then recovers. Attempts the open
 // circuit holds back are not attempts: they take no slot of the schedule,
 // so every event is delivered once the receiver answers again, well within
 // the real attempts the schedule allows.
-func TestBriefOutageLosesNothing(t *testing.T) {
+func TestShortOutageLosesNothing(t *testing.T) {
 	o := quick()
 	o.Schedule = []time.Duration{100 * time.Millisecond, 200 * time.Millisecond, 400 * time.Millisecond,
 		800 * time.Millisecond, 1600 * time.Millisecond}
@@ -41,7 +41,7 @@ func TestBriefOutageLosesNothing(t *testing.T) {
 		return f.count(`SELECT count(*) FROM webhook_deliveries WHERE status = 'pending'`) == 0
 	})
 	if n := f.count(`SELECT count(*) FROM webhook_deliveries WHERE status <> 'succeeded'`); n != 0 {
-		t.Fatalf("%d of %d deliveries did not succeed after a brief outage", n, events)
+		t.Fatalf("%d of %d deliveries did not succeed after a short outage", n, events)
 	}
 	if rc.distinct() != events {
 		t.Fatalf("the receiver got %d of %d events", rc.distinct(), events)
