@@ -5,6 +5,8 @@
 // error type with the same methods.
 package minipay
 
+import "errors"
+
 // Kinds of failure. The API maps each to one HTTP status.
 const (
 	KindInvalid           = "invalid"            // 400: the request is malformed
@@ -33,10 +35,29 @@ func HTTPStatus(kind string) int { return httpStatus[kind] }
 // package-level values; wrap with fmt.Errorf("...: %w", err) to add detail.
 type Error struct {
 	kind, code, msg string
+	transient       bool
 }
 
 // NewError returns an error of the given kind and code.
 func NewError(kind, code, msg string) *Error { return &Error{kind: kind, code: code, msg: msg} }
+
+// NewTransientError returns an error of the given kind and code that says
+// nothing lasting about the request: sent again, the same request may
+// succeed (a collision with concurrent work, a shutdown). The API never
+// stores such an answer for Idempotency-Key replays, so the client's retry
+// with the same key runs the request again.
+func NewTransientError(kind, code, msg string) *Error {
+	return &Error{kind: kind, code: code, msg: msg, transient: true}
+}
+
+// Transient reports whether the error was made with NewTransientError.
+func (e *Error) Transient() bool { return e.transient }
+
+// IsTransient reports whether err, or an error it wraps, is transient.
+func IsTransient(err error) bool {
+	var t interface{ Transient() bool }
+	return errors.As(err, &t) && t.Transient()
+}
 
 func (e *Error) Error() string { return e.msg }
 

@@ -74,7 +74,6 @@ func (s *Server) Handler() http.Handler {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})
 	r.Get("/readyz", s.readyz)
-	r.Method(http.MethodGet, "/metrics", promhttp.HandlerFor(s.Metrics.Registry, promhttp.HandlerOpts{}))
 	r.Get("/openapi.yaml", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/yaml")
 		_, _ = w.Write(s.OpenAPI)
@@ -113,6 +112,16 @@ func (s *Server) Handler() http.Handler {
 		})
 	})
 	return r
+}
+
+// MetricsHandler serves /metrics (Prometheus text format). It belongs on a
+// listener of its own (MINIPAY_METRICS_ADDR) that only the scraper
+// reaches: the counts of every route and the ledger's volumes are not for
+// the API's callers, so the API's Handler does not serve them.
+func (s *Server) MetricsHandler() http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", promhttp.HandlerFor(s.Metrics.Registry, promhttp.HandlerOpts{}))
+	return mux
 }
 
 func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
@@ -180,7 +189,7 @@ func (s *Server) observe(next http.Handler) http.Handler {
 		elapsed := time.Since(start)
 		s.Metrics.HTTPRequests.WithLabelValues(route, r.Method, strconv.Itoa(sw.status)).Inc()
 		s.Metrics.HTTPDuration.WithLabelValues(route, r.Method).Observe(elapsed.Seconds())
-		if route == "/metrics" || route == "/healthz" || route == "/readyz" {
+		if route == "/healthz" || route == "/readyz" {
 			return
 		}
 		attrs := []any{"request_id", requestID(r.Context()), "method", r.Method, "route", route,

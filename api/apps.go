@@ -39,7 +39,7 @@ func (s *Server) createDeveloper(r *http.Request) (int, any, error) {
 	if err := decode(r, &in); err != nil {
 		return 0, nil, err
 	}
-	d, err := s.Apps.CreateDeveloper(r.Context(), idempotentID(r, "dev"), in.Name)
+	d, err := s.Apps.CreateDeveloper(r.Context(), apps.DeveloperSpec{ID: idempotentID(r, "dev"), RequestHash: requestHash(r), Name: in.Name})
 	if err != nil {
 		return 0, nil, err
 	}
@@ -83,7 +83,7 @@ func (s *Server) createApp(r *http.Request) (int, any, error) {
 	if err := s.Checkout.Catalog().CheckGrants(in.Options, in.Currencies); err != nil {
 		return 0, nil, err
 	}
-	a, key, err := s.Apps.CreateApp(r.Context(), apps.AppSpec{ID: idempotentID(r, "app"), DeveloperID: in.Developer,
+	a, key, err := s.Apps.CreateApp(r.Context(), apps.AppSpec{ID: idempotentID(r, "app"), RequestHash: requestHash(r), DeveloperID: in.Developer,
 		Name: in.Name, Options: in.Options, Currencies: in.Currencies})
 	if err != nil {
 		return 0, nil, err
@@ -102,10 +102,14 @@ func (s *Server) getApp(r *http.Request) (int, any, error) {
 }
 
 func (s *Server) rollKey(r *http.Request) (int, any, error) {
-	if err := decode(r, &struct{}{}); err != nil {
+	var in struct {
+		ExpireOldNow bool `json:"expire_old_now"`
+	}
+	if err := decode(r, &in); err != nil {
 		return 0, nil, err
 	}
-	key, oldExpire, err := s.Apps.RollKey(r.Context(), chi.URLParam(r, "id"))
+	key, oldExpire, err := s.Apps.RollKey(r.Context(), apps.RollParams{AppID: chi.URLParam(r, "id"), ExpireOldNow: in.ExpireOldNow,
+		KeyID: idempotentID(r, "key"), RequestHash: requestHash(r)})
 	if err != nil {
 		return 0, nil, err
 	}

@@ -149,7 +149,6 @@ func TestAuthorizationMatrix(t *testing.T) {
 	cases := map[string]authzCase{
 		"GET /healthz":      {path: "/healthz"},
 		"GET /readyz":       {path: "/readyz"},
-		"GET /metrics":      {path: "/metrics"},
 		"GET /openapi.yaml": {path: "/openapi.yaml"},
 
 		"POST /v1/ledger/accounts":                {path: "/v1/ledger/accounts", body: map[string]any{"code": "authz:c", "currency": "CNY", "normal_balance": "debit"}},

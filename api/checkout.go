@@ -114,7 +114,7 @@ func (s *Server) createSession(r *http.Request) (int, any, error) {
 	if err := decode(r, &in); err != nil {
 		return 0, nil, err
 	}
-	p := checkout.CreateParams{ID: idempotentID(r, "cs"), AppID: principal(r).AppID, Amount: in.Amount,
+	p := checkout.CreateParams{ID: idempotentID(r, "cs"), RequestHash: requestHash(r), AppID: principal(r).AppID, Amount: in.Amount,
 		Currency: in.Currency, Option: in.Option, ClientReferenceID: in.ClientReferenceID, ExpiresIn: in.ExpiresIn,
 		CaptureMethod: in.CaptureMethod, Metadata: in.Metadata}
 	for _, it := range in.LineItems {
@@ -222,7 +222,7 @@ func (s *Server) createRefund(r *http.Request) (int, any, error) {
 		return 0, nil, err
 	}
 	app := principal(r).AppID
-	ref, err := s.Payments.Refund(r.Context(), payments.RefundParams{ID: idempotentID(r, "re"), AppID: app,
+	ref, err := s.Payments.Refund(r.Context(), payments.RefundParams{ID: idempotentID(r, "re"), RequestHash: requestHash(r), AppID: app,
 		PaymentID: paymentID, Amount: in.Amount, Reason: in.Reason, Metadata: in.Metadata})
 	if errors.Is(err, payments.ErrNotFound) {
 		err = s.whyUnpaid(r.Context(), app, paymentID)

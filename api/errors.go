@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/minipay/minipay"
+	"github.com/minipay/minipay/apps"
 )
 
 // coded is implemented by every domain error (minipay.Error, ledger.Error).
@@ -14,11 +15,6 @@ type coded interface {
 	error
 	Code() string
 	Kind() string
-}
-
-// paramed is implemented by errors that name the request field at fault.
-type paramed interface {
-	Param() string
 }
 
 // errorBody is the error object of every failed response.
@@ -79,6 +75,7 @@ func errorType(status int, code string) string {
 // writeError answers with the error object for err. Errors without a code
 // are server faults: logged in full, answered with a bland 500.
 func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
+	markTransient(r, err)
 	obj := errorObject{RequestID: requestID(r.Context())}
 	status := http.StatusInternalServerError
 	var c coded
@@ -88,7 +85,8 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 		if status == 0 {
 			status = http.StatusInternalServerError
 		}
-		obj.Code, obj.Message = c.Code(), err.Error()
+		obj.Code = c.Code()
+		obj.Message, obj.Param, _ = minipay.PublicMessage(err, principal(r).Kind == apps.KindAdmin)
 	case errors.Is(err, context.DeadlineExceeded):
 		status = http.StatusServiceUnavailable
 		obj.Code, obj.Message = "timeout", "the request took too long; retry with the same Idempotency-Key"
@@ -97,10 +95,6 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	}
 	if status >= 500 {
 		s.Log.Error("request failed", "request_id", obj.RequestID, "method", r.Method, "path", r.URL.Path, "err", err)
-	}
-	var p paramed
-	if errors.As(err, &p) {
-		obj.Param = p.Param()
 	}
 	obj.Type = errorType(status, obj.Code)
 	writeJSON(w, status, errorBody{Error: obj})

@@ -16,6 +16,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"strings"
@@ -47,6 +48,7 @@ var fuzzIDs = func() map[string]string {
 		"open":     idempotency.DeriveID("cs", app, "fuzz-open"),
 		"paid":     idempotency.DeriveID("cs", app, "fuzz-paid"),
 		"held":     idempotency.DeriveID("cs", app, "fuzz-held"),
+		"full":     idempotency.DeriveID("cs", app, "fuzz-full"), // paid, with the most metadata an app may give
 		"spare":    idempotency.DeriveID("cs", app, "fuzz-spare"),
 		"disputed": idempotency.DeriveID("dp", "host", "fuzz-dispute"),
 		"pending":  "tr_fuzz_pending",
@@ -97,10 +99,13 @@ func newFuzzEnv(tb testing.TB) *fuzzEnv {
 		"options": []string{"goods"}, "currencies": []string{"CNY"}})
 	e.otherKey = other["secret_key"].(string)
 	must("POST", "/v1/wallets/"+fuzzUser+"/topups", fuzzHostKey, "fuzz-topup", map[string]any{"amount": "1000000.00", "currency": "CNY"})
-	for _, name := range []string{"open", "paid", "held", "spare"} {
+	for _, name := range []string{"open", "paid", "held", "spare", "full"} {
 		body := map[string]any{"amount": "100.00", "currency": "CNY", "option": "goods"}
 		if name == "held" {
 			body["capture_method"] = "manual"
+		}
+		if name == "full" {
+			body["metadata"] = fullMetadata()
 		}
 		sess := must("POST", "/v1/checkout/sessions", e.appKey, "fuzz-"+name, body)
 		e.secrets[fuzzIDs[name]] = sess["client_secret"].(string)
@@ -123,6 +128,15 @@ func newFuzzEnv(tb testing.TB) *fuzzEnv {
 				map[string]any{"account": "fuzz:a", "debit": "5.00"}, map[string]any{"account": "fuzz:b", "credit": "5.00"}}})
 	}
 	return e
+}
+
+// fullMetadata is the most metadata an app may give an object: 50 keys.
+func fullMetadata() map[string]string {
+	md := map[string]string{}
+	for i := range ledger.MetadataKeysMax {
+		md[fmt.Sprintf("key%02d", i)] = strings.Repeat("v", 10)
+	}
+	return md
 }
 
 // do sends one request; headers come in pairs, an empty value is not sent.
@@ -180,6 +194,9 @@ func (e *fuzzEnv) check(t *testing.T, method, path, key string, body []byte, hea
 	if status >= 500 {
 		t.Fatalf("%s %s %q: %d %s", method, path, body, status, raw)
 	}
+	if hasDuplicateMember(body) && status != http.StatusBadRequest && status < 500 {
+		t.Fatalf("%s %s %q names a member twice, answered %d %s; want 400", method, path, body, status, raw)
+	}
 	if status >= 400 {
 		var eb struct {
 			Error struct{ Type, Code, Message string }
@@ -201,9 +218,52 @@ func (e *fuzzEnv) check(t *testing.T, method, path, key string, body []byte, hea
 	}
 }
 
+// hasDuplicateMember reports whether body is JSON with an object that names
+// the same member twice: encoding/json would keep the last, the
+// idempotency fingerprint both, so the API must refuse it.
+func hasDuplicateMember(body []byte) bool {
+	dec := json.NewDecoder(bytes.NewReader(body))
+	type frame struct {
+		object bool
+		names  map[string]bool
+		key    bool // the next string token is a member name
+	}
+	var stack []*frame
+	for {
+		tok, err := dec.Token()
+		if err != nil {
+			return false
+		}
+		top := (*frame)(nil)
+		if len(stack) > 0 {
+			top = stack[len(stack)-1]
+		}
+		if name, ok := tok.(string); ok && top != nil && top.object && top.key {
+			if top.names[name] {
+				return true
+			}
+			top.names[name], top.key = true, false
+			continue
+		}
+		switch tok {
+		case json.Delim('{'):
+			stack = append(stack, &frame{object: true, names: map[string]bool{}, key: true})
+			continue
+		case json.Delim('['):
+			stack = append(stack, &frame{})
+			continue
+		case json.Delim('}'), json.Delim(']'):
+			stack = stack[:len(stack)-1]
+		}
+		if len(stack) > 0 && stack[len(stack)-1].object {
+			stack[len(stack)-1].key = true // a value ended: a name comes next
+		}
+	}
+}
+
 // fuzzBody is a fuzz target for one route's body: the seeds are added, and
 // every input is sent as the body of method path with key (path and key may
-// name fixtures: {open}, {paid}, {held}, {pending}, {posted}).
+// name fixtures: {open}, {paid}, {held}, {full}, {pending}, {posted}).
 func fuzzBody(f *testing.F, method, path string, key func(*fuzzEnv) string, seeds ...string) {
 	for _, s := range seeds {
 		f.Add([]byte(expand(s)))
@@ -252,7 +312,10 @@ func FuzzTransferBody(f *testing.F) {
 		`{"id":"{posted}","code":"adjustment","postings":[{"account":"fuzz:a","debit":"5.00"},{"account":"fuzz:b","credit":"5.00"}]}`,
 		`{"code":"adjustment","postings":[{"account":"fuzz:a","debit":"92233720368547758.07"},{"account":"fuzz:b","credit":"92233720368547758.07"}]}`,
 		`{"code":"adjustment","postings":[{"account":"fuzz:a","debit":"1.00","credit":"1.00"},{"account":"fuzz:b"}]}`,
-		`{"code":"adjustment","metadata":{"k":"v"},"postings":[{"account":"fuzz:a","debit":"1.001"},{"account":"fuzz:b","credit":"1.001"}]}`)...)
+		`{"code":"adjustment","metadata":{"k":"v"},"postings":[{"account":"fuzz:a","debit":"1.001"},{"account":"fuzz:b","credit":"1.001"}]}`,
+		`{"code":"adjustment","postings":[{"account":"fuzz:a","debit":"1.00","Debit":"9.00"},{"account":"fuzz:b","credit":"1.00"}]}`,
+		`{"code":"adjustment","postings":[{"account":"fuzz:a","debit":"1.00"},{"account":"fuzz:b","credit":"1.00","credit":"9.00"}]}`,
+		`{"code":"adjustment","metadata":{"minipay_session":"{paid}"},"postings":[{"account":"fuzz:a","debit":"1.00"},{"account":"fuzz:b","credit":"1.00"}]}`)...)
 }
 
 func FuzzPendingPostBody(f *testing.F) {
@@ -293,7 +356,17 @@ func FuzzSessionBody(f *testing.F) {
 		`{"line_items":[{"name":"a","unit_amount":"1.00","quantity":3},{"name":"b","unit_amount":"0.01","quantity":1}],"currency":"CNY","option":"goods"}`,
 		`{"line_items":[{"name":"a","unit_amount":"99999.99","quantity":9223372036854775807}],"currency":"CNY","option":"goods"}`,
 		`{"line_items":[{"name":"a","unit_amount":"1.00","quantity":-1}],"currency":"CNY","option":"goods"}`,
-		`{"amount":"12.345","currency":"CNY","option":"goods","expires_in":86401}`)...)
+		`{"amount":"12.345","currency":"CNY","option":"goods","expires_in":86401}`,
+		`{"amount":"1.00","AMOUNT":"9.00","currency":"CNY","option":"goods"}`,
+		`{"amount":"1.00","currency":"CNY","currency":"JPY","option":"goods"}`,
+		`{"line_items":[{"name":"a","unit_amount":"1.00","quantity":1,"Quantity":9}],"currency":"CNY","option":"goods"}`,
+		`{"amount":"1.00","currency":"CNY","option":"goods","metadata":{"minipay_session":"{paid}","minipay_app":"{otherapp}"}}`,
+		`{"amount":"1.00","currency":"CNY","option":"goods","metadata":`+fullMetadataJSON()+`}`)...)
+}
+
+func fullMetadataJSON() string {
+	b, _ := json.Marshal(fullMetadata())
+	return string(b)
 }
 
 func FuzzConfirmBody(f *testing.F) {
@@ -329,7 +402,18 @@ func FuzzRefundBody(f *testing.F) {
 		`{"checkout_session":"{paid}"}`,
 		`{"checkout_session":"{paid}","amount":"100.01"}`,
 		`{"checkout_session":"{open}","amount":"1.00"}`,
-		`{"checkout_session":"{held}","amount":"1.00","metadata":{"k":"v"}}`)...)
+		`{"checkout_session":"{held}","amount":"1.00","metadata":{"k":"v"}}`,
+		// Names twice, or in another case: encoding/json keeps the last or
+		// matches regardless of case, the fingerprint keeps what was sent.
+		`{"checkout_session":"{paid}","amount":"0.01","AMOUNT":"90.00"}`,
+		`{"checkout_session":"{paid}","amount":"0.01","amount":"90.00"}`,
+		`{"checkout_session":"{paid}","Amount":"0.01"}`,
+		`{"checkout_session":"{paid}","amount":"0.01","metadata":{"k":"v","k":"w"}}`,
+		`{"checkout_session":"{paid}","checkout_session":"{open}","amount":"0.01"}`,
+		// A payment with 50 metadata keys is refundable; minipay_ keys are minipay's.
+		`{"checkout_session":"{full}","amount":"0.01"}`,
+		`{"checkout_session":"{full}"}`,
+		`{"checkout_session":"{paid}","amount":"0.01","metadata":{"minipay_refund":"re_forged"}}`)...)
 }
 
 func FuzzDisputeBody(f *testing.F) {
@@ -360,7 +444,8 @@ func FuzzDisputeCloseBody(f *testing.F) {
 func FuzzTopUpBody(f *testing.F) {
 	fuzzBody(f, "POST", "/v1/wallets/usr_fuzz2/topups", host, append(hostileSeeds,
 		`{"amount":"10.00","currency":"CNY"}`, `{"amount":"10","currency":"JPY"}`, `{"amount":"0.001","currency":"KWD"}`,
-		`{"amount":"92233720368547758.08","currency":"CNY"}`, `{"amount":"1.00","currency":"XXX"}`)...)
+		`{"amount":"92233720368547758.08","currency":"CNY"}`, `{"amount":"1.00","currency":"XXX"}`,
+		`{"amount":"1.00","Amount":"900.00","currency":"CNY"}`, `{"amount":"1.00","currency":"CNY","amount":"900.00"}`)...)
 }
 
 // FuzzAPI drives the whole router: any method, route, path tail, key kind,

@@ -24,6 +24,7 @@ type env struct {
 	db       *testdb.DB
 	url      string
 	handler  http.Handler
+	metrics  http.Handler
 	ledger   *ledger.Ledger
 	apps     *apps.Service
 	checkout *checkout.Service
@@ -71,7 +72,7 @@ func newEnvSharing(e *env) *env {
 func (e *env) start() {
 	s := apitest.Start(e.t, e.db.Pool, apitest.Options{RateLimit: e.rateLimit, Sandbox: e.sandbox,
 		Keys: map[apps.KeyKind]string{apps.KindAdmin: e.adminKey, apps.KindHost: e.hostKey}})
-	e.url, e.handler = s.URL, s.Handler
+	e.url, e.handler, e.metrics = s.URL, s.Handler, s.Metrics
 	e.apps, e.ledger, e.checkout, e.webhooks = s.Apps, s.Ledger, s.Checkout, s.Webhooks
 }
 

@@ -3,20 +3,29 @@ package api
 import (
 	"bytes"
 	"context"
+	"errors"
 	"net/http"
 	"time"
 
+	"github.com/minipay/minipay"
 	"github.com/minipay/minipay/internal/id"
 	"github.com/minipay/minipay/internal/idempotency"
 )
 
 type idemKey struct{}
 
+// recorderKey finds the request's recorder, so writeError can mark an
+// answer that must not be replayed.
+type recorderKey struct{}
+
 // recorder captures a response so it can be stored for replay.
 type recorder struct {
 	http.ResponseWriter
 	status int
 	body   bytes.Buffer
+	// transient: the answer is an error that a retry of the same request
+	// may not meet (minipay.IsTransient).
+	transient bool
 }
 
 func (r *recorder) WriteHeader(code int) {
@@ -41,9 +50,13 @@ func (r *recorder) Write(b []byte) (int, error) {
 // body is 409 idempotency_conflict naming the differing fields.
 //
 // Responses that a retry should not see again are not stored: server errors
-// (5xx), rate limiting and idempotency errors themselves. Objects created
-// under a key get ids derived from it (objectID), so a request whose first
-// attempt died half-way creates the same object when retried.
+// (5xx), rate limiting, idempotency errors themselves and transient errors
+// (minipay.IsTransient: a collision with concurrent work that the retry
+// the error asks for may not meet). Objects created under a key get ids
+// derived from it (objectID), so a request whose first attempt died
+// half-way creates the same object when retried, and keep the request's
+// fingerprint (requestHash), so a reused key with other parameters is a
+// conflict even once the record is gone.
 func (s *Server) idempotent(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		key := r.Header.Get("Idempotency-Key")
@@ -55,7 +68,10 @@ func (s *Server) idempotent(next http.Handler) http.Handler {
 			Scope: principal(r).Scope(), Key: key,
 			Method: r.Method, Path: r.URL.Path, Body: bodyOf(r),
 		}
-		claimed, replay, err := s.Idem.Begin(r.Context(), req)
+		if idempotency.ValidKey(key) {
+			req.Hash = idempotency.Fingerprint(req)
+		}
+		claim, replay, err := s.Idem.Begin(r.Context(), req)
 		if err != nil {
 			s.writeError(w, r, err)
 			return
@@ -67,15 +83,16 @@ func (s *Server) idempotent(next http.Handler) http.Handler {
 			_, _ = w.Write(replay.Body)
 			return
 		}
-		if !claimed {
+		if claim == nil {
 			s.writeError(w, r, idempotency.ErrInProgress)
 			return
 		}
 		claimedAt := time.Now()
 		rec := &recorder{ResponseWriter: w}
 		// Finish the bookkeeping even if the client goes away.
-		defer s.finishIdempotent(r, req, rec, claimedAt)
-		next.ServeHTTP(rec, r.WithContext(context.WithValue(r.Context(), idemKey{}, req)))
+		defer s.finishIdempotent(r, claim, rec, claimedAt)
+		ctx := context.WithValue(context.WithValue(r.Context(), idemKey{}, req), recorderKey{}, rec)
+		next.ServeHTTP(rec, r.WithContext(ctx))
 	})
 }
 
@@ -85,19 +102,25 @@ func (s *Server) idempotent(next http.Handler) http.Handler {
 // background until shortly before the claim's lease ends: a claim left
 // behind would make every retry of the request wait for the whole lease,
 // although nothing holds it any more. Past the lease another request may
-// own the key, so it stops there and leaves the rest to the lease.
-func (s *Server) finishIdempotent(r *http.Request, req idempotency.Request, rec *recorder, claimedAt time.Time) {
+// own the key, so it stops there and leaves the rest to the lease; the
+// claim's token keeps a late finish from touching that request's claim.
+func (s *Server) finishIdempotent(r *http.Request, claim *idempotency.Claim, rec *recorder, claimedAt time.Time) {
 	finish := func(ctx context.Context) error {
 		if storable(rec) {
-			return s.Idem.Complete(ctx, req, idempotency.Response{Status: rec.status, Body: rec.body.Bytes()})
+			return s.Idem.Complete(ctx, claim, idempotency.Response{Status: rec.status, Body: rec.body.Bytes()})
 		}
-		return s.Idem.Release(ctx, req)
+		return s.Idem.Release(ctx, claim)
 	}
 	base := context.WithoutCancel(r.Context())
 	ctx, cancel := context.WithTimeout(base, 10*time.Second)
 	err := finish(ctx)
 	cancel()
 	if err == nil {
+		return
+	}
+	if errors.Is(err, idempotency.ErrClaimLost) {
+		s.Log.Warn("idempotency key taken over by a retry before this request finished; its answer is not stored",
+			"request_id", requestID(r.Context()))
 		return
 	}
 	s.Log.Warn("idempotency bookkeeping failed; retrying", "request_id", requestID(r.Context()), "err", err)
@@ -111,7 +134,7 @@ func (s *Server) finishIdempotent(r *http.Request, req idempotency.Request, rec 
 				return
 			case <-time.After(wait):
 			}
-			if err = finish(ctx); err == nil {
+			if err = finish(ctx); err == nil || errors.Is(err, idempotency.ErrClaimLost) {
 				return
 			}
 		}
@@ -119,13 +142,21 @@ func (s *Server) finishIdempotent(r *http.Request, req idempotency.Request, rec 
 }
 
 func storable(rec *recorder) bool {
-	if rec.status == 0 || rec.status >= 500 || rec.status == http.StatusTooManyRequests {
+	if rec.transient || rec.status == 0 || rec.status >= 500 || rec.status == http.StatusTooManyRequests {
 		return false
 	}
 	if rec.status == http.StatusConflict && bytes.Contains(rec.body.Bytes(), []byte(`"idempotency_error"`)) {
 		return false
 	}
 	return true
+}
+
+// markTransient notes that the request is answered with a transient error,
+// which its idempotency record must not keep.
+func markTransient(r *http.Request, err error) {
+	if rec, ok := r.Context().Value(recorderKey{}).(*recorder); ok && minipay.IsTransient(err) {
+		rec.transient = true
+	}
 }
 
 // objectID returns the id for an object a POST creates: derived from the
@@ -144,4 +175,14 @@ func idempotentID(r *http.Request, prefix string) string {
 		return idempotency.DeriveID(prefix, req.Scope, req.Key)
 	}
 	return ""
+}
+
+// requestHash is the fingerprint of a request made under an
+// Idempotency-Key, which the object it creates keeps beside the id derived
+// from the key (idempotency.SameRequest); nil without a key.
+func requestHash(r *http.Request) []byte {
+	if req, ok := r.Context().Value(idemKey{}).(idempotency.Request); ok {
+		return req.Hash
+	}
+	return nil
 }

@@ -9,6 +9,7 @@ import (
 	"io"
 	"mime"
 	"net/http"
+	"reflect"
 	"strconv"
 	"strings"
 	"time"
@@ -61,7 +62,8 @@ func bodyOf(r *http.Request) []byte {
 }
 
 // decode parses the request body into v strictly: valid UTF-8, one JSON
-// object, no unknown fields, right types. An empty body decodes as {}.
+// object, no unknown fields, names exactly as documented (case included)
+// and none twice, right types. An empty body decodes as {}.
 func decode(r *http.Request, v any) error {
 	body := bodyOf(r)
 	if len(bytes.TrimSpace(body)) == 0 {
@@ -81,7 +83,7 @@ func decode(r *http.Request, v any) error {
 	if dec.More() {
 		return fmt.Errorf("%w: unexpected data after the JSON object", errInvalidJSON)
 	}
-	return nil
+	return exactKeys(body, reflect.TypeOf(v))
 }
 
 // PostgreSQL text cannot hold the NUL character, and a string with one

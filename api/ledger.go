@@ -190,6 +190,11 @@ func (s *Server) createTransfer(r *http.Request) (int, any, error) {
 	if in.ID == "" {
 		in.ID = objectID(r, "tr")
 	}
+	// An operator's metadata obeys the callers' rules: minipay's own keys
+	// (ledger.SystemKeyPrefix) are written only by minipay.
+	if err := ledger.ValidateMetadata(in.Metadata); err != nil {
+		return 0, nil, err
+	}
 	amounts := make([]ledger.PostingAmounts, len(in.Postings))
 	for i, p := range in.Postings {
 		amounts[i] = ledger.PostingAmounts{Account: p.Account, Debit: deref(p.Debit), Credit: deref(p.Credit)}

@@ -41,7 +41,7 @@ func (s *Server) createEndpoint(r *http.Request) (int, any, error) {
 		return 0, nil, err
 	}
 	e, err := s.Webhooks.CreateEndpoint(r.Context(), owner(r), webhooks.EndpointParams{
-		ID: idempotentID(r, "we"), URL: in.URL, EnabledEvents: in.EnabledEvents, Description: in.Description})
+		ID: idempotentID(r, "we"), RequestHash: requestHash(r), URL: in.URL, EnabledEvents: in.EnabledEvents, Description: in.Description})
 	if err != nil {
 		return 0, nil, err
 	}
@@ -98,7 +98,8 @@ func (s *Server) rotateSecret(r *http.Request) (int, any, error) {
 	if err := decode(r, &struct{}{}); err != nil {
 		return 0, nil, err
 	}
-	e, err := s.Webhooks.RotateSecret(r.Context(), owner(r), chi.URLParam(r, "id"))
+	e, err := s.Webhooks.RotateSecret(r.Context(), owner(r), chi.URLParam(r, "id"),
+		webhooks.Rotation{RotationID: idempotentID(r, "whrot"), RequestHash: requestHash(r)})
 	if err != nil {
 		return 0, nil, err
 	}

@@ -21,6 +21,7 @@ import (
 
 	"github.com/minipay/minipay"
 	"github.com/minipay/minipay/internal/id"
+	"github.com/minipay/minipay/internal/idempotency"
 )
 
 // Service is the apps store. It is safe for concurrent use.
@@ -89,23 +90,35 @@ func validName(field, name string) error {
 	return nil
 }
 
-// CreateDeveloper creates a developer. id, if not empty, is used as the new
-// developer's id (derived from an idempotency key); creating an existing id
-// again returns it.
-func (s *Service) CreateDeveloper(ctx context.Context, devID, name string) (Developer, error) {
-	if err := validName("name", name); err != nil {
+// DeveloperSpec describes a developer to create.
+type DeveloperSpec struct {
+	// ID, if not empty, is the new developer's id, derived from an
+	// idempotency key: creating it again with the same RequestHash returns
+	// it, with another is idempotency.ErrConflict.
+	ID          string
+	RequestHash []byte // idempotency.Fingerprint of the request, kept with the developer
+	Name        string
+}
+
+// CreateDeveloper creates a developer.
+func (s *Service) CreateDeveloper(ctx context.Context, spec DeveloperSpec) (Developer, error) {
+	if err := validName("name", spec.Name); err != nil {
 		return Developer{}, err
 	}
-	if devID == "" {
-		devID = id.New("dev")
+	if spec.ID == "" {
+		spec.ID = id.New("dev")
 	}
-	d := Developer{ID: devID, Name: name}
+	d := Developer{ID: spec.ID}
+	var stored []byte
 	err := s.db.QueryRow(ctx, `
-		INSERT INTO developers (id, name) VALUES ($1, $2)
+		INSERT INTO developers (id, name, request_hash) VALUES ($1, $2, $3)
 		ON CONFLICT (id) DO UPDATE SET name = developers.name
-		RETURNING name, created_at`, d.ID, d.Name).Scan(&d.Name, &d.Created)
+		RETURNING name, created_at, request_hash`, d.ID, spec.Name, spec.RequestHash).Scan(&d.Name, &d.Created, &stored)
 	if err != nil {
 		return Developer{}, fmt.Errorf("create developer: %w", err)
+	}
+	if err := idempotency.SameRequest(d.ID, stored, spec.RequestHash); err != nil {
+		return Developer{}, err
 	}
 	return d, nil
 }
@@ -126,7 +139,8 @@ func (s *Service) GetDeveloper(ctx context.Context, devID string) (Developer, er
 // AppSpec describes an app to create. The caller checks Options against
 // the monetization catalog and Currencies against the supported ones.
 type AppSpec struct {
-	ID          string // optional, as for CreateDeveloper
+	ID          string // optional, as for DeveloperSpec
+	RequestHash []byte // as for DeveloperSpec
 	DeveloperID string
 	Name        string
 	Options     []string
@@ -134,8 +148,9 @@ type AppSpec struct {
 }
 
 // CreateApp creates an app and its first secret key, which is returned
-// here and never again. Creating an existing id again returns the app with
-// an empty key.
+// here and never again. Creating an existing id again is
+// idempotency.ErrSecretUnavailable (the same request: the key was shown
+// once) or idempotency.ErrConflict (another request under the same key).
 func (s *Service) CreateApp(ctx context.Context, spec AppSpec) (App, string, error) {
 	if err := validName("name", spec.Name); err != nil {
 		return App{}, "", err
@@ -158,15 +173,17 @@ func (s *Service) CreateApp(ctx context.Context, spec AppSpec) (App, string, err
 		if !exists {
 			return minipay.Field("developer", fmt.Errorf("%w: %s", ErrDeveloperNotFound, spec.DeveloperID))
 		}
-		tag, err := tx.Exec(ctx, `INSERT INTO apps (id, developer_id, name, options, currencies) VALUES ($1, $2, $3, $4, $5)
-			ON CONFLICT (id) DO NOTHING`, spec.ID, spec.DeveloperID, spec.Name, spec.Options, spec.Currencies)
+		tag, err := tx.Exec(ctx, `INSERT INTO apps (id, developer_id, name, options, currencies, request_hash)
+			VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (id) DO NOTHING`,
+			spec.ID, spec.DeveloperID, spec.Name, spec.Options, spec.Currencies, spec.RequestHash)
 		if err != nil {
 			return err
 		}
-		if tag.RowsAffected() == 1 {
-			if key, err = insertSecretKey(ctx, tx, spec.ID); err != nil {
-				return err
-			}
+		if tag.RowsAffected() == 0 {
+			return madeBefore(ctx, tx, "apps", spec.ID, spec.RequestHash)
+		}
+		if key, err = insertSecretKey(ctx, tx, spec.ID, "", nil); err != nil {
+			return err
 		}
 		app, err = getApp(ctx, tx, spec.ID)
 		return err
@@ -177,11 +194,30 @@ func (s *Service) CreateApp(ctx context.Context, spec AppSpec) (App, string, err
 	return app, key, nil
 }
 
-func insertSecretKey(ctx context.Context, tx pgx.Tx, appID string) (string, error) {
+// insertSecretKey gives an app a new secret key with id keyID (fresh when
+// empty) and returns it.
+func insertSecretKey(ctx context.Context, tx pgx.Tx, appID, keyID string, requestHash []byte) (string, error) {
+	if keyID == "" {
+		keyID = id.New("key")
+	}
 	key := newKey(KindSecret)
-	_, err := tx.Exec(ctx, `INSERT INTO api_keys (id, kind, app_id, hash, hint, source) VALUES ($1, 'secret', $2, $3, $4, 'api')`,
-		id.New("key"), appID, hashKey(key), hint(key))
+	_, err := tx.Exec(ctx, `INSERT INTO api_keys (id, kind, app_id, hash, hint, source, request_hash)
+		VALUES ($1, 'secret', $2, $3, $4, 'api', $5)`, keyID, appID, hashKey(key), hint(key), requestHash)
 	return key, err
+}
+
+// madeBefore explains why an object whose id derives from an idempotency
+// key already exists: another request under the same key, or this one
+// again, whose answer carried a key that is shown only once.
+func madeBefore(ctx context.Context, tx pgx.Tx, table, objectID string, requestHash []byte) error {
+	var stored []byte
+	if err := tx.QueryRow(ctx, `SELECT request_hash FROM `+table+` WHERE id = $1`, objectID).Scan(&stored); err != nil {
+		return err
+	}
+	if err := idempotency.SameRequest(objectID, stored, requestHash); err != nil {
+		return err
+	}
+	return fmt.Errorf("%w: it made %s; the secret key was in that answer: roll a new one", idempotency.ErrSecretUnavailable, objectID)
 }
 
 // GetApp returns an app. Apps do not change once created (only their keys
@@ -220,29 +256,72 @@ func getApp(ctx context.Context, q queryRower, appID string) (App, error) {
 	return a, nil
 }
 
+// RollParams describe a key roll.
+type RollParams struct {
+	AppID string
+	// KeyID, if not empty, is the new key's id, derived from an idempotency
+	// key, and RequestHash the request's fingerprint: rolling again under
+	// the same key never makes a second key.
+	KeyID       string
+	RequestHash []byte
+	// ExpireOldNow ends the app's current keys at once, for a key that
+	// leaked, instead of after RollGrace.
+	ExpireOldNow bool
+}
+
 // RollKey gives an app a new secret key, returned here and never again.
 // Its current keys keep working for RollGrace, so the developer can deploy
-// the new one without downtime; rolling again does not extend them.
-func (s *Service) RollKey(ctx context.Context, appID string) (key string, oldExpire time.Time, err error) {
+// the new one without downtime, or stop at once with ExpireOldNow; rolling
+// again never extends them. This replica refuses the old keys at once,
+// others within keyCacheTTL.
+func (s *Service) RollKey(ctx context.Context, p RollParams) (key string, oldExpire time.Time, err error) {
+	grace := RollGrace
+	if p.ExpireOldNow {
+		grace = 0
+	}
 	err = pgx.BeginFunc(ctx, s.db, func(tx pgx.Tx) error {
-		if _, err := getApp(ctx, tx, appID); err != nil {
+		if _, err := getApp(ctx, tx, p.AppID); err != nil {
 			return err
 		}
-		if err := tx.QueryRow(ctx, `SELECT now() + $1::interval`, RollGrace.String()).Scan(&oldExpire); err != nil {
+		if err := rolledBefore(ctx, tx, p); err != nil {
+			return err
+		}
+		if err := tx.QueryRow(ctx, `SELECT now() + $1::interval`, grace.String()).Scan(&oldExpire); err != nil {
 			return err
 		}
 		if _, err := tx.Exec(ctx, `UPDATE api_keys SET expires_at = $2
-			WHERE app_id = $1 AND (expires_at IS NULL OR expires_at > $2)`, appID, oldExpire); err != nil {
+			WHERE app_id = $1 AND (expires_at IS NULL OR expires_at > $2)`, p.AppID, oldExpire); err != nil {
 			return err
 		}
-		key, err = insertSecretKey(ctx, tx, appID)
+		key, err = insertSecretKey(ctx, tx, p.AppID, p.KeyID, p.RequestHash)
 		return err
 	})
 	if err != nil {
-		return "", time.Time{}, fmt.Errorf("roll key of %s: %w", appID, err)
+		return "", time.Time{}, fmt.Errorf("roll key of %s: %w", p.AppID, err)
 	}
-	s.keys.forgetApp(appID)
+	s.keys.forgetApp(p.AppID)
 	return key, oldExpire, nil
+}
+
+// rolledBefore fails when the roll's idempotency key already made a key:
+// for another request, a conflict; for this one, the key was shown once.
+func rolledBefore(ctx context.Context, tx pgx.Tx, p RollParams) error {
+	if p.KeyID == "" {
+		return nil
+	}
+	var app *string
+	var stored []byte
+	err := tx.QueryRow(ctx, `SELECT app_id, request_hash FROM api_keys WHERE id = $1`, p.KeyID).Scan(&app, &stored)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if app == nil || *app != p.AppID {
+		return fmt.Errorf("%w: it rolled the key of another app", idempotency.ErrConflict)
+	}
+	return madeBefore(ctx, tx, "api_keys", p.KeyID, p.RequestHash)
 }
 
 // ValidUserID reports whether s can be a host user id.

@@ -51,6 +51,9 @@ const (
 	adminKey = "chaos-admin-key"
 	hostKey  = "chaos-host-key"
 	users    = 24
+	// webhookSchedule is the drill's retry schedule: a delivery makes one
+	// attempt and one more per delay before it may end failed.
+	webhookSchedule = "1s,2s,5s,10s,20s,30s,30s"
 )
 
 var binary string
@@ -262,7 +265,7 @@ func (f *fleet) start(i int) {
 	cmd.Env = append(os.Environ(), "DATABASE_URL="+f.db, "MINIPAY_ADDR="+f.addrs[i],
 		"MINIPAY_ADMIN_KEY="+adminKey, "MINIPAY_HOST_KEY="+hostKey, "MINIPAY_SECRET=chaos-secret",
 		"MINIPAY_WEBHOOK_ALLOW_PRIVATE=true", "MINIPAY_RATE_LIMIT=0",
-		"MINIPAY_WEBHOOK_RETRY_SCHEDULE=1s,2s,5s,10s,20s,30s,30s", "MINIPAY_WEBHOOK_TIMEOUT=2s",
+		"MINIPAY_WEBHOOK_RETRY_SCHEDULE="+webhookSchedule, "MINIPAY_WEBHOOK_TIMEOUT=2s",
 		// Every replica competes for the settlement leader's lock all along.
 		"MINIPAY_SETTLEMENT_SCHEDULE=every 3s")
 	f.mu.Lock()
@@ -570,6 +573,7 @@ type checker struct {
 	serverConns             int
 	late                    []time.Duration
 	events                  int
+	failedEarly             int // deliveries failed with fewer real attempts than the schedule has
 }
 
 func (c *checker) count(sql string, args ...any) int {
@@ -688,6 +692,15 @@ func (c *checker) eventsDelivered() {
 	if c.recv.invalid > 0 {
 		c.t.Errorf("%d deliveries had invalid signatures", c.recv.invalid)
 	}
+	// At least once: a delivery ends failed only after every attempt its
+	// schedule allows was really sent; attempts an open circuit held back
+	// (logged as skipped) do not count.
+	c.failedEarly = c.count(`SELECT count(*) FROM webhook_deliveries d WHERE d.status = 'failed'
+		AND (SELECT count(*) FROM webhook_attempts a WHERE a.delivery_id = d.id AND a.outcome <> 'skipped') < $1`,
+		1+len(strings.Split(webhookSchedule, ",")))
+	if c.failedEarly != 0 {
+		c.t.Errorf("%d deliveries ended failed with fewer real attempts than the schedule's %d", c.failedEarly, 1+len(strings.Split(webhookSchedule, ",")))
+	}
 }
 
 // report logs the report and writes it to reportDir, with extra lines.
@@ -737,6 +750,7 @@ func (c *checker) summary() string {
 	fmt.Fprintf(&b, "  ledger transfers between no_overdraft accounts acknowledged %d; %s\n", c.bankAcked, c.lin)
 	fmt.Fprintf(&b, "  events %d, deliveries received %d; commit-to-first-delivery p50 %s, p99 %s, max %s; %d later than 5 s\n",
 		c.events, c.recv.got, pct(0.5).Round(time.Millisecond), pct(0.99).Round(time.Millisecond), pct(1).Round(time.Millisecond), lateOver)
+	fmt.Fprintf(&b, "  deliveries failed with fewer real attempts than the schedule: %d\n", c.failedEarly)
 	fmt.Fprintf(&b, "  settlement runs completed %d\n", c.settled)
 	if c.serverConns > 0 {
 		fmt.Fprintf(&b, "  through PgBouncer (transaction pooling): %d server connections for %d replicas of %d client connections\n",

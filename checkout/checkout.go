@@ -81,10 +81,13 @@ var (
 	ErrNotCapturable    = minipay.NewError(minipay.KindConflict, "payment_not_capturable", "the payment is not an uncaptured hold")
 	ErrHoldExpired      = minipay.NewError(minipay.KindConflict, "hold_expired", "the hold's capture window has ended")
 
-	ErrNotCaptured      = minipay.NewError(minipay.KindConflict, "payment_not_captured", "the session has no captured payment")
-	errStateChanged     = minipay.NewError(minipay.KindConflict, "state_changed", "the session changed meanwhile")
-	ErrWalletNotFound   = minipay.NewError(minipay.KindNotFound, "wallet_not_found", "this user has no wallet")
-	ErrTopUpNotPositive = minipay.NewError(minipay.KindInvalid, "amount_not_positive", "the amount must be greater than zero")
+	ErrNotCaptured    = minipay.NewError(minipay.KindConflict, "payment_not_captured", "the session has no captured payment")
+	errStateChanged   = minipay.NewTransientError(minipay.KindConflict, "state_changed", "the session changed meanwhile; retry")
+	ErrWalletNotFound = minipay.NewError(minipay.KindNotFound, "wallet_not_found", "this user has no wallet")
+	// ErrInsufficientFunds: the payer's wallet cannot pay; nothing moved
+	// and the session stays open.
+	ErrInsufficientFunds = minipay.NewError(minipay.KindInsufficientFunds, "insufficient_funds", "the wallet does not have enough money for this payment")
+	ErrTopUpNotPositive  = minipay.NewError(minipay.KindInvalid, "amount_not_positive", "the amount must be greater than zero")
 )
 
 // ensure creates the ledger accounts of specs that do not exist yet.

@@ -23,8 +23,8 @@ import (
 // developer's balance transaction and writes the checkout.session.completed
 // event. With manual capture the money is held instead of moved.
 //
-// Insufficient funds is ledger.ErrInsufficientFunds and the session stays
-// open. Confirming a session the same user already paid returns it.
+// Insufficient funds is ErrInsufficientFunds and the session stays open.
+// Confirming a session the same user already paid returns it.
 func (s *Service) Confirm(ctx context.Context, sessionID, userID, clientSecret string) (Session, error) {
 	if !apps.ValidUserID(userID) {
 		return Session{}, minipay.Field("user_id", apps.ErrUserIDInvalid)
@@ -75,6 +75,11 @@ func (s *Service) confirmFailed(ctx context.Context, sessionID, userID string, e
 	}
 	if now.Status != StatusOpen || !time.Now().Before(now.ExpiresAt) {
 		return Session{}, stateError(now)
+	}
+	if errors.Is(err, ledger.ErrInsufficientFunds) {
+		// The ledger's error names the wallet's account, and with it the
+		// user; the caller is told only what it needs.
+		return Session{}, fmt.Errorf("confirm %s: %w", sessionID, ErrInsufficientFunds)
 	}
 	return Session{}, fmt.Errorf("confirm %s: %w", sessionID, err)
 }

@@ -148,6 +148,7 @@ func (w *inserter) insertGroup(ctx context.Context, group []*insertReq) (map[str
 		ids, apps, devs, captures, currencies, options, secrets = make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n)
 		refs, items                                             = make([]*string, n), make([]*string, n)
 		metadata                                                = make([]string, n)
+		hashes                                                  = make([][]byte, n)
 		amounts                                                 = make([]int64, n)
 		expires, created                                        = make([]time.Time, n), make([]time.Time, n)
 	)
@@ -156,6 +157,7 @@ func (w *inserter) insertGroup(ctx context.Context, group []*insertReq) (map[str
 		ids[i], apps[i], devs[i], captures[i], currencies[i], options[i], secrets[i] =
 			s.ID, s.AppID, s.DeveloperID, s.CaptureMethod, s.Currency, s.Option, s.ClientSecret
 		refs[i], amounts[i], expires[i], created[i] = nullable(s.ClientReferenceID), s.AmountTotal, s.ExpiresAt, s.Created
+		hashes[i] = s.requestHash
 		md, _ := json.Marshal(s.Metadata)
 		metadata[i] = string(md)
 		if len(s.LineItems) > 0 {
@@ -165,14 +167,14 @@ func (w *inserter) insertGroup(ctx context.Context, group []*insertReq) (map[str
 	}
 	rows, err := w.db.Query(ctx, `
 		INSERT INTO checkout_sessions (id, app_id, developer_id, status, capture_method, currency,
-			amount_total, option, client_reference_id, client_secret, line_items, metadata, expires_at, created_at)
-		SELECT id, app, dev, 'open', capture, currency, amount, option, ref, secret, items::jsonb, md::jsonb, expires, created
+			amount_total, option, client_reference_id, client_secret, line_items, metadata, expires_at, created_at, request_hash)
+		SELECT id, app, dev, 'open', capture, currency, amount, option, ref, secret, items::jsonb, md::jsonb, expires, created, hash
 		FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::bigint[], $7::text[], $8::text[],
-			$9::text[], $10::text[], $11::text[], $12::timestamptz[], $13::timestamptz[])
-			AS s (id, app, dev, capture, currency, amount, option, ref, secret, items, md, expires, created)
+			$9::text[], $10::text[], $11::text[], $12::timestamptz[], $13::timestamptz[], $14::bytea[])
+			AS s (id, app, dev, capture, currency, amount, option, ref, secret, items, md, expires, created, hash)
 		ON CONFLICT (id) DO NOTHING
 		RETURNING id`,
-		ids, apps, devs, captures, currencies, amounts, options, refs, secrets, items, metadata, expires, created)
+		ids, apps, devs, captures, currencies, amounts, options, refs, secrets, items, metadata, expires, created, hashes)
 	if err != nil {
 		return nil, fmt.Errorf("create sessions: %w", err)
 	}

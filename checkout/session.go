@@ -15,6 +15,7 @@ import (
 	"github.com/minipay/minipay"
 	"github.com/minipay/minipay/catalog"
 	"github.com/minipay/minipay/internal/id"
+	"github.com/minipay/minipay/internal/idempotency"
 	"github.com/minipay/minipay/ledger"
 	"github.com/minipay/minipay/payments"
 	"github.com/minipay/minipay/webhooks"
@@ -89,12 +90,18 @@ type Session struct {
 	CapturedAt        time.Time
 	Created           time.Time
 	Version           int
+
+	requestHash []byte // the fingerprint of the request that made it, when keyed
 }
 
 // CreateParams are the parameters of a new session. Exactly one of Amount
 // and LineItems is set; amounts are decimal strings in major units.
 type CreateParams struct {
-	ID                string // derived from an idempotency key, or empty for a fresh one
+	// ID, if not empty, is derived from an idempotency key and RequestHash
+	// is the request's fingerprint: creating it again with the same request
+	// returns the session, with another is idempotency.ErrConflict.
+	ID                string
+	RequestHash       []byte
 	AppID             string
 	Amount            string
 	LineItems         []LineItemParams
@@ -132,10 +139,24 @@ func (s *Service) CreateSession(ctx context.Context, p CreateParams) (Session, e
 		return Session{}, err
 	}
 	if !inserted { // created before under the same idempotency key
-		return s.GetSession(ctx, p.AppID, sess.ID)
+		return s.createdBefore(ctx, p)
 	}
 	s.recent.put(sess)
 	return sess, nil
+}
+
+// createdBefore returns the session an earlier request made under the
+// same idempotency key, if it was this request.
+func (s *Service) createdBefore(ctx context.Context, p CreateParams) (Session, error) {
+	var stored []byte
+	err := s.db.QueryRow(ctx, `SELECT request_hash FROM checkout_sessions WHERE id = $1 AND app_id = $2`, p.ID, p.AppID).Scan(&stored)
+	if err != nil {
+		return Session{}, fmt.Errorf("create session %s: %w", p.ID, err)
+	}
+	if err := idempotency.SameRequest(p.ID, stored, p.RequestHash); err != nil {
+		return Session{}, err
+	}
+	return s.GetSession(ctx, p.AppID, p.ID)
 }
 
 // newSession builds a session from p without touching the database.
@@ -145,6 +166,7 @@ func (s *Service) newSession(appID, devID string, p CreateParams) (Session, erro
 		ID: p.ID, AppID: appID, DeveloperID: devID, Status: StatusOpen, PaymentStatus: PaymentUnpaid,
 		CaptureMethod: p.CaptureMethod, Currency: p.Currency, Option: p.Option,
 		ClientReferenceID: p.ClientReferenceID, Metadata: p.Metadata, Created: now, Version: 1,
+		requestHash: p.RequestHash,
 	}
 	if sess.ID == "" {
 		sess.ID = id.New("cs")

@@ -1,6 +1,7 @@
 package console
 
 import (
+	"errors"
 	"net/http"
 	"net/url"
 	"strings"
@@ -49,7 +50,7 @@ func formID(r *http.Request, prefix string) string {
 }
 
 func (s *Server) createDeveloper(w http.ResponseWriter, r *http.Request) error {
-	d, err := s.Apps.CreateDeveloper(r.Context(), formID(r, "dev"), r.PostFormValue("name"))
+	d, err := s.Apps.CreateDeveloper(r.Context(), apps.DeveloperSpec{ID: formID(r, "dev"), Name: r.PostFormValue("name")})
 	if err != nil {
 		return err
 	}
@@ -113,8 +114,13 @@ func (s *Server) createApp(w http.ResponseWriter, r *http.Request) error {
 	if err := s.Catalog.CheckGrants(options, currencies); err != nil {
 		return err
 	}
-	a, key, err := s.Apps.CreateApp(r.Context(), apps.AppSpec{ID: formID(r, "app"), DeveloperID: r.PostFormValue("developer"),
+	id := formID(r, "app")
+	a, key, err := s.Apps.CreateApp(r.Context(), apps.AppSpec{ID: id, DeveloperID: r.PostFormValue("developer"),
 		Name: r.PostFormValue("name"), Options: options, Currencies: currencies})
+	if errors.Is(err, idempotency.ErrSecretUnavailable) {
+		// The form was sent again: the first made the app and showed its key.
+		a, err = s.Apps.GetApp(r.Context(), id)
+	}
 	if err != nil {
 		return err
 	}
@@ -139,7 +145,7 @@ func (s *Server) rollKey(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	key, oldExpire, err := s.Apps.RollKey(r.Context(), a.ID)
+	key, oldExpire, err := s.Apps.RollKey(r.Context(), apps.RollParams{AppID: a.ID})
 	if err != nil {
 		return err
 	}

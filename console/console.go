@@ -192,12 +192,14 @@ func statusOf(err error) int {
 }
 
 // message is what a person is told about err: the domain's explanation,
-// or, for a fault, that it was ours.
-func message(err error) string {
-	if statusOf(err) >= 500 {
+// as the API tells it (minipay.PublicMessage: never the internal context,
+// nor the ledger's names to an app), or, for a fault, that it was ours.
+func message(r *http.Request, err error) string {
+	msg, _, ok := minipay.PublicMessage(err, who(r).Kind == apps.KindAdmin)
+	if !ok || statusOf(err) >= 500 {
 		return "Something went wrong on our side. Try again in a moment."
 	}
-	return err.Error()
+	return msg
 }
 
 // fail renders the error page for err.
@@ -209,7 +211,7 @@ func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error) {
 	if status == http.StatusTooManyRequests && w.Header().Get("Retry-After") == "" {
 		w.Header().Set("Retry-After", "60")
 	}
-	s.render(w, r, status, "error", "Error", &errorPage{Status: status, Message: message(err)})
+	s.render(w, r, status, "error", "Error", &errorPage{Status: status, Message: message(r, err)})
 }
 
 type errorPage struct {

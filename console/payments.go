@@ -207,7 +207,7 @@ func (s *Server) refund(w http.ResponseWriter, r *http.Request) error {
 		if perr != nil {
 			return perr
 		}
-		pg.Error, pg.FormAmount, pg.FormReason = message(err), r.PostFormValue("amount"), r.PostFormValue("reason")
+		pg.Error, pg.FormAmount, pg.FormReason = message(r, err), r.PostFormValue("amount"), r.PostFormValue("reason")
 		s.render(w, r, statusOf(err), "payment", "Payment "+pg.ID, pg)
 		return nil
 	}

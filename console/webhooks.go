@@ -128,7 +128,7 @@ func (s *Server) whenText(ts string) string {
 // on the page this answers with; it is never shown again.
 func (s *Server) rotateSecret(w http.ResponseWriter, r *http.Request) error {
 	id := chi.URLParam(r, "id")
-	e, err := s.Webhooks.RotateSecret(r.Context(), owner(r), id)
+	e, err := s.Webhooks.RotateSecret(r.Context(), owner(r), id, webhooks.Rotation{})
 	if err != nil {
 		return err
 	}

@@ -47,6 +47,9 @@ type Received struct {
 type Backend struct {
 	// APIURL is minipay's base URL; SecretKey the app's secret key (sk_…).
 	APIURL, SecretKey string
+	// HostPort is the port of the host page's origin: the mini-app asks
+	// for payment only from the host it was told of, on the same host name.
+	HostPort string
 
 	mu       sync.Mutex
 	secret   string
@@ -75,6 +78,9 @@ func (b *Backend) Received() []Received {
 func (b *Backend) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /api/items", func(w http.ResponseWriter, r *http.Request) { writeJSON(w, http.StatusOK, Items) })
+	mux.HandleFunc("GET /api/config", func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusOK, map[string]string{"host_port": b.HostPort})
+	})
 	mux.HandleFunc("POST /api/checkout", b.checkout)
 	mux.HandleFunc("POST /webhooks", b.webhook)
 	mux.HandleFunc("GET /api/webhooks", func(w http.ResponseWriter, r *http.Request) {

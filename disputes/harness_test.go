@@ -61,7 +61,7 @@ func (w *world) replica() (*payments.Service, *disputes.Service) {
 
 func (w *world) newApp() (devID, appID string) {
 	w.t.Helper()
-	d, err := w.apps.CreateDeveloper(w.ctx, "", "dev")
+	d, err := w.apps.CreateDeveloper(w.ctx, apps.DeveloperSpec{Name: "dev"})
 	if err != nil {
 		w.t.Fatal(err)
 	}

@@ -13,6 +13,7 @@ import (
 	"github.com/minipay/minipay"
 	"github.com/minipay/minipay/chart"
 	"github.com/minipay/minipay/internal/id"
+	"github.com/minipay/minipay/internal/idempotency"
 	"github.com/minipay/minipay/ledger"
 	"github.com/minipay/minipay/payments"
 	"github.com/minipay/minipay/settlement"
@@ -45,6 +46,23 @@ func (p OpenParams) validate() error {
 	return nil
 }
 
+// openedBy checks that d, the dispute whose id p's idempotency key
+// derives, was opened by the same request: the dispute keeps every
+// parameter the request carries (an amount left out took all that was
+// left, and matches whatever that was). Another request under the same key
+// is idempotency.ErrConflict, whatever became of the key's record.
+func (p OpenParams) openedBy(d Dispute) error {
+	same := d.PaymentID == p.PaymentID && d.UserID == p.UserID && d.Reason == p.Reason && d.Description == p.Description
+	if same && p.Amount != "" {
+		amount, err := ledger.ParseAmount(d.Currency, p.Amount)
+		same = err == nil && amount == d.Amount
+	}
+	if !same {
+		return fmt.Errorf("%w: it opened %s with other parameters", idempotency.ErrConflict, d.ID)
+	}
+	return nil
+}
+
 // Open opens a dispute of a payment for its payer: the disputed amount
 // moves from the developer's pending balance to the platform's disputes
 // account, in one ledger transfer with the dispute, the payment's new
@@ -65,7 +83,12 @@ func (s *Service) Open(ctx context.Context, p OpenParams) (Dispute, error) {
 
 func (s *Service) tryOpen(ctx context.Context, p OpenParams) (Dispute, error) {
 	if d, err := s.Get(ctx, "", p.ID); err == nil {
-		return d, nil // opened before under the same idempotency key
+		// Opened before under the same idempotency key: by this request,
+		// or by another that must not be told it was.
+		if err := p.openedBy(d); err != nil {
+			return Dispute{}, err
+		}
+		return d, nil
 	}
 	pay, err := s.payments.Get(ctx, "", p.PaymentID)
 	if err == nil && pay.UserID != p.UserID {

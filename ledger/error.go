@@ -18,6 +18,19 @@ func (e *Error) Code() string { return e.code }
 // Kind is the class of failure, which the API maps to an HTTP status.
 func (e *Error) Kind() string { return e.kind }
 
+// Internal reports whether the detail wrapped after the error speaks in
+// the ledger's own names (account codes, which hold the host's users' ids,
+// and transfer ids) rather than of the caller's input (an amount, a
+// currency, metadata): callers other than the platform's operators are
+// told only the error's own message.
+func (e *Error) Internal() bool { return !inputErrors[e.code] }
+
+// inputErrors are the errors whose detail is about the caller's own input.
+var inputErrors = map[string]bool{
+	"amount_invalid": true, "amount_precision": true, "amount_not_positive": true,
+	"unknown_currency": true, "metadata_invalid": true,
+}
+
 func newError(kind, code, msg string) *Error { return &Error{code: code, kind: kind, msg: msg} }
 
 // Errors about amounts and currencies.

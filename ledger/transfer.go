@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"sort"
+	"strings"
 	"time"
 	"unicode/utf8"
 
@@ -26,8 +27,13 @@ const (
 
 // Limits on what one transfer may carry.
 const (
-	PostingsMax         = 32
-	MetadataKeysMax     = 50
+	PostingsMax = 32
+	// MetadataKeysMax bounds the metadata keys a caller (an app, an
+	// operator) gives; a transfer has room for SystemKeysMax more.
+	MetadataKeysMax = 50
+	// SystemKeysMax bounds the keys minipay itself adds to a transfer, all
+	// named with SystemKeyPrefix (see WithSystemKeys).
+	SystemKeysMax       = 14
 	MetadataKeyLenMax   = 40
 	MetadataValueLenMax = 500
 	TransferIDLenMax    = 64
@@ -99,13 +105,30 @@ func validTransferID(s string) bool {
 	return true
 }
 
-// ValidateMetadata checks metadata against the limits every minipay object
-// shares: at most 50 keys, keys of 1–40 characters, values of at most 500,
-// all valid UTF-8.
+// SystemKeyPrefix starts every metadata key that minipay writes itself,
+// and no other: callers may not use it, so the system's keys in the ledger
+// (which session a payment paid, which app, which refund) are always the
+// system's word.
+const SystemKeyPrefix = "minipay_"
+
+// ValidateMetadata checks metadata a caller gives against the limits every
+// minipay object shares: at most 50 keys, keys of 1–40 characters, values
+// of at most 500, all valid UTF-8, and no key in minipay's own namespace
+// (SystemKeyPrefix).
 func ValidateMetadata(md map[string]string) error {
 	if len(md) > MetadataKeysMax {
 		return fieldErr("metadata", fmt.Errorf("%w: at most %d keys, got %d", ErrMetadataInvalid, MetadataKeysMax, len(md)))
 	}
+	for k := range md {
+		if strings.HasPrefix(k, SystemKeyPrefix) {
+			return fieldErr("metadata", fmt.Errorf("%w: keys starting with %q are reserved for minipay's own, got %q",
+				ErrMetadataInvalid, SystemKeyPrefix, k))
+		}
+	}
+	return validateEntries(md)
+}
+
+func validateEntries(md map[string]string) error {
 	for k, v := range md {
 		switch {
 		case k == "" || utf8.RuneCountInString(k) > MetadataKeyLenMax || !utf8.ValidString(k):
@@ -115,6 +138,49 @@ func ValidateMetadata(md map[string]string) error {
 		}
 	}
 	return nil
+}
+
+// validateTransferMetadata checks a transfer's metadata: at most
+// MetadataKeysMax of the caller's keys and SystemKeysMax of minipay's.
+// Whether a caller used minipay's namespace is checked where callers'
+// metadata comes in (ValidateMetadata); here it is room that is checked.
+func validateTransferMetadata(md map[string]string) error {
+	system := 0
+	for k := range md {
+		if strings.HasPrefix(k, SystemKeyPrefix) {
+			system++
+		}
+	}
+	if system > SystemKeysMax || len(md)-system > MetadataKeysMax {
+		return fieldErr("metadata", fmt.Errorf("%w: at most %d keys and %d of minipay's, got %d and %d",
+			ErrMetadataInvalid, MetadataKeysMax, SystemKeysMax, len(md)-system, system))
+	}
+	return validateEntries(md)
+}
+
+// WithSystemKeys is the metadata of a transfer that minipay makes for a
+// caller's object: the caller's keys, beside system, minipay's own keys
+// (each named with SystemKeyPrefix, at most SystemKeysMax). Keys of the
+// caller's in minipay's namespace, stored before it was reserved, are left
+// out: a system key says what minipay wrote. The caller's at most
+// MetadataKeysMax keys and the system's always fit a transfer together.
+func WithSystemKeys(caller, system map[string]string) map[string]string {
+	if len(system) > SystemKeysMax {
+		panic(fmt.Sprintf("ledger: %d system metadata keys, more than SystemKeysMax", len(system)))
+	}
+	md := make(map[string]string, len(caller)+len(system))
+	for k, v := range caller {
+		if !strings.HasPrefix(k, SystemKeyPrefix) {
+			md[k] = v
+		}
+	}
+	for k, v := range system {
+		if !strings.HasPrefix(k, SystemKeyPrefix) {
+			panic("ledger: system metadata key " + k + " outside " + SystemKeyPrefix)
+		}
+		md[k] = v
+	}
+	return md
 }
 
 // validateShape checks what can be checked without the database.
@@ -143,7 +209,7 @@ func (t *Transfer) validateShape() error {
 	if t.Timeout > 0 && !t.Pending {
 		return fieldErr("timeout", fmt.Errorf("%w: only a pending transfer has a timeout", ErrTransferInvalid))
 	}
-	return ValidateMetadata(t.Metadata)
+	return validateTransferMetadata(t.Metadata)
 }
 
 // prepare validates t against its accounts and turns it into an op.

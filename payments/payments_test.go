@@ -45,7 +45,7 @@ func newWorld(t *testing.T) *world {
 
 func (w *world) newApp() string {
 	w.t.Helper()
-	d, err := w.apps.CreateDeveloper(w.ctx, "", "dev")
+	d, err := w.apps.CreateDeveloper(w.ctx, apps.DeveloperSpec{Name: "dev"})
 	if err != nil {
 		w.t.Fatal(err)
 	}
@@ -368,8 +368,9 @@ func TestFeeShareAddsUpToTheFee(t *testing.T) {
 }
 
 // TestRefundOfPaymentWithFullMetadata refunds a payment whose metadata has
-// every key a transfer may carry: the refund's transfer keeps the
-// payment's keys and leaves out its own id rather than fail.
+// every key an app may give: the refund's transfer keeps the payment's
+// keys and, in the room a transfer keeps for them, minipay's own, its
+// refund's id included.
 func TestRefundOfPaymentWithFullMetadata(t *testing.T) {
 	w := newWorld(t)
 	md := map[string]string{}
@@ -390,8 +391,10 @@ func TestRefundOfPaymentWithFullMetadata(t *testing.T) {
 	if err != nil {
 		t.Fatalf("refund of a payment with %d metadata keys: %v", len(md), err)
 	}
-	if tr, err := w.ledger.GetTransfer(w.ctx, "refund_"+r.ID); err != nil || len(tr.Metadata) != ledger.MetadataKeysMax {
-		t.Fatalf("refund transfer metadata %d keys (%v)", len(tr.Metadata), err)
+	tr, err := w.ledger.GetTransfer(w.ctx, "refund_"+r.ID)
+	if err != nil || len(tr.Metadata) != ledger.MetadataKeysMax+4 || tr.Metadata["minipay_refund"] != r.ID ||
+		tr.Metadata["minipay_session"] != s.ID || tr.Metadata["k49"] != "v" {
+		t.Fatalf("refund transfer metadata %v (%v)", tr.Metadata, err)
 	}
 	w.balanced()
 }

@@ -16,6 +16,7 @@ import (
 	"github.com/minipay/minipay"
 	"github.com/minipay/minipay/chart"
 	"github.com/minipay/minipay/internal/id"
+	"github.com/minipay/minipay/internal/idempotency"
 	"github.com/minipay/minipay/ledger"
 	"github.com/minipay/minipay/settlement"
 	"github.com/minipay/minipay/webhooks"
@@ -23,17 +24,20 @@ import (
 
 // Errors of refunds a caller may branch on.
 var (
-	ErrAlreadyRefunded  = minipay.NewError(minipay.KindConflict, "charge_already_refunded", "the payment has been refunded in full")
-	ErrNotRefundable    = minipay.NewError(minipay.KindUnprocessable, "not_refundable", "payments through this option are not refundable")
-	ErrRefundWindow     = minipay.NewError(minipay.KindUnprocessable, "refund_window_passed", "the option's refund window has passed")
-	ErrRefundTooLarge   = minipay.NewError(minipay.KindInvalid, "refund_exceeds_remaining", "the refund exceeds what remains of the payment")
-	ErrRefundNotFound   = minipay.NewError(minipay.KindNotFound, "refund_not_found", "no such refund")
-	ErrRefundContention = minipay.NewError(minipay.KindConflict, "refund_contention", "too many concurrent refunds of this payment; retry")
+	ErrAlreadyRefunded = minipay.NewError(minipay.KindConflict, "charge_already_refunded", "the payment has been refunded in full")
+	ErrNotRefundable   = minipay.NewError(minipay.KindUnprocessable, "not_refundable", "payments through this option are not refundable")
+	ErrRefundWindow    = minipay.NewError(minipay.KindUnprocessable, "refund_window_passed", "the option's refund window has passed")
+	ErrRefundTooLarge  = minipay.NewError(minipay.KindInvalid, "refund_exceeds_remaining", "the refund exceeds what remains of the payment")
+	ErrRefundNotFound  = minipay.NewError(minipay.KindNotFound, "refund_not_found", "no such refund")
+	// ErrRefundContention: concurrent refunds or disputes of the payment
+	// kept changing it; retry with the same Idempotency-Key (a transient
+	// answer, never replayed).
+	ErrRefundContention = minipay.NewTransientError(minipay.KindConflict, "refund_contention", "too many concurrent refunds of this payment; retry")
 	// ErrStateChanged: the payment changed between reading it and writing
 	// a change computed from it (a refund, a dispute opened or ruled);
 	// nothing was written, and the change should be computed again from
-	// the payment as it is now.
-	ErrStateChanged = minipay.NewError(minipay.KindConflict, "state_changed", "the payment changed meanwhile")
+	// the payment as it is now. Transient: a retry may not meet it.
+	ErrStateChanged = minipay.NewTransientError(minipay.KindConflict, "state_changed", "the payment changed meanwhile; retry")
 )
 
 // Refund gives money of a captured payment back to the user.
@@ -53,12 +57,16 @@ type Refund struct {
 
 // RefundParams are the parameters of a refund.
 type RefundParams struct {
-	ID        string // derived from an idempotency key, or empty for a fresh one
-	AppID     string
-	PaymentID string // the session or invoice paid
-	Amount    string // decimal in major units; empty for all that is left
-	Reason    string
-	Metadata  map[string]string
+	// ID, if not empty, is derived from an idempotency key and RequestHash
+	// is the request's fingerprint: refunding again with the same request
+	// returns the refund, with another is idempotency.ErrConflict.
+	ID          string
+	RequestHash []byte
+	AppID       string
+	PaymentID   string // the session or invoice paid
+	Amount      string // decimal in major units; empty for all that is left
+	Reason      string
+	Metadata    map[string]string
 }
 
 // refundAttemptsMax bounds retries when concurrent changes of one payment
@@ -107,8 +115,13 @@ func (s *Service) Refund(ctx context.Context, p RefundParams) (Refund, error) {
 }
 
 func (s *Service) tryRefund(ctx context.Context, p RefundParams) (Refund, error) {
-	if r, err := s.GetRefund(ctx, p.AppID, p.ID); err == nil {
-		return r, nil // made before under the same idempotency key
+	if r, stored, err := s.refundWithHash(ctx, p.AppID, p.ID); err == nil {
+		// Made before under the same idempotency key: by this request, or
+		// by another that must not be told it was.
+		if err := idempotency.SameRequest(p.ID, stored, p.RequestHash); err != nil {
+			return Refund{}, err
+		}
+		return r, nil
 	}
 	pay, err := s.Get(ctx, p.AppID, p.PaymentID)
 	if err != nil {
@@ -121,7 +134,7 @@ func (s *Service) tryRefund(ctx context.Context, p RefundParams) (Refund, error)
 	r := Refund{ID: p.ID, PaymentID: pay.ID, AppID: pay.AppID, DeveloperID: pay.DeveloperID, Currency: pay.Currency,
 		Amount: amount, FeeRefunded: FeeShare(pay, amount), Reason: p.Reason, Status: "succeeded", Metadata: p.Metadata,
 		Created: time.Now().UTC().Truncate(time.Microsecond)}
-	tr, stmts, err := refundTransfer(pay, r)
+	tr, stmts, err := refundTransfer(pay, r, p.RequestHash)
 	if err != nil {
 		return Refund{}, err
 	}
@@ -194,15 +207,15 @@ func FeeShare(pay Payment, amount int64) int64 {
 // with it. The payment's update is guarded by the totals it was computed
 // from, so two concurrent refunds, or a refund and a dispute, cannot both
 // use the same remainder.
-func refundTransfer(pay Payment, r Refund) (ledger.Transfer, []ledger.Statement, error) {
+func refundTransfer(pay Payment, r Refund, requestHash []byte) (ledger.Transfer, []ledger.Statement, error) {
 	md := MovementMetadata(pay, "minipay_refund", r.ID)
 	tr := ledger.Transfer{ID: chart.Refund(r.ID), Code: "refund", Postings: GiveBack(pay, r.Amount, r.FeeRefunded), Metadata: md}
 	rmd, _ := json.Marshal(r.Metadata)
 	stmts := []ledger.Statement{
 		change(pay, totalsDelta{refunded: r.Amount, feeRefunded: r.FeeRefunded}, r.Created),
-		{SQL: `INSERT INTO refunds (id, payment_id, app_id, developer_id, currency, amount, fee_refunded, reason, status, metadata, created_at)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)`,
-			Args: []any{r.ID, r.PaymentID, r.AppID, r.DeveloperID, r.Currency, r.Amount, r.FeeRefunded, nullable(r.Reason), r.Status, rmd, r.Created}},
+		{SQL: `INSERT INTO refunds (id, payment_id, app_id, developer_id, currency, amount, fee_refunded, reason, status, metadata, created_at, request_hash)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)`,
+			Args: []any{r.ID, r.PaymentID, r.AppID, r.DeveloperID, r.Currency, r.Amount, r.FeeRefunded, nullable(r.Reason), r.Status, rmd, r.Created, requestHash}},
 	}
 	// A refund of a payment still in its holding period matures with it, so
 	// one settlement run sees both.
@@ -244,32 +257,35 @@ func GiveBackFrom(pay Payment, from string, amount, feeShare int64) []ledger.Pos
 }
 
 // LedgerMetadata is what the ledger keeps about a money movement of pay
-// (its capture, a refund, a dispute): the payment's own metadata and where
-// it came from. Every owner and every later movement uses it, so the
-// system's keys are decided in this one place.
+// (its capture, a refund, a dispute): the payment's own metadata and
+// minipay's keys saying where it came from (what was paid, the app, the
+// option), always, whatever the app's metadata holds: the app's at most
+// ledger.MetadataKeysMax keys cannot use minipay's namespace, and a
+// transfer keeps room for ledger.SystemKeysMax of minipay's. Every owner
+// and every later movement uses it, so the system's keys are decided in
+// this one place.
 func LedgerMetadata(pay Payment) map[string]string {
-	md := make(map[string]string, len(pay.Metadata)+4)
-	for k, v := range pay.Metadata {
-		md[k] = v
-	}
-	if len(md) <= ledger.MetadataKeysMax-3 {
-		md["minipay_session"] = pay.ID
-		md["minipay_app"] = pay.AppID
-		md["minipay_option"] = pay.Rule.Option
-	}
-	return md
+	return ledger.WithSystemKeys(pay.Metadata, paymentKeys(pay))
 }
 
 // MovementMetadata is LedgerMetadata for a later movement of pay (a refund,
-// a dispute) with the movement's own id under key, when there is room: a
-// payment may carry as many keys as a transfer holds, and its own keys
-// come first.
+// a dispute) with the movement's own id under key, one of minipay's own
+// (minipay_refund, minipay_dispute): there is always room for it.
 func MovementMetadata(pay Payment, key, id string) map[string]string {
-	md := LedgerMetadata(pay)
-	if len(md) < ledger.MetadataKeysMax {
-		md[key] = id
+	system := paymentKeys(pay)
+	system[key] = id
+	return ledger.WithSystemKeys(pay.Metadata, system)
+}
+
+// paymentKeys are minipay's keys naming pay in the ledger.
+func paymentKeys(pay Payment) map[string]string {
+	system := map[string]string{"minipay_app": pay.AppID, "minipay_option": pay.Rule.Option}
+	if pay.Kind() == KindInvoice {
+		system["minipay_invoice"] = pay.ID
+	} else {
+		system["minipay_session"] = pay.ID
 	}
-	return md
+	return system
 }
 
 func eventRow(e webhooks.Event) (ledger.Statement, error) {
@@ -314,6 +330,31 @@ func (s *Service) GetRefund(ctx context.Context, appID, refundID string) (Refund
 		return Refund{}, fmt.Errorf("get refund %s: %w", refundID, err)
 	}
 	return r, nil
+}
+
+// refundWithHash is GetRefund with the fingerprint of the request that
+// made the refund.
+func (s *Service) refundWithHash(ctx context.Context, appID, refundID string) (Refund, []byte, error) {
+	var stored []byte
+	r, err := scanRefund(prefixScanner{s.db.QueryRow(ctx, `SELECT request_hash, `+refundColumns+` FROM refunds WHERE id = $1`, refundID),
+		[]any{&stored}})
+	if errors.Is(err, pgx.ErrNoRows) || err == nil && r.AppID != appID {
+		return Refund{}, nil, fmt.Errorf("%w: %s", ErrRefundNotFound, refundID)
+	}
+	if err != nil {
+		return Refund{}, nil, fmt.Errorf("get refund %s: %w", refundID, err)
+	}
+	return r, stored, nil
+}
+
+// prefixScanner scans leading columns into extra, the rest into dest.
+type prefixScanner struct {
+	row   pgx.Row
+	extra []any
+}
+
+func (p prefixScanner) Scan(dest ...any) error {
+	return p.row.Scan(append(append([]any{}, p.extra...), dest...)...)
 }
 
 // RefundsOf returns the refunds of payment paymentID of app appID, oldest

@@ -245,7 +245,7 @@ func (f *fixture) session(ctx context.Context, capture string, refundable bool) 
 	}
 	s, err := f.s.Checkout.CreateSession(ctx, checkout.CreateParams{AppID: f.app.ID, Amount: amount, Currency: currency,
 		Option: option, CaptureMethod: capture, ClientReferenceID: "minipay-trigger",
-		Metadata: map[string]string{"minipay_trigger": f.event}})
+		Metadata: map[string]string{"trigger": f.event}})
 	if err != nil {
 		return checkout.Session{}, err
 	}
@@ -273,7 +273,7 @@ func (f *fixture) refund(ctx context.Context) (payments.Refund, error) {
 		return payments.Refund{}, err
 	}
 	r, err := f.s.Payments.Refund(ctx, payments.RefundParams{AppID: f.app.ID, PaymentID: s.ID, Reason: "requested_by_customer",
-		Metadata: map[string]string{"minipay_trigger": f.event}})
+		Metadata: map[string]string{"trigger": f.event}})
 	if err != nil {
 		return payments.Refund{}, err
 	}

@@ -73,7 +73,7 @@ func newWorld(t *testing.T) *world {
 func (w *world) app(devID string) (string, string) {
 	w.t.Helper()
 	if devID == "" {
-		d, err := w.apps.CreateDeveloper(w.ctx, "", "dev")
+		d, err := w.apps.CreateDeveloper(w.ctx, apps.DeveloperSpec{Name: "dev"})
 		if err != nil {
 			w.t.Fatal(err)
 		}

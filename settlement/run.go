@@ -67,12 +67,12 @@ type RunStats struct {
 }
 
 // runLock names the job of advancing runs (see package leader): runs
-// advance one at a time, in cutoff order, across every replica; a process
-// that dies gives the job up.
+// advance one at a time, in the order Resume gives, across every replica;
+// a process that dies gives the job up.
 const runLock int64 = 0x6d696e6970617953 // "minipayS"
 
 // Settle returns the run for cutoff, creating it if none exists, and
-// advances every unfinished run (oldest cutoff first) to its end. The same
+// advances every unfinished run to its end (see Resume for the order). The same
 // cutoff always yields the same run; running it again changes nothing.
 //
 // With wait, Settle waits while another process advances runs and then
@@ -100,14 +100,19 @@ func (s *Service) Settle(ctx context.Context, cutoff time.Time, wait bool) (run 
 	return run, created, err
 }
 
-// Resume advances every unfinished run, oldest cutoff first: what a
-// restarted process does for runs a crash interrupted. Without wait it
+// Resume advances every unfinished run: what a restarted process does for
+// runs a crash interrupted. Runs already planned go first, whatever their
+// cutoff, then the others oldest cutoff first: a planned run has marked
+// its transactions as paid out by payouts it has not posted yet, and
+// another run planned meanwhile would reconcile against those marks
+// without their payouts and end as a false mismatch. Without wait it
 // returns at once when another process is advancing runs.
 func (s *Service) Resume(ctx context.Context, wait bool) error {
 	_, err := leader.Run(ctx, s.db, runLock, wait, func(ctx context.Context) error {
 		for {
 			var runID string
-			err := s.db.QueryRow(ctx, `SELECT id FROM settlement_runs WHERE status = 'running' ORDER BY cutoff LIMIT 1`).Scan(&runID)
+			err := s.db.QueryRow(ctx, `SELECT id FROM settlement_runs WHERE status = 'running'
+				ORDER BY step = 'planned' DESC, cutoff LIMIT 1`).Scan(&runID)
 			if errors.Is(err, pgx.ErrNoRows) {
 				return nil
 			}

@@ -162,3 +162,51 @@ func TestResumeAfterInterruption(t *testing.T) {
 		})
 	}
 }
+
+// TestEarlierCutoffAfterACrashedPlan: a run is planned (its transactions
+// marked with payout ids) and the process dies before paying. Then a run
+// for an earlier cutoff is asked for. The planned run must be finished
+// first: reconciling the earlier run while the later one's marks stand
+// without their payouts would count that money as paid out and end the
+// earlier run as a false mismatch, paging finance.
+func TestEarlierCutoffAfterACrashedPlan(t *testing.T) {
+	w := newWorld(t)
+	var devs []string
+	for i := 0; i < 3; i++ {
+		dev, app := w.app("")
+		w.pay(app, "5.00", "CNY", "tip", false)
+		devs = append(devs, dev)
+	}
+	earlier := time.Now()
+	time.Sleep(5 * time.Millisecond)
+	later := time.Now()
+
+	ctx, cancel := contextWithCancel(w)
+	crashing := settlement.New(w.db.Pool, w.ledger)
+	crashing.SetOptions(settlement.Options{Failpoint: func(p string) {
+		if p == "planned" {
+			cancel()
+		}
+	}})
+	if run, _, err := crashing.Settle(ctx, later, true); err == nil && run.Status != settlement.RunRunning {
+		t.Fatalf("the later run finished despite the crash: %+v", run)
+	}
+
+	run, _, err := w.settle.Settle(w.ctx, earlier, true)
+	if err != nil || run.Status != settlement.RunCompleted {
+		t.Fatalf("the earlier run: %v %+v (mismatch: %v)", err, run, run.Mismatch)
+	}
+	runs, _, err := w.settle.ListRuns(w.ctx, 10, "")
+	if err != nil || len(runs) != 2 {
+		t.Fatalf("runs %+v %v", runs, err)
+	}
+	for _, r := range runs {
+		if r.Status != settlement.RunCompleted {
+			t.Fatalf("run %s for %s ended %s: %v", r.ID, r.Cutoff, r.Status, r.Mismatch)
+		}
+	}
+	for _, d := range devs {
+		w.wantPayouts(d, "CNY", "5.00")
+	}
+	w.audit()
+}

@@ -56,7 +56,7 @@ type outcome int
 const (
 	outcomeSucceeded outcome = iota // a 2xx answer
 	outcomeFailed                   // sent (or tried), no 2xx: retried per the schedule
-	outcomeSkipped                  // not sent, the endpoint's circuit is open: retried per the schedule
+	outcomeSkipped                  // not sent, the endpoint's circuit holds requests back: due again when it lets them through, no attempt spent
 	outcomeReleased                 // not attempted (shutdown, lease too short): due again now
 	outcomeCanceled                 // the endpoint is disabled or deleted: never sent
 )
@@ -69,6 +69,7 @@ func (o outcome) String() string { return outcomeNames[o] }
 type result struct {
 	job       *job
 	outcome   outcome
+	retryAt   time.Time // skipped: when the circuit lets requests through again
 	started   time.Time
 	latency   time.Duration
 	status    int
@@ -100,6 +101,22 @@ type endpointState struct {
 	breaker *gobreaker.CircuitBreaker[sent]
 	queue   []*job
 	active  int // workers serving the queue
+	// openUntil is when the open circuit lets its probe through (Unix
+	// nanoseconds). Written by the breaker's state changes, which run
+	// under the breaker's lock: atomic, so they need no other lock.
+	openUntil atomic.Int64
+}
+
+// heldBack reports whether the endpoint's circuit holds requests back in
+// this process: open, or half-open with its one probe out.
+func (st *endpointState) heldBack() bool {
+	switch st.breaker.State() {
+	case gobreaker.StateOpen:
+		return true
+	case gobreaker.StateHalfOpen:
+		return st.breaker.Counts().Requests > 0
+	}
+	return false
 }
 
 // sent is what one HTTP attempt got back.
@@ -180,13 +197,14 @@ func (d *dispatcher) claimLoop(ctx context.Context) {
 }
 
 // saturated lists the endpoints with a full round of jobs already waiting
-// here, which the next claim leaves to other processes or to later.
+// here, or whose circuit holds requests back, which the next claim leaves
+// to other processes or to later.
 func (d *dispatcher) saturated() []string {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	var out []string
 	for id, st := range d.endpoints {
-		if len(st.queue) >= d.s.opts.EndpointConcurrency {
+		if len(st.queue) >= d.s.opts.EndpointConcurrency || st.heldBack() {
 			out = append(out, id)
 		}
 	}
@@ -197,7 +215,8 @@ func (d *dispatcher) endpoint(endpointID string) *endpointState {
 	st := d.endpoints[endpointID]
 	if st == nil {
 		o := d.s.opts
-		st = &endpointState{breaker: gobreaker.NewCircuitBreaker[sent](gobreaker.Settings{
+		st = &endpointState{}
+		st.breaker = gobreaker.NewCircuitBreaker[sent](gobreaker.Settings{
 			Name:        endpointID,
 			MaxRequests: 1,
 			Timeout:     o.BreakerCooldown,
@@ -205,10 +224,13 @@ func (d *dispatcher) endpoint(endpointID string) *endpointState {
 			// An attempt cut short by our own shutdown says nothing about the endpoint.
 			IsExcluded: func(err error) bool { return errors.Is(err, errShutdown) },
 			OnStateChange: func(_ string, from, to gobreaker.State) {
+				if to == gobreaker.StateOpen {
+					st.openUntil.Store(time.Now().Add(o.BreakerCooldown).UnixNano())
+				}
 				o.Metrics.WebhookBreakers.WithLabelValues(from.String()).Dec()
 				o.Metrics.WebhookBreakers.WithLabelValues(to.String()).Inc()
 			},
-		})}
+		})
 		o.Metrics.WebhookBreakers.WithLabelValues(gobreaker.StateClosed.String()).Inc()
 		d.endpoints[endpointID] = st
 	}
@@ -287,8 +309,13 @@ func (d *dispatcher) attempt(st *endpointState, j *job) result {
 	switch {
 	case err == nil:
 		r.outcome = outcomeSucceeded
-	case errors.Is(err, gobreaker.ErrOpenState), errors.Is(err, gobreaker.ErrTooManyRequests):
+	case errors.Is(err, gobreaker.ErrOpenState):
 		r.outcome, r.err = outcomeSkipped, "not sent: the endpoint's circuit is open after repeated failures"
+		r.retryAt = time.Unix(0, st.openUntil.Load())
+	case errors.Is(err, gobreaker.ErrTooManyRequests):
+		// Half-open: one probe is out and decides for the rest.
+		r.outcome, r.err = outcomeSkipped, "not sent: the endpoint's circuit is testing it with another delivery"
+		r.retryAt = time.Now().Add(min(o.BreakerCooldown, time.Second))
 	case errors.Is(err, errShutdown):
 		r.outcome = outcomeReleased
 	default:
@@ -492,13 +519,13 @@ func (s *Service) claim(ctx context.Context, limit int, exclude []string) ([]*jo
 // signingKeys decrypts an endpoint's current secret and, during a
 // rotation, its previous one.
 func (s *Service) signingKeys(endpointID string, secret, older []byte) ([][]byte, error) {
-	key, err := s.sealer.open(endpointID, secret)
+	key, err := s.openSecret(endpointID, secret)
 	if err != nil {
 		return nil, err
 	}
 	keys := [][]byte{key}
 	if older != nil {
-		if old, err := s.sealer.open(endpointID, older); err == nil {
+		if old, err := s.openSecret(endpointID, older); err == nil {
 			keys = append(keys, old)
 		}
 	}
@@ -559,17 +586,21 @@ func (s *Service) finish(ctx context.Context, batch []result) error {
 			statuses[i] = "canceled"
 			continue
 		case outcomeSucceeded:
-			statuses[i] = "succeeded"
+			statuses[i], incs[i] = "succeeded", 1
 			succeeded = append(succeeded, j.endpointID)
-		case outcomeFailed, outcomeSkipped:
+		case outcomeFailed:
 			next, retry := s.nextAttempt(j.attempts+1, now)
-			statuses[i] = "failed"
+			statuses[i], incs[i] = "failed", 1
 			if retry {
 				statuses[i], nexts[i] = "pending", next
 			}
 			failing = append(failing, j.endpointID)
+		case outcomeSkipped:
+			// Nothing was sent, so no attempt is spent: a delivery fails
+			// only once its real attempts run out. It is due again when
+			// the circuit lets requests through.
+			statuses[i], nexts[i] = "pending", later(r.retryAt, now)
 		}
-		incs[i] = 1
 		aIDs = append(aIDs, r.attemptID)
 		aDeliveries = append(aDeliveries, j.deliveryID)
 		aEndpoints = append(aEndpoints, j.endpointID)
@@ -604,6 +635,13 @@ func (s *Service) finish(ctx context.Context, batch []result) error {
 		return s.disableFailing(ctx, failing)
 	}
 	return nil
+}
+
+func later(a, b time.Time) time.Time {
+	if a.After(b) {
+		return a
+	}
+	return b
 }
 
 // endpointRuns sorts the endpoints of a batch into those whose run of

@@ -222,9 +222,14 @@ func TestTimeoutConnectionCloseSlowAndFlapping(t *testing.T) {
 	}
 }
 
-func TestOpenCircuitReschedulesWithoutRequests(t *testing.T) {
+// TestOpenCircuitSpendsNoAttempts: an endpoint that always fails opens its
+// circuit, which holds deliveries back instead of sending them. Held back
+// is not an attempt: each delivery is marked failed only after the
+// schedule's every real request, and the log tells the two apart.
+func TestOpenCircuitSpendsNoAttempts(t *testing.T) {
 	o := quick()
 	o.BreakerFailures = 3
+	o.BreakerCooldown = 50 * time.Millisecond
 	o.EndpointConcurrency = 1 // one at a time, so exactly three requests trip it
 	o.Metrics = metrics.New()
 	f := newFixture(t, o)
@@ -238,16 +243,24 @@ func TestOpenCircuitReschedulesWithoutRequests(t *testing.T) {
 	f.waitFor("every delivery to fail", func() bool {
 		return f.count(`SELECT count(*) FROM webhook_deliveries WHERE status = 'failed'`) == 10
 	})
-	if n := rc.count(); n != 3 {
-		t.Fatalf("receiver got %d requests, want 3 (the circuit opens after 3 failures)", n)
+	attempts := 1 + len(o.Schedule)
+	if n := rc.count(); n != 10*attempts {
+		t.Fatalf("receiver got %d requests, want %d: every delivery's real attempts", n, 10*attempts)
 	}
-	skipped := f.count(`SELECT count(*) FROM webhook_attempts WHERE endpoint_id = $1 AND outcome = 'skipped' AND status_code IS NULL`, ep.ID)
-	if skipped != 10*4-3 {
-		t.Fatalf("%d skipped attempts logged, want %d", skipped, 10*4-3)
+	if n := f.count(`SELECT count(*) FROM webhook_deliveries WHERE attempts <> $1`, attempts); n != 0 {
+		t.Fatalf("%d deliveries failed with other than %d attempts", n, attempts)
+	}
+	skipped := f.count(`SELECT count(*) FROM webhook_attempts WHERE endpoint_id = $1 AND outcome = 'skipped' AND status_code IS NULL
+		AND next_attempt_at IS NOT NULL`, ep.ID)
+	sent := f.count(`SELECT count(*) FROM webhook_attempts WHERE endpoint_id = $1 AND outcome = 'failed'`, ep.ID)
+	if skipped == 0 || sent != 10*attempts {
+		t.Fatalf("%d held back and %d sent attempts logged; want some held back and %d sent", skipped, sent, 10*attempts)
 	}
 	breakers := o.Metrics.WebhookBreakers
-	if open, closed := testutil.ToFloat64(breakers.WithLabelValues("open")), testutil.ToFloat64(breakers.WithLabelValues("closed")); open != 1 || closed != 0 {
-		t.Fatalf("breaker gauges: %v open, %v closed; want the one endpoint open", open, closed)
+	closed := testutil.ToFloat64(breakers.WithLabelValues("closed"))
+	notClosed := testutil.ToFloat64(breakers.WithLabelValues("open")) + testutil.ToFloat64(breakers.WithLabelValues("half-open"))
+	if closed != 0 || notClosed != 1 {
+		t.Fatalf("breaker gauges: %v closed, %v open or half-open; want the one endpoint not closed", closed, notClosed)
 	}
 	if b, err := f.svc.Backlog(context.Background()); err != nil || b.Pending != 0 || b.Due != 0 || b.OldestDue != 0 {
 		t.Fatalf("backlog after every delivery failed: %+v, %v", b, err)
@@ -364,7 +377,7 @@ func TestRotationSignsWithBothSecrets(t *testing.T) {
 	f := newFixture(t, quick())
 	rc := newReceiver(t, ok)
 	ep := f.endpoint(rc.URL)
-	rotated, err := f.svc.RotateSecret(context.Background(), f.app, ep.ID)
+	rotated, err := f.svc.RotateSecret(context.Background(), f.app, ep.ID, Rotation{})
 	if err != nil || rotated.Secret == "" || rotated.Secret == ep.Secret || rotated.PreviousSecretExpiresAt == nil {
 		t.Fatalf("rotate: %+v %v", rotated, err)
 	}

@@ -2,6 +2,7 @@ package webhooks
 
 import (
 	"context"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"net/netip"
@@ -15,6 +16,7 @@ import (
 
 	"github.com/minipay/minipay"
 	"github.com/minipay/minipay/internal/id"
+	"github.com/minipay/minipay/internal/idempotency"
 )
 
 // Limits on endpoints.
@@ -58,7 +60,12 @@ type EndpointObject struct {
 
 // EndpointParams describes an endpoint to create.
 type EndpointParams struct {
-	ID            string // optional (derived from an idempotency key); creating it again returns it
+	// ID, if not empty, is derived from an idempotency key and RequestHash
+	// is the request's fingerprint: creating it again with the same
+	// request returns it, with its secret while it is the one the creation
+	// made; with another request it is idempotency.ErrConflict.
+	ID            string
+	RequestHash   []byte
 	URL           string
 	EnabledEvents []string
 	Description   string
@@ -108,7 +115,10 @@ func (s *Service) CreateEndpoint(ctx context.Context, o Owner, p EndpointParams)
 	if err := checkDescription(p.Description); err != nil {
 		return EndpointObject{}, err
 	}
-	if p.ID == "" {
+	var origin *string // which request made the secret: this creation, when keyed
+	if p.ID != "" {
+		origin = &p.ID
+	} else {
 		p.ID = id.New("we")
 	}
 	secret, key := newSecret()
@@ -118,11 +128,8 @@ func (s *Service) CreateEndpoint(ctx context.Context, o Owner, p EndpointParams)
 		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock(hashtext('webhook_endpoints:' || $1))`, o.AppID); err != nil {
 			return err
 		}
-		if existing, err := scanEndpoint(tx.QueryRow(ctx, `SELECT `+endpointColumns+` FROM webhook_endpoints
-			WHERE id = $1 AND app_id = $2 AND status <> 'deleted'`, p.ID, o.AppID)); err == nil {
-			e = existing // a retry of the same creation: the secret was shown the first time
-			return nil
-		} else if !errors.Is(err, pgx.ErrNoRows) {
+		var done bool
+		if e, done, err = s.createdBefore(ctx, tx, o, p); done || err != nil {
 			return err
 		}
 		var n int
@@ -133,9 +140,9 @@ func (s *Service) CreateEndpoint(ctx context.Context, o Owner, p EndpointParams)
 			return ErrEndpointLimit
 		}
 		e, err = scanEndpoint(tx.QueryRow(ctx, `INSERT INTO webhook_endpoints
-			(id, app_id, developer_id, url, description, enabled_events, status, secret_enc)
-			VALUES ($1, $2, $3, $4, $5, $6, 'enabled', $7) RETURNING `+endpointColumns,
-			p.ID, o.AppID, o.DeveloperID, p.URL, p.Description, events, s.sealer.seal(p.ID, key)))
+			(id, app_id, developer_id, url, description, enabled_events, status, secret_enc, request_hash, secret_origin, secret_request_hash)
+			VALUES ($1, $2, $3, $4, $5, $6, 'enabled', $7, $8, $9, $8) RETURNING `+endpointColumns,
+			p.ID, o.AppID, o.DeveloperID, p.URL, p.Description, events, s.sealSecret(p.ID, key), p.RequestHash, origin))
 		e.Secret = secret
 		return err
 	})
@@ -143,6 +150,48 @@ func (s *Service) CreateEndpoint(ctx context.Context, o Owner, p EndpointParams)
 		return EndpointObject{}, fmt.Errorf("create webhook endpoint: %w", err)
 	}
 	return e, nil
+}
+
+// createdBefore answers a creation whose idempotency-derived id exists:
+// the same request gets the endpoint with the secret it made, as long as
+// that is still the endpoint's secret; another request is a conflict.
+// done is false when the endpoint does not exist yet.
+func (s *Service) createdBefore(ctx context.Context, tx pgx.Tx, o Owner, p EndpointParams) (e EndpointObject, done bool, err error) {
+	var (
+		stored, sealed []byte
+		origin         *string
+	)
+	e, err = scanEndpoint(prefixScanner{tx.QueryRow(ctx, `SELECT request_hash, secret_origin, secret_enc, `+endpointColumns+`
+		FROM webhook_endpoints WHERE id = $1`, p.ID), []any{&stored, &origin, &sealed}})
+	switch {
+	case errors.Is(err, pgx.ErrNoRows):
+		return EndpointObject{}, false, nil
+	case err != nil:
+		return EndpointObject{}, true, err
+	case e.App != o.AppID:
+		return EndpointObject{}, true, fmt.Errorf("%w: %s belongs to another app", idempotency.ErrConflict, p.ID)
+	}
+	if err := idempotency.SameRequest(p.ID, stored, p.RequestHash); err != nil {
+		return EndpointObject{}, true, err
+	}
+	if e.Status == statusDeleted || origin == nil || *origin != p.ID {
+		return EndpointObject{}, true, fmt.Errorf("%w: it made %s, whose secret has been rotated or which was deleted since",
+			idempotency.ErrSecretUnavailable, p.ID)
+	}
+	if e.Secret, err = s.showSecret(p.ID, sealed); err != nil {
+		return EndpointObject{}, true, err
+	}
+	return e, true, nil
+}
+
+// showSecret turns a stored signing secret back into the whsec_ form that
+// the request which made it was answered with.
+func (s *Service) showSecret(endpointID string, sealed []byte) (string, error) {
+	key, err := s.openSecret(endpointID, sealed)
+	if err != nil {
+		return "", err
+	}
+	return secretPrefix + base64.StdEncoding.EncodeToString(key), nil
 }
 
 // GetEndpoint returns one of the owner's endpoints.
@@ -220,22 +269,65 @@ func (s *Service) DeleteEndpoint(ctx context.Context, o Owner, endpointID string
 	return nil
 }
 
+// Rotation identifies a rotation made under an idempotency key: RotationID
+// derived from the key, RequestHash the request's fingerprint. The zero
+// value is a rotation without a key.
+type Rotation struct {
+	RotationID  string
+	RequestHash []byte
+}
+
 // RotateSecret gives an endpoint a new signing secret, returned once. For
 // RotationGrace, deliveries carry signatures with both the new and the
 // previous secret, so the developer can deploy the new one without
 // dropping webhooks. Rotating again within the grace period retires the
-// oldest secret at once.
-func (s *Service) RotateSecret(ctx context.Context, o Owner, endpointID string) (EndpointObject, error) {
-	secret, key := newSecret()
-	e, err := scanEndpoint(s.db.QueryRow(ctx, `UPDATE webhook_endpoints SET
-			old_secret_enc = secret_enc, old_secret_expires_at = now() + $3::bigint * interval '1 microsecond', secret_enc = $4,
-			updated_at = now(), version = version + 1
-		WHERE id = $1 AND app_id = $2 AND status <> 'deleted' RETURNING `+endpointColumns,
-		endpointID, o.AppID, s.opts.RotationGrace.Microseconds(), s.sealer.seal(endpointID, key)))
+// oldest secret at once. The endpoint remembers which rotation made its
+// secret: a retry of that rotation (its answer lost, its record gone) is
+// answered with that secret instead of rotating again, which would retire
+// the secret the receiver may have deployed.
+func (s *Service) RotateSecret(ctx context.Context, o Owner, endpointID string, rot Rotation) (EndpointObject, error) {
+	var e EndpointObject
+	err := pgx.BeginFunc(ctx, s.db, func(tx pgx.Tx) error {
+		var (
+			current, old *string
+			stored       []byte
+			sealed       []byte
+		)
+		err := tx.QueryRow(ctx, `SELECT secret_origin, old_secret_origin, secret_request_hash, secret_enc FROM webhook_endpoints
+			WHERE id = $1 AND app_id = $2 AND status <> 'deleted' FOR UPDATE`, endpointID, o.AppID).Scan(&current, &old, &stored, &sealed)
+		if err != nil {
+			return err
+		}
+		if rot.RotationID != "" && current != nil && *current == rot.RotationID {
+			if err := idempotency.SameRequest(rot.RotationID, stored, rot.RequestHash); err != nil {
+				return err
+			}
+			if e, err = scanEndpoint(tx.QueryRow(ctx, `SELECT `+endpointColumns+` FROM webhook_endpoints WHERE id = $1`, endpointID)); err != nil {
+				return err
+			}
+			e.Secret, err = s.showSecret(endpointID, sealed)
+			return err
+		}
+		if rot.RotationID != "" && old != nil && *old == rot.RotationID {
+			return fmt.Errorf("%w: a later rotation of %s replaced the secret it made", idempotency.ErrSecretUnavailable, endpointID)
+		}
+		secret, key := newSecret()
+		var origin *string
+		if rot.RotationID != "" {
+			origin = &rot.RotationID
+		}
+		e, err = scanEndpoint(tx.QueryRow(ctx, `UPDATE webhook_endpoints SET
+				old_secret_enc = secret_enc, old_secret_expires_at = now() + $3::bigint * interval '1 microsecond',
+				old_secret_origin = secret_origin, secret_enc = $4, secret_origin = $5, secret_request_hash = $6,
+				updated_at = now(), version = version + 1
+			WHERE id = $1 AND app_id = $2 RETURNING `+endpointColumns,
+			endpointID, o.AppID, s.opts.RotationGrace.Microseconds(), s.sealSecret(endpointID, key), origin, rot.RequestHash))
+		e.Secret = secret
+		return err
+	})
 	if err != nil {
 		return EndpointObject{}, endpointError("rotate secret of", endpointID, err)
 	}
-	e.Secret = secret
 	return e, nil
 }
 

@@ -1,9 +1,6 @@
 package webhooks
 
 import (
-	"crypto/aes"
-	"crypto/cipher"
-	"crypto/hkdf"
 	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha256"
@@ -30,55 +27,23 @@ func newSecret() (string, []byte) {
 	return secretPrefix + base64.StdEncoding.EncodeToString(key), key
 }
 
-// sealVersion is the first byte of every sealed secret, so the format can
-// change without guessing.
-const sealVersion = 1
+// sealPurpose derives the key that encrypts signing secrets at rest from
+// the server secret. Each sealed secret is bound to its endpoint's id, so
+// one copied to another endpoint's row does not open there.
+const sealPurpose = "minipay webhooks: signing secret encryption v1"
 
-// sealer encrypts signing secrets at rest with AES-256-GCM under a key
-// derived from the server secret by HKDF-SHA256. The endpoint id is the
-// additional data, so a sealed secret copied to another endpoint's row
-// does not open there.
-type sealer struct {
-	aead cipher.AEAD
-}
-
-func newSealer(serverSecret []byte) *sealer {
-	key, err := hkdf.Key(sha256.New, serverSecret, nil, "minipay webhooks: signing secret encryption v1", 32)
-	if err != nil {
-		panic("webhooks: derive key: " + err.Error()) // only for impossible lengths
-	}
-	block, err := aes.NewCipher(key)
-	if err != nil {
-		panic("webhooks: " + err.Error())
-	}
-	aead, err := cipher.NewGCM(block)
-	if err != nil {
-		panic("webhooks: " + err.Error())
-	}
-	return &sealer{aead: aead}
-}
-
-// seal encrypts key for endpoint endpointID: version, nonce, ciphertext.
-func (s *sealer) seal(endpointID string, key []byte) []byte {
-	out := make([]byte, 1+s.aead.NonceSize(), 1+s.aead.NonceSize()+len(key)+s.aead.Overhead())
-	out[0] = sealVersion
-	if _, err := rand.Read(out[1:]); err != nil {
-		panic("webhooks: crypto/rand: " + err.Error())
-	}
-	return s.aead.Seal(out, out[1:], key, []byte(endpointID))
-}
-
-// open decrypts what seal made for endpointID.
-func (s *sealer) open(endpointID string, sealed []byte) ([]byte, error) {
-	n := s.aead.NonceSize()
-	if len(sealed) < 1+n || sealed[0] != sealVersion {
-		return nil, fmt.Errorf("%w: endpoint %s: unknown format", ErrSecretUndecryptable, endpointID)
-	}
-	key, err := s.aead.Open(nil, sealed[1:1+n], sealed[1+n:], []byte(endpointID))
+// openSecret decrypts an endpoint's stored signing secret.
+func (s *Service) openSecret(endpointID string, sealed []byte) ([]byte, error) {
+	key, err := s.sealer.Open(sealed, []byte(endpointID))
 	if err != nil {
 		return nil, fmt.Errorf("%w: endpoint %s", ErrSecretUndecryptable, endpointID)
 	}
 	return key, nil
+}
+
+// sealSecret encrypts a signing key for an endpoint.
+func (s *Service) sealSecret(endpointID string, key []byte) []byte {
+	return s.sealer.Seal(key, []byte(endpointID))
 }
 
 // Header names of the Standard Webhooks specification.

@@ -11,6 +11,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/minipay/minipay/internal/metrics"
+	"github.com/minipay/minipay/internal/seal"
 )
 
 // DefaultSchedule is the delay before each retry after a failed first
@@ -120,7 +121,7 @@ func setInt(n *int, def int) {
 type Service struct {
 	db     *pgxpool.Pool
 	opts   Options
-	sealer *sealer
+	sealer *seal.Sealer
 
 	// lookup and dial are the dialer's name resolution and connection;
 	// tests replace them to point names at addresses without touching
@@ -135,5 +136,5 @@ type Service struct {
 // New returns a Service over db.
 func New(db *pgxpool.Pool, opts Options) *Service {
 	opts.setDefaults()
-	return &Service{db: db, opts: opts, sealer: newSealer(opts.Secret)}
+	return &Service{db: db, opts: opts, sealer: seal.New(opts.Secret, sealPurpose)}
 }

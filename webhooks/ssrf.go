@@ -26,6 +26,10 @@ var refusedPrefixes = []struct {
 	{netip.MustParsePrefix("::ffff:0:0:0/96"), "an IPv4-translated IPv6 address"},
 	{netip.MustParsePrefix("fec0::/10"), "a site-local IPv6 address"},
 	{netip.MustParsePrefix("100::/64"), "a discard-only IPv6 address"},
+	// RFC 8215: a NAT64 prefix for use inside one operator's network. Where
+	// the IPv4 address sits depends on the operator's prefix length, and it
+	// translates into the operator's own IPv4 space: refused as a whole.
+	{netip.MustParsePrefix("64:ff9b:1::/48"), "a local-use NAT64 address"},
 }
 
 // embeddedV4 are IPv6 ranges that carry an IPv4 address in their low bits

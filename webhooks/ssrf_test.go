@@ -19,6 +19,9 @@ func TestRefusedAddresses(t *testing.T) {
 		"::1", "::", "fc00::1", "fd00:ec2::254", "fe80::1", "ff02::1", "fec0::1",
 		"::ffff:127.0.0.1", "::ffff:10.0.0.1", "::ffff:169.254.169.254", "::127.0.0.1",
 		"::ffff:0:10.0.0.1", "64:ff9b::a00:1", "2002:a00:1::", "2002:7f00:1::",
+		// RFC 8215's local-use NAT64 prefix translates into the operator's
+		// own IPv4 network, wherever the IPv4 address sits in it.
+		"64:ff9b:1::a00:1", "64:ff9b:1::808:808", "64:ff9b:1:ffff:ffff:ffff:ffff:ffff", "64:ff9b:1:a00:1::",
 	} {
 		if refusedBecause(netip.MustParseAddr(a)) == "" {
 			t.Errorf("%s is allowed", a)
@@ -47,6 +50,8 @@ func TestURLCheckedAtCreation(t *testing.T) {
 		"https://169.254.169.254/latest/": ErrURLNotAllowed,
 		"https://[::1]/":                  ErrURLNotAllowed,
 		"https://[::ffff:127.0.0.1]/":     ErrURLNotAllowed,
+		"https://[64:ff9b:1::a00:1]/":     ErrURLNotAllowed,
+		"https://[64:ff9b:1::808:808]/":   ErrURLNotAllowed,
 		"https://localhost/":              ErrURLNotAllowed,
 		"https://api.localhost./":         ErrURLNotAllowed,
 		"https://hooks.example.com/" + strings.Repeat("a", 2100): ErrURLInvalid,

@@ -45,7 +45,9 @@ type Server struct {
 	// /console/.
 	URL string
 	// Handler is the API's router alone.
-	Handler    http.Handler
+	Handler http.Handler
+	// Metrics is what the metrics listener serves.
+	Metrics    http.Handler
 	Apps       *apps.Service
 	Ledger     *ledger.Ledger
 	Checkout   *checkout.Service
@@ -74,12 +76,12 @@ func Start(tb testing.TB, pool *pgxpool.Pool, o Options) *Server {
 		Sandbox: &sandbox.Service{Apps: s.Apps, Checkout: s.Checkout, Payments: s.Payments, Disputes: s.Disputes,
 			Settlement: s.Settlement, Webhooks: s.Webhooks},
 		IsSandbox: o.Sandbox,
-		Webhooks:  s.Webhooks, Idem: idempotency.New(pool), Metrics: metrics.New(), RateLimit: o.RateLimit,
+		Webhooks:  s.Webhooks, Idem: idempotency.New(pool, Secret), Metrics: metrics.New(), RateLimit: o.RateLimit,
 		Log:     log,
 		Ready:   func(ctx context.Context) error { return pool.Ping(ctx) },
 		OpenAPI: docs.OpenAPI,
 	}
-	s.Handler = srv.Handler()
+	s.Handler, s.Metrics = srv.Handler(), srv.MetricsHandler()
 	s.Console = &console.Server{Apps: s.Apps, Catalog: s.Checkout.Catalog(), Payments: s.Payments, Webhooks: s.Webhooks,
 		Settlement: s.Settlement, Ledger: s.Ledger, Log: log}
 	hs := httptest.NewServer(s.Console.Beside(s.Handler))

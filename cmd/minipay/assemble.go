@@ -39,6 +39,7 @@ type application struct {
 	disputes   *disputes.Service
 	settlement *settlement.Service
 	webhooks   *webhooks.Service
+	idem       *idempotency.Store
 	server     *api.Server
 	console    *console.Server
 	settle     func(context.Context) // the settlement scheduler loop
@@ -71,7 +72,7 @@ func assemble(ctx context.Context, cfg *config, pool *pgxpool.Pool, log *slog.Lo
 	}
 	a := &application{log: log, pool: pool, metrics: metrics.New()}
 	a.apps = apps.New(pool, secret)
-	if err := ensureOperatorKeys(ctx, a.apps, cfg, stdout); err != nil {
+	if err := ensureOperatorKeys(ctx, a.apps, cfg, log, stdout); err != nil {
 		return nil, err
 	}
 	a.ledger = ledger.New(pool, ledger.Options{Observe: observeLedger(a.metrics)})
@@ -84,13 +85,14 @@ func assemble(ctx context.Context, cfg *config, pool *pgxpool.Pool, log *slog.Lo
 	}
 	a.webhooks = webhooks.New(pool, webhooks.Options{Secret: secret, AllowPrivate: cfg.WebhookAllowPrivate, Log: log, Metrics: a.metrics,
 		Schedule: cfg.WebhookSchedule, Timeout: cfg.WebhookTimeout, Lease: 2 * cfg.WebhookTimeout})
+	a.idem = idempotency.New(pool, secret)
 	a.server = &api.Server{
 		Ledger: a.ledger, Apps: a.apps, Checkout: a.checkout, Payments: a.payments, Disputes: a.disputes, Settlement: a.settlement,
 		Webhooks: a.webhooks,
 		Sandbox: &sandbox.Service{Apps: a.apps, Checkout: a.checkout, Payments: a.payments, Disputes: a.disputes,
 			Settlement: a.settlement, Webhooks: a.webhooks},
 		IsSandbox: cfg.Sandbox,
-		Idem:      idempotency.New(pool), Metrics: a.metrics, Log: log, RateLimit: cfg.RateLimit,
+		Idem:      a.idem, Metrics: a.metrics, Log: log, RateLimit: cfg.RateLimit,
 		Ready:   func(ctx context.Context) error { return pool.Ping(ctx) },
 		OpenAPI: docs.OpenAPI,
 	}
@@ -116,10 +118,9 @@ func (a *application) close() {
 // startWorkers runs the background loops of serve until ctx ends. Every
 // loop is safe with any number of replicas running it too.
 func (a *application) startWorkers(ctx context.Context, wg *sync.WaitGroup) {
-	idem := idempotency.New(a.pool)
 	loops := []func(){
 		func() { a.ledger.RunTimeouts(ctx, time.Second, a.log) },
-		func() { every(ctx, time.Hour, func() { purgeIdempotency(ctx, idem, a.log) }) },
+		func() { every(ctx, time.Hour, func() { purgeIdempotency(ctx, a.idem, a.log) }) },
 		func() {
 			every(ctx, time.Hour, func() { a.sweep(ctx, "purge console sessions", a.apps.PurgeConsoleSessions) })
 		},
@@ -178,18 +179,22 @@ func (a *application) sweep(ctx context.Context, what string, fn func(context.Co
 
 // ensureOperatorKeys stores the admin and host keys from the configuration,
 // or generates them on first start and prints them once.
-func ensureOperatorKeys(ctx context.Context, svc *apps.Service, cfg *config, stdout io.Writer) error {
+func ensureOperatorKeys(ctx context.Context, svc *apps.Service, cfg *config, log *slog.Logger, stdout io.Writer) error {
 	for _, k := range []struct {
 		kind  apps.KeyKind
 		given string
 		env   string
 	}{{apps.KindAdmin, cfg.AdminKey, "MINIPAY_ADMIN_KEY"}, {apps.KindHost, cfg.HostKey, "MINIPAY_HOST_KEY"}} {
-		generated, err := svc.EnsureOperatorKey(ctx, k.kind, k.given)
+		key, err := svc.EnsureOperatorKey(ctx, k.kind, k.given)
 		if err != nil {
-			return err
+			return fmt.Errorf("%s: %w", k.env, err)
 		}
-		if generated != "" {
-			fmt.Fprintf(stdout, "minipay: generated %s key (shown once; set %s to choose your own): %s\n", k.kind, k.env, generated)
+		if key.Generated != "" {
+			fmt.Fprintf(stdout, "minipay: generated %s key (shown once; set %s to choose your own): %s\n", k.kind, k.env, key.Generated)
+		}
+		if !key.RetiresAt.IsZero() {
+			log.Warn(k.env+" was replaced by a newer key; it stops working at retires_at: update this replica's configuration",
+				"kind", k.kind, "retires_at", key.RetiresAt)
 		}
 	}
 	return nil

@@ -30,6 +30,9 @@ type config struct {
 	TrustProxy bool
 	RateLimit  float64
 	DebugAddr  string
+	// MetricsAddr is where /metrics is served, on a listener of its own;
+	// "" serves none.
+	MetricsAddr string
 	// Sandbox marks a deployment whose money is not real: test helpers
 	// (minipay trigger, test clocks) work there and nowhere else.
 	Sandbox bool
@@ -90,6 +93,7 @@ func (c *config) serverFlags(fs *flag.FlagSet) {
 	fs.BoolVar(&c.TrustProxy, "trust-proxy", c.envBool("MINIPAY_TRUST_PROXY"), "trust X-Forwarded-Proto and X-Forwarded-For from a reverse proxy in front: the console's cookies get Secure when the proxy received https (MINIPAY_TRUST_PROXY)")
 	fs.BoolVar(&c.Sandbox, "sandbox", c.envBool("MINIPAY_SANDBOX"), "a sandbox, whose money is not real: allows test helpers such as minipay trigger (MINIPAY_SANDBOX)")
 	fs.StringVar(&c.DebugAddr, "debug-addr", c.getenv("MINIPAY_DEBUG_ADDR"), "serve Go's /debug/pprof on this address, e.g. 127.0.0.1:6060 (MINIPAY_DEBUG_ADDR); off when empty")
+	fs.StringVar(&c.MetricsAddr, "metrics-addr", c.getenv("MINIPAY_METRICS_ADDR"), "serve Prometheus /metrics on this address, on a listener of its own for the scraper only, e.g. 10.0.0.5:9464 (MINIPAY_METRICS_ADDR); off when empty")
 	c.RateLimit = 1000
 	if v := c.getenv("MINIPAY_RATE_LIMIT"); v != "" {
 		r, err := strconv.ParseFloat(v, 64)

@@ -131,8 +131,9 @@ func (d *devServer) run(ctx context.Context) error {
 	apiURL := "http://" + loopback(apiLn.Addr())
 	appURL := "http://" + loopback(appLn.Addr())
 	_, appPort, _ := net.SplitHostPort(appLn.Addr().String())
+	_, apiPort, _ := net.SplitHostPort(apiLn.Addr().String())
 
-	backend := &demo.Backend{APIURL: apiURL}
+	backend := &demo.Backend{APIURL: apiURL, HostPort: apiPort}
 	host := &demo.Host{APIURL: apiURL, HostKey: cfg.HostKey, AppPort: appPort}
 	for _, u := range devUsers {
 		host.Users = append(host.Users, u.User)

@@ -186,7 +186,7 @@ func generatedKeys(out string) map[string]string {
 // ones.
 func TestServeFirstStart(t *testing.T) {
 	db := testdb.NewEmpty(t)
-	p := startServe(t, "DATABASE_URL="+db.URL)
+	p := startServe(t, "DATABASE_URL="+db.URL, "MINIPAY_METRICS_ADDR=127.0.0.1:0")
 	// The keys are printed before serve listens, but stdout reaches the
 	// test through a copying goroutine that may lag behind stderr's
 	// "listening": give it a moment.
@@ -216,9 +216,12 @@ func TestServeFirstStart(t *testing.T) {
 	if status, body := p.do("POST", "/v1/ledger/transfers", admin, transfer, "Idempotency-Key", "first"); status != 201 {
 		t.Fatalf("transfer: %d %v", status, body)
 	}
-	status, raw, err := p.try("GET", "/metrics", "", "")
-	if err != nil || status != 200 || !bytes.Contains(raw, []byte("minipay_ledger_groups_total")) || !bytes.Contains(raw, []byte(`route="/v1/ledger/transfers"`)) {
-		t.Fatalf("metrics: %d %v", status, err)
+	if status, _, err := p.try("GET", "/metrics", "", ""); err != nil || status != 404 {
+		t.Fatalf("metrics on the API's listener: %d %v", status, err)
+	}
+	raw := scrape(t, p)
+	if !bytes.Contains(raw, []byte("minipay_ledger_groups_total")) || !bytes.Contains(raw, []byte(`route="/v1/ledger/transfers"`)) {
+		t.Fatalf("metrics:\n%s", raw)
 	}
 	p.stop()
 	if !strings.Contains(p.stderr.String(), `"msg":"stopped"`) {
@@ -236,6 +239,28 @@ func TestServeFirstStart(t *testing.T) {
 		t.Fatalf("wallet after restart: %d %v", status, body)
 	}
 	p2.stop()
+}
+
+var metricsListening = regexp.MustCompile(`"msg":"metrics listening","addr":"([^"]+)"`)
+
+// scrape reads /metrics from the metrics listener of p, which was started
+// with MINIPAY_METRICS_ADDR.
+func scrape(t *testing.T, p *proc) []byte {
+	t.Helper()
+	m := metricsListening.FindStringSubmatch(p.stderr.String())
+	if m == nil {
+		t.Fatalf("no metrics listener in the log:\n%s", p.stderr.String())
+	}
+	res, err := http.Get("http://" + m[1] + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	raw, err := io.ReadAll(res.Body)
+	if err != nil || res.StatusCode != 200 {
+		t.Fatalf("scrape: %d %v", res.StatusCode, err)
+	}
+	return raw
 }
 
 // TestServeKeysFromEnvironment: keys given are used exactly as given, and

@@ -63,6 +63,13 @@ func serve(ctx context.Context, cfg *config, stdout, stderr io.Writer) error {
 	if cfg.DebugAddr != "" {
 		go serveDebug(cfg.DebugAddr, log)
 	}
+	if cfg.MetricsAddr != "" {
+		stopMetrics, err := serveMetrics(cfg.MetricsAddr, srv.MetricsHandler(), log)
+		if err != nil {
+			return err
+		}
+		defer stopMetrics()
+	}
 	workCtx, stopWork := context.WithCancel(context.WithoutCancel(ctx))
 	var workers sync.WaitGroup
 	app.startWorkers(workCtx, &workers)
@@ -109,6 +116,19 @@ func every(ctx context.Context, interval time.Duration, fn func()) {
 }
 
 func purgeIdempotency(ctx context.Context, idem *idempotency.Store, log *slog.Logger) {
+	// Records stored in clear by an earlier version are sealed first.
+	for ctx.Err() == nil {
+		n, err := idem.SealLegacy(ctx, 1000)
+		if err != nil {
+			if ctx.Err() == nil {
+				log.Error("seal idempotency records", "err", err)
+			}
+			break
+		}
+		if n < 1000 {
+			break
+		}
+	}
 	for {
 		n, err := idem.Purge(ctx, 10000)
 		if err != nil {
@@ -121,6 +141,27 @@ func purgeIdempotency(ctx context.Context, idem *idempotency.Store, log *slog.Lo
 			return
 		}
 	}
+}
+
+// serveMetrics serves /metrics on its own address, never on the API's:
+// only the scraper should reach it. It returns a function that stops it.
+func serveMetrics(addr string, h http.Handler, log *slog.Logger) (stop func(), err error) {
+	ln, err := listen(addr, "metrics-addr", "MINIPAY_METRICS_ADDR")
+	if err != nil {
+		return nil, err
+	}
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
+	log.Info("metrics listening", "addr", ln.Addr().String())
+	go func() {
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			log.Error("metrics server", "err", err)
+		}
+	}()
+	return func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = srv.Shutdown(ctx)
+	}, nil
 }
 
 // serveDebug serves the Go profiler on its own address, never on the

@@ -17,17 +17,28 @@
  *                    sent at once: the sheet is showing (the user may take a while)
  *   host → mini-app  {minipay: 1, type: "minipay:payment_result", id, ok: true, session}
  *                    {minipay: 1, type: "minipay:payment_result", id, ok: false,
- *                     error: {code, message}}
+ *                     error: {code}}
  *
  * Both sides post only to the other's exact origin (never "*") and drop
- * messages from any other origin or window. The mini-app rejects with
- * code "network" when no ack arrives within ackTimeoutMs, and with
- * "timeout" when no result arrives within timeoutMs.
+ * messages from any other origin or window. Each side is told the other's
+ * origin: the mini-app never trusts whichever page happens to frame it,
+ * since a hostile framer would get the client secret and could answer
+ * "paid". A failure crosses the bridge as its code only: the host's error
+ * messages are written for the host and may name its users. The mini-app
+ * rejects with code "network" when no ack arrives within ackTimeoutMs, and
+ * with "timeout" when no result arrives within timeoutMs.
+ *
+ * What the bridge says is a user interface hint, never proof of payment:
+ * a mini-app fulfils an order only on the checkout.session.completed
+ * webhook, or after its backend reads the session with its secret key.
  *
  * In a native WebView there is no parent frame: the host injects
  * `window.minipayHost` with `postMessage(json: string)`, and requestPayment
  * sends the same messages, as JSON, through it; the host answers each by
  * calling `window.minipayHostReply(message)` in the page (docs/hosts.md).
+ * Only the host app can put those in the mini-app's own window (a page
+ * that frames it cannot reach across origins), so no origin is needed
+ * there.
  *
  * This file imports nothing, so it also ships as one plain ES module for
  * pages without a bundler.
@@ -46,7 +57,10 @@ export class PaymentError extends Error {
     apiCode;
     name = "PaymentError";
     constructor(code, message, 
-    /** The minipay API error code behind it, when there is one (e.g. "session_expired"). */
+    /**
+     * The minipay API error code behind it (e.g. "session_expired"), when the
+     * host builds the error; it stays on the host's side of the bridge.
+     */
     apiCode) {
         super(message);
         this.code = code;
@@ -69,20 +83,27 @@ function newRequestId() {
         return "preq_" + c.randomUUID();
     return "preq_" + Date.now().toString(36) + Math.random().toString(36).slice(2);
 }
-function defaultHostOrigin() {
-    const loc = globalThis.location;
-    if (loc?.ancestorOrigins && loc.ancestorOrigins.length > 0)
-        return loc.ancestorOrigins[0];
-    const ref = globalThis.document?.referrer;
-    if (ref) {
-        try {
-            return new URL(ref).origin;
-        }
-        catch {
-            return undefined;
-        }
+/** What the mini-app shows for a failure, whatever the host's own message said. */
+const errorMessages = {
+    canceled: "the payment was canceled",
+    expired: "the checkout session expired or was canceled",
+    insufficient_funds: "the wallet does not have enough money",
+    network: "the host or minipay could not be reached",
+    timeout: "the payment took too long",
+    invalid_request: "the payment request is not valid",
+    host_error: "the host could not take the payment",
+};
+/** Whether s is an origin and nothing more ("https://host.example[:port]"). */
+function isOrigin(s) {
+    if (typeof s !== "string")
+        return false;
+    try {
+        const u = new URL(s);
+        return (u.protocol === "https:" || u.protocol === "http:") && u.origin === s;
     }
-    return undefined;
+    catch {
+        return false;
+    }
 }
 function nativeHost() {
     const h = globalThis.minipayHost;
@@ -108,8 +129,11 @@ function installNativeReply() {
 }
 /**
  * Asks the host to pay a checkout session. Resolves with the paid session;
- * rejects with a PaymentError. In a frame it talks to the parent page; in a
- * native WebView whose host injected window.minipayHost, to that.
+ * rejects with a PaymentError. In a frame it talks to the parent page at
+ * opts.hostOrigin; in a native WebView whose host injected
+ * window.minipayHost, to that. The resolved session tells the user
+ * interface what happened; fulfil orders on the webhook or a read by your
+ * backend.
  */
 export function requestPayment(req, opts = {}) {
     return new Promise((resolve, reject) => {
@@ -121,11 +145,15 @@ export function requestPayment(req, opts = {}) {
             reject(new PaymentError("invalid_request", "clientSecret is required"));
             return;
         }
-        const native = opts.hostWindow === undefined && opts.hostOrigin === undefined ? nativeHost() : undefined;
+        const native = opts.hostWindow === undefined ? nativeHost() : undefined;
         const host = opts.hostWindow ?? globalThis.parent;
-        const hostOrigin = opts.hostOrigin ?? defaultHostOrigin();
-        if (!native && (!host || host === globalThis || !hostOrigin)) {
-            reject(new PaymentError("host_error", "not running inside a host page: no parent window or host origin"));
+        const hostOrigin = opts.hostOrigin;
+        if (!native && !isOrigin(hostOrigin)) {
+            reject(new PaymentError("invalid_request", 'hostOrigin is required: the host page\'s exact origin, e.g. "https://host.example"'));
+            return;
+        }
+        if (!native && (!host || host === globalThis)) {
+            reject(new PaymentError("host_error", "not running inside a host page: no parent window"));
             return;
         }
         const id = newRequestId();
@@ -166,9 +194,7 @@ export function requestPayment(req, opts = {}) {
             }
             const e = isObject(m.error) ? m.error : {};
             const code = errorCodes.includes(e.code) ? e.code : "host_error";
-            const message = typeof e.message === "string" ? e.message : "the payment failed";
-            const apiCode = typeof e.apiCode === "string" ? e.apiCode : undefined;
-            done(() => reject(new PaymentError(code, message, apiCode)));
+            done(() => reject(new PaymentError(code, errorMessages[code])));
         }
         const msg = {
             minipay: BRIDGE_VERSION,
@@ -234,15 +260,12 @@ export function serveHostBridge(opts) {
         finally {
             inFlight.delete(m.id);
         }
+        // Only the code crosses to the mini-app: the host's messages are for
+        // the host and may carry its users' ids or minipay's internals.
         if (out.ok)
             reply(target, { type: MessageType.PaymentResult, id: m.id, ok: true, session: out.session });
         else
-            reply(target, {
-                type: MessageType.PaymentResult,
-                id: m.id,
-                ok: false,
-                error: { code: out.code, message: out.message, apiCode: out.apiCode },
-            });
+            reply(target, { type: MessageType.PaymentResult, id: m.id, ok: false, error: { code: out.code } });
     }
     const listener = (ev) => void onMessage(ev);
     globalThis.addEventListener("message", listener);

@@ -34,6 +34,12 @@ func FuzzKeys(f *testing.F) {
 		{"k", "", "  \n"},
 		{"k", "not json", "not json "},
 		{"k", `{"a":1,"a":2}`, `{"a":2}`},
+		// encoding/json matches names regardless of case and keeps the last
+		// duplicate; the fingerprint must tell these apart (the API refuses
+		// such bodies before they reach a handler).
+		{"k", `{"amount":"1.00","AMOUNT":"9.00"}`, `{"amount":"1.00"}`},
+		{"k", `{"amount":"1.00","AMOUNT":"9.00"}`, `{"amount":"9.00"}`},
+		{"k", `{"amount":"1.00","amount":"9.00"}`, `{"amount":"9.00"}`},
 		{"", `{}`, `{}`},
 		{"tab\tkey", `{}`, `{}`},
 		{string(bytes.Repeat([]byte("k"), 256)), `{}`, `{}`},
@@ -42,39 +48,39 @@ func FuzzKeys(f *testing.F) {
 		f.Add(s[0], []byte(s[1]), []byte(s[2]))
 	}
 	db := testdb.New(f)
-	store := idempotency.New(db.Pool)
+	store := idempotency.New(db.Pool, testSecret)
 	var n atomic.Int64
 	f.Fuzz(func(t *testing.T, key string, body1, body2 []byte) {
 		ctx := context.Background()
 		scope := fmt.Sprintf("fuzz%d", n.Add(1)) // every input starts afresh
 		first := idempotency.Request{Scope: scope, Key: key, Method: "POST", Path: "/v1/things", Body: body1}
-		claimed, replay, err := store.Begin(ctx, first)
+		claim, replay, err := store.Begin(ctx, first)
 		if !idempotency.ValidKey(key) {
-			if !errors.Is(err, idempotency.ErrInvalidKey) || claimed || replay != nil {
-				t.Fatalf("key %q: claimed %v, replay %v, err %v; want ErrInvalidKey", key, claimed, replay, err)
+			if !errors.Is(err, idempotency.ErrInvalidKey) || claim != nil || replay != nil {
+				t.Fatalf("key %q: claim %v, replay %v, err %v; want ErrInvalidKey", key, claim, replay, err)
 			}
 			return
 		}
-		if err != nil || !claimed || replay != nil {
-			t.Fatalf("first use of %q: claimed %v, replay %v, err %v", key, claimed, replay, err)
+		if err != nil || claim == nil || replay != nil {
+			t.Fatalf("first use of %q: claim %v, replay %v, err %v", key, claim, replay, err)
 		}
 		stored := idempotency.Response{Status: 201, Body: append([]byte(`{"echo":`), append(body1, '}')...)}
-		if err := store.Complete(ctx, first, stored); err != nil {
+		if err := store.Complete(ctx, claim, stored); err != nil {
 			t.Fatal(err)
 		}
-		claimed, replay, err = store.Begin(ctx, first)
-		if err != nil || claimed || replay == nil || replay.Status != stored.Status || !bytes.Equal(replay.Body, stored.Body) {
-			t.Fatalf("retry of %q with the same body: claimed %v, replay %+v, err %v", key, claimed, replay, err)
+		claim, replay, err = store.Begin(ctx, first)
+		if err != nil || claim != nil || replay == nil || replay.Status != stored.Status || !bytes.Equal(replay.Body, stored.Body) {
+			t.Fatalf("retry of %q with the same body: claim %v, replay %+v, err %v", key, claim, replay, err)
 		}
 		second := first
 		second.Body = body2
-		claimed, replay, err = store.Begin(ctx, second)
+		claim, replay, err = store.Begin(ctx, second)
 		if sameRequest(body1, body2) {
-			if err != nil || claimed || replay == nil || !bytes.Equal(replay.Body, stored.Body) {
-				t.Fatalf("%q and %q are the same request, but: claimed %v, replay %v, err %v", body1, body2, claimed, replay, err)
+			if err != nil || claim != nil || replay == nil || !bytes.Equal(replay.Body, stored.Body) {
+				t.Fatalf("%q and %q are the same request, but: claim %v, replay %v, err %v", body1, body2, claim, replay, err)
 			}
-		} else if !errors.Is(err, idempotency.ErrConflict) || claimed || replay != nil {
-			t.Fatalf("%q and %q differ, but: claimed %v, replay %v, err %v", body1, body2, claimed, replay, err)
+		} else if !errors.Is(err, idempotency.ErrConflict) || claim != nil || replay != nil {
+			t.Fatalf("%q and %q differ, but: claim %v, replay %v, err %v", body1, body2, claim, replay, err)
 		}
 		other := second
 		other.Path = "/v1/other"

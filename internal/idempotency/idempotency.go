@@ -3,6 +3,13 @@
 // with the same key and body replays that response; the same key with a
 // different body is a conflict; a concurrent duplicate waits for the first
 // to finish. Records are kept for seven days.
+//
+// Stored request bodies and answers are encrypted with a key derived from
+// the server secret: answers carry new API keys and webhook signing
+// secrets, which minipay otherwise keeps only as hashes or encrypted, and
+// requests carry client secrets and the host's user ids. A retry within the
+// retention still gets the answer, secret included; a copy of the database
+// without MINIPAY_SECRET does not.
 package idempotency
 
 import (
@@ -24,6 +31,7 @@ import (
 
 	"github.com/minipay/minipay"
 	"github.com/minipay/minipay/internal/id"
+	"github.com/minipay/minipay/internal/seal"
 )
 
 // Retention is how long keys are kept.
@@ -51,15 +59,48 @@ var (
 	// ErrInvalidKey: the key is empty, too long or not printable ASCII.
 	ErrInvalidKey = minipay.NewError(minipay.KindInvalid, "idempotency_key_invalid",
 		"Idempotency-Key must be 1–255 printable ASCII characters")
+	// ErrSecretUnavailable: the key already made what the request asks
+	// for, and the answer carried a secret (an API key, a signing secret)
+	// that minipay does not keep in a form it can show again, and the
+	// answer's record is gone. Make a new key or secret with a new
+	// Idempotency-Key.
+	ErrSecretUnavailable = minipay.NewError(minipay.KindConflict, "idempotency_secret_unavailable",
+		"this Idempotency-Key already did what the request asks; its answer carried a secret that is shown only once")
+	// ErrClaimLost: Complete or Release of a claim that is no longer held:
+	// its lease ran out and a retry took the key over. The retry's answer
+	// is the one kept; the late request's is dropped.
+	ErrClaimLost = errors.New("idempotency: the claim's lease ran out and a retry took the key over")
 )
 
 // Store keeps idempotency records in PostgreSQL.
 type Store struct {
-	db *pgxpool.Pool
+	db     *pgxpool.Pool
+	sealer *seal.Sealer
 }
 
-// New returns a Store over db.
-func New(db *pgxpool.Pool) *Store { return &Store{db: db} }
+// sealPurpose derives the key that encrypts stored requests and answers.
+const sealPurpose = "minipay idempotency: stored requests and answers v1"
+
+// New returns a Store over db. secret is the server secret; it must be the
+// same on every replica, or one replica cannot replay another's answers.
+func New(db *pgxpool.Pool, secret []byte) *Store {
+	return &Store{db: db, sealer: seal.New(secret, sealPurpose)}
+}
+
+// aad binds a sealed body to its record and its role, so a body copied to
+// another record, or a request swapped for an answer, does not open.
+func aad(role, scope, key string) []byte { return []byte(role + "\x00" + scope + "\x00" + key) }
+
+func (s *Store) open(role string, r Request, body []byte, sealed bool) ([]byte, error) {
+	if !sealed || body == nil {
+		return body, nil // written before answers were sealed
+	}
+	out, err := s.sealer.Open(body, aad(role, r.Scope, r.Key))
+	if err != nil {
+		return nil, fmt.Errorf("idempotency key %q: stored %s: %w", r.Key, role, err)
+	}
+	return out, nil
+}
 
 // Request identifies one use of a key.
 type Request struct {
@@ -68,6 +109,41 @@ type Request struct {
 	Method string
 	Path   string
 	Body   []byte
+	// Hash is Fingerprint of the request; Begin computes it when nil.
+	Hash []byte
+}
+
+// Fingerprint identifies what a request asks for: method, path and the
+// body in canonical form, so formatting and key order do not matter. An
+// object created under an Idempotency-Key stores it (see SameRequest).
+func Fingerprint(r Request) []byte {
+	if r.Hash != nil {
+		return r.Hash
+	}
+	return requestHash(r)
+}
+
+// SameRequest is what every object whose id derives from an
+// Idempotency-Key checks when that id already exists: stored is the
+// Fingerprint kept with the object, hash the current request's. Ids derive
+// from keys forever, while records are purged after Retention (and a first
+// attempt that failed after its commit stores none), so the object itself
+// must tell a retry, which gets the object, from a reused key with other
+// parameters, which is ErrConflict. Objects made without a key, or before
+// fingerprints were kept, have none and match any request.
+func SameRequest(id string, stored, hash []byte) error {
+	if stored == nil || hash == nil || bytes.Equal(stored, hash) {
+		return nil
+	}
+	return fmt.Errorf("%w: it made %s with other parameters", ErrConflict, id)
+}
+
+// Claim is a key held by one request until it calls Complete or Release.
+// Only the request that made a claim can finish it: a request that outlived
+// its lease cannot touch the claim of the retry that took the key over.
+type Claim struct {
+	req   Request
+	token string
 }
 
 // Response is what a completed request answered.
@@ -89,28 +165,28 @@ func ValidKey(key string) bool {
 	return true
 }
 
-// Begin claims the key for r, or returns the response stored for it. When
-// claimed is true the caller must run the request and then call Complete or
+// Begin claims the key for r, or returns the response stored for it. With
+// a claim the caller must run the request and then call Complete or
 // Release. A concurrent request with the same key waits, up to WaitMax, for
 // the first to finish and then replays it.
-func (s *Store) Begin(ctx context.Context, r Request) (claimed bool, replay *Response, err error) {
+func (s *Store) Begin(ctx context.Context, r Request) (*Claim, *Response, error) {
 	if !ValidKey(r.Key) {
-		return false, nil, ErrInvalidKey
+		return nil, nil, ErrInvalidKey
 	}
-	hash := requestHash(r)
+	hash := Fingerprint(r)
 	deadline := time.Now().Add(WaitMax)
 	wait := 10 * time.Millisecond
 	for {
-		claimed, replay, err := s.try(ctx, r, hash)
-		if err != nil || claimed || replay != nil {
-			return claimed, replay, err
+		claim, replay, err := s.try(ctx, r, hash)
+		if err != nil || claim != nil || replay != nil {
+			return claim, replay, err
 		}
 		if time.Now().After(deadline) {
-			return false, nil, ErrInProgress
+			return nil, nil, ErrInProgress
 		}
 		select {
 		case <-ctx.Done():
-			return false, nil, ctx.Err()
+			return nil, nil, ctx.Err()
 		case <-time.After(wait):
 		}
 		wait = min(2*wait, 250*time.Millisecond)
@@ -118,20 +194,20 @@ func (s *Store) Begin(ctx context.Context, r Request) (claimed bool, replay *Res
 }
 
 // try makes one attempt: claim a new key, take over an abandoned one, or
-// read a completed one. All false/nil means "still in progress".
-func (s *Store) try(ctx context.Context, r Request, hash []byte) (bool, *Response, error) {
+// read a completed one. All nil means "still in progress".
+func (s *Store) try(ctx context.Context, r Request, hash []byte) (*Claim, *Response, error) {
 	claim := id.New("claim")
 	tag, err := s.db.Exec(ctx, `
-		INSERT INTO idempotency_keys (scope, key, method, path, request_hash, request_body, locked_until, claim)
-		VALUES ($1, $2, $3, $4, $5, $6, now() + $7::interval, $8)
+		INSERT INTO idempotency_keys (scope, key, method, path, request_hash, request_body, locked_until, claim, sealed)
+		VALUES ($1, $2, $3, $4, $5, $6, now() + $7::interval, $8, true)
 		ON CONFLICT (scope, key) DO NOTHING`,
-		r.Scope, r.Key, r.Method, r.Path, hash, r.Body, Lease.String(), claim)
+		r.Scope, r.Key, r.Method, r.Path, hash, s.sealer.Seal(r.Body, aad("request", r.Scope, r.Key)), Lease.String(), claim)
 	if err != nil {
 		go s.dropClaim(r, claim)
-		return false, nil, fmt.Errorf("claim idempotency key: %w", err)
+		return nil, nil, fmt.Errorf("claim idempotency key: %w", err)
 	}
 	if tag.RowsAffected() == 1 {
-		return true, nil, nil
+		return &Claim{req: r, token: claim}, nil, nil
 	}
 	var (
 		method, path string
@@ -140,34 +216,44 @@ func (s *Store) try(ctx context.Context, r Request, hash []byte) (bool, *Respons
 		status       *int
 		respBody     []byte
 		abandoned    bool
+		sealed       bool
 	)
 	err = s.db.QueryRow(ctx, `
-		SELECT method, path, request_hash, request_body, status, response_body, locked_until < now()
+		SELECT method, path, request_hash, request_body, status, response_body, locked_until < now(), sealed
 		FROM idempotency_keys WHERE scope = $1 AND key = $2`, r.Scope, r.Key).
-		Scan(&method, &path, &storedHash, &storedBody, &status, &respBody, &abandoned)
+		Scan(&method, &path, &storedHash, &storedBody, &status, &respBody, &abandoned, &sealed)
 	if errors.Is(err, pgx.ErrNoRows) {
-		return false, nil, nil // released meanwhile: try to claim again
+		return nil, nil, nil // released meanwhile: try to claim again
 	}
 	if err != nil {
-		return false, nil, fmt.Errorf("read idempotency key: %w", err)
+		return nil, nil, fmt.Errorf("read idempotency key: %w", err)
 	}
 	if !bytes.Equal(storedHash, hash) {
-		return false, nil, conflict(method, path, storedBody, r)
+		if storedBody, err = s.open("request", r, storedBody, sealed); err != nil {
+			return nil, nil, err
+		}
+		return nil, nil, conflict(method, path, storedBody, r)
 	}
 	if status != nil {
-		return false, &Response{Status: *status, Body: respBody}, nil
+		if respBody, err = s.open("response", r, respBody, sealed); err != nil {
+			return nil, nil, err
+		}
+		return nil, &Response{Status: *status, Body: respBody}, nil
 	}
 	if !abandoned {
-		return false, nil, nil
+		return nil, nil, nil
 	}
 	tag, err = s.db.Exec(ctx, `
 		UPDATE idempotency_keys SET locked_until = now() + $3::interval, claim = $4
 		WHERE scope = $1 AND key = $2 AND status IS NULL AND locked_until < now()`, r.Scope, r.Key, Lease.String(), claim)
 	if err != nil {
 		go s.dropClaim(r, claim)
-		return false, nil, fmt.Errorf("take over idempotency key: %w", err)
+		return nil, nil, fmt.Errorf("take over idempotency key: %w", err)
 	}
-	return tag.RowsAffected() == 1, nil, nil
+	if tag.RowsAffected() == 0 {
+		return nil, nil, nil
+	}
+	return &Claim{req: r, token: claim}, nil, nil
 }
 
 // dropClaim removes the claim with token claim, if it exists and is still
@@ -195,20 +281,28 @@ func (s *Store) dropClaim(r Request, claim string) {
 	}
 }
 
-// Complete stores the response of a claimed request for replay.
-func (s *Store) Complete(ctx context.Context, r Request, resp Response) error {
-	_, err := s.db.Exec(ctx, `UPDATE idempotency_keys SET status = $3, response_body = $4
-		WHERE scope = $1 AND key = $2`, r.Scope, r.Key, resp.Status, resp.Body)
+// Complete stores the response of a claimed request for replay. It is
+// ErrClaimLost when the claim was taken over meanwhile: the answer of the
+// request now holding the key is the one to keep.
+func (s *Store) Complete(ctx context.Context, c *Claim, resp Response) error {
+	tag, err := s.db.Exec(ctx, `UPDATE idempotency_keys SET status = $4, response_body = $5
+		WHERE scope = $1 AND key = $2 AND claim = $3 AND status IS NULL AND sealed`,
+		c.req.Scope, c.req.Key, c.token, resp.Status, s.sealer.Seal(resp.Body, aad("response", c.req.Scope, c.req.Key)))
 	if err != nil {
 		return fmt.Errorf("complete idempotency key: %w", err)
+	}
+	if tag.RowsAffected() == 0 {
+		return ErrClaimLost
 	}
 	return nil
 }
 
 // Release forgets a claimed key whose request failed in a way that should
-// not be replayed (a server error), so a retry runs it again.
-func (s *Store) Release(ctx context.Context, r Request) error {
-	_, err := s.db.Exec(ctx, `DELETE FROM idempotency_keys WHERE scope = $1 AND key = $2 AND status IS NULL`, r.Scope, r.Key)
+// not be replayed (a server error), so a retry runs it again. A claim taken
+// over meanwhile is left to the request holding it.
+func (s *Store) Release(ctx context.Context, c *Claim) error {
+	_, err := s.db.Exec(ctx, `DELETE FROM idempotency_keys WHERE scope = $1 AND key = $2 AND claim = $3 AND status IS NULL`,
+		c.req.Scope, c.req.Key, c.token)
 	if err != nil {
 		return fmt.Errorf("release idempotency key: %w", err)
 	}
@@ -225,6 +319,38 @@ func (s *Store) Purge(ctx context.Context, limit int) (int64, error) {
 		return 0, fmt.Errorf("purge idempotency keys: %w", err)
 	}
 	return tag.RowsAffected(), nil
+}
+
+// SealLegacy encrypts up to limit records stored in clear before answers
+// were sealed and returns how many it sealed. Claims still in flight are
+// left for a later pass.
+func (s *Store) SealLegacy(ctx context.Context, limit int) (int, error) {
+	rows, err := s.db.Query(ctx, `SELECT scope, key, request_body, response_body FROM idempotency_keys
+		WHERE NOT sealed AND status IS NOT NULL ORDER BY created_at LIMIT $1`, limit)
+	if err != nil {
+		return 0, fmt.Errorf("seal idempotency records: %w", err)
+	}
+	type record struct {
+		scope, key string
+		req, resp  []byte
+	}
+	recs, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (record, error) {
+		var rec record
+		return rec, r.Scan(&rec.scope, &rec.key, &rec.req, &rec.resp)
+	})
+	if err != nil {
+		return 0, fmt.Errorf("seal idempotency records: %w", err)
+	}
+	b := &pgx.Batch{}
+	for _, rec := range recs {
+		b.Queue(`UPDATE idempotency_keys SET request_body = $3, response_body = $4, sealed = true
+			WHERE scope = $1 AND key = $2 AND NOT sealed`, rec.scope, rec.key,
+			s.sealer.Seal(rec.req, aad("request", rec.scope, rec.key)), s.sealer.Seal(rec.resp, aad("response", rec.scope, rec.key)))
+	}
+	if err := s.db.SendBatch(ctx, b).Close(); err != nil {
+		return 0, fmt.Errorf("seal idempotency records: %w", err)
+	}
+	return len(recs), nil
 }
 
 // DeriveID returns an object id determined by an idempotency key, so that a

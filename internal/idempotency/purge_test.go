@@ -15,16 +15,17 @@ import (
 func TestPurgeForgetsOnlyExpiredKeys(t *testing.T) {
 	db := testdb.New(t)
 	ctx := context.Background()
-	s := idempotency.New(db.Pool)
+	s := idempotency.New(db.Pool, testSecret)
 	req := func(key string) idempotency.Request {
 		return idempotency.Request{Scope: "app_1", Key: key, Method: "POST", Path: "/v1/refunds", Body: []byte(`{"amount":"1.00"}`)}
 	}
 	for i := 0; i < 5; i++ {
 		r := req(fmt.Sprintf("k%d", i))
-		if claimed, _, err := s.Begin(ctx, r); err != nil || !claimed {
-			t.Fatalf("begin %s: %v %v", r.Key, claimed, err)
+		claim, _, err := s.Begin(ctx, r)
+		if err != nil || claim == nil {
+			t.Fatalf("begin %s: %v %v", r.Key, claim, err)
 		}
-		if err := s.Complete(ctx, r, idempotency.Response{Status: 201, Body: []byte(`{}`)}); err != nil {
+		if err := s.Complete(ctx, claim, idempotency.Response{Status: 201, Body: []byte(`{}`)}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -46,12 +47,12 @@ func TestPurgeForgetsOnlyExpiredKeys(t *testing.T) {
 	if n, err := s.Purge(ctx, 2); err != nil || n != 0 {
 		t.Fatalf("third batch purged %d, %v; want 0", n, err)
 	}
-	if claimed, replay, err := s.Begin(ctx, req("k0")); err != nil || !claimed || replay != nil {
-		t.Fatalf("a purged key: claimed %v, replay %v, %v; want it to run again", claimed, replay, err)
+	if claim, replay, err := s.Begin(ctx, req("k0")); err != nil || claim == nil || replay != nil {
+		t.Fatalf("a purged key: claim %v, replay %v, %v; want it to run again", claim, replay, err)
 	}
 	for _, key := range []string{"k3", "k4"} {
-		if claimed, replay, err := s.Begin(ctx, req(key)); err != nil || claimed || replay == nil || replay.Status != 201 {
-			t.Fatalf("kept key %s: claimed %v, replay %v, %v; want a replay", key, claimed, replay, err)
+		if claim, replay, err := s.Begin(ctx, req(key)); err != nil || claim != nil || replay == nil || replay.Status != 201 {
+			t.Fatalf("kept key %s: claim %v, replay %v, %v; want a replay", key, claim, replay, err)
 		}
 	}
 }

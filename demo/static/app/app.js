@@ -4,6 +4,11 @@ import { requestPayment, isPaymentError } from "./minipay.js";
 
 const $ = (id) => document.getElementById(id);
 const items = await (await fetch("/api/items")).json();
+// The host page this mini-app pays through, as its backend configures it:
+// the SDK posts the client secret to that origin only, never to whichever
+// page frames the mini-app.
+const config = await (await fetch("/api/config")).json();
+const hostOrigin = `${location.protocol}//${location.hostname}:${config.host_port}`;
 
 function status(cls, text) {
   $("status").className = "status " + cls;
@@ -29,7 +34,9 @@ async function buy(item, button) {
     });
     const order = await res.json();
     if (!res.ok) throw new Error(order.error?.message || "could not create the order");
-    const session = await requestPayment({ sessionId: order.session_id, clientSecret: order.client_secret });
+    const session = await requestPayment({ sessionId: order.session_id, clientSecret: order.client_secret }, { hostOrigin });
+    // This is what the user sees; the order is fulfilled by the backend on
+    // the checkout.session.completed webhook, never on this answer.
     status("ok", `Paid ${session.amount_total} ${session.currency} for ${item.name} (${session.id}).`);
   } catch (err) {
     if (isPaymentError(err)) status("err", messages[err.code] || err.message);

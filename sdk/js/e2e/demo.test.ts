@@ -151,6 +151,13 @@ test("insufficient funds: the sheet says so, nothing is charged, the session sta
   const app = page.frameLocator("[data-testid=miniapp]");
   assert.equal(await page.getByTestId("wallet").textContent(), "1.00 CNY");
   const before = (await api("GET", "/v1/checkout/sessions?status=open&limit=100", out.sk)).body.data.length;
+  // Everything the host's bridge posts to the mini-app's frame, as the
+  // mini-app receives it.
+  const appFrame = (await (await page.locator("[data-testid=miniapp]").elementHandle())!.contentFrame())!;
+  await appFrame.evaluate(() => {
+    (window as any).__bridge = [];
+    window.addEventListener("message", (e) => (window as any).__bridge.push(JSON.stringify(e.data)));
+  });
   await app.getByTestId("buy-tea").click();
   await page.getByTestId("sheet").waitFor({ state: "visible" });
   assert.equal(await page.getByTestId("sheet-total").textContent(), "38.00 CNY");
@@ -158,6 +165,12 @@ test("insufficient funds: the sheet says so, nothing is charged, the session sta
   await page.getByTestId("sheet-error").filter({ hasText: "Not enough money" }).waitFor();
   await page.screenshot({ path: join(shots, "demo-insufficient-funds.png") });
   await app.getByTestId("status").filter({ hasText: "Not enough money in the wallet" }).waitFor();
+  // The failure crossed the bridge as its code only: the mini-app never
+  // reads the host's user id, nor any message minipay wrote for the host.
+  const bridged: string[] = await appFrame.evaluate(() => (window as any).__bridge);
+  const result = bridged.map((m) => JSON.parse(m)).find((m) => m.type === "minipay:payment_result");
+  assert.deepEqual(result?.error, { code: "insufficient_funds" }, bridged.join("\n"));
+  assert.ok(!bridged.join("").includes("usr_demo_kai"), bridged.join("\n"));
   assert.equal(await wallet("usr_demo_kai"), "1.00");
   const open_ = (await api("GET", "/v1/checkout/sessions?status=open&limit=100", out.sk)).body.data;
   assert.equal(open_.length, before + 1);
@@ -211,10 +224,21 @@ test("expired: the app cancels the session while the sheet is open; paying then 
   assert.equal((await api("GET", `/v1/checkout/sessions/${id}`, out.sk)).body.status, "canceled");
 });
 
-test("a page that embeds the mini-app but serves no bridge: requestPayment fails as a network error", async () => {
+test("a page that is not the configured host frames the mini-app: it gets no client secret and cannot fake a payment", async () => {
   const { createServer } = await import("node:http");
+  // A hostile framer: records whatever the mini-app posts to it, and
+  // answers every request it sees with a forged "paid".
   const bare = createServer((_, res) => {
-    res.writeHead(200, { "content-type": "text/html" }).end(`<iframe id="f" src="${out.app}/" style="width:400px;height:600px"></iframe>`);
+    res.writeHead(200, { "content-type": "text/html" }).end(`<iframe id="f" src="${out.app}/" style="width:400px;height:600px"></iframe>
+<script>
+  window.got = [];
+  addEventListener("message", (e) => {
+    window.got.push(JSON.stringify(e.data));
+    const m = e.data || {};
+    e.source.postMessage({ minipay: 1, type: "minipay:payment_result", id: m.id, ok: true,
+      session: { id: m.sessionId, status: "complete", payment_status: "paid", amount_total: "0.01", currency: "CNY" } }, "*");
+  });
+</script>`);
   });
   await new Promise<void>((r) => bare.listen(0, "127.0.0.1", r));
   try {
@@ -224,6 +248,7 @@ test("a page that embeds the mini-app but serves no bridge: requestPayment fails
     await app.locator("body[data-ready=true]").waitFor();
     await app.getByTestId("buy-tip").click();
     await app.getByTestId("status").filter({ hasText: "Could not reach the host" }).waitFor({ timeout: 20_000 });
+    assert.deepEqual(await page.evaluate(() => (window as any).got), [], "the framer received the payment request");
   } finally {
     bare.close();
   }

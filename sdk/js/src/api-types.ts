@@ -38,23 +38,6 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
-    "/metrics": {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        /** Prometheus metrics. */
-        get: operations["metrics"];
-        put?: never;
-        post?: never;
-        delete?: never;
-        options?: never;
-        head?: never;
-        patch?: never;
-        trace?: never;
-    };
     "/openapi.yaml": {
         parameters: {
             query?: never;
@@ -312,7 +295,10 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** Give the app a new secret key (admin). Its current keys keep working for 24 hours. */
+        /**
+         * Give the app a new secret key (admin). Its current keys keep working for 24 hours, or stop at once with expire_old_now.
+         * @description `expire_old_now: true` revokes the app's current keys at once (a key that leaked): this server refuses them immediately, other replicas within 10 seconds.
+         */
         post: operations["rollAppKey"];
         delete?: never;
         options?: never;
@@ -966,7 +952,7 @@ export interface components {
             object: "list";
             has_more: boolean;
         };
-        /** @description at most 50 keys of 1–40 characters, values of at most 500 */
+        /** @description At most 50 keys of 1–40 characters, values of at most 500. Keys starting with `minipay_` are minipay's own (400 metadata_invalid): every ledger transfer that moves the object's money carries the object's metadata beside minipay's keys (`minipay_session`, `minipay_app`, `minipay_option`, `minipay_refund`, …), which always fit and always say what minipay wrote. */
         Metadata: {
             [key: string]: string;
         };
@@ -1269,7 +1255,7 @@ export interface components {
             event?: string;
             attempt?: number;
             /**
-             * @description skipped: not sent, the endpoint's circuit was open
+             * @description skipped: not sent, the endpoint's circuit held it back; not counted as an attempt, due again at next_attempt_at
              * @enum {string}
              */
             outcome?: "succeeded" | "failed" | "skipped";
@@ -1448,24 +1434,6 @@ export interface operations {
             };
             /** @description not ready */
             503: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content?: never;
-            };
-        };
-    };
-    metrics: {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        requestBody?: never;
-        responses: {
-            /** @description metrics in the Prometheus text format */
-            200: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -1948,7 +1916,17 @@ export interface operations {
             };
             cookie?: never;
         };
-        requestBody?: never;
+        requestBody?: {
+            content: {
+                "application/json": {
+                    /**
+                     * @description end the current keys now instead of in 24 hours
+                     * @default false
+                     */
+                    expire_old_now?: boolean;
+                };
+            };
+        };
         responses: {
             /** @description the new key, shown once */
             200: {

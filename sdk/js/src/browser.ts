@@ -17,17 +17,28 @@
  *                    sent at once: the sheet is showing (the user may take a while)
  *   host → mini-app  {minipay: 1, type: "minipay:payment_result", id, ok: true, session}
  *                    {minipay: 1, type: "minipay:payment_result", id, ok: false,
- *                     error: {code, message}}
+ *                     error: {code}}
  *
  * Both sides post only to the other's exact origin (never "*") and drop
- * messages from any other origin or window. The mini-app rejects with
- * code "network" when no ack arrives within ackTimeoutMs, and with
- * "timeout" when no result arrives within timeoutMs.
+ * messages from any other origin or window. Each side is told the other's
+ * origin: the mini-app never trusts whichever page happens to frame it,
+ * since a hostile framer would get the client secret and could answer
+ * "paid". A failure crosses the bridge as its code only: the host's error
+ * messages are written for the host and may name its users. The mini-app
+ * rejects with code "network" when no ack arrives within ackTimeoutMs, and
+ * with "timeout" when no result arrives within timeoutMs.
+ *
+ * What the bridge says is a user interface hint, never proof of payment:
+ * a mini-app fulfils an order only on the checkout.session.completed
+ * webhook, or after its backend reads the session with its secret key.
  *
  * In a native WebView there is no parent frame: the host injects
  * `window.minipayHost` with `postMessage(json: string)`, and requestPayment
  * sends the same messages, as JSON, through it; the host answers each by
  * calling `window.minipayHostReply(message)` in the page (docs/hosts.md).
+ * Only the host app can put those in the mini-app's own window (a page
+ * that frames it cannot reach across origins), so no origin is needed
+ * there.
  *
  * This file imports nothing, so it also ships as one plain ES module for
  * pages without a bundler.
@@ -68,7 +79,10 @@ export class PaymentError extends Error {
   constructor(
     readonly code: PaymentErrorCode,
     message: string,
-    /** The minipay API error code behind it, when there is one (e.g. "session_expired"). */
+    /**
+     * The minipay API error code behind it (e.g. "session_expired"), when the
+     * host builds the error; it stays on the host's side of the bridge.
+     */
     readonly apiCode?: string,
   ) {
     super(message);
@@ -101,7 +115,13 @@ export interface PaymentRequest {
 }
 
 export interface RequestPaymentOptions {
-  /** The host page's origin. Default: the embedding page's origin (location.ancestorOrigins, else document.referrer). */
+  /**
+   * The host page's exact origin, e.g. "https://host.example". Required in
+   * a frame (not in a native WebView whose host injected
+   * window.minipayHost): the client secret is posted only there, and
+   * answers are taken only from there, never from whichever page frames
+   * the mini-app. `minipay dev` serves it to its demo mini-app.
+   */
   hostOrigin?: string;
   /** The window to talk to. Default: window.parent. */
   hostWindow?: Window;
@@ -126,7 +146,7 @@ export type PaymentResultMessage =
       type: typeof MessageType.PaymentResult;
       id: string;
       ok: false;
-      error: { code: PaymentErrorCode; message: string; apiCode?: string };
+      error: { code: PaymentErrorCode };
     };
 
 const errorCodes: readonly PaymentErrorCode[] = [
@@ -143,18 +163,26 @@ function newRequestId(): string {
   return "preq_" + Date.now().toString(36) + Math.random().toString(36).slice(2);
 }
 
-function defaultHostOrigin(): string | undefined {
-  const loc = globalThis.location as (Location & { ancestorOrigins?: DOMStringList }) | undefined;
-  if (loc?.ancestorOrigins && loc.ancestorOrigins.length > 0) return loc.ancestorOrigins[0];
-  const ref = globalThis.document?.referrer;
-  if (ref) {
-    try {
-      return new URL(ref).origin;
-    } catch {
-      return undefined;
-    }
+/** What the mini-app shows for a failure, whatever the host's own message said. */
+const errorMessages: Record<PaymentErrorCode, string> = {
+  canceled: "the payment was canceled",
+  expired: "the checkout session expired or was canceled",
+  insufficient_funds: "the wallet does not have enough money",
+  network: "the host or minipay could not be reached",
+  timeout: "the payment took too long",
+  invalid_request: "the payment request is not valid",
+  host_error: "the host could not take the payment",
+};
+
+/** Whether s is an origin and nothing more ("https://host.example[:port]"). */
+function isOrigin(s: unknown): s is string {
+  if (typeof s !== "string") return false;
+  try {
+    const u = new URL(s);
+    return (u.protocol === "https:" || u.protocol === "http:") && u.origin === s;
+  } catch {
+    return false;
   }
-  return undefined;
 }
 
 /** What a native host injects into its WebView (docs/hosts.md). */
@@ -188,8 +216,11 @@ function installNativeReply(): void {
 
 /**
  * Asks the host to pay a checkout session. Resolves with the paid session;
- * rejects with a PaymentError. In a frame it talks to the parent page; in a
- * native WebView whose host injected window.minipayHost, to that.
+ * rejects with a PaymentError. In a frame it talks to the parent page at
+ * opts.hostOrigin; in a native WebView whose host injected
+ * window.minipayHost, to that. The resolved session tells the user
+ * interface what happened; fulfil orders on the webhook or a read by your
+ * backend.
  */
 export function requestPayment(req: PaymentRequest, opts: RequestPaymentOptions = {}): Promise<PaidSession> {
   return new Promise<PaidSession>((resolve, reject) => {
@@ -201,11 +232,15 @@ export function requestPayment(req: PaymentRequest, opts: RequestPaymentOptions 
       reject(new PaymentError("invalid_request", "clientSecret is required"));
       return;
     }
-    const native = opts.hostWindow === undefined && opts.hostOrigin === undefined ? nativeHost() : undefined;
+    const native = opts.hostWindow === undefined ? nativeHost() : undefined;
     const host = opts.hostWindow ?? globalThis.parent;
-    const hostOrigin = opts.hostOrigin ?? defaultHostOrigin();
-    if (!native && (!host || host === (globalThis as unknown as Window) || !hostOrigin)) {
-      reject(new PaymentError("host_error", "not running inside a host page: no parent window or host origin"));
+    const hostOrigin = opts.hostOrigin;
+    if (!native && !isOrigin(hostOrigin)) {
+      reject(new PaymentError("invalid_request", 'hostOrigin is required: the host page\'s exact origin, e.g. "https://host.example"'));
+      return;
+    }
+    if (!native && (!host || host === (globalThis as unknown as Window))) {
+      reject(new PaymentError("host_error", "not running inside a host page: no parent window"));
       return;
     }
     const id = newRequestId();
@@ -245,9 +280,7 @@ export function requestPayment(req: PaymentRequest, opts: RequestPaymentOptions 
       }
       const e = isObject(m.error) ? m.error : {};
       const code = errorCodes.includes(e.code as PaymentErrorCode) ? (e.code as PaymentErrorCode) : "host_error";
-      const message = typeof e.message === "string" ? e.message : "the payment failed";
-      const apiCode = typeof e.apiCode === "string" ? e.apiCode : undefined;
-      done(() => reject(new PaymentError(code, message, apiCode)));
+      done(() => reject(new PaymentError(code, errorMessages[code])));
     }
     const msg: PaymentRequestMessage = {
       minipay: BRIDGE_VERSION,
@@ -276,7 +309,10 @@ export function requestPayment(req: PaymentRequest, opts: RequestPaymentOptions 
   });
 }
 
-/** What the host's handler decides: the paid session, or why not. */
+/**
+ * What the host's handler decides: the paid session, or why not. Only the
+ * code reaches the mini-app; message and apiCode are for the host's logs.
+ */
 export type HostOutcome =
   | { ok: true; session: PaidSession }
   | { ok: false; code: PaymentErrorCode; message: string; apiCode?: string };
@@ -324,14 +360,10 @@ export function serveHostBridge(opts: HostBridgeOptions): () => void {
     } finally {
       inFlight.delete(m.id);
     }
+    // Only the code crosses to the mini-app: the host's messages are for
+    // the host and may carry its users' ids or minipay's internals.
     if (out.ok) reply(target, { type: MessageType.PaymentResult, id: m.id, ok: true, session: out.session });
-    else
-      reply(target, {
-        type: MessageType.PaymentResult,
-        id: m.id,
-        ok: false,
-        error: { code: out.code, message: out.message, apiCode: out.apiCode },
-      });
+    else reply(target, { type: MessageType.PaymentResult, id: m.id, ok: false, error: { code: out.code } });
   }
   const listener = (ev: MessageEvent) => void onMessage(ev);
   globalThis.addEventListener("message", listener);
