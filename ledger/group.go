@@ -437,6 +437,11 @@ func readAttached(ctx context.Context, br pgx.BatchResults, ops []*op, written [
 			if ctx.Err() != nil {
 				return nil, fmt.Errorf("write group: %w", ctx.Err())
 			}
+			if err != nil && transient(err) {
+				// A deadlock or serialization failure is no transfer's
+				// fault: the group is tried again as a whole.
+				return nil, fmt.Errorf("write group: statement attached to transfer %s: %w", ops[i].id, err)
+			}
 			if err != nil {
 				// A transfer whose Check failed still ran its later
 				// statements in this transaction, and they may be what

@@ -371,3 +371,50 @@ func TestCrashMidGroup(t *testing.T) {
 		})
 	}
 }
+
+// TestDeadlockInAttachedStatementsRetries has two replicas' groups lock two
+// rows of a caller's table in opposite orders in their attached
+// statements. PostgreSQL breaks the deadlock by failing one transaction;
+// that is no transfer's fault, so its group runs again and both transfers
+// are written.
+func TestDeadlockInAttachedStatementsRetries(t *testing.T) {
+	l, db := newLedger(t, ledger.Options{Workers: 1})
+	other := ledger.New(db.Pool, ledger.Options{Workers: 1})
+	t.Cleanup(other.Close)
+	ctx := ctxT(t)
+	if _, err := db.Pool.Exec(ctx, `CREATE TABLE rows_locked (id int PRIMARY KEY, v int NOT NULL);
+		INSERT INTO rows_locked VALUES (1, 0), (2, 0)`); err != nil {
+		t.Fatal(err)
+	}
+	bank := mustAccount(t, l, "bank", "CNY", ledger.DebitNormal, false)
+	shop := mustAccount(t, l, "shop", "CNY", ledger.CreditNormal, false)
+	lockInOrder := func(first, second int) []ledger.Statement {
+		return []ledger.Statement{
+			{SQL: `UPDATE rows_locked SET v = v + 1 WHERE id = $1`, Args: []any{first}},
+			{SQL: `SELECT pg_sleep(0.3)`},
+			{SQL: `UPDATE rows_locked SET v = v + 1 WHERE id = $1`, Args: []any{second}},
+		}
+	}
+	errs := make(chan error, 2)
+	go func() {
+		_, err := l.Post(ctx, transfer("one_then_two", "topup", 10, bank.ID, shop.ID), lockInOrder(1, 2)...)
+		errs <- err
+	}()
+	go func() {
+		_, err := other.Post(ctx, transfer("two_then_one", "topup", 10, bank.ID, shop.ID), lockInOrder(2, 1)...)
+		errs <- err
+	}()
+	for i := 0; i < 2; i++ {
+		if err := <-errs; err != nil {
+			t.Errorf("a transfer failed for a deadlock it did not cause: %v", err)
+		}
+	}
+	var v1, v2 int
+	if err := db.Pool.QueryRow(ctx, `SELECT (SELECT v FROM rows_locked WHERE id = 1), (SELECT v FROM rows_locked WHERE id = 2)`).Scan(&v1, &v2); err != nil {
+		t.Fatal(err)
+	}
+	if v1 != 2 || v2 != 2 {
+		t.Fatalf("rows updated %d and %d times, want 2 each: each transfer's statements once", v1, v2)
+	}
+	mustAudit(t, l)
+}

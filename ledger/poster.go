@@ -354,6 +354,13 @@ func translate(err error) error {
 	return err
 }
 
+// transient reports a conflict with another transaction that running the
+// same statements again resolves: a deadlock or a serialization failure.
+func transient(err error) bool {
+	var pgErr *pgconn.PgError
+	return errors.As(err, &pgErr) && (pgErr.Code == "40001" || pgErr.Code == "40P01")
+}
+
 func retryable(err error) bool {
 	var pgErr *pgconn.PgError
 	if !errors.As(err, &pgErr) {
