@@ -52,7 +52,7 @@ func TestDisputeAnswer(t *testing.T) {
 	}
 
 	// The dispute's page: payment, amount, reason, complaint, deadline, forms.
-	page = b.must(http.StatusOK, b.get("/console/disputes/" + dp))
+	page = b.must(http.StatusOK, b.get("/console/disputes/"+dp))
 	has(t, page, "25.00 CNY disputed", "40.00 CNY paid", `data-testid="complaint">The parcel never arrived.`, "not_received",
 		"6 days 23 hours left", `data-testid="respond-form"`, `data-testid="accept-form"`, `href="/console/payments/`+pay+`"`,
 		"dispute.created", "Not answered yet.")
