@@ -4,7 +4,10 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"regexp"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -142,6 +145,48 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 	for deadline := time.Now().Add(time.Minute); !cond(); time.Sleep(20 * time.Millisecond) {
 		if time.Now().After(deadline) {
 			t.Fatalf("waited a minute for %s", what)
+		}
+	}
+}
+
+// TestSubscriptionsDocYear runs the program of docs/subscriptions.md (a
+// year of a monthly membership on a test clock) against a sandbox serve,
+// as a developer would with go run.
+func TestSubscriptionsDocYear(t *testing.T) {
+	doc, err := os.ReadFile(filepath.Join("..", "..", "docs", "subscriptions.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := regexp.MustCompile("(?s)<!-- run: year -->\n```go\n(.*?)```").FindSubmatch(doc)
+	if m == nil {
+		t.Fatal("docs/subscriptions.md has no <!-- run: year --> go block")
+	}
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "year.go"), m[1], 0o600); err != nil {
+		t.Fatal(err)
+	}
+	db := testdb.New(t)
+	p := startServe(t, "DATABASE_URL="+db.URL, "MINIPAY_ADMIN_KEY="+settleAdmin, "MINIPAY_HOST_KEY="+settleHost,
+		"MINIPAY_SECRET=e2e-secret", "MINIPAY_RATE_LIMIT=0", "MINIPAY_SANDBOX=true", "MINIPAY_SETTLEMENT_SCHEDULE=off")
+	status, dev := p.do("POST", "/v1/developers", settleAdmin, `{"name": "dev"}`)
+	if status != 201 {
+		t.Fatalf("developer: %d %v", status, dev)
+	}
+	status, app := p.do("POST", "/v1/apps", settleAdmin, `{"developer": "`+dev["id"].(string)+`", "name": "club", "options": ["subscription"], "currencies": ["CNY"]}`)
+	if status != 201 {
+		t.Fatalf("app: %d %v", status, app)
+	}
+	cmd := exec.Command("go", "run", "year.go")
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), "MINIPAY_URL="+p.url, "MINIPAY_APP_KEY="+app["secret_key"].(string), "MINIPAY_HOST_KEY="+settleHost)
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("go run year.go: %v\n%s", err, out)
+	}
+	for _, want := range []string{"2027-01-31T09:00:00.000000Z paid 30.00 CNY", "2027-02-28T09:00:00.000000Z paid", "2027-03-31T09:00:00.000000Z paid",
+		"2027-12-31T09:00:00.000000Z paid", "a year of renewals: 12 invoices paid"} {
+		if !strings.Contains(string(out), want) {
+			t.Fatalf("the program's output lacks %q:\n%s", want, out)
 		}
 	}
 }
