@@ -175,3 +175,64 @@ func TestSubscriptionsOverHTTP(t *testing.T) {
 		t.Fatalf("app key signs: %d %s", r.status, r.raw)
 	}
 }
+
+// TestTestClocksOverHTTP: in a sandbox a subscription on a test clock
+// renews as the clock is advanced; the clock refuses to go back or too far,
+// and is another app's 404.
+func TestTestClocksOverHTTP(t *testing.T) {
+	e := newSandboxEnv(t)
+	shop := e.tenant("shop", []string{"subscription"}, []string{"CNY"})
+	other := e.tenant("other", []string{"subscription"}, []string{"CNY"})
+	app := func(method, path string, body any) resp { return e.call(method, path, shop.key, body) }
+	clock := e.must(http.StatusCreated, app("POST", "/v1/test_clocks", map[string]any{"frozen_time": "2027-01-31T09:00:00Z"}))
+	if clock.str("status") != "ready" || clock.str("frozen_time") != "2027-01-31T09:00:00.000000Z" {
+		t.Fatalf("clock: %s", clock.raw)
+	}
+	id := clock.str("id")
+	plan := e.must(http.StatusCreated, app("POST", "/v1/plans", map[string]any{"name": "Club", "amount": "10.00",
+		"currency": "CNY", "option": "subscription", "interval": "month"}))
+	sub := e.must(http.StatusCreated, app("POST", "/v1/subscriptions", map[string]any{"plan": plan.str("id"), "test_clock": id}))
+	e.topUp("u1", "20.00", "CNY")
+	signed := e.must(http.StatusOK, e.host("POST", "/v1/subscriptions/"+sub.str("id")+"/sign",
+		map[string]any{"user_id": "u1", "client_secret": sub.str("client_secret")}))
+	if signed.str("current_period_start") != "2027-01-31T09:00:00.000000Z" || signed.str("current_period_end") != "2027-02-28T09:00:00.000000Z" {
+		t.Fatalf("signed on the clock: %s", signed.raw)
+	}
+	for _, bad := range []struct {
+		to, code string
+	}{
+		{"2027-01-30T09:00:00Z", "test_clock_backwards"},
+		{"2029-02-01T09:00:00Z", "test_clock_too_far"},
+		{"tomorrow", "parameter_invalid"},
+	} {
+		if r := app("POST", "/v1/test_clocks/"+id+"/advance", map[string]any{"frozen_time": bad.to}); r.status != 400 || r.errCode() != bad.code {
+			t.Errorf("advance to %s: %d %s", bad.to, r.status, r.raw)
+		}
+	}
+	if r := e.call("POST", "/v1/test_clocks/"+id+"/advance", other.key, map[string]any{"frozen_time": "2027-03-01T00:00:00Z"}); r.status != 404 {
+		t.Fatalf("another app advances the clock: %d %s", r.status, r.raw)
+	}
+	adv := e.must(http.StatusOK, app("POST", "/v1/test_clocks/"+id+"/advance", map[string]any{"frozen_time": "2027-03-31T09:00:00Z"}))
+	if adv.str("status") != "ready" || adv.str("frozen_time") != "2027-03-31T09:00:00.000000Z" {
+		t.Fatalf("advanced: %s", adv.raw)
+	}
+	invs := e.must(http.StatusOK, app("GET", "/v1/invoices?subscription="+sub.str("id"), nil)).body["data"].([]any)
+	if len(invs) != 3 {
+		t.Fatalf("%d invoices after two months", len(invs))
+	}
+	// Newest first: 31 Mar failed (the wallet held two periods), 28 Feb and 31 Jan paid.
+	want := []struct{ start, status string }{{"2027-03-31T09:00:00.000000Z", "open"}, {"2027-02-28T09:00:00.000000Z", "paid"},
+		{"2027-01-31T09:00:00.000000Z", "paid"}}
+	for i, w := range want {
+		in := invs[i].(map[string]any)
+		if in["period_start"] != w.start || in["status"] != w.status {
+			t.Fatalf("invoice %d: %v", i, in)
+		}
+	}
+	if r := e.must(http.StatusOK, app("GET", "/v1/subscriptions/"+sub.str("id"), nil)); r.str("status") != "past_due" {
+		t.Fatalf("after the failed renewal: %s", r.raw)
+	}
+	if r := e.must(http.StatusOK, app("GET", "/v1/test_clocks/"+id, nil)); r.str("frozen_time") != "2027-03-31T09:00:00.000000Z" {
+		t.Fatalf("clock read: %s", r.raw)
+	}
+}

@@ -166,7 +166,9 @@ func (s *Service) runDue(ctx context.Context, sc scope, now time.Time) (RenewSta
 				total.add(st)
 				return total, err
 			}
-			if read < s.batchMax {
+			if read < s.batchMax || !cs.did() {
+				// All read, or a full batch of which nothing could be done
+				// (each changed meanwhile): reading it again now would spin.
 				break
 			}
 		}
@@ -177,7 +179,9 @@ func (s *Service) runDue(ctx context.Context, sc scope, now time.Time) (RenewSta
 				total.add(st)
 				return total, err
 			}
-			if read < s.batchMax {
+			if read < s.batchMax || !cs.did() {
+				// All read, or a full batch of which nothing could be done
+				// (each changed meanwhile): reading it again now would spin.
 				break
 			}
 		}
@@ -395,7 +399,8 @@ func (s *Service) charge(ctx context.Context, dc dueCharge, now time.Time) error
 	next.Status = StatusActive
 	next = advanced(next)
 	evs := []webhooks.Event{invoiceEvent(webhooks.InvoicePaid, paid)}
-	if dc.sub.Status != StatusActive {
+	if dc.new || dc.sub.Status != StatusActive {
+		// A new period, or active again (after its trial or a retry).
 		evs = append(evs, subEvent(webhooks.SubscriptionUpdated, next))
 	}
 	events, err := eventRows(evs...)
