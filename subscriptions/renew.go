@@ -123,9 +123,13 @@ func (s *Service) RunRenewals(ctx context.Context, interval time.Duration) {
 	defer t.Stop()
 	for {
 		_, err := leader.Run(ctx, s.db, RenewalJob, false, func(ctx context.Context) error {
-			st, err := s.RenewDue(ctx, time.Now())
+			began := time.Now()
+			st, err := s.RenewDue(ctx, began)
 			if st.did() {
 				s.log.Info("renewals", "steps", st.Steps, "paid", st.Paid, "failed", st.Failed, "canceled", st.Canceled)
+				if s.pass != nil {
+					s.pass(st, time.Since(began))
+				}
 			}
 			return err
 		})

@@ -133,6 +133,9 @@ type Options struct {
 	// ObserveCharge, if set, is told how long each renewal charge took
 	// from its hand-over to the ledger to its answer (benchmarks).
 	ObserveCharge func(time.Duration)
+	// ObservePass, if set, is told what each pass of RunRenewals that
+	// found work did and how long it took (metrics).
+	ObservePass func(RenewStats, time.Duration)
 }
 
 // Service is subscriptions over one database. It is safe for concurrent use.
@@ -147,6 +150,7 @@ type Service struct {
 	inFlight int
 	batchMax int
 	observe  func(time.Duration)
+	pass     func(RenewStats, time.Duration)
 }
 
 // New returns a Service.
@@ -164,7 +168,7 @@ func New(db *pgxpool.Pool, l *ledger.Ledger, a *apps.Service, p *payments.Servic
 		opts.BatchMax = 2000
 	}
 	return &Service{db: db, ledger: l, apps: a, payments: p, catalog: opts.Catalog, log: opts.Log, sandbox: opts.Sandbox,
-		inFlight: opts.ChargesInFlightMax, batchMax: opts.BatchMax, observe: opts.ObserveCharge}
+		inFlight: opts.ChargesInFlightMax, batchMax: opts.BatchMax, observe: opts.ObserveCharge, pass: opts.ObservePass}
 }
 
 // Sandbox reports whether test clocks are allowed.

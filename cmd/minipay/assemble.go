@@ -81,7 +81,8 @@ func assemble(ctx context.Context, cfg *config, pool *pgxpool.Pool, log *slog.Lo
 	a.payments = payments.New(pool, a.ledger)
 	a.checkout = checkout.New(pool, a.ledger, a.apps, a.payments, checkout.Options{Catalog: cat, Log: log})
 	a.disputes = disputes.New(pool, a.ledger, a.payments, disputes.Options{Log: log})
-	a.subs = subscriptions.New(pool, a.ledger, a.apps, a.payments, subscriptions.Options{Catalog: cat, Log: log, Sandbox: cfg.Sandbox})
+	a.subs = subscriptions.New(pool, a.ledger, a.apps, a.payments, subscriptions.Options{Catalog: cat, Log: log, Sandbox: cfg.Sandbox,
+		ObservePass: observeRenewals(a.metrics)})
 	a.settlement = settlement.New(pool, a.ledger)
 	if a.settle, err = a.settlementScheduler(cfg); err != nil {
 		return nil, err
@@ -203,6 +204,17 @@ func ensureOperatorKeys(ctx context.Context, svc *apps.Service, cfg *config, log
 		}
 	}
 	return nil
+}
+
+func observeRenewals(m *metrics.Metrics) func(subscriptions.RenewStats, time.Duration) {
+	return func(st subscriptions.RenewStats, d time.Duration) {
+		r := m.Renewals
+		r.Results.WithLabelValues("paid").Add(float64(st.Paid))
+		r.Results.WithLabelValues("failed").Add(float64(st.Failed))
+		r.Results.WithLabelValues("canceled").Add(float64(st.Canceled))
+		r.Results.WithLabelValues("step").Add(float64(st.Steps))
+		r.PassDuration.Observe(d.Seconds())
+	}
 }
 
 func observeLedger(m *metrics.Metrics) func(ledger.BatchStats) {
