@@ -446,3 +446,33 @@ func TestRenewalTransferIDs(t *testing.T) {
 	}
 	_ = ledger.ErrInsufficientFunds
 }
+
+// TestPaidRetryCatchesUpShortPeriods: a daily plan past_due for days is,
+// once a retry is paid, charged for the periods that fell due meanwhile,
+// each on its own day of the original schedule.
+func TestPaidRetryCatchesUpShortPeriods(t *testing.T) {
+	w := newWorld(t)
+	start := date(2027, 6, 1)
+	clock := w.clock(start)
+	plan := w.plan("1.00", "day", 1, 0)
+	w.topUp("u1", "1.00")
+	sub := w.signed(plan, clock.ID, "u1")
+	w.advance(clock.ID, start.AddDate(0, 0, 2)) // the renewal of day 1 and its retry fail
+	if got := w.get(sub.ID); got.Status != subscriptions.StatusPastDue || len(w.invoices(sub.ID)) != 2 {
+		t.Fatalf("not past due: %+v", got)
+	}
+	w.topUp("u1", "10.00")
+	w.advance(clock.ID, start.AddDate(0, 0, 4)) // day 1's second retry (day 4) is paid
+	invs := w.invoices(sub.ID)
+	if len(invs) != 5 {
+		t.Fatalf("%d invoices", len(invs))
+	}
+	for k, inv := range invs {
+		if inv.Status != subscriptions.InvoicePaid || !inv.PeriodStart.Equal(start.AddDate(0, 0, k)) {
+			t.Fatalf("invoice %d: %+v", k, inv)
+		}
+	}
+	if got := w.get(sub.ID); got.Status != subscriptions.StatusActive || !got.PeriodEnd.Equal(start.AddDate(0, 0, 5)) || w.wallet("u1") != 600 {
+		t.Fatalf("after catching up: %+v, wallet %d", got, w.wallet("u1"))
+	}
+}
