@@ -19,13 +19,14 @@ import (
 const settleAdmin, settleHost = "e2e-admin-key", "e2e-host-key"
 
 // quickCatalog holds nothing: payments mature at once, so tests can settle
-// them with a cutoff of now.
+// them with a cutoff of now. Its goods may back recurring plans, so the
+// subscription triggers work with it too.
 func quickCatalog(t *testing.T) string {
 	t.Helper()
 	path := filepath.Join(t.TempDir(), "catalog.json")
 	cat := `{"options": [{"name": "goods", "fee_bps": 60, "fee_fixed": "0", "min_amount": "0.01", "max_amount": "100000",
 		"currencies": ["CNY", "JPY"], "refundable": true, "refund_window": "24h", "holding_period": "0s",
-		"effective_from": "2026-01-01T00:00:00Z"}]}`
+		"recurring": true, "effective_from": "2026-01-01T00:00:00Z"}]}`
 	if err := os.WriteFile(path, []byte(cat), 0o600); err != nil {
 		t.Fatal(err)
 	}

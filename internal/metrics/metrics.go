@@ -24,6 +24,7 @@ type Metrics struct {
 	webhooks
 	// (settlement metrics)
 	Settlement *Settlement
+	Renewals   *Renewals
 }
 
 // New creates and registers the collectors, with Go and process metrics.
@@ -66,5 +67,6 @@ func New() *Metrics {
 	m.registerWebhooks()
 	// (settlement collectors)
 	m.Settlement = newSettlement(reg)
+	m.Renewals = newRenewals(reg)
 	return m
 }
