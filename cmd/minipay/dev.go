@@ -326,7 +326,7 @@ func makeDemoApp(ctx context.Context, apiURL string, id *demo.Identity) error {
 		SecretKey string `json:"secret_key"`
 	}
 	if err := devCall(ctx, apiURL, id.AdminKey, "POST", "/v1/apps", map[string]any{"developer": dev.ID, "name": "Tea & Gems",
-		"options": []string{"goods", "virtual_goods", "tip"}, "currencies": []string{"CNY"}}, &app); err != nil {
+		"options": []string{"goods", "virtual_goods", "tip", "subscription"}, "currencies": []string{"CNY"}}, &app); err != nil {
 		return err
 	}
 	id.DeveloperID, id.AppID, id.SecretKey = dev.ID, app.ID, app.SecretKey
