@@ -57,8 +57,9 @@ func (d *devLog) line(t time.Time, text string) {
 
 var devLogMu sync.Mutex
 
-// logPayments prints one line per purchase, refund, payout and settlement
-// run of the demo app as it happens, following the app's event feed.
+// logPayments prints one line per purchase, refund, payout, settlement
+// run and subscription event of the demo app as it happens, following the
+// app's event feed.
 func (d *devServer) logPayments(ctx context.Context, app *application, id demo.Identity, since time.Time) {
 	out := &devLog{out: d.stderr}
 	owner := webhooks.Owner{AppID: id.AppID, DeveloperID: id.DeveloperID}
@@ -100,6 +101,15 @@ func paymentLine(typ string, o map[string]any) string {
 		return fmt.Sprintf("payout    %s %s %s in transit (settlement run %s)", s("id"), s("amount"), s("currency"), s("settlement_run"))
 	case webhooks.PayoutPaid:
 		return fmt.Sprintf("payout    %s %s %s paid", s("id"), s("amount"), s("currency"))
+	// The subscription events, by their names in the event log.
+	case "subscription.activated":
+		return fmt.Sprintf("subscribe %s signed (%s), plan %s", s("id"), s("status"), s("plan"))
+	case "invoice.paid":
+		return fmt.Sprintf("invoice   %s %s %s paid for %s, fee %s", s("id"), s("amount"), s("currency"), s("subscription"), s("fee"))
+	case "invoice.payment_failed":
+		return fmt.Sprintf("invoice   %s %s %s of %s not paid (attempt %v)", s("id"), s("amount"), s("currency"), s("subscription"), o["attempt_count"])
+	case "subscription.canceled":
+		return fmt.Sprintf("subscribe %s canceled (%s)", s("id"), s("cancellation_reason"))
 	}
 	return ""
 }
