@@ -49,7 +49,8 @@ async function walletText() {
 
 async function showUser() {
   const u = config.users.find((u) => u.id === user);
-  $("who").textContent = u ? u.name : user;
+  // The user's menu: their memberships, where they cancel one.
+  $("who").textContent = `${(u ? u.name : user).split(" ")[0]} · Memberships`;
   $("wallet").textContent = await walletText();
 }
 
@@ -109,7 +110,7 @@ function agreement(sub) {
   $("agreement-trial").textContent = trial > 0 ? `${trial} days free` : "none";
   $("agreement-first").textContent = trial > 0 ? `after the trial, ${price}` : `today, ${price}`;
   $("agreement-fine").textContent = `${sub.app_name} will be paid ${price} from your wallet every ${every(plan)} ` +
-    "until you cancel. Cancel any time under your name at the top: you keep what you paid for until the period ends.";
+    "until you cancel. Cancel any time in Memberships, at the top: you keep what you paid for until the period ends.";
   $("agreement-error").hidden = true;
   $("agreement-sign").disabled = false;
   $("agreement").hidden = false;
