@@ -27,18 +27,21 @@ import (
 	"github.com/minipay/minipay/payments"
 	"github.com/minipay/minipay/sandbox"
 	"github.com/minipay/minipay/settlement"
+	"github.com/minipay/minipay/subscriptions"
 	"github.com/minipay/minipay/webhooks"
 )
 
 // Server serves the API. Set every field, then call Handler.
 type Server struct {
-	Ledger     *ledger.Ledger
-	Apps       *apps.Service
-	Checkout   *checkout.Service
-	Payments   *payments.Service
-	Disputes   *disputes.Service
-	Webhooks   *webhooks.Service
-	Settlement *settlement.Service
+	Ledger   *ledger.Ledger
+	Apps     *apps.Service
+	Checkout *checkout.Service
+	Payments *payments.Service
+	Disputes *disputes.Service
+	// Subscriptions: plans, subscriptions, invoices and test clocks.
+	Subscriptions *subscriptions.Service
+	Webhooks      *webhooks.Service
+	Settlement    *settlement.Service
 	// Sandbox runs the test helpers, which answer 403 sandbox_only unless
 	// IsSandbox (MINIPAY_SANDBOX) is set.
 	Sandbox   *sandbox.Service
@@ -109,6 +112,7 @@ func (s *Server) Handler() http.Handler {
 			// (settlement any-key routes)
 			s.payoutRoutes(r)
 			s.disputeRoutes(r)
+			s.subscriptionRoutes(r)
 		})
 	})
 	return r

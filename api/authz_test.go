@@ -51,6 +51,9 @@ type authzCase struct {
 	// listed is, for a list route, an id of the test app's that an
 	// accepted key sees in the response and another app's key does not.
 	listed string
+	// hostBody, if set, is the body the host key sends instead of body
+	// (a route both keys call, each with its own parameters).
+	hostBody any
 }
 
 // TestAuthorizationMatrix sends every route the router serves with every
@@ -139,6 +142,18 @@ func TestAuthorizationMatrix(t *testing.T) {
 	posted, toPost, toVoidTr := transfer(false), transfer(true), transfer(true)
 	twoPostings := []any{posting(acctA, "debit", "1.00"), posting(acctB, "credit", "1.00")}
 
+	// Subscriptions: a plan, one subscription to read, one to sign, one
+	// signed to cancel; a test clock to read and one to advance.
+	plan := e.must(http.StatusCreated, e.call("POST", "/v1/plans", shop.key, map[string]any{"name": "Club", "amount": "1.00",
+		"currency": "CNY", "option": "goods", "interval": "month"}))
+	newSub := func() resp {
+		return e.must(http.StatusCreated, e.call("POST", "/v1/subscriptions", shop.key, map[string]any{"plan": plan.str("id")}))
+	}
+	sub, toSign, toCancelSub := newSub(), newSub(), newSub()
+	signed := e.must(http.StatusOK, e.host("POST", "/v1/subscriptions/"+toCancelSub.str("id")+"/sign",
+		map[string]any{"user_id": "u1", "client_secret": toCancelSub.str("client_secret")}))
+	clock := e.must(http.StatusCreated, e.call("POST", "/v1/test_clocks", shop.key, map[string]any{"frozen_time": "2027-01-31T09:00:00Z"}))
+
 	// Deliver shop's checkout events for real, so the attempt log has
 	// entries and the event is one a receiver got; then stop, so nothing
 	// changes behind the matrix's back.
@@ -185,6 +200,20 @@ func TestAuthorizationMatrix(t *testing.T) {
 		"POST /v1/disputes/{id}/respond": {path: "/v1/disputes/" + toRespond + "/respond", body: map[string]any{"evidence": map[string]any{"text": "shipped"}}, owned: true},
 		"POST /v1/disputes/{id}/close":   {path: "/v1/disputes/" + toRule + "/close", body: map[string]any{"outcome": "won"}},
 		"GET /v1/balance_transactions":   {path: "/v1/balance_transactions"},
+
+		"POST /v1/plans":                     {path: "/v1/plans", body: map[string]any{"name": "Yearly", "amount": "9.00", "currency": "CNY", "option": "goods", "interval": "year"}},
+		"GET /v1/plans":                      {path: "/v1/plans?limit=100", listed: plan.str("id")},
+		"GET /v1/plans/{id}":                 {path: "/v1/plans/" + plan.str("id"), owned: true},
+		"POST /v1/subscriptions":             {path: "/v1/subscriptions", body: map[string]any{"plan": plan.str("id")}, owned: true},
+		"GET /v1/subscriptions":              {path: "/v1/subscriptions?limit=100", listed: sub.str("id")},
+		"GET /v1/subscriptions/{id}":         {path: "/v1/subscriptions/" + sub.str("id"), owned: true},
+		"POST /v1/subscriptions/{id}/sign":   {path: "/v1/subscriptions/" + toSign.str("id") + "/sign", body: map[string]any{"user_id": "u1", "client_secret": toSign.str("client_secret")}},
+		"POST /v1/subscriptions/{id}/cancel": {path: "/v1/subscriptions/" + toCancelSub.str("id") + "/cancel", body: map[string]any{"at_period_end": true}, hostBody: map[string]any{"user_id": "u1"}, owned: true},
+		"GET /v1/invoices":                   {path: "/v1/invoices?limit=100", listed: signed.str("latest_invoice")},
+		"GET /v1/invoices/{id}":              {path: "/v1/invoices/" + signed.str("latest_invoice"), owned: true},
+		"POST /v1/test_clocks":               {path: "/v1/test_clocks", body: map[string]any{"frozen_time": "2027-01-31T09:00:00Z"}},
+		"GET /v1/test_clocks/{id}":           {path: "/v1/test_clocks/" + clock.str("id"), owned: true},
+		"POST /v1/test_clocks/{id}/advance":  {path: "/v1/test_clocks/" + clock.str("id") + "/advance", body: map[string]any{"frozen_time": "2027-02-28T09:00:00Z"}, owned: true},
 
 		"POST /v1/webhook_endpoints":                    {path: "/v1/webhook_endpoints", body: map[string]any{"url": receiver.srv.URL, "enabled_events": []string{"*"}}},
 		"GET /v1/webhook_endpoints":                     {path: "/v1/webhook_endpoints?limit=100", listed: endpoint},
@@ -283,7 +312,11 @@ func TestAuthorizationMatrix(t *testing.T) {
 				want = success
 			}
 			before := e.authzState()
-			got := e.call(method, c.path, k.key, c.body)
+			body := c.body
+			if k.name == "host" && c.hostBody != nil {
+				body = c.hostBody
+			}
+			got := e.call(method, c.path, k.key, body)
 			if got.status != want {
 				t.Errorf("%s with %s key: %d, want %d: %s", r, k.name, got.status, want, got.raw)
 			}

@@ -253,6 +253,9 @@ func (s *Server) whyUnpaid(ctx context.Context, appID, paymentID string) error {
 	if payments.KindOf(paymentID) == payments.KindCheckoutSession {
 		return minipay.Field("checkout_session", s.Checkout.WhyUnpaid(ctx, appID, paymentID))
 	}
+	if payments.KindOf(paymentID) == payments.KindInvoice {
+		return minipay.Field("invoice", s.Subscriptions.WhyUnpaid(ctx, appID, paymentID))
+	}
 	return minipay.Field(payments.ParamOf(paymentID), fmt.Errorf("%w: %s", payments.ErrNotFound, paymentID))
 }
 

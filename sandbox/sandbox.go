@@ -13,6 +13,7 @@ package sandbox
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -28,6 +29,7 @@ import (
 	"github.com/minipay/minipay/ledger"
 	"github.com/minipay/minipay/payments"
 	"github.com/minipay/minipay/settlement"
+	"github.com/minipay/minipay/subscriptions"
 	"github.com/minipay/minipay/webhooks"
 )
 
@@ -53,6 +55,10 @@ type Service struct {
 	Disputes   *disputes.Service
 	Settlement *settlement.Service
 	Webhooks   *webhooks.Service
+	// Subscriptions must allow test clocks (its Sandbox option): the
+	// triggers' subscriptions live on clocks of their own, so that time
+	// can be moved for them and the real renewals never charge them.
+	Subscriptions *subscriptions.Service
 }
 
 // Object names one object a trigger made or changed.
@@ -152,6 +158,41 @@ var triggers = []trigger{
 			_, err = f.s.Disputes.Close(ctx, d.ID, disputes.StatusWon)
 		}
 		return err
+	}},
+	{webhooks.SubscriptionActivated, "a monthly subscription on a test clock, signed and paid by a sandbox user", func(ctx context.Context, f *fixture) error {
+		_, err := f.subscription(ctx, sandboxUser)
+		return err
+	}},
+	{webhooks.InvoicePaid, "a monthly subscription on a test clock, signed and paid by a sandbox user", func(ctx context.Context, f *fixture) error {
+		_, err := f.subscription(ctx, sandboxUser)
+		return err
+	}},
+	{webhooks.SubscriptionUpdated, "a signed subscription (as for subscription.activated), canceled at period end", func(ctx context.Context, f *fixture) error {
+		sub, err := f.subscription(ctx, sandboxUser)
+		if err == nil {
+			_, err = f.s.Subscriptions.Cancel(ctx, subscriptions.CancelParams{AppID: f.app.ID, SubscriptionID: sub.ID, AtPeriodEnd: true})
+		}
+		return err
+	}},
+	{webhooks.SubscriptionCanceled, "a signed subscription (as for subscription.activated), canceled now", func(ctx context.Context, f *fixture) error {
+		sub, err := f.subscription(ctx, sandboxUser)
+		if err == nil {
+			_, err = f.s.Subscriptions.Cancel(ctx, subscriptions.CancelParams{AppID: f.app.ID, SubscriptionID: sub.ID})
+		}
+		return err
+	}},
+	{webhooks.SubscriptionRenewalUpcoming, "a signed subscription (as for subscription.activated), its clock advanced to a day before the renewal", func(ctx context.Context, f *fixture) error {
+		sub, err := f.subscription(ctx, sandboxUser)
+		if err == nil {
+			_, err = f.s.Subscriptions.Advance(ctx, f.app.ID, sub.TestClockID, sub.PeriodEnd.Add(-24*time.Hour))
+		}
+		return err
+	}},
+	{webhooks.InvoicePaymentFailed, "a subscription signed by a new sandbox user with one period's money, its clock advanced to the renewal", func(ctx context.Context, f *fixture) error {
+		return f.failedRenewal(ctx)
+	}},
+	{webhooks.SubscriptionPastDue, "a subscription signed by a new sandbox user with one period's money, its clock advanced to the renewal", func(ctx context.Context, f *fixture) error {
+		return f.failedRenewal(ctx)
 	}},
 }
 
@@ -339,4 +380,69 @@ func (f *fixture) disabledEndpoint(ctx context.Context) error {
 		return err
 	}
 	return f.s.Webhooks.DeleteEndpoint(ctx, o, e.ID)
+}
+
+// recurringOffer is offer for an option that may back a recurring plan.
+func (f *fixture) recurringOffer() (option, currency, amount string, err error) {
+	cat := f.s.Checkout.Catalog()
+	app := f.app
+	app.Options = slices.DeleteFunc(slices.Clone(app.Options), func(name string) bool {
+		opt, ok := cat.At(name, time.Now())
+		return !ok || !opt.Recurring
+	})
+	g := &fixture{s: f.s, app: app, event: f.event}
+	option, currency, amount, err = g.offer(false)
+	if errors.Is(err, ErrNoOption) {
+		err = fmt.Errorf("%w: it needs an option that may back a recurring plan (subscription, goods or tip)", ErrNoOption)
+	}
+	return option, currency, amount, err
+}
+
+// subscription makes a monthly plan and a subscription to it on a test
+// clock of its own, and has user sign it with a wallet funded for exactly
+// the first period.
+func (f *fixture) subscription(ctx context.Context, user string) (subscriptions.Subscription, error) {
+	option, currency, amount, err := f.recurringOffer()
+	if err != nil {
+		return subscriptions.Subscription{}, err
+	}
+	plan, err := f.s.Subscriptions.CreatePlan(ctx, subscriptions.PlanParams{AppID: f.app.ID, Name: "minipay trigger monthly",
+		Amount: amount, Currency: currency, Option: option, Interval: subscriptions.IntervalMonth})
+	if err != nil {
+		return subscriptions.Subscription{}, err
+	}
+	clock, err := f.s.Subscriptions.CreateClock(ctx, "", nil, f.app.ID, time.Now())
+	if err != nil {
+		return subscriptions.Subscription{}, err
+	}
+	sub, err := f.s.Subscriptions.Create(ctx, subscriptions.CreateParams{AppID: f.app.ID, PlanID: plan.ID,
+		ClientReferenceID: "minipay-trigger", Metadata: map[string]string{"trigger": f.event}, TestClockID: clock.ID})
+	if err != nil {
+		return subscriptions.Subscription{}, err
+	}
+	f.record("subscription", sub.ID)
+	if _, err := f.s.Checkout.TopUp(ctx, user, amount, currency, id.New("tr")); err != nil {
+		return subscriptions.Subscription{}, err
+	}
+	sub, err = f.s.Subscriptions.Sign(ctx, sub.ID, user, sub.ClientSecret)
+	if err != nil {
+		return subscriptions.Subscription{}, err
+	}
+	f.record("invoice", sub.LatestInvoice)
+	return sub, nil
+}
+
+// failedRenewal signs a subscription by a user of its own, whose wallet
+// the first period empties, and advances its clock to the renewal, which
+// the wallet cannot pay.
+func (f *fixture) failedRenewal(ctx context.Context) error {
+	sub, err := f.subscription(ctx, sandboxUser+"_"+strings.ToLower(id.New("short")[6:]))
+	if err != nil {
+		return err
+	}
+	if _, err := f.s.Subscriptions.Advance(ctx, f.app.ID, sub.TestClockID, sub.PeriodEnd); err != nil {
+		return err
+	}
+	f.record("invoice", subscriptions.InvoiceID(sub.ID, sub.PeriodEnd))
+	return nil
 }

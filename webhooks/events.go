@@ -37,6 +37,14 @@ const (
 	DisputeCreated = "dispute.created"
 	DisputeUpdated = "dispute.updated"
 	DisputeClosed  = "dispute.closed"
+
+	SubscriptionActivated       = "subscription.activated"
+	SubscriptionRenewalUpcoming = "subscription.renewal_upcoming"
+	SubscriptionPastDue         = "subscription.past_due"
+	SubscriptionCanceled        = "subscription.canceled"
+	SubscriptionUpdated         = "subscription.updated"
+	InvoicePaid                 = "invoice.paid"
+	InvoicePaymentFailed        = "invoice.payment_failed"
 )
 
 // Types lists every event type a developer can subscribe to.
@@ -45,6 +53,8 @@ var Types = []string{
 	PaymentCaptured, PaymentVoided, RefundSucceeded,
 	PayoutCreated, PayoutPaid, SettlementRunCompleted, EndpointDisabled,
 	DisputeCreated, DisputeUpdated, DisputeClosed,
+	SubscriptionActivated, SubscriptionRenewalUpcoming, SubscriptionPastDue, SubscriptionCanceled, SubscriptionUpdated,
+	InvoicePaid, InvoicePaymentFailed,
 }
 
 // Event is something that happened to an object a developer owns.

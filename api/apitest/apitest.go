@@ -25,6 +25,7 @@ import (
 	"github.com/minipay/minipay/payments"
 	"github.com/minipay/minipay/sandbox"
 	"github.com/minipay/minipay/settlement"
+	"github.com/minipay/minipay/subscriptions"
 	"github.com/minipay/minipay/webhooks"
 )
 
@@ -47,15 +48,18 @@ type Server struct {
 	// Handler is the API's router alone.
 	Handler http.Handler
 	// Metrics is what the metrics listener serves.
-	Metrics    http.Handler
-	Apps       *apps.Service
-	Ledger     *ledger.Ledger
-	Checkout   *checkout.Service
-	Payments   *payments.Service
-	Disputes   *disputes.Service
-	Webhooks   *webhooks.Service
-	Settlement *settlement.Service
-	Console    *console.Server
+	Metrics  http.Handler
+	Apps     *apps.Service
+	Ledger   *ledger.Ledger
+	Checkout *checkout.Service
+	Payments *payments.Service
+	Disputes *disputes.Service
+	// Subscriptions' renewals are not run in the background: a test runs
+	// RenewDue, or advances a test clock.
+	Subscriptions *subscriptions.Service
+	Webhooks      *webhooks.Service
+	Settlement    *settlement.Service
+	Console       *console.Server
 }
 
 // Start builds the services over pool and serves them until the test ends.
@@ -68,13 +72,15 @@ func Start(tb testing.TB, pool *pgxpool.Pool, o Options) *Server {
 	s.Checkout = checkout.New(pool, s.Ledger, s.Apps, s.Payments, checkout.Options{})
 	s.Disputes = disputes.New(pool, s.Ledger, s.Payments, disputes.Options{})
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	s.Subscriptions = subscriptions.New(pool, s.Ledger, s.Apps, s.Payments,
+		subscriptions.Options{Catalog: s.Checkout.Catalog(), Log: log, Sandbox: o.Sandbox})
 	s.Webhooks = webhooks.New(pool, webhooks.Options{Secret: Secret, AllowPrivate: true, Log: log})
 	s.Settlement = settlement.New(pool, s.Ledger)
 	srv := &api.Server{
 		Ledger: s.Ledger, Apps: s.Apps, Checkout: s.Checkout, Payments: s.Payments, Disputes: s.Disputes,
-		Settlement: s.Settlement,
+		Subscriptions: s.Subscriptions, Settlement: s.Settlement,
 		Sandbox: &sandbox.Service{Apps: s.Apps, Checkout: s.Checkout, Payments: s.Payments, Disputes: s.Disputes,
-			Settlement: s.Settlement, Webhooks: s.Webhooks},
+			Settlement: s.Settlement, Webhooks: s.Webhooks, Subscriptions: s.Subscriptions},
 		IsSandbox: o.Sandbox,
 		Webhooks:  s.Webhooks, Idem: idempotency.New(pool, Secret), Metrics: metrics.New(), RateLimit: o.RateLimit,
 		Log:     log,

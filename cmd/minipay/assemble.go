@@ -24,6 +24,7 @@ import (
 	"github.com/minipay/minipay/payments"
 	"github.com/minipay/minipay/sandbox"
 	"github.com/minipay/minipay/settlement"
+	"github.com/minipay/minipay/subscriptions"
 	"github.com/minipay/minipay/webhooks"
 )
 
@@ -37,6 +38,7 @@ type application struct {
 	checkout   *checkout.Service
 	payments   *payments.Service
 	disputes   *disputes.Service
+	subs       *subscriptions.Service
 	settlement *settlement.Service
 	webhooks   *webhooks.Service
 	idem       *idempotency.Store
@@ -79,6 +81,7 @@ func assemble(ctx context.Context, cfg *config, pool *pgxpool.Pool, log *slog.Lo
 	a.payments = payments.New(pool, a.ledger)
 	a.checkout = checkout.New(pool, a.ledger, a.apps, a.payments, checkout.Options{Catalog: cat, Log: log})
 	a.disputes = disputes.New(pool, a.ledger, a.payments, disputes.Options{Log: log})
+	a.subs = subscriptions.New(pool, a.ledger, a.apps, a.payments, subscriptions.Options{Catalog: cat, Log: log, Sandbox: cfg.Sandbox})
 	a.settlement = settlement.New(pool, a.ledger)
 	if a.settle, err = a.settlementScheduler(cfg); err != nil {
 		return nil, err
@@ -88,9 +91,9 @@ func assemble(ctx context.Context, cfg *config, pool *pgxpool.Pool, log *slog.Lo
 	a.idem = idempotency.New(pool, secret)
 	a.server = &api.Server{
 		Ledger: a.ledger, Apps: a.apps, Checkout: a.checkout, Payments: a.payments, Disputes: a.disputes, Settlement: a.settlement,
-		Webhooks: a.webhooks,
+		Subscriptions: a.subs, Webhooks: a.webhooks,
 		Sandbox: &sandbox.Service{Apps: a.apps, Checkout: a.checkout, Payments: a.payments, Disputes: a.disputes,
-			Settlement: a.settlement, Webhooks: a.webhooks},
+			Settlement: a.settlement, Webhooks: a.webhooks, Subscriptions: a.subs},
 		IsSandbox: cfg.Sandbox,
 		Idem:      a.idem, Metrics: a.metrics, Log: log, RateLimit: cfg.RateLimit,
 		Ready:   func(ctx context.Context) error { return pool.Ping(ctx) },
@@ -133,6 +136,8 @@ func (a *application) startWorkers(ctx context.Context, wg *sync.WaitGroup) {
 		func() { a.settle(ctx) },
 		// On one leader: loses the disputes nobody answered in time.
 		func() { a.disputes.RunDeadlines(ctx, time.Second) },
+		// On one leader: renews subscriptions (not those on test clocks).
+		func() { a.subs.RunRenewals(ctx, time.Second) },
 	}
 	for _, loop := range loops {
 		wg.Add(1)

@@ -606,6 +606,243 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/plans": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** List the app's plans, newest first (app key). */
+        get: operations["listPlans"];
+        put?: never;
+        /**
+         * Create a plan, what a subscription pays every period (app key).
+         * @description The option must be in the catalog (`400 unknown_option`), able to back a recurring plan
+         *     (`400 option_not_recurring`: `virtual_goods` cannot) and enabled for the app
+         *     (`403 option_not_enabled`); the currency one the app and the option take; the amount
+         *     within the option's limits (`400 amount_below_minimum`, `400 amount_above_maximum`)
+         *     and the currency's precision (`400 amount_precision`). A period is at most a year:
+         *     `interval_count` is 1–365 days, 1–52 weeks, 1–12 months or 1 year.
+         */
+        post: operations["createPlan"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/plans/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Read one of the app's plans (app key). */
+        get: operations["getPlan"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/subscriptions": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** List the app's subscriptions, newest first (app key). */
+        get: operations["listSubscriptions"];
+        put?: never;
+        /**
+         * Create a subscription to a plan, for a user to sign (app key).
+         * @description The subscription starts `incomplete`, with a `client_secret` for the mini-app's
+         *     `requestSubscription({ subscriptionId, clientSecret })`; unsigned after 23 hours it
+         *     becomes `incomplete_expired`. An unknown plan, or another app's, is
+         *     `404 plan_not_found` (`param: plan`). `test_clock` (sandboxes only, else
+         *     `403 sandbox_only`) makes it live by that clock's time.
+         */
+        post: operations["createSubscription"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/subscriptions/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Read a subscription (app key), or what the host's agreement sheet shows of it (host key).
+         * @description With the app's key: one of the app's subscriptions, with its `client_secret`. With
+         *     the host key: any subscription, as the agreement sheet shows it (the plan's name,
+         *     amount, interval and trial): without `client_secret` and `customer`, with `app_name`,
+         *     the name of the mini-app asking for the agreement.
+         */
+        get: operations["getSubscription"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/subscriptions/{id}/sign": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Sign a subscription for the signed-in user (host key).
+         * @description The user agreed in the host's sheet. Without a trial the first period is charged at
+         *     once from the user's wallet (one payment, invoice `paid`, status `active`;
+         *     `subscription.activated` and `invoice.paid`); a wallet that cannot pay is
+         *     `402 insufficient_funds` and the subscription stays `incomplete`, nothing charged.
+         *     With a trial it becomes `trialing` and the first charge falls at `trial_end`. A wrong
+         *     `client_secret` is `400 client_secret_invalid`; signing again is
+         *     `409 subscription_already_signed`; an expired one `409 subscription_expired`.
+         */
+        post: operations["signSubscription"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/subscriptions/{id}/cancel": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Cancel a subscription, as its developer (app key) or for the user who signed it (host key).
+         * @description App key: `at_period_end: false` (the default) ends it now (reason `developer`,
+         *     `subscription.canceled`; an open invoice is voided); `true` lets the paid period run
+         *     out (`cancel_at_period_end`, `subscription.updated`, then `subscription.canceled` at
+         *     the period's end). Host key with `user_id`: always at period end, reason `user` (the
+         *     user keeps what was paid for); another user is `403 not_subscriber`. Canceling a
+         *     canceled (or expired) subscription is `409 subscription_canceled`.
+         */
+        post: operations["cancelSubscription"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/invoices": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** List the app's invoices, the latest period first (app key). */
+        get: operations["listInvoices"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/invoices/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Read one of the app's invoices (app key). */
+        get: operations["getInvoice"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/test_clocks": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Create a test clock, a sandbox's own time for subscriptions (app key; sandboxes only).
+         * @description Outside a sandbox (`MINIPAY_SANDBOX=true`) every test clock route is `403 sandbox_only`.
+         */
+        post: operations["createTestClock"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/test_clocks/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Read a test clock (app key; sandboxes only). */
+        get: operations["getTestClock"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/test_clocks/{id}/advance": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Move a test clock forward, running everything that falls due (app key; sandboxes only).
+         * @description Runs, in time order, every trial end, notice, renewal, retry, expiry and
+         *     cancellation at period end that falls due on the clock up to `frozen_time`, and
+         *     answers with the clock once it is `ready` there. Only forward
+         *     (`400 test_clock_backwards`), at most two years at a time (`400 test_clock_too_far`);
+         *     one advance at a time (`409 test_clock_advancing`).
+         */
+        post: operations["advanceTestClock"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/balance": {
         parameters: {
             query?: never;
@@ -1179,6 +1416,119 @@ export interface components {
             created?: string;
             version?: number;
         };
+        Plan: {
+            /** @example plan_… */
+            id: string;
+            /** @constant */
+            object: "plan";
+            app: string;
+            name: string;
+            /** @example 30.00 */
+            amount: string;
+            currency: string;
+            option: string;
+            /** @enum {string} */
+            interval: "day" | "week" | "month" | "year";
+            interval_count: number;
+            trial_period_days: number;
+            active: boolean;
+            /** Format: date-time */
+            created: string;
+        };
+        Subscription: {
+            /** @example sub_… */
+            id: string;
+            /** @constant */
+            object: "subscription";
+            app: string;
+            plan: components["schemas"]["Plan"];
+            /** @enum {string} */
+            status: "incomplete" | "incomplete_expired" | "trialing" | "active" | "past_due" | "canceled";
+            /** @description for the mini-app front end; never in events */
+            client_secret?: string;
+            /** @description the app's pseudonymous id of the user who signed (ou_…) */
+            customer?: string | null;
+            client_reference_id: string | null;
+            /** Format: date-time */
+            current_period_start: string | null;
+            /**
+             * Format: date-time
+             * @description the next renewal
+             */
+            current_period_end: string | null;
+            /** Format: date-time */
+            trial_end: string | null;
+            cancel_at_period_end: boolean;
+            /** Format: date-time */
+            canceled_at: string | null;
+            /** @enum {string|null} */
+            cancellation_reason: "developer" | "user" | "payment_failed" | null;
+            latest_invoice: string | null;
+            test_clock: string | null;
+            metadata: components["schemas"]["Metadata"];
+            /**
+             * Format: date-time
+             * @description while incomplete: when it expires unsigned
+             */
+            expires_at?: string | null;
+            /** Format: date-time */
+            created: string;
+            /** @description grows with every change; drop an event whose object is older than one you have */
+            version: number;
+        };
+        /** @description a subscription as the host's agreement sheet reads it (host key): never with client_secret or customer */
+        HostSubscription: components["schemas"]["Subscription"] & {
+            /** @description the name of the mini-app asking for the agreement */
+            app_name: string;
+        };
+        Invoice: {
+            /** @example in_… */
+            id: string;
+            /** @constant */
+            object: "invoice";
+            app: string;
+            subscription: string;
+            amount: string;
+            currency: string;
+            /** @enum {string} */
+            status: "open" | "paid" | "void";
+            attempt_count: number;
+            /**
+             * Format: date-time
+             * @description while open: the next try (dunning)
+             */
+            next_payment_attempt: string | null;
+            /**
+             * Format: date-time
+             * @description also the due date
+             */
+            period_start: string;
+            /** Format: date-time */
+            period_end: string;
+            /** @description the platform's fee, set when paid */
+            fee: string | null;
+            amount_refunded: string;
+            /** Format: date-time */
+            paid_at: string | null;
+            /** Format: date-time */
+            voided_at: string | null;
+            test_clock: string | null;
+            /** Format: date-time */
+            created: string;
+            version: number;
+        };
+        TestClock: {
+            /** @example clock_… */
+            id: string;
+            /** @constant */
+            object: "test_clock";
+            /** Format: date-time */
+            frozen_time: string;
+            /** @enum {string} */
+            status: "ready" | "advancing";
+            /** Format: date-time */
+            created: string;
+        };
         Refund: {
             /** @example re_… */
             id: string;
@@ -1275,7 +1625,7 @@ export interface components {
             /** @constant */
             object: "event";
             /** @enum {string} */
-            type: "checkout.session.completed" | "checkout.session.expired" | "checkout.session.canceled" | "payment.captured" | "payment.voided" | "refund.succeeded" | "payout.created" | "payout.paid" | "settlement_run.completed" | "webhook_endpoint.disabled" | "dispute.created" | "dispute.updated" | "dispute.closed";
+            type: "checkout.session.completed" | "checkout.session.expired" | "checkout.session.canceled" | "payment.captured" | "payment.voided" | "refund.succeeded" | "payout.created" | "payout.paid" | "settlement_run.completed" | "webhook_endpoint.disabled" | "dispute.created" | "dispute.updated" | "dispute.closed" | "subscription.activated" | "subscription.renewal_upcoming" | "subscription.past_due" | "subscription.canceled" | "subscription.updated" | "invoice.paid" | "invoice.payment_failed";
             /** Format: date-time */
             created: string;
             data: {
@@ -2527,6 +2877,455 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["Dispute"];
+                };
+            };
+            400: components["responses"]["Error"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["Error"];
+            409: components["responses"]["Error"];
+            413: components["responses"]["TooLarge"];
+            429: components["responses"]["RateLimited"];
+        };
+    };
+    listPlans: {
+        parameters: {
+            query?: {
+                limit?: components["parameters"]["Limit"];
+                starting_after?: components["parameters"]["StartingAfter"];
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description a page of plans */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["List"] & {
+                        data?: components["schemas"]["Plan"][];
+                    };
+                };
+            };
+            400: components["responses"]["Error"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            429: components["responses"]["RateLimited"];
+        };
+    };
+    createPlan: {
+        parameters: {
+            query?: never;
+            header?: {
+                "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    /** @description what the agreement sheet shows */
+                    name: string;
+                    /**
+                     * @description charged every period
+                     * @example 30.00
+                     */
+                    amount: string;
+                    /** @example CNY */
+                    currency: string;
+                    /**
+                     * @description a monetization option with recurring: true
+                     * @example subscription
+                     */
+                    option: string;
+                    /** @enum {string} */
+                    interval: "day" | "week" | "month" | "year";
+                    /** @default 1 */
+                    interval_count?: number;
+                    /** @default 0 */
+                    trial_period_days?: number;
+                };
+            };
+        };
+        responses: {
+            /** @description the plan */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Plan"];
+                };
+            };
+            400: components["responses"]["Error"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            409: components["responses"]["Error"];
+            413: components["responses"]["TooLarge"];
+            429: components["responses"]["RateLimited"];
+        };
+    };
+    getPlan: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: components["parameters"]["ID"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description the plan */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Plan"];
+                };
+            };
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["Error"];
+            429: components["responses"]["RateLimited"];
+        };
+    };
+    listSubscriptions: {
+        parameters: {
+            query?: {
+                limit?: components["parameters"]["Limit"];
+                starting_after?: components["parameters"]["StartingAfter"];
+                status?: "incomplete" | "incomplete_expired" | "trialing" | "active" | "past_due" | "canceled";
+                plan?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description a page of subscriptions */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["List"] & {
+                        data?: components["schemas"]["Subscription"][];
+                    };
+                };
+            };
+            400: components["responses"]["Error"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            429: components["responses"]["RateLimited"];
+        };
+    };
+    createSubscription: {
+        parameters: {
+            query?: never;
+            header?: {
+                "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    /** @example plan_… */
+                    plan: string;
+                    client_reference_id?: string;
+                    metadata?: components["schemas"]["Metadata"];
+                    /** @example clock_… */
+                    test_clock?: string;
+                };
+            };
+        };
+        responses: {
+            /** @description the subscription */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Subscription"];
+                };
+            };
+            400: components["responses"]["Error"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["Error"];
+            409: components["responses"]["Error"];
+            413: components["responses"]["TooLarge"];
+            422: components["responses"]["Error"];
+            429: components["responses"]["RateLimited"];
+        };
+    };
+    getSubscription: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: components["parameters"]["ID"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description the subscription */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Subscription"] | components["schemas"]["HostSubscription"];
+                };
+            };
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["Error"];
+            429: components["responses"]["RateLimited"];
+        };
+    };
+    signSubscription: {
+        parameters: {
+            query?: never;
+            header?: {
+                "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
+            };
+            path: {
+                id: components["parameters"]["ID"];
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    /** @description the host's id of the signed-in user */
+                    user_id: string;
+                    client_secret: string;
+                };
+            };
+        };
+        responses: {
+            /** @description the signed subscription as the host reads it */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HostSubscription"];
+                };
+            };
+            400: components["responses"]["Error"];
+            401: components["responses"]["Unauthorized"];
+            402: components["responses"]["Error"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["Error"];
+            409: components["responses"]["Error"];
+            413: components["responses"]["TooLarge"];
+            429: components["responses"]["RateLimited"];
+        };
+    };
+    cancelSubscription: {
+        parameters: {
+            query?: never;
+            header?: {
+                "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
+            };
+            path: {
+                id: components["parameters"]["ID"];
+            };
+            cookie?: never;
+        };
+        requestBody?: {
+            content: {
+                "application/json": {
+                    /**
+                     * @description app key only
+                     * @default false
+                     */
+                    at_period_end?: boolean;
+                    /** @description host key only; the user who signed */
+                    user_id?: string;
+                };
+            };
+        };
+        responses: {
+            /** @description the subscription */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Subscription"] | components["schemas"]["HostSubscription"];
+                };
+            };
+            400: components["responses"]["Error"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["Error"];
+            409: components["responses"]["Error"];
+            413: components["responses"]["TooLarge"];
+            429: components["responses"]["RateLimited"];
+        };
+    };
+    listInvoices: {
+        parameters: {
+            query?: {
+                limit?: components["parameters"]["Limit"];
+                starting_after?: components["parameters"]["StartingAfter"];
+                /** @description one subscription's invoices */
+                subscription?: string;
+                status?: "open" | "paid" | "void";
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description a page of invoices */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["List"] & {
+                        data?: components["schemas"]["Invoice"][];
+                    };
+                };
+            };
+            400: components["responses"]["Error"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            429: components["responses"]["RateLimited"];
+        };
+    };
+    getInvoice: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: components["parameters"]["ID"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description the invoice */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Invoice"];
+                };
+            };
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["Error"];
+            429: components["responses"]["RateLimited"];
+        };
+    };
+    createTestClock: {
+        parameters: {
+            query?: never;
+            header?: {
+                "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    /**
+                     * Format: date-time
+                     * @example 2027-01-31T09:00:00Z
+                     */
+                    frozen_time: string;
+                };
+            };
+        };
+        responses: {
+            /** @description the clock */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["TestClock"];
+                };
+            };
+            400: components["responses"]["Error"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            409: components["responses"]["Error"];
+            413: components["responses"]["TooLarge"];
+            429: components["responses"]["RateLimited"];
+        };
+    };
+    getTestClock: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: components["parameters"]["ID"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description the clock */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["TestClock"];
+                };
+            };
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["Error"];
+            429: components["responses"]["RateLimited"];
+        };
+    };
+    advanceTestClock: {
+        parameters: {
+            query?: never;
+            header?: {
+                "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
+            };
+            path: {
+                id: components["parameters"]["ID"];
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    /** Format: date-time */
+                    frozen_time: string;
+                };
+            };
+        };
+        responses: {
+            /** @description the clock, ready */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["TestClock"];
                 };
             };
             400: components["responses"]["Error"];
