@@ -25,6 +25,16 @@ type Plan struct {
 	Created         string `json:"created,omitempty"`
 }
 
+// UnmarshalJSON reads a plan, or a plan's id alone (a plan not expanded).
+func (p *Plan) UnmarshalJSON(b []byte) error {
+	if len(b) > 0 && b[0] == '"' {
+		*p = Plan{}
+		return json.Unmarshal(b, &p.ID)
+	}
+	type plain Plan // without this method
+	return json.Unmarshal(b, (*plain)(p))
+}
+
 // PlanParams creates a plan. Option must be one that may back a recurring
 // plan and is enabled for the app; Amount must be within its limits.
 type PlanParams struct {
@@ -63,9 +73,10 @@ func (c *Client) ListPlans(ctx context.Context, p ListParams) (*List[Plan], erro
 // signed within 23 hours), trialing, active, past_due (a renewal failed;
 // retries follow) or canceled.
 type Subscription struct {
-	ID     string `json:"id"`
-	App    string `json:"app,omitempty"`
-	Plan   string `json:"plan"`
+	ID  string `json:"id"`
+	App string `json:"app,omitempty"`
+	// Plan is the subscription's plan, expanded: what the user agreed to.
+	Plan   Plan   `json:"plan"`
 	Status string `json:"status"`
 	// ClientSecret is what the mini-app front end passes to the SDK's
 	// requestSubscription. Hand it only to the user who is to sign.
@@ -81,8 +92,10 @@ type Subscription struct {
 	ClientReferenceID  *string           `json:"client_reference_id,omitempty"`
 	TestClock          *string           `json:"test_clock,omitempty"`
 	Metadata           map[string]string `json:"metadata"`
-	Created            string            `json:"created,omitempty"`
-	Version            int               `json:"version"`
+	// ExpiresAt is, while incomplete, when it expires unsigned.
+	ExpiresAt *string `json:"expires_at,omitempty"`
+	Created   string  `json:"created,omitempty"`
+	Version   int     `json:"version"`
 }
 
 // SubscriptionParams creates a subscription for one user to sign.
@@ -158,7 +171,10 @@ type Invoice struct {
 	PeriodEnd          string  `json:"period_end"`
 	Fee                *string `json:"fee"`
 	AmountRefunded     string  `json:"amount_refunded"`
+	PaidAt             *string `json:"paid_at,omitempty"`
+	VoidedAt           *string `json:"voided_at,omitempty"`
 	Created            string  `json:"created,omitempty"`
+	Version            int     `json:"version,omitempty"`
 }
 
 // GetInvoice reads an invoice.

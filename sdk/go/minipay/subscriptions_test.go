@@ -2,6 +2,7 @@ package minipay_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"net/http"
 	"testing"
@@ -33,7 +34,7 @@ func apiError(t *testing.T, err error, what string) *minipay.Error {
 	return e
 }
 
-func TestSubscriptionsSignRenewCancelRefund(t *testing.T) {
+func TestSubscriptionsSignRenewCancel(t *testing.T) {
 	s := newServer(t, "MINIPAY_SANDBOX=true")
 	ctx := context.Background()
 	c := subscriptionApp(t, s)
@@ -81,7 +82,8 @@ func TestSubscriptionsSignRenewCancelRefund(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if sheet.AppName != "Tea Club" || sheet.ClientSecret != "" || sheet.Status != "incomplete" {
+	if sheet.AppName != "Tea Club" || sheet.ClientSecret != "" || sheet.Customer != nil || sheet.Status != "incomplete" ||
+		sheet.Plan.Name != "Tea Club monthly" || sheet.Plan.Amount != "30.00" || sheet.Plan.Interval != "month" {
 		t.Fatalf("sheet %+v", sheet)
 	}
 	if _, err := host.TopUp(ctx, "usr_member", minipay.TopUpParams{Amount: "100.00", Currency: "CNY"}); err != nil {
@@ -153,15 +155,6 @@ func TestSubscriptionsSignRenewCancelRefund(t *testing.T) {
 		t.Fatalf("wallet after the renewal: %+v", w)
 	}
 
-	// A paid invoice is a payment: refunded with the fee returned pro rata.
-	ref, err := c.CreateRefund(ctx, minipay.RefundParams{Invoice: first.ID, Amount: "15.00"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if ref.Amount != "15.00" || ref.FeeRefunded != "2.25" {
-		t.Fatalf("refund of half an invoice %+v", ref)
-	}
-
 	// The user cancels from the host: at the end of the period, keeping it.
 	_, err = host.CancelSubscription(ctx, sub.ID, "usr_someone_else")
 	apiError(t, err, "another user's cancel")
@@ -182,7 +175,7 @@ func TestSubscriptionsSignRenewCancelRefund(t *testing.T) {
 	}
 }
 
-func TestSubscriptionsInsufficientFundsAndDeveloperCancel(t *testing.T) {
+func TestSubscriptionsInsufficientFundsRefundAndDeveloperCancel(t *testing.T) {
 	s := newServer(t, "MINIPAY_SANDBOX=true")
 	ctx := context.Background()
 	c := subscriptionApp(t, s)
@@ -212,8 +205,20 @@ func TestSubscriptionsInsufficientFundsAndDeveloperCancel(t *testing.T) {
 	if _, err := host.TopUp(ctx, "usr_short", minipay.TopUpParams{Amount: "10.00", Currency: "CNY"}); err != nil {
 		t.Fatal(err)
 	}
-	if signed, err := host.SignSubscription(ctx, sub.ID, minipay.SignParams{UserID: "usr_short", ClientSecret: sub.ClientSecret}); err != nil || signed.Status != "active" {
+	signed, err := host.SignSubscription(ctx, sub.ID, minipay.SignParams{UserID: "usr_short", ClientSecret: sub.ClientSecret})
+	if err != nil || signed.Status != "active" || signed.Plan.Name != "Weekly tea" || signed.LatestInvoice == nil {
 		t.Fatalf("sign after a top-up: %+v %v", signed, err)
+	}
+	// A paid invoice is a payment: refunded with the fee returned pro rata.
+	ref, err := c.CreateRefund(ctx, minipay.RefundParams{Invoice: *signed.LatestInvoice, Amount: "4.00"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ref.Amount != "4.00" || ref.FeeRefunded != "0.60" {
+		t.Fatalf("refund of half an invoice %+v", ref)
+	}
+	if in, err := c.GetInvoice(ctx, *signed.LatestInvoice); err != nil || in.AmountRefunded != "4.00" || in.Status != "paid" {
+		t.Fatalf("refunded invoice %+v %v", in, err)
 	}
 
 	// The developer cancels at once; a second cancel is refused.
@@ -234,5 +239,24 @@ func TestTestClocksOnlyInASandbox(t *testing.T) {
 	_, err := c.CreateTestClock(context.Background(), minipay.TestClockParams{FrozenTime: "2026-01-01T00:00:00Z"})
 	if e := apiError(t, err, "a test clock outside a sandbox"); e.Status != http.StatusForbidden || e.Code != "sandbox_only" {
 		t.Fatalf("a test clock outside a sandbox: %+v", e)
+	}
+}
+
+func TestSubscriptionPlanExpandedOrID(t *testing.T) {
+	var expanded, id minipay.Subscription
+	if err := json.Unmarshal([]byte(`{"id": "sub_1", "plan": {"id": "plan_1", "name": "Tea", "amount": "30.00", "interval": "month"}}`), &expanded); err != nil {
+		t.Fatal(err)
+	}
+	if expanded.Plan.ID != "plan_1" || expanded.Plan.Name != "Tea" || expanded.Plan.Amount != "30.00" {
+		t.Fatalf("expanded plan %+v", expanded.Plan)
+	}
+	if err := json.Unmarshal([]byte(`{"id": "sub_1", "plan": "plan_2"}`), &id); err != nil {
+		t.Fatal(err)
+	}
+	if id.Plan != (minipay.Plan{ID: "plan_2"}) {
+		t.Fatalf("plan id %+v", id.Plan)
+	}
+	if err := json.Unmarshal([]byte(`{"plan": 7}`), &id); err == nil {
+		t.Fatal("a plan that is a number decoded")
 	}
 }

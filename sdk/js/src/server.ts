@@ -90,117 +90,33 @@ export interface Event<T = Record<string, unknown>> {
  */
 export type HostSession = Omit<Session, "client_secret" | "customer"> & { app_name: string };
 
-// Subscriptions (plans, subscriptions, invoices, test clocks). Written
-// out here, field for field as the API's wire shapes pin them.
-
-/** How often a plan charges: every interval_count intervals. */
-export type Interval = "day" | "week" | "month" | "year";
+// Subscriptions: plans, subscriptions (a user's signed agreement to be
+// charged a plan's amount every period), invoices (each charge) and, in
+// sandboxes, test clocks.
 
 /** A plan: what a subscription charges, and how often. */
-export interface Plan {
-  id: string;
-  object?: "plan";
-  name: string;
-  amount: string;
-  currency: string;
-  option: string;
-  interval: Interval;
-  interval_count: number;
-  trial_period_days: number;
-  active: boolean;
-  [field: string]: unknown;
-}
-
+export type Plan = Schemas["Plan"];
+/** How often a plan charges: every interval_count intervals. */
+export type Interval = Plan["interval"];
 /** The option must be recurring and enabled for the app; the amount within its limits. */
-export interface CreatePlanParams {
-  name: string;
-  amount: string;
-  currency: string;
-  option: string;
-  interval: Interval;
-  /** Default 1. */
-  interval_count?: number;
-  /** Default 0: the first period is charged when the user signs. */
-  trial_period_days?: number;
-}
-
-export type SubscriptionStatus = "incomplete" | "incomplete_expired" | "trialing" | "active" | "past_due" | "canceled";
-
-/** A subscription: a user's signed agreement to be charged a plan's amount every period. */
-export interface Subscription {
-  id: string;
-  object?: "subscription";
-  plan: string;
-  status: SubscriptionStatus;
-  /** What the mini-app passes to requestSubscription; hand it only to the user it is for. */
-  client_secret?: string;
-  /** The app's pseudonymous id of the user who signed (ou_…), once signed. */
-  customer: string | null;
-  current_period_start: string | null;
-  current_period_end: string | null;
-  trial_end: string | null;
-  cancel_at_period_end: boolean;
-  canceled_at: string | null;
-  cancellation_reason: "developer" | "user" | "payment_failed" | string | null;
-  latest_invoice: string | null;
-  client_reference_id?: string | null;
-  test_clock?: string | null;
-  metadata: Record<string, string>;
-  version: number;
-  [field: string]: unknown;
-}
-
-export interface CreateSubscriptionParams {
-  plan: string;
-  client_reference_id?: string;
-  metadata?: Record<string, string>;
-  /** A test clock (clock_…) the subscription lives by; sandboxes only. */
-  test_clock?: string;
-}
-
+export type CreatePlanParams = JsonBody<operations["createPlan"]>;
+/** A subscription, with its plan expanded. client_secret is for the mini-app that has the user sign it. */
+export type Subscription = Schemas["Subscription"];
+export type SubscriptionStatus = Subscription["status"];
+export type CreateSubscriptionParams = JsonBody<operations["createSubscription"]>;
 /** The developer's cancel: now, or at the end of the paid period. */
-export interface CancelSubscriptionParams {
-  at_period_end?: boolean;
-}
-
+export type CancelSubscriptionParams = { at_period_end?: boolean };
 /** One charge of a subscription. A paid invoice is a payment: refundable with refunds.create({invoice}). */
-export interface Invoice {
-  id: string;
-  object?: "invoice";
-  subscription: string;
-  amount: string;
-  currency: string;
-  status: "open" | "paid" | "void";
-  attempt_count: number;
-  next_payment_attempt: string | null;
-  period_start: string;
-  period_end: string;
-  fee: string | null;
-  amount_refunded: string;
-  [field: string]: unknown;
-}
-
+export type Invoice = Schemas["Invoice"];
 /** A sandbox's clock: subscriptions made with it live by its time. */
-export interface TestClock {
-  id: string;
-  object?: "test_clock";
-  frozen_time: string;
-  status: "ready" | "advancing" | string;
-  [field: string]: unknown;
-}
-
+export type TestClock = Schemas["TestClock"];
 /**
  * A subscription as the host's agreement sheet sees it (host key): no
- * client secret, no customer, plus the app's name (and the plan, as the
- * server expands it).
+ * client secret, no customer, plus the app's name.
  */
-export type HostSubscription = Omit<Subscription, "client_secret" | "customer"> & { app_name: string };
-
+export type HostSubscription = Schemas["HostSubscription"];
 /** The host's signing for the signed-in user, with the client secret the mini-app handed over. */
-export interface SignSubscriptionParams {
-  user_id: string;
-  client_secret: string;
-}
+export type SignSubscriptionParams = JsonBody<operations["signSubscription"]>;
 
 export interface ListParams {
   limit?: number;
@@ -329,7 +245,7 @@ export class Minipay {
   /** Invoices: each charge of a subscription. */
   readonly invoices = {
     retrieve: (id: string, o?: RequestOptions) => this.request<Invoice>("GET", `/v1/invoices/${enc(id)}`, undefined, o),
-    list: (p: ListParams & { subscription?: string } = {}, o?: RequestOptions) =>
+    list: (p: ListParams & { subscription?: string; status?: Invoice["status"] } = {}, o?: RequestOptions) =>
       this.request<List<Invoice>>("GET", "/v1/invoices" + query(p), undefined, o),
   };
 
