@@ -392,12 +392,11 @@ export function subscriptionErrorCodeOf(apiCode) {
             return "insufficient_funds";
         case "subscription_expired":
         case "subscription_canceled":
-        case "subscription_incomplete_expired":
             return "expired";
-        case "subscription_not_incomplete":
         case "subscription_already_signed":
         case "client_secret_invalid":
         case "subscription_not_found":
+        case "plan_inactive":
         case "parameter_invalid":
         case "parameter_missing":
             return "invalid_request";
