@@ -187,7 +187,7 @@ func (d *devServer) run(ctx context.Context) error {
 	fmt.Fprintf(d.stdout, `minipay dev is running. Press Ctrl-C to stop.
 
   host page:    %s   (frame your own mini-app: %s?app=http://localhost:5173)
-  mini-app:     %s  (its backend: POST /api/checkout, POST /webhooks)
+  mini-app:     %s  (its backend: POST /api/checkout, POST /api/subscribe, POST /webhooks)
   API:          %s  (spec: %s/openapi.yaml)
   console:      %s/console/  (sign in with the secret key, or the admin key for finance)
   database:     %s

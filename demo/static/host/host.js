@@ -140,9 +140,9 @@ async function showMemberships() {
     li.dataset.testid = "membership";
     li.dataset.subscription = sub.id;
     const head = Object.assign(document.createElement("div"), { className: "m-head" });
-    head.append(Object.assign(document.createElement("span"), { textContent: `${plan.name} · ${sub.app_name}` }),
-      Object.assign(document.createElement("span"), { textContent: `${plan.amount} ${plan.currency} / ${every(plan)}` }));
-    const state = Object.assign(document.createElement("div"), { className: "m-state", textContent: membershipState(sub) });
+    head.append(Object.assign(document.createElement("span"), { textContent: plan.name }),
+      Object.assign(document.createElement("span"), { className: "m-price", textContent: `${plan.amount} ${plan.currency} / ${every(plan)}` }));
+    const state = Object.assign(document.createElement("div"), { className: "m-state", textContent: `${sub.app_name} · ${membershipState(sub)}` });
     state.dataset.testid = "membership-state";
     li.append(head, state);
     if (sub.status !== "canceled" && !sub.cancel_at_period_end) {
