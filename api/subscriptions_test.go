@@ -135,6 +135,24 @@ func TestSubscriptionsOverHTTP(t *testing.T) {
 		t.Fatalf("refunded invoice: %s", r.raw)
 	}
 
+	// And disputable like one.
+	dp := e.must(http.StatusCreated, e.host("POST", "/v1/disputes", map[string]any{"payment": inv.str("id"), "user_id": "u1",
+		"amount": "5.00", "reason": "not_as_described"}))
+	if dp.str("payment") != inv.str("id") || dp.str("status") != "needs_response" {
+		t.Fatalf("dispute of the invoice: %s", dp.raw)
+	}
+	txns := e.must(200, app("GET", "/v1/balance_transactions?limit=100", nil))
+	kinds := map[string]int{}
+	for _, x := range txns.body["data"].([]any) {
+		x := x.(map[string]any)
+		if x["invoice"] == inv.str("id") {
+			kinds[x["type"].(string)]++
+		}
+	}
+	if kinds["payment"] != 1 || kinds["refund"] != 1 || kinds["dispute"] != 1 {
+		t.Fatalf("balance transactions of the invoice: %v in %s", kinds, txns.raw)
+	}
+
 	// Cancel: someone else cannot; the user can, at period end; then the developer now.
 	if r := e.host("POST", "/v1/subscriptions/"+id+"/cancel", map[string]any{"user_id": "u2"}); r.status != 403 || r.errCode() != "not_subscriber" {
 		t.Fatalf("another user cancels: %d %s", r.status, r.raw)

@@ -17,7 +17,7 @@ import (
 
 // RenewalJob names the renewing among the jobs replicas elect a leader for
 // (package leader): one replica at a time runs it.
-const RenewalJob int64 = 0x6d696e6970617953 // "minipayS"
+const RenewalJob int64 = 0x6d696e6970617952 // "minipayR" (settlement is "minipayS")
 
 // roundsMax bounds the rounds of one runDue: each round steps and charges
 // everything due, and a round that does nothing ends it.

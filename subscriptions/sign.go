@@ -42,6 +42,10 @@ func (s *Service) Sign(ctx context.Context, subID, userID, clientSecret string) 
 	if err := signable(sub, now); err != nil {
 		return Subscription{}, err
 	}
+	// Renewals post to these accounts without asking: they exist from here on.
+	if err := s.payments.EnsureAccounts(ctx, userID, sub.DeveloperID, sub.Plan.Currency); err != nil {
+		return Subscription{}, err
+	}
 	next := sub
 	next.UserID, next.Customer = userID, s.apps.Pseudonym(sub.AppID, userID)
 	if sub.Plan.TrialPeriodDays > 0 {
@@ -57,9 +61,6 @@ func (s *Service) Sign(ctx context.Context, subID, userID, clientSecret string) 
 		return Subscription{}, err
 	}
 	paid.Version = 1 // inserted paid
-	if err := s.payments.EnsureAccounts(ctx, userID, sub.DeveloperID, paid.Currency); err != nil {
-		return Subscription{}, err
-	}
 	events, err := eventRows(subEvent(webhooks.SubscriptionActivated, next), invoiceEvent(webhooks.InvoicePaid, paid))
 	if err != nil {
 		return Subscription{}, err
@@ -67,6 +68,11 @@ func (s *Service) Sign(ctx context.Context, subID, userID, clientSecret string) 
 	_, err = s.ledger.Post(ctx, payments.Transfer(pay, false), chargeStatements(paid, true, next, pay, events)...)
 	switch {
 	case errors.Is(err, ledger.ErrInsufficientFunds):
+		// A concurrent signature that won may have spent the money: then
+		// that is the answer, as it would have been a moment later.
+		if _, serr := s.signedMeanwhile(ctx, subID); !errors.Is(serr, errStateChanged) {
+			return Subscription{}, serr
+		}
 		// The ledger's error names the wallet's account, and with it the
 		// user; the caller is told only what it needs.
 		return Subscription{}, fmt.Errorf("sign %s: %w", subID, ErrInsufficientFunds)
