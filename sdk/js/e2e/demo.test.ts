@@ -418,6 +418,8 @@ test("the user cancels the membership from the host page: it ends with the perio
 test("the host reads a subscription with the host key: no client secret, no customer, the app's name; the page shows its own app's only", async () => {
   const plans = (await api("GET", "/v1/plans?limit=100", out.sk)).body.data;
   const plan = plans.find((p: any) => p.name === "Tea Club monthly");
+  // Three clicks on Join (signed, short, declined), one plan: the backend makes it once.
+  assert.equal(plans.filter((p: any) => p.name === "Tea Club monthly").length, 1, JSON.stringify(plans));
   assert.ok(plan, JSON.stringify(plans));
   const created = await api("POST", "/v1/subscriptions", out.sk, { plan: plan.id });
   assert.equal(created.status, 201, JSON.stringify(created.body));
