@@ -101,14 +101,15 @@ func paymentLine(typ string, o map[string]any) string {
 		return fmt.Sprintf("payout    %s %s %s in transit (settlement run %s)", s("id"), s("amount"), s("currency"), s("settlement_run"))
 	case webhooks.PayoutPaid:
 		return fmt.Sprintf("payout    %s %s %s paid", s("id"), s("amount"), s("currency"))
-	// The subscription events, by their names in the event log.
-	case "subscription.activated":
-		return fmt.Sprintf("subscribe %s signed (%s), plan %s", s("id"), s("status"), s("plan"))
-	case "invoice.paid":
+	case webhooks.SubscriptionActivated:
+		plan, _ := o["plan"].(map[string]any)
+		name, _ := plan["name"].(string)
+		return fmt.Sprintf("subscribe %s signed (%s), plan %q", s("id"), s("status"), name)
+	case webhooks.InvoicePaid:
 		return fmt.Sprintf("invoice   %s %s %s paid for %s, fee %s", s("id"), s("amount"), s("currency"), s("subscription"), s("fee"))
-	case "invoice.payment_failed":
+	case webhooks.InvoicePaymentFailed:
 		return fmt.Sprintf("invoice   %s %s %s of %s not paid (attempt %v)", s("id"), s("amount"), s("currency"), s("subscription"), o["attempt_count"])
-	case "subscription.canceled":
+	case webhooks.SubscriptionCanceled:
 		return fmt.Sprintf("subscribe %s canceled (%s)", s("id"), s("cancellation_reason"))
 	}
 	return ""
