@@ -389,6 +389,35 @@ test("the user declines the agreement: nothing is charged", async () => {
   assert.equal(sub.status, "incomplete");
 });
 
+test("a plan with a trial: the sheet says so, signing charges nothing and the subscription is trialing", async () => {
+  const plan = await api("POST", "/v1/plans", out.sk, { name: "Tea Club trial", amount: "9.00", currency: "CNY", option: "subscription", interval: "month", trial_period_days: 7 });
+  assert.equal(plan.status, 201, JSON.stringify(plan.body));
+  const sub = await api("POST", "/v1/subscriptions", out.sk, { plan: plan.body.id });
+  assert.equal(sub.status, 201, JSON.stringify(sub.body));
+  const page = await open("usr_demo_lin");
+  const before = await wallet("usr_demo_lin");
+  // The mini-app's own code, as its front end would run it with this subscription.
+  const appFrame = (await (await page.locator("[data-testid=miniapp]").elementHandle())!.contentFrame())!;
+  await appFrame.evaluate(`import("/minipay.js").then(async (sdk) => {
+    const config = await (await fetch("/api/config")).json();
+    const hostOrigin = location.protocol + "//" + location.hostname + ":" + config.host_port;
+    window.__trial = sdk.requestSubscription({ subscriptionId: ${JSON.stringify(sub.body.id)}, clientSecret: ${JSON.stringify(sub.body.client_secret)} }, { hostOrigin })
+      .then((s) => (window.__signed = s.status), (e) => (window.__signed = "error " + e.code));
+  })`);
+  await page.getByTestId("agreement").waitFor({ state: "visible" });
+  assert.equal(await page.getByTestId("agreement-plan").textContent(), "Tea Club trial");
+  assert.equal(await page.getByTestId("agreement-amount").textContent(), "9.00 CNY / month");
+  assert.equal(await page.getByTestId("agreement-trial").textContent(), "7 days free");
+  assert.equal(await page.getByTestId("agreement-first").textContent(), "after the trial, 9.00 CNY");
+  await page.getByTestId("agreement-sign").click();
+  await appFrame.waitForFunction("window.__signed !== undefined");
+  assert.equal(await appFrame.evaluate("window.__signed"), "trialing");
+  assert.equal(await wallet("usr_demo_lin"), before);
+  const read = (await api("GET", `/v1/subscriptions/${sub.body.id}`, out.sk)).body;
+  assert.equal(read.status, "trialing");
+  assert.ok(read.trial_end, JSON.stringify(read));
+});
+
 test("the user cancels the membership from the host page: it ends with the period paid for", async () => {
   assert.ok(membership, "the membership test did not run");
   const page = await open("usr_demo_lin");
