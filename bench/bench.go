@@ -38,7 +38,10 @@ type Options struct {
 	Workers     int           // ledger poster workers (0: the ledger's default)
 	Linger      time.Duration // ledger poster linger (0: the ledger's default)
 	Payments    int           // settlement: payments to seed (0: the benchmark's default)
-	PoolerURL   string        // checkout-pooled: a transaction pooler in front of DatabaseURL's server
+	// Subscriptions is how many due subscriptions renewals seeds (0: the
+	// benchmark's default).
+	Subscriptions int
+	PoolerURL     string // checkout-pooled: a transaction pooler in front of DatabaseURL's server
 	// Open loop (ledger and checkout): Rate offers that many operations per
 	// second on a fixed schedule instead of running closed-loop clients;
 	// FindMax searches for the highest rate whose p99 stays within the
@@ -64,6 +67,7 @@ var kinds = map[string]func(context.Context, Options) (*Result, error){
 	"settlement": benchSettlement,
 	// (pooled checkout bench)
 	"checkout-pooled": benchCheckoutPooled,
+	"renewals":        benchRenewals,
 }
 
 // Command registers the flags of "minipay bench" on fs and returns what
@@ -84,6 +88,7 @@ func Command(fs *flag.FlagSet, getenv func(string) string, stdout, stderr io.Wri
 	fs.IntVar(&o.Workers, "workers", 0, "ledger poster workers (default: the ledger's)")
 	fs.DurationVar(&o.Linger, "linger", 0, "ledger poster linger (default: the ledger's)")
 	fs.IntVar(&o.Payments, "payments", 0, "settlement only: payments to seed (default 1,000,000)")
+	fs.IntVar(&o.Subscriptions, "subscriptions", 0, "renewals only: due subscriptions to seed (default 1,000,000)")
 	fs.StringVar(&o.PoolerURL, "pooler-url", "", "checkout-pooled only: PgBouncer (pool_mode = transaction) in front of --database-url's server")
 	fs.Float64Var(&o.Rate, "rate", 0, "ledger, checkout: offer this many operations per second on a fixed schedule (open loop)")
 	fs.BoolVar(&o.FindMax, "find-max", false, "ledger, checkout: find the highest open-loop rate whose p99 stays within the limit (ledger 50 ms, checkout 100 ms)")

@@ -175,7 +175,7 @@ func (s *Service) advance(ctx context.Context, c Clock, to time.Time) error {
 		if err != nil {
 			return fmt.Errorf("advance %s at %s: %w", c.ID, minipay.Timestamp(c.FrozenTime), err)
 		}
-		if st == (RenewStats{}) {
+		if !st.did() {
 			// Due, yet nothing could be done (it changed meanwhile every
 			// time): going round again would never end.
 			return fmt.Errorf("advance %s at %s: %w", c.ID, minipay.Timestamp(c.FrozenTime), errClockStuck)

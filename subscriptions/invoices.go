@@ -54,13 +54,17 @@ func InvoiceID(subID string, periodStart time.Time) string {
 	return "in_" + crockford.EncodeToString(sum[:16])
 }
 
-// insertInvoicesSQL writes new invoices, set-based.
+// insertInvoicesSQL writes new invoices, set-based, and returns those it
+// wrote: an invoice whose period another process invoiced first is not
+// written (and the change that made it is refused).
 const insertInvoicesSQL = `
 	INSERT INTO subscription_invoices (id, subscription_id, app_id, developer_id, test_clock_id, amount, currency, status,
 		attempt_count, next_payment_attempt, period_start, period_end, fee, created_at, paid_at, version)
 	SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::int8[], $7::text[], $8::text[],
 		$9::int4[], $10::timestamptz[], $11::timestamptz[], $12::timestamptz[], $13::int8[], $14::timestamptz[],
-		$15::timestamptz[], $16::int4[])`
+		$15::timestamptz[], $16::int4[])
+	ON CONFLICT DO NOTHING
+	RETURNING id`
 
 func insertRow(inv Invoice) []any {
 	return []any{inv.ID, inv.SubscriptionID, inv.AppID, inv.DeveloperID, nullable(inv.TestClockID), inv.Amount, inv.Currency,
@@ -167,11 +171,12 @@ func (s *Service) ListInvoices(ctx context.Context, f InvoiceFilter) ([]Invoice,
 	return out, false, nil
 }
 
-// newInvoice is sub's open invoice for the period [start, end), due at start.
+// newInvoice is sub's open invoice for the period [start, end), due at
+// start, not written yet (version 0: the write that makes it gives it 1).
 func newInvoice(sub Subscription, start, end, now time.Time) Invoice {
 	return Invoice{ID: InvoiceID(sub.ID, start), SubscriptionID: sub.ID, AppID: sub.AppID, DeveloperID: sub.DeveloperID,
 		TestClockID: sub.TestClockID, Amount: sub.Plan.Amount, Currency: sub.Plan.Currency, Status: InvoiceOpen,
-		NextPaymentAttempt: start, PeriodStart: start, PeriodEnd: end, Created: now, Version: 1}
+		NextPaymentAttempt: start, PeriodStart: start, PeriodEnd: end, Created: now}
 }
 
 // capture is what paying inv for sub at now makes: the invoice as paid, and
@@ -212,7 +217,7 @@ func (s *Service) capture(sub Subscription, inv Invoice, now time.Time) (Invoice
 func chargeStatements(paid Invoice, insert bool, next Subscription, p payments.Payment, events []ledger.Statement) []ledger.Statement {
 	var stmts []ledger.Statement
 	if insert {
-		stmts = append(stmts, ledger.Statement{SQL: insertInvoicesSQL, Args: insertRow(paid), Row: true})
+		stmts = append(stmts, ledger.Statement{SQL: insertInvoicesSQL, Args: insertRow(paid), Row: true, Required: errStateChanged})
 	} else {
 		stmts = append(stmts, ledger.Statement{SQL: saveInvoicesSQL, Args: saveInvoiceRow(paid), Row: true, Required: errStateChanged})
 	}

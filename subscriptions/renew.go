@@ -26,19 +26,32 @@ const roundsMax = 64
 // scope is whose time runs: the real time (clock "") or one test clock's.
 type scope struct{ clock string }
 
-// subsDueSQL and invoicesDueSQL select, for a scope ($1) at a time ($2),
-// what is due. A subscription whose latest invoice is still open waits for
-// that invoice's charge (or retries) before it moves on, so catching up
-// after downtime never opens a period while the last is unpaid.
+// subsDueSQL, renewalsDueSQL and invoicesDueSQL select, for a scope ($1)
+// at a time ($2), what is due: steps (expiry, notice, the end of a
+// subscription canceled at period end), renewals, and retries of open
+// invoices. A subscription whose latest invoice is still open waits for
+// that invoice's retries before it moves on, so catching up after
+// downtime never opens a period while the last is unpaid.
 func (sc scope) subsDueSQL() string {
+	return `SELECT ` + subColumns + subFrom + ` WHERE ` + sc.subsWhere() + ` AND NOT ` + renewing + `
+		ORDER BY s.next_action_at LIMIT $3 FOR UPDATE OF s SKIP LOCKED`
+}
+
+func (sc scope) renewalsDueSQL() string {
+	return `SELECT ` + subColumns + subFrom + ` WHERE ` + sc.subsWhere() + ` AND ` + renewing + `
+		ORDER BY s.next_action_at LIMIT $3`
+}
+
+// renewing says a due subscription (of subsWhere) is to renew.
+const renewing = `(s.status IN ('trialing', 'active') AND NOT s.cancel_at_period_end AND s.current_period_end <= $2)`
+
+func (sc scope) subsWhere() string {
 	where := `s.test_clock_id IS NULL AND $1 = ''`
 	if sc.clock != "" {
 		where = `s.test_clock_id = $1`
 	}
-	return `SELECT ` + subColumns + subFrom + ` WHERE ` + where + ` AND s.next_action_at <= $2
-		AND (s.latest_invoice IS NULL OR NOT EXISTS (
-			SELECT 1 FROM subscription_invoices li WHERE li.id = s.latest_invoice AND li.status = 'open'))
-		ORDER BY s.next_action_at LIMIT $3 FOR UPDATE OF s SKIP LOCKED`
+	return where + ` AND s.next_action_at <= $2 AND (s.latest_invoice IS NULL OR NOT EXISTS (
+			SELECT 1 FROM subscription_invoices li WHERE li.id = s.latest_invoice AND li.status = 'open'))`
 }
 
 func (sc scope) invoicesDueSQL() string {
@@ -69,19 +82,29 @@ func (s *Service) nextDue(ctx context.Context, sc scope) (time.Time, bool, error
 	return derefTime(at), at != nil, nil
 }
 
-// RenewStats counts what one pass of renewals did.
+// RenewStats counts what one pass of renewals did, and where its time went.
 type RenewStats struct {
 	Steps    int // subscriptions moved on: expired, noticed, renewed, ended
 	Paid     int // invoices paid
 	Failed   int // charges the wallet could not pay (retried later, or the end)
 	Canceled int // subscriptions canceled when their retries ran out
+
+	StepTime   time.Duration // stepping due subscriptions (opening invoices)
+	ChargeTime time.Duration // charging through the ledger
+	FailTime   time.Duration // recording failed charges
 }
+
+// did reports whether anything was done.
+func (a RenewStats) did() bool { return a.Steps+a.Paid+a.Failed+a.Canceled > 0 }
 
 func (a *RenewStats) add(b RenewStats) {
 	a.Steps += b.Steps
 	a.Paid += b.Paid
 	a.Failed += b.Failed
 	a.Canceled += b.Canceled
+	a.StepTime += b.StepTime
+	a.ChargeTime += b.ChargeTime
+	a.FailTime += b.FailTime
 }
 
 // RenewDue runs everything due by now on the real time (not on test
@@ -101,7 +124,7 @@ func (s *Service) RunRenewals(ctx context.Context, interval time.Duration) {
 	for {
 		_, err := leader.Run(ctx, s.db, RenewalJob, false, func(ctx context.Context) error {
 			st, err := s.RenewDue(ctx, time.Now())
-			if st != (RenewStats{}) {
+			if st.did() {
 				s.log.Info("renewals", "steps", st.Steps, "paid", st.Paid, "failed", st.Failed, "canceled", st.Canceled)
 			}
 			return err
@@ -124,12 +147,26 @@ func (s *Service) runDue(ctx context.Context, sc scope, now time.Time) (RenewSta
 	for round := 0; round < roundsMax; round++ {
 		var st RenewStats
 		for {
+			began := time.Now()
 			n, err := s.stepDue(ctx, sc, now)
 			st.Steps += n
+			st.StepTime += time.Since(began)
 			if err != nil {
+				total.add(st)
 				return total, err
 			}
 			if n < s.batchMax {
+				break
+			}
+		}
+		for {
+			cs, read, err := s.renewDue(ctx, sc, now)
+			st.add(cs)
+			if err != nil {
+				total.add(st)
+				return total, err
+			}
+			if read < s.batchMax {
 				break
 			}
 		}
@@ -145,7 +182,7 @@ func (s *Service) runDue(ctx context.Context, sc scope, now time.Time) (RenewSta
 			}
 		}
 		total.add(st)
-		if st == (RenewStats{}) {
+		if !st.did() {
 			break
 		}
 	}
@@ -166,20 +203,16 @@ func (s *Service) stepDue(ctx context.Context, sc scope, now time.Time) (int, er
 			return fmt.Errorf("due subscriptions: %w", err)
 		}
 		var (
-			subs    []Subscription
-			created []Invoice
-			events  []webhooks.Event
+			subs   []Subscription
+			events []webhooks.Event
 		)
 		for _, sub := range due {
-			next, inv, ev := step(sub, now)
+			next, ev := step(sub, now)
 			subs = append(subs, next)
-			if inv != nil {
-				created = append(created, *inv)
-			}
 			events = append(events, ev...)
 		}
 		n = len(subs)
-		return writeTx(ctx, tx, subs, created, nil, events)
+		return writeTx(ctx, tx, subs, nil, nil, events)
 	})
 	if err != nil {
 		return 0, fmt.Errorf("step subscriptions: %w", err)
@@ -187,42 +220,76 @@ func (s *Service) stepDue(ctx context.Context, sc scope, now time.Time) (int, er
 	return n, nil
 }
 
-// step is what is due of sub at now: an unsigned one expires; at its
-// period's end one canceled at period end ends, another opens the next
-// period with its invoice (charged by chargeDue); before that, the
-// renewal notice goes out.
-func step(sub Subscription, now time.Time) (Subscription, *Invoice, []webhooks.Event) {
+// step is what is due of sub at now, but a renewal (renewDue's): an
+// unsigned one expires; at its period's end one canceled at period end
+// ends; before the end, the renewal notice goes out.
+func step(sub Subscription, now time.Time) (Subscription, []webhooks.Event) {
 	next := sub
 	switch {
 	case sub.Status == StatusIncomplete:
 		next.Status = StatusIncompleteExpired
 		next = advanced(next)
-		return next, nil, []webhooks.Event{subEvent(webhooks.SubscriptionUpdated, next)}
-	case sub.Status != StatusTrialing && sub.Status != StatusActive:
-		// Listed by an older next_action_at: nothing is due any more.
-		return advanced(next), nil, nil
-	case !now.Before(sub.PeriodEnd) && sub.CancelAtPeriodEnd:
+		return next, []webhooks.Event{subEvent(webhooks.SubscriptionUpdated, next)}
+	case sub.Status != StatusTrialing && sub.Status != StatusActive || !now.Before(sub.PeriodEnd) && !sub.CancelAtPeriodEnd:
+		// Listed by an older next_action_at, or a renewal that became due
+		// since renewDue looked: nothing for a step to do.
+		return advanced(next), nil
+	case !now.Before(sub.PeriodEnd):
 		next.Status, next.CanceledAt, next.CancelAtPeriodEnd = StatusCanceled, sub.PeriodEnd, false
 		next = advanced(next)
-		return next, nil, []webhooks.Event{subEvent(webhooks.SubscriptionCanceled, next)}
-	case !now.Before(sub.PeriodEnd):
-		k := sub.PeriodIndex + 1
-		start := Boundary(sub.Anchor, sub.Plan.Interval, sub.Plan.IntervalCount, k)
-		end := Boundary(sub.Anchor, sub.Plan.Interval, sub.Plan.IntervalCount, k+1)
-		inv := newInvoice(sub, start, end, now)
-		next.PeriodIndex, next.PeriodStart, next.PeriodEnd, next.LatestInvoice = k, start, end, inv.ID
-		return advanced(next), &inv, nil
+		return next, []webhooks.Event{subEvent(webhooks.SubscriptionCanceled, next)}
 	default: // the notice is due
 		next.NoticeFor = sub.PeriodEnd
 		next = advanced(next)
-		return next, nil, []webhooks.Event{subEvent(webhooks.SubscriptionRenewalUpcoming, next)}
+		return next, []webhooks.Event{subEvent(webhooks.SubscriptionRenewalUpcoming, next)}
 	}
 }
 
-// dueCharge is an open invoice to charge with its subscription.
+// renewal is sub moved to its next period, with that period's invoice,
+// open and due at its start, neither written yet.
+func renewal(sub Subscription, now time.Time) (Subscription, Invoice) {
+	k := sub.PeriodIndex + 1
+	start := Boundary(sub.Anchor, sub.Plan.Interval, sub.Plan.IntervalCount, k)
+	end := Boundary(sub.Anchor, sub.Plan.Interval, sub.Plan.IntervalCount, k+1)
+	inv := newInvoice(sub, start, end, now)
+	next := sub
+	next.PeriodIndex, next.PeriodStart, next.PeriodEnd, next.LatestInvoice = k, start, end, inv.ID
+	return next, inv
+}
+
+// dueCharge is an invoice to charge with its subscription: an open one
+// (a retry), or a renewal's, new, with the subscription read before it
+// moved to the invoice's period (next is it moved).
 type dueCharge struct {
-	inv Invoice
-	sub Subscription
+	inv  Invoice
+	sub  Subscription
+	next Subscription
+	new  bool
+}
+
+// renewDue renews up to batchMax due subscriptions: each period's invoice
+// is made paid by the ledger transfer that charges it, with the
+// subscription moved to that period, so a renewal the wallet can pay is
+// one transaction, gathered with others into the ledger's groups. It
+// returns what it did and how many subscriptions it read.
+func (s *Service) renewDue(ctx context.Context, sc scope, now time.Time) (RenewStats, int, error) {
+	rows, err := s.db.Query(ctx, sc.renewalsDueSQL(), sc.clock, now, s.batchMax)
+	if err != nil {
+		return RenewStats{}, 0, fmt.Errorf("due renewals: %w", err)
+	}
+	due, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (dueCharge, error) {
+		sub, err := scanSub(r)
+		if err != nil {
+			return dueCharge{}, err
+		}
+		next, inv := renewal(sub, now)
+		return dueCharge{inv: inv, sub: sub, next: next, new: true}, nil
+	})
+	if err != nil {
+		return RenewStats{}, 0, fmt.Errorf("due renewals: %w", err)
+	}
+	st, err := s.chargeAll(ctx, due, now)
+	return st, len(due), err
 }
 
 // chargeDue charges up to batchMax due invoices through the ledger's
@@ -243,6 +310,18 @@ func (s *Service) chargeDue(ctx context.Context, sc scope, now time.Time) (Renew
 	if err != nil {
 		return RenewStats{}, 0, fmt.Errorf("due invoices: %w", err)
 	}
+	for i := range due {
+		due[i].next = due[i].sub
+	}
+	st, err := s.chargeAll(ctx, due, now)
+	return st, len(due), err
+}
+
+// chargeAll charges due through the ledger's poster, many at once so that
+// it writes them in groups, then records the charges the wallets could not
+// pay in one transaction.
+func (s *Service) chargeAll(ctx context.Context, due []dueCharge, now time.Time) (RenewStats, error) {
+	began := time.Now()
 	var (
 		mu       sync.Mutex
 		st       RenewStats
@@ -256,7 +335,11 @@ func (s *Service) chargeDue(ctx context.Context, sc scope, now time.Time) (Renew
 		wg.Add(1)
 		go func() {
 			defer func() { <-slots; wg.Done() }()
+			t0 := time.Now()
 			err := s.charge(ctx, dc, now)
+			if s.observe != nil {
+				s.observe(time.Since(t0))
+			}
 			mu.Lock()
 			defer mu.Unlock()
 			switch {
@@ -275,12 +358,15 @@ func (s *Service) chargeDue(ctx context.Context, sc scope, now time.Time) (Renew
 		}()
 	}
 	wg.Wait()
+	st.ChargeTime = time.Since(began)
+	began = time.Now()
 	fs, err := s.chargesFailed(ctx, failed, now)
+	fs.FailTime = time.Since(began)
 	st.add(fs)
 	if err == nil {
 		err = firstErr
 	}
-	return st, len(due), err
+	return st, err
 }
 
 // scanInvoiceSub scans a row of invoiceColumns followed by subColumns.
@@ -301,11 +387,11 @@ func scanInvoiceSub(r pgx.Row) (Invoice, Subscription, error) {
 // most once) with the invoice paid, the subscription active again on its
 // schedule, the payment's records and the events.
 func (s *Service) charge(ctx context.Context, dc dueCharge, now time.Time) error {
-	paid, pay, err := s.capture(dc.sub, dc.inv, now)
+	paid, pay, err := s.capture(dc.next, dc.inv, now)
 	if err != nil {
 		return err
 	}
-	next := dc.sub
+	next := dc.next
 	next.Status = StatusActive
 	next = advanced(next)
 	evs := []webhooks.Event{invoiceEvent(webhooks.InvoicePaid, paid)}
@@ -317,7 +403,7 @@ func (s *Service) charge(ctx context.Context, dc dueCharge, now time.Time) error
 		return err
 	}
 	// The wallet and the developer's accounts exist: signing made them.
-	_, err = s.ledger.Post(ctx, payments.Transfer(pay, false), chargeStatements(paid, false, next, pay, events)...)
+	_, err = s.ledger.Post(ctx, payments.Transfer(pay, false), chargeStatements(paid, dc.new, next, pay, events)...)
 	if err != nil {
 		return fmt.Errorf("charge %s: %w", dc.inv.ID, err)
 	}
@@ -354,16 +440,17 @@ func (s *Service) chargesFailed(ctx context.Context, failed []dueCharge, now tim
 
 func (s *Service) writeFailures(ctx context.Context, failed []dueCharge, now time.Time) (RenewStats, error) {
 	var (
-		st     RenewStats
-		subs   []Subscription
-		invs   []Invoice
-		events []webhooks.Event
+		st      RenewStats
+		subs    []Subscription
+		created []Invoice
+		invs    []Invoice
+		events  []webhooks.Event
 	)
 	for _, f := range failed {
 		inv, sub := f.inv, f.sub
 		inv.AttemptCount++
 		inv.Version++
-		next := sub
+		next := f.next
 		st.Failed++
 		if inv.AttemptCount > len(retryAfterDays) {
 			inv.Status, inv.NextPaymentAttempt, inv.VoidedAt = InvoiceVoid, time.Time{}, now
@@ -380,9 +467,14 @@ func (s *Service) writeFailures(ctx context.Context, failed []dueCharge, now tim
 				events = append(events, subEvent(webhooks.SubscriptionPastDue, next))
 			}
 		}
-		subs, invs = append(subs, next), append(invs, inv)
+		subs = append(subs, next)
+		if f.new {
+			created = append(created, inv)
+		} else {
+			invs = append(invs, inv)
+		}
 	}
-	err := pgx.BeginFunc(ctx, s.db, func(tx pgx.Tx) error { return writeTx(ctx, tx, subs, nil, invs, events) })
+	err := pgx.BeginFunc(ctx, s.db, func(tx pgx.Tx) error { return writeTx(ctx, tx, subs, created, invs, events) })
 	if err != nil {
 		return RenewStats{}, err
 	}

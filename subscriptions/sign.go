@@ -60,7 +60,6 @@ func (s *Service) Sign(ctx context.Context, subID, userID, clientSecret string) 
 	if err != nil {
 		return Subscription{}, err
 	}
-	paid.Version = 1 // inserted paid
 	events, err := eventRows(subEvent(webhooks.SubscriptionActivated, next), invoiceEvent(webhooks.InvoicePaid, paid))
 	if err != nil {
 		return Subscription{}, err
@@ -241,7 +240,7 @@ func writeTx(ctx context.Context, tx pgx.Tx, subs []Subscription, created, chang
 	for _, inv := range created {
 		rows = append(rows, insertRow(inv))
 	}
-	if err := execRows(ctx, tx, insertInvoicesSQL, rows, -1); err != nil {
+	if err := execRows(ctx, tx, insertInvoicesSQL, rows, len(created)); err != nil {
 		return err
 	}
 	rows = rows[:0]

@@ -130,6 +130,9 @@ type Options struct {
 	// BatchMax bounds the subscriptions or invoices one renewal step reads
 	// (default 2000).
 	BatchMax int
+	// ObserveCharge, if set, is told how long each renewal charge took
+	// from its hand-over to the ledger to its answer (benchmarks).
+	ObserveCharge func(time.Duration)
 }
 
 // Service is subscriptions over one database. It is safe for concurrent use.
@@ -143,6 +146,7 @@ type Service struct {
 	sandbox  bool
 	inFlight int
 	batchMax int
+	observe  func(time.Duration)
 }
 
 // New returns a Service.
@@ -160,7 +164,7 @@ func New(db *pgxpool.Pool, l *ledger.Ledger, a *apps.Service, p *payments.Servic
 		opts.BatchMax = 2000
 	}
 	return &Service{db: db, ledger: l, apps: a, payments: p, catalog: opts.Catalog, log: opts.Log, sandbox: opts.Sandbox,
-		inFlight: opts.ChargesInFlightMax, batchMax: opts.BatchMax}
+		inFlight: opts.ChargesInFlightMax, batchMax: opts.BatchMax, observe: opts.ObserveCharge}
 }
 
 // Sandbox reports whether test clocks are allowed.

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
@@ -188,5 +189,36 @@ func TestSubscriptionsDocYear(t *testing.T) {
 		if !strings.Contains(string(out), want) {
 			t.Fatalf("the program's output lacks %q:\n%s", want, out)
 		}
+	}
+}
+
+// TestBenchRenewalsSmall runs "minipay bench renewals" with a small count:
+// every due subscription renewed (a tenth failing into dunning, which the
+// benchmark checks itself) and the JSON line with the figures it promises.
+func TestBenchRenewalsSmall(t *testing.T) {
+	db := testdb.New(t)
+	cmd := exec.Command(binary, "bench", "renewals", "--subscriptions", "2000", "--json", "--database-url", db.URL)
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("bench renewals: %v\n%s", err, stderr.String())
+	}
+	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
+	var res struct {
+		Throughput *float64 `json:"throughput"`
+		P99        *float64 `json:"p99_ms"`
+		PeakRSS    *float64 `json:"peak_rss_mb"`
+		Paid       int      `json:"paid"`
+		Failed     int      `json:"failed"`
+		LedgerShr  *float64 `json:"ledger_share"`
+		GroupMean  *float64 `json:"group_mean"`
+	}
+	if err := json.Unmarshal([]byte(lines[len(lines)-1]), &res); err != nil {
+		t.Fatalf("last line is not JSON: %v\n%s", err, out)
+	}
+	if res.Throughput == nil || *res.Throughput <= 0 || res.P99 == nil || *res.P99 <= 0 || res.PeakRSS == nil || *res.PeakRSS <= 0 ||
+		res.Paid != 1800 || res.Failed != 200 || res.LedgerShr == nil || res.GroupMean == nil || *res.GroupMean < 1 {
+		t.Fatalf("result %s", out)
 	}
 }
