@@ -162,7 +162,7 @@ func TestSubscriptionsSignRenewCancel(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !canceled.CancelAtPeriodEnd || canceled.Status != "active" {
+	if !canceled.CancelAtPeriodEnd || canceled.Status != "active" || canceled.CancellationReason == nil || *canceled.CancellationReason != "user" {
 		t.Fatalf("user's cancel %+v", canceled)
 	}
 

@@ -431,6 +431,7 @@ test("the user cancels the membership from the host page: it ends with the perio
   await page.screenshot({ path: join(shots, "demo-membership-canceled.png") });
   const sub = (await api("GET", `/v1/subscriptions/${membership}`, out.sk)).body;
   assert.equal(sub.cancel_at_period_end, true);
+  assert.equal(sub.cancellation_reason, "user");
   assert.equal(sub.status, "active"); // the user keeps the month paid for
   assert.equal(await wallet("usr_demo_lin"), before);
   // Another user of the host cannot cancel it.
