@@ -2,11 +2,14 @@ package demo
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -30,6 +33,25 @@ var Items = []Item{
 	{ID: "tip", Name: "Tip the creator", Description: "Say thanks", Option: "tip", Amount: "5.00", Currency: "CNY"},
 }
 
+// Membership is what the demo mini-app sells by subscription: a plan the
+// backend creates once (the first time someone asks) and a subscription
+// per click, which the user signs in the host's agreement sheet.
+type Membership struct {
+	Name          string `json:"name"`
+	Description   string `json:"description"`
+	Option        string `json:"option"`
+	Amount        string `json:"amount"`
+	Currency      string `json:"currency"`
+	Interval      string `json:"interval"`
+	IntervalCount int    `json:"interval_count"`
+	TrialDays     int    `json:"trial_period_days"`
+}
+
+// TeaClub is the demo's monthly membership. No trial: signing charges the
+// first month at once, so a short wallet is refused at signing.
+var TeaClub = Membership{Name: "Tea Club monthly", Description: "A new tea every month, members' prices",
+	Option: "subscription", Amount: "30.00", Currency: "CNY", Interval: "month", IntervalCount: 1}
+
 // Received is a webhook the backend accepted.
 type Received struct {
 	ID         string `json:"id"`
@@ -52,6 +74,7 @@ type Backend struct {
 	HostPort string
 
 	mu       sync.Mutex
+	planID   string // TeaClub's plan, once made or found
 	secret   string
 	received []Received
 	seen     map[string]bool
@@ -82,6 +105,8 @@ func (b *Backend) Handler() http.Handler {
 		writeJSON(w, http.StatusOK, map[string]string{"host_port": b.HostPort})
 	})
 	mux.HandleFunc("POST /api/checkout", b.checkout)
+	mux.HandleFunc("GET /api/membership", func(w http.ResponseWriter, r *http.Request) { writeJSON(w, http.StatusOK, TeaClub) })
+	mux.HandleFunc("POST /api/subscribe", b.subscribe)
 	mux.HandleFunc("POST /webhooks", b.webhook)
 	mux.HandleFunc("GET /api/webhooks", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]any{"data": b.Received()})
@@ -144,6 +169,146 @@ func (b *Backend) checkout(w http.ResponseWriter, r *http.Request) {
 	}
 	writeJSON(w, http.StatusOK, map[string]string{"session_id": sess.ID, "client_secret": sess.ClientSecret,
 		"amount": sess.AmountTotal, "currency": sess.Currency})
+}
+
+// subscribe creates a subscription to the membership's plan for the user
+// of this mini-app, to be signed in the host's agreement sheet: the plan
+// and its price come from the backend, never from the browser.
+func (b *Backend) subscribe(w http.ResponseWriter, r *http.Request) {
+	plan, err := b.plan(r.Context())
+	if err != nil {
+		writeAPIError(w, err)
+		return
+	}
+	var sub struct {
+		ID           string `json:"id"`
+		ClientSecret string `json:"client_secret"`
+	}
+	body := map[string]any{"plan": plan, "metadata": map[string]string{"membership": "tea_club"}}
+	if err := b.api(r.Context(), http.MethodPost, "/v1/subscriptions", body, "", &sub); err != nil {
+		writeAPIError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"subscription_id": sub.ID, "client_secret": sub.ClientSecret, "membership": TeaClub})
+}
+
+// plan is the membership's plan (plan_…): found among the app's plans, or
+// made, once per process.
+func (b *Backend) plan(ctx context.Context) (string, error) {
+	b.mu.Lock()
+	id := b.planID
+	b.mu.Unlock()
+	if id != "" {
+		return id, nil
+	}
+	// The plan outlives this process (dev keeps its database): look for
+	// it before making another.
+	var plans struct {
+		Data []struct {
+			ID, Name, Amount, Currency, Option, Interval string
+			IntervalCount                                int  `json:"interval_count"`
+			TrialPeriodDays                              int  `json:"trial_period_days"`
+			Active                                       bool `json:"active"`
+		} `json:"data"`
+	}
+	if err := b.api(ctx, http.MethodGet, "/v1/plans?limit=100", nil, "", &plans); err != nil {
+		return "", err
+	}
+	m := TeaClub
+	for _, p := range plans.Data {
+		if p.Active && p.Name == m.Name && p.Amount == m.Amount && p.Currency == m.Currency && p.Option == m.Option &&
+			p.Interval == m.Interval && p.IntervalCount == m.IntervalCount && p.TrialPeriodDays == m.TrialDays {
+			id = p.ID
+		}
+	}
+	if id == "" {
+		var made struct{ ID string }
+		body := map[string]any{"name": m.Name, "amount": m.Amount, "currency": m.Currency, "option": m.Option,
+			"interval": m.Interval, "interval_count": m.IntervalCount, "trial_period_days": m.TrialDays}
+		// Two clicks racing on a fresh start make one plan: the key is the
+		// plan's content.
+		key := fmt.Sprintf("demo-plan:%s:%s:%s:%s:%d", m.Name, m.Amount, m.Currency, m.Interval, m.TrialDays)
+		if err := b.api(ctx, http.MethodPost, "/v1/plans", body, key, &made); err != nil {
+			return "", err
+		}
+		id = made.ID
+	}
+	b.mu.Lock()
+	b.planID = id
+	b.mu.Unlock()
+	return id, nil
+}
+
+// apiError is minipay's error answer to a call of the backend.
+type apiError struct {
+	Status        int
+	Code, Message string
+}
+
+func (e *apiError) Error() string {
+	return fmt.Sprintf("minipay: %d %s: %s", e.Status, e.Code, e.Message)
+}
+
+// api is one call to minipay with the app's secret key; an error answer
+// is an *apiError.
+func (b *Backend) api(ctx context.Context, method, path string, body any, idemKey string, out any) error {
+	var rd io.Reader
+	if body != nil {
+		raw, err := json.Marshal(body)
+		if err != nil {
+			return err
+		}
+		rd = bytes.NewReader(raw)
+	}
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, method, b.APIURL+path, rd)
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Authorization", "Bearer "+b.SecretKey)
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	if idemKey != "" {
+		req.Header.Set("Idempotency-Key", idemKey)
+	}
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return fmt.Errorf("%s %s: %w", method, path, err)
+	}
+	defer res.Body.Close()
+	raw, err := io.ReadAll(io.LimitReader(res.Body, 1<<20))
+	if err != nil {
+		return fmt.Errorf("%s %s: %w", method, path, err)
+	}
+	if res.StatusCode >= 300 {
+		var e struct {
+			Error struct{ Code, Message string }
+		}
+		_ = json.Unmarshal(raw, &e)
+		if e.Error.Code == "" {
+			e.Error.Code, e.Error.Message = "api_error", string(raw)
+		}
+		return &apiError{Status: res.StatusCode, Code: e.Error.Code, Message: e.Error.Message}
+	}
+	return json.Unmarshal(raw, out)
+}
+
+// writeAPIError answers the mini-app with what went wrong at minipay. An
+// app made before the demo sold memberships lacks the subscription option:
+// say how to get a new one.
+func writeAPIError(w http.ResponseWriter, err error) {
+	var e *apiError
+	if !errors.As(err, &e) {
+		writeError(w, http.StatusBadGateway, "network", err.Error())
+		return
+	}
+	msg := e.Message
+	if strings.Contains(e.Code, "option") {
+		msg += " (this demo app was made before it sold memberships: restart with minipay dev --reset)"
+	}
+	writeError(w, e.Status, e.Code, msg)
 }
 
 func (b *Backend) webhook(w http.ResponseWriter, r *http.Request) {

@@ -33,6 +33,10 @@ type Host struct {
 
 	mu    sync.Mutex
 	appID string // the mini-app the page loads; see SetApp
+	// signed lists, per user, the subscriptions the user signed here, in
+	// order: a host keeps its own record of the agreements its users made
+	// (minipay gives the host no list of them). The demo's is in memory.
+	signed map[string][]string
 }
 
 // SetApp names the mini-app the page loads (app_…). The host knows which
@@ -59,6 +63,10 @@ func (h *Host) Handler() http.Handler {
 	mux.HandleFunc("GET /demo/api/wallets/{user}", h.wallet)
 	mux.HandleFunc("GET /demo/api/sessions/{id}", h.session)
 	mux.HandleFunc("POST /demo/api/sessions/{id}/confirm", h.confirm)
+	mux.HandleFunc("GET /demo/api/subscriptions/{id}", h.subscription)
+	mux.HandleFunc("POST /demo/api/subscriptions/{id}/sign", h.sign)
+	mux.HandleFunc("POST /demo/api/subscriptions/{id}/cancel", h.cancelSubscription)
+	mux.HandleFunc("GET /demo/api/users/{user}/subscriptions", h.memberships)
 	mux.Handle("/demo/", http.StripPrefix("/demo", files("host")))
 	return mux
 }
@@ -81,7 +89,21 @@ func (h *Host) wallet(w http.ResponseWriter, r *http.Request) {
 // the session without its client secret and the app's customer id, with
 // the app's name.
 func (h *Host) session(w http.ResponseWriter, r *http.Request) {
-	status, body, err := h.call(r.Context(), http.MethodGet, "/v1/checkout/sessions/"+url.PathEscape(r.PathValue("id")), nil, "")
+	h.readOwn(w, r, "/v1/checkout/sessions/", "session_not_found", "no such checkout session")
+}
+
+// subscription reads what the agreement sheet shows of a subscription:
+// GET /v1/subscriptions/{id} with the host key, which answers it without
+// its client secret and customer, with the app's name and the plan.
+func (h *Host) subscription(w http.ResponseWriter, r *http.Request) {
+	h.readOwn(w, r, "/v1/subscriptions/", "subscription_not_found", "no such subscription")
+}
+
+// readOwn answers minipay's host-key read of prefix+{id}, if the object
+// belongs to the mini-app in the frame: another mini-app's session or
+// subscription is not this page's to show.
+func (h *Host) readOwn(w http.ResponseWriter, r *http.Request, prefix, notFound, msg string) {
+	status, body, err := h.call(r.Context(), http.MethodGet, prefix+url.PathEscape(r.PathValue("id")), nil, "")
 	if err != nil {
 		writeError(w, http.StatusBadGateway, "network", err.Error())
 		return
@@ -89,13 +111,110 @@ func (h *Host) session(w http.ResponseWriter, r *http.Request) {
 	var s struct {
 		App string `json:"app"`
 	}
-	// Another mini-app's session is not this page's to show.
 	foreign := status == http.StatusOK && (json.Unmarshal(body, &s) != nil || s.App == "" || s.App != h.app())
 	if foreign || status == http.StatusNotFound {
-		writeError(w, http.StatusNotFound, "session_not_found", "no such checkout session")
+		writeError(w, http.StatusNotFound, notFound, msg)
 		return
 	}
 	writeRaw(w, status, body)
+}
+
+// userRequest is what the page sends to act for its signed-in user.
+type userRequest struct {
+	UserID       string `json:"user_id"`
+	ClientSecret string `json:"client_secret,omitempty"`
+}
+
+// decodeUser reads a userRequest of a known demo user, or answers why not.
+func (h *Host) decodeUser(w http.ResponseWriter, r *http.Request) (userRequest, bool) {
+	var in userRequest
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, 64<<10))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&in); err != nil {
+		writeError(w, http.StatusBadRequest, "parameter_invalid", err.Error())
+		return in, false
+	}
+	if !h.known(in.UserID) {
+		writeError(w, http.StatusForbidden, "unknown_user", "not a demo user")
+		return in, false
+	}
+	return in, true
+}
+
+// sign signs a subscription for the signed-in user once they agreed on
+// the sheet: POST /v1/subscriptions/{id}/sign with the host key and the
+// client secret the mini-app handed over. The first period is charged at
+// once (402 insufficient_funds leaves the subscription unsigned).
+func (h *Host) sign(w http.ResponseWriter, r *http.Request) {
+	in, ok := h.decodeUser(w, r)
+	if !ok {
+		return
+	}
+	id := r.PathValue("id")
+	body, _ := json.Marshal(in)
+	status, out, err := h.call(r.Context(), http.MethodPost, "/v1/subscriptions/"+url.PathEscape(id)+"/sign", body, r.Header.Get("Idempotency-Key"))
+	if err != nil {
+		writeError(w, http.StatusBadGateway, "network", err.Error())
+		return
+	}
+	if status == http.StatusOK {
+		h.remember(in.UserID, id)
+	}
+	writeRaw(w, status, out)
+}
+
+func (h *Host) remember(user, subID string) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.signed == nil {
+		h.signed = map[string][]string{}
+	}
+	if !slices.Contains(h.signed[user], subID) {
+		h.signed[user] = append(h.signed[user], subID)
+	}
+}
+
+// cancelSubscription is the user's cancel, from the host's list of their
+// memberships: POST /v1/subscriptions/{id}/cancel with the host key and
+// the user's id, which minipay honours only for the user who signed, and
+// always at the end of the period already paid for.
+func (h *Host) cancelSubscription(w http.ResponseWriter, r *http.Request) {
+	in, ok := h.decodeUser(w, r)
+	if !ok {
+		return
+	}
+	body, _ := json.Marshal(userRequest{UserID: in.UserID})
+	h.proxy(w, r, http.MethodPost, "/v1/subscriptions/"+url.PathEscape(r.PathValue("id"))+"/cancel", body, r.Header.Get("Idempotency-Key"))
+}
+
+// membershipsShownMax bounds the list of a user's memberships: the newest.
+const membershipsShownMax = 20
+
+// memberships lists the subscriptions the user signed here, newest first,
+// each as the host key reads it now.
+func (h *Host) memberships(w http.ResponseWriter, r *http.Request) {
+	user := r.PathValue("user")
+	if !h.known(user) {
+		writeError(w, http.StatusNotFound, "unknown_user", "not a demo user")
+		return
+	}
+	h.mu.Lock()
+	ids := slices.Clone(h.signed[user])
+	h.mu.Unlock()
+	slices.Reverse(ids)
+	ids = ids[:min(len(ids), membershipsShownMax)]
+	data := []json.RawMessage{}
+	for _, id := range ids {
+		status, body, err := h.call(r.Context(), http.MethodGet, "/v1/subscriptions/"+url.PathEscape(id), nil, "")
+		if err != nil {
+			writeError(w, http.StatusBadGateway, "network", err.Error())
+			return
+		}
+		if status == http.StatusOK {
+			data = append(data, body)
+		}
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"data": data})
 }
 
 // confirm pays a session for the signed-in user: the page sends the

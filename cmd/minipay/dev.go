@@ -187,7 +187,7 @@ func (d *devServer) run(ctx context.Context) error {
 	fmt.Fprintf(d.stdout, `minipay dev is running. Press Ctrl-C to stop.
 
   host page:    %s   (frame your own mini-app: %s?app=http://localhost:5173)
-  mini-app:     %s  (its backend: POST /api/checkout, POST /webhooks)
+  mini-app:     %s  (its backend: POST /api/checkout, POST /api/subscribe, POST /webhooks)
   API:          %s  (spec: %s/openapi.yaml)
   console:      %s/console/  (sign in with the secret key, or the admin key for finance)
   database:     %s
@@ -326,7 +326,7 @@ func makeDemoApp(ctx context.Context, apiURL string, id *demo.Identity) error {
 		SecretKey string `json:"secret_key"`
 	}
 	if err := devCall(ctx, apiURL, id.AdminKey, "POST", "/v1/apps", map[string]any{"developer": dev.ID, "name": "Tea & Gems",
-		"options": []string{"goods", "virtual_goods", "tip"}, "currencies": []string{"CNY"}}, &app); err != nil {
+		"options": []string{"goods", "virtual_goods", "tip", "subscription"}, "currencies": []string{"CNY"}}, &app); err != nil {
 		return err
 	}
 	id.DeveloperID, id.AppID, id.SecretKey = dev.ID, app.ID, app.SecretKey

@@ -18,7 +18,8 @@ import (
 // host page does, over HTTP and without a browser (the browser test in
 // sdk/js/e2e clicks through the same flow): the mini-app's backend creates
 // the session, the host page's backend confirms it for a demo user, and the
-// mini-app's backend receives and verifies the webhook. Kai's nearly empty
+// mini-app's backend receives and verifies the webhook; then the monthly
+// membership is signed and canceled the same way. Kai's nearly empty
 // wallet is refused and stays untouched.
 func TestDevEndToEnd(t *testing.T) {
 	db := testdb.New(t)
@@ -110,10 +111,45 @@ func TestDevEndToEnd(t *testing.T) {
 			}
 		}
 	}
-	for user, want := range map[string]string{"usr_demo_kai": `"available":"1.00"`, "usr_demo_lin": `"available":"151.00"`} {
+
+	// The membership: a subscription from the mini-app's backend, read and
+	// signed by the host page's backend, then canceled by the user.
+	status, offer := post(app+"/api/subscribe", map[string]string{})
+	if status != http.StatusOK || offer["subscription_id"] == nil {
+		t.Fatalf("subscribe: mini-app backend answered %d %v", status, offer)
+	}
+	sub := offer["subscription_id"].(string)
+	var sheet map[string]any
+	if status := get(host+"/demo/api/subscriptions/"+sub, &sheet); status != http.StatusOK || sheet["app_name"] != "Tea & Gems" || sheet["client_secret"] != nil {
+		t.Fatalf("agreement sheet: %d %v", status, sheet)
+	}
+	sign := func(user string) (int, map[string]any) {
+		return post(host+"/demo/api/subscriptions/"+sub+"/sign", map[string]any{"user_id": user, "client_secret": offer["client_secret"]})
+	}
+	if status, out := sign("usr_demo_kai"); status != http.StatusPaymentRequired {
+		t.Fatalf("Kai's 1.00 paid a 30.00 month: %d %v", status, out)
+	}
+	if status, out := sign("usr_demo_lin"); status != http.StatusOK || out["status"] != "active" {
+		t.Fatalf("Lin's signing: %d %v", status, out)
+	}
+	var mine struct{ Data []map[string]any }
+	if get(host+"/demo/api/users/usr_demo_lin/subscriptions", &mine); len(mine.Data) != 1 || mine.Data[0]["id"] != sub {
+		t.Fatalf("Lin's memberships: %v", mine)
+	}
+	cancel := func(user string) (int, map[string]any) {
+		return post(host+"/demo/api/subscriptions/"+sub+"/cancel", map[string]any{"user_id": user})
+	}
+	if status, out := cancel("usr_demo_kai"); status < 400 || status >= 500 {
+		t.Fatalf("Kai canceled Lin's membership: %d %v", status, out)
+	}
+	if status, out := cancel("usr_demo_lin"); status != http.StatusOK || out["cancel_at_period_end"] != true || out["status"] != "active" {
+		t.Fatalf("Lin's cancel: %d %v", status, out)
+	}
+
+	for user, want := range map[string]string{"usr_demo_kai": `"available":"1.00"`, "usr_demo_lin": `"available":"121.00"`} {
 		var wallet map[string]any
 		if get(host+"/demo/api/wallets/"+user, &wallet); !strings.Contains(mustJSON(wallet), want) {
-			t.Fatalf("%s's wallet: %s, want %s (200.00 less 38.00, 6.00 and 5.00 for Lin; untouched for Kai)", user, mustJSON(wallet), want)
+			t.Fatalf("%s's wallet: %s, want %s (200.00 less 38.00, 6.00, 5.00 and a month of 30.00 for Lin; untouched for Kai)", user, mustJSON(wallet), want)
 		}
 	}
 }

@@ -57,8 +57,9 @@ func (d *devLog) line(t time.Time, text string) {
 
 var devLogMu sync.Mutex
 
-// logPayments prints one line per purchase, refund, payout and settlement
-// run of the demo app as it happens, following the app's event feed.
+// logPayments prints one line per purchase, refund, payout, settlement
+// run and subscription event of the demo app as it happens, following the
+// app's event feed.
 func (d *devServer) logPayments(ctx context.Context, app *application, id demo.Identity, since time.Time) {
 	out := &devLog{out: d.stderr}
 	owner := webhooks.Owner{AppID: id.AppID, DeveloperID: id.DeveloperID}
@@ -100,6 +101,16 @@ func paymentLine(typ string, o map[string]any) string {
 		return fmt.Sprintf("payout    %s %s %s in transit (settlement run %s)", s("id"), s("amount"), s("currency"), s("settlement_run"))
 	case webhooks.PayoutPaid:
 		return fmt.Sprintf("payout    %s %s %s paid", s("id"), s("amount"), s("currency"))
+	case webhooks.SubscriptionActivated:
+		plan, _ := o["plan"].(map[string]any)
+		name, _ := plan["name"].(string)
+		return fmt.Sprintf("subscribe %s signed (%s), plan %q", s("id"), s("status"), name)
+	case webhooks.InvoicePaid:
+		return fmt.Sprintf("invoice   %s %s %s paid for %s, fee %s", s("id"), s("amount"), s("currency"), s("subscription"), s("fee"))
+	case webhooks.InvoicePaymentFailed:
+		return fmt.Sprintf("invoice   %s %s %s of %s not paid (attempt %v)", s("id"), s("amount"), s("currency"), s("subscription"), o["attempt_count"])
+	case webhooks.SubscriptionCanceled:
+		return fmt.Sprintf("subscribe %s canceled (%s)", s("id"), s("cancellation_reason"))
 	}
 	return ""
 }

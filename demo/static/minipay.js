@@ -19,6 +19,17 @@
  *                    {minipay: 1, type: "minipay:payment_result", id, ok: false,
  *                     error: {code}}
  *
+ * A subscription (a recurring debit the user agrees to once) is signed the
+ * same way, with requestSubscription: the host shows its agreement sheet
+ * and, if the user agrees, its server signs the subscription with the host
+ * key.
+ *
+ *   mini-app → host  {minipay: 1, type: "minipay:subscription_request", id, subscriptionId, clientSecret}
+ *   host → mini-app  {minipay: 1, type: "minipay:subscription_ack", id}
+ *   host → mini-app  {minipay: 1, type: "minipay:subscription_result", id, ok: true, subscription}
+ *                    {minipay: 1, type: "minipay:subscription_result", id, ok: false,
+ *                     error: {code}}
+ *
  * Both sides post only to the other's exact origin (never "*") and drop
  * messages from any other origin or window. Each side is told the other's
  * origin: the mini-app never trusts whichever page happens to frame it,
@@ -30,7 +41,8 @@
  *
  * What the bridge says is a user interface hint, never proof of payment:
  * a mini-app fulfils an order only on the checkout.session.completed
- * webhook, or after its backend reads the session with its secret key.
+ * webhook (a membership on subscription.activated), or after its backend
+ * reads the session (the subscription) with its secret key.
  *
  * In a native WebView there is no parent frame: the host injects
  * `window.minipayHost` with `postMessage(json: string)`, and requestPayment
@@ -50,6 +62,9 @@ export const MessageType = {
     PaymentRequest: "minipay:payment_request",
     PaymentAck: "minipay:payment_ack",
     PaymentResult: "minipay:payment_result",
+    SubscriptionRequest: "minipay:subscription_request",
+    SubscriptionAck: "minipay:subscription_ack",
+    SubscriptionResult: "minipay:subscription_result",
 };
 /** A payment that did not happen. Branch on `code`. */
 export class PaymentError extends Error {
@@ -92,6 +107,15 @@ const errorMessages = {
     timeout: "the payment took too long",
     invalid_request: "the payment request is not valid",
     host_error: "the host could not take the payment",
+};
+const subscriptionErrorMessages = {
+    canceled: "the user declined the subscription",
+    expired: "the subscription expired or was canceled before it was signed",
+    insufficient_funds: "the wallet does not have enough money for the first period",
+    network: "the host or minipay could not be reached",
+    timeout: "the signing took too long",
+    invalid_request: "the subscription request is not valid",
+    host_error: "the host could not sign the subscription",
 };
 /** Whether s is an origin and nothing more ("https://host.example[:port]"). */
 function isOrigin(s) {
@@ -136,12 +160,51 @@ function installNativeReply() {
  * backend.
  */
 export function requestPayment(req, opts = {}) {
+    if (!req || typeof req.sessionId !== "string" || !req.sessionId.startsWith("cs_")) {
+        return Promise.reject(new PaymentError("invalid_request", "sessionId must be a checkout session id (cs_…)"));
+    }
+    return bridgeRequest({
+        request: MessageType.PaymentRequest,
+        ack: MessageType.PaymentAck,
+        result: MessageType.PaymentResult,
+        field: "session",
+        what: "payment",
+        messages: errorMessages,
+    }, { sessionId: req.sessionId, clientSecret: req.clientSecret }, opts);
+}
+/**
+ * Asks the host to have the user sign a subscription: the host shows its
+ * agreement sheet (the plan, the amount per period, any trial) and, if the
+ * user agrees, its server signs the subscription with the host key, which
+ * charges the first period at once unless the plan has a trial. Resolves
+ * with the signed subscription ("active" or "trialing"); rejects with a
+ * PaymentError ("canceled" when the user declines, "insufficient_funds"
+ * when the wallet cannot pay the first period: the subscription stays
+ * incomplete and may be signed again). The bridge, the origins and the
+ * options are requestPayment's. Grant the membership on the
+ * subscription.activated webhook or a read by your backend, not on this.
+ */
+export function requestSubscription(req, opts = {}) {
+    if (!req || typeof req.subscriptionId !== "string" || !req.subscriptionId.startsWith("sub_")) {
+        return Promise.reject(new PaymentError("invalid_request", "subscriptionId must be a subscription id (sub_…)"));
+    }
+    return bridgeRequest({
+        request: MessageType.SubscriptionRequest,
+        ack: MessageType.SubscriptionAck,
+        result: MessageType.SubscriptionResult,
+        field: "subscription",
+        what: "subscription",
+        messages: subscriptionErrorMessages,
+    }, { subscriptionId: req.subscriptionId, clientSecret: req.clientSecret }, opts);
+}
+/**
+ * Sends one request to the host (its frame or its native bridge) and
+ * waits for the ack and the result: what requestPayment and
+ * requestSubscription share.
+ */
+function bridgeRequest(kind, fields, opts) {
     return new Promise((resolve, reject) => {
-        if (!req || typeof req.sessionId !== "string" || !req.sessionId.startsWith("cs_")) {
-            reject(new PaymentError("invalid_request", "sessionId must be a checkout session id (cs_…)"));
-            return;
-        }
-        if (typeof req.clientSecret !== "string" || req.clientSecret === "") {
+        if (typeof fields.clientSecret !== "string" || fields.clientSecret === "") {
             reject(new PaymentError("invalid_request", "clientSecret is required"));
             return;
         }
@@ -161,7 +224,7 @@ export function requestPayment(req, opts = {}) {
         const timeoutMs = opts.timeoutMs ?? 10 * 60_000;
         let acked = false;
         const done = (fn) => {
-            globalThis.removeEventListener("message", onMessage);
+            globalThis.removeEventListener?.("message", onMessage);
             nativePending.delete(id);
             clearTimeout(ackTimer);
             clearTimeout(totalTimer);
@@ -169,9 +232,9 @@ export function requestPayment(req, opts = {}) {
         };
         const ackTimer = setTimeout(() => {
             if (!acked)
-                done(() => reject(new PaymentError("network", "the host did not answer the payment request")));
+                done(() => reject(new PaymentError("network", `the host did not answer the ${kind.what} request`)));
         }, ackTimeoutMs);
-        const totalTimer = setTimeout(() => done(() => reject(new PaymentError("timeout", `no payment result within ${timeoutMs} ms`))), timeoutMs);
+        const totalTimer = setTimeout(() => done(() => reject(new PaymentError("timeout", `no ${kind.what} result within ${timeoutMs} ms`))), timeoutMs);
         function onMessage(ev) {
             if (ev.origin !== hostOrigin || ev.source !== host)
                 return;
@@ -180,29 +243,23 @@ export function requestPayment(req, opts = {}) {
         function handle(m) {
             if (!isObject(m) || m.minipay !== BRIDGE_VERSION || m.id !== id)
                 return;
-            if (m.type === MessageType.PaymentAck) {
+            if (m.type === kind.ack) {
                 acked = true;
                 clearTimeout(ackTimer);
                 return;
             }
-            if (m.type !== MessageType.PaymentResult)
+            if (m.type !== kind.result)
                 return;
-            if (m.ok === true && isObject(m.session)) {
-                const session = m.session;
-                done(() => resolve(session));
+            if (m.ok === true && isObject(m[kind.field])) {
+                const object = m[kind.field];
+                done(() => resolve(object));
                 return;
             }
             const e = isObject(m.error) ? m.error : {};
             const code = errorCodes.includes(e.code) ? e.code : "host_error";
-            done(() => reject(new PaymentError(code, errorMessages[code])));
+            done(() => reject(new PaymentError(code, kind.messages[code])));
         }
-        const msg = {
-            minipay: BRIDGE_VERSION,
-            type: MessageType.PaymentRequest,
-            id,
-            sessionId: req.sessionId,
-            clientSecret: req.clientSecret,
-        };
+        const msg = { minipay: BRIDGE_VERSION, type: kind.request, id, ...fields };
         if (native) {
             installNativeReply();
             nativePending.set(id, handle);
@@ -225,8 +282,8 @@ export function requestPayment(req, opts = {}) {
     });
 }
 /**
- * Serves payment requests from a mini-app frame on the host page. Returns
- * a function that stops serving.
+ * Serves payment and subscription requests from a mini-app frame on the
+ * host page. Returns a function that stops serving.
  */
 export function serveHostBridge(opts) {
     const frame = () => (typeof opts.frame === "function" ? opts.frame() : opts.frame);
@@ -234,38 +291,70 @@ export function serveHostBridge(opts) {
     function reply(target, m) {
         target.postMessage({ minipay: BRIDGE_VERSION, ...m }, opts.appOrigin);
     }
+    // Runs one request's handler; a thrown PaymentError is its outcome, any
+    // other throw is "host_error".
+    async function outcome(run) {
+        try {
+            return await run();
+        }
+        catch (err) {
+            return isPaymentError(err)
+                ? { ok: false, code: err.code, message: err.message, apiCode: err.apiCode }
+                : { ok: false, code: "host_error", message: String(err) };
+        }
+    }
+    async function onPayment(target, m, id) {
+        reply(target, { type: MessageType.PaymentAck, id });
+        const out = await outcome(async () => {
+            if (typeof m.sessionId !== "string" || typeof m.clientSecret !== "string") {
+                throw new PaymentError("invalid_request", "sessionId and clientSecret must be strings");
+            }
+            return opts.onPaymentRequest({ sessionId: m.sessionId, clientSecret: m.clientSecret, requestId: id });
+        });
+        // Only the code crosses to the mini-app: the host's messages are for
+        // the host and may carry its users' ids or minipay's internals.
+        if (out.ok)
+            reply(target, { type: MessageType.PaymentResult, id, ok: true, session: out.session });
+        else
+            reply(target, { type: MessageType.PaymentResult, id, ok: false, error: { code: out.code } });
+    }
+    async function onSubscription(target, m, id) {
+        reply(target, { type: MessageType.SubscriptionAck, id });
+        const out = await outcome(async () => {
+            if (typeof m.subscriptionId !== "string" || typeof m.clientSecret !== "string") {
+                throw new PaymentError("invalid_request", "subscriptionId and clientSecret must be strings");
+            }
+            if (!opts.onSubscriptionRequest)
+                throw new PaymentError("host_error", "this host does not sign subscriptions");
+            return opts.onSubscriptionRequest({ subscriptionId: m.subscriptionId, clientSecret: m.clientSecret, requestId: id });
+        });
+        if (out.ok)
+            reply(target, { type: MessageType.SubscriptionResult, id, ok: true, subscription: out.subscription });
+        else
+            reply(target, { type: MessageType.SubscriptionResult, id, ok: false, error: { code: out.code } });
+    }
     async function onMessage(ev) {
         const target = frame();
         if (!target || ev.source !== target || ev.origin !== opts.appOrigin)
             return;
         const m = ev.data;
-        if (!isObject(m) || m.minipay !== BRIDGE_VERSION || m.type !== MessageType.PaymentRequest)
+        if (!isObject(m) || m.minipay !== BRIDGE_VERSION)
+            return;
+        if (m.type !== MessageType.PaymentRequest && m.type !== MessageType.SubscriptionRequest)
             return;
         if (typeof m.id !== "string" || inFlight.has(m.id))
             return;
-        inFlight.add(m.id);
-        reply(target, { type: MessageType.PaymentAck, id: m.id });
-        let out;
+        const id = m.id;
+        inFlight.add(id);
         try {
-            if (typeof m.sessionId !== "string" || typeof m.clientSecret !== "string") {
-                throw new PaymentError("invalid_request", "sessionId and clientSecret must be strings");
-            }
-            out = await opts.onPaymentRequest({ sessionId: m.sessionId, clientSecret: m.clientSecret, requestId: m.id });
-        }
-        catch (err) {
-            out = isPaymentError(err)
-                ? { ok: false, code: err.code, message: err.message, apiCode: err.apiCode }
-                : { ok: false, code: "host_error", message: String(err) };
+            if (m.type === MessageType.PaymentRequest)
+                await onPayment(target, m, id);
+            else
+                await onSubscription(target, m, id);
         }
         finally {
-            inFlight.delete(m.id);
+            inFlight.delete(id);
         }
-        // Only the code crosses to the mini-app: the host's messages are for
-        // the host and may carry its users' ids or minipay's internals.
-        if (out.ok)
-            reply(target, { type: MessageType.PaymentResult, id: m.id, ok: true, session: out.session });
-        else
-            reply(target, { type: MessageType.PaymentResult, id: m.id, ok: false, error: { code: out.code } });
     }
     const listener = (ev) => void onMessage(ev);
     globalThis.addEventListener("message", listener);
@@ -285,6 +374,29 @@ export function paymentErrorCodeOf(apiCode) {
         case "session_not_open":
         case "client_secret_invalid":
         case "session_not_found":
+        case "parameter_invalid":
+        case "parameter_missing":
+            return "invalid_request";
+        default:
+            return "host_error";
+    }
+}
+/**
+ * Maps a minipay API error code from the sign call
+ * (POST /v1/subscriptions/{id}/sign) to the bridge's error code, for hosts
+ * building their outcome.
+ */
+export function subscriptionErrorCodeOf(apiCode) {
+    switch (apiCode) {
+        case "insufficient_funds":
+            return "insufficient_funds";
+        case "subscription_expired":
+        case "subscription_canceled":
+            return "expired";
+        case "subscription_already_signed":
+        case "client_secret_invalid":
+        case "subscription_not_found":
+        case "plan_inactive":
         case "parameter_invalid":
         case "parameter_missing":
             return "invalid_request";

@@ -1,6 +1,6 @@
 // The demo mini-app. It holds no key: its backend (same origin) creates
 // checkout sessions, and the SDK asks the host page to pay them.
-import { requestPayment, isPaymentError } from "./minipay.js";
+import { requestPayment, requestSubscription, isPaymentError } from "./minipay.js";
 
 const $ = (id) => document.getElementById(id);
 const items = await (await fetch("/api/items")).json();
@@ -45,6 +45,42 @@ async function buy(item, button) {
     button.disabled = false;
   }
 }
+
+// The membership: the backend makes the subscription (its plan and price
+// are the backend's), the SDK asks the host to have the user sign it.
+const club = await (await fetch("/api/membership")).json();
+const per = (m) => (m.interval_count > 1 ? `${m.interval_count} ${m.interval}s` : m.interval);
+$("club-what").append(club.name, Object.assign(document.createElement("small"), { textContent: club.description }));
+$("club-price").textContent = `¥${club.amount} / ${per(club)}`;
+
+const clubMessages = {
+  canceled: "Maybe later. Nothing was charged.",
+  insufficient_funds: "Not enough money in the wallet for the first month. Nothing was charged.",
+  expired: "This offer expired. Please try again.",
+  network: "Could not reach the host. Check your connection.",
+  timeout: "Signing took too long.",
+};
+
+$("join").onclick = async () => {
+  const button = $("join");
+  button.disabled = true;
+  status("wait", `Joining ${club.name}…`);
+  try {
+    const res = await fetch("/api/subscribe", { method: "POST" });
+    const offer = await res.json();
+    if (!res.ok) throw new Error(offer.error?.message || "could not create the subscription");
+    const sub = await requestSubscription({ subscriptionId: offer.subscription_id, clientSecret: offer.client_secret }, { hostOrigin });
+    // What the user sees; the backend grants the membership on the
+    // subscription.activated webhook, never on this answer.
+    const next = sub.current_period_end ? `, renews ${sub.current_period_end.slice(0, 10)}` : "";
+    status("ok", `Welcome to ${club.name}: ${club.amount} ${club.currency} / ${per(club)}${next} (${sub.id}).`);
+  } catch (err) {
+    if (isPaymentError(err)) status("err", clubMessages[err.code] || err.message);
+    else status("err", String(err.message || err));
+  } finally {
+    button.disabled = false;
+  }
+};
 
 for (const item of items) {
   const li = document.createElement("li");

@@ -1,10 +1,13 @@
 package minipay_test
 
 import (
+	"context"
 	"fmt"
 	"io"
+	"log"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"strings"
 	"time"
 
@@ -40,4 +43,23 @@ func ExampleVerifyWebhook() {
 	// Output:
 	// checkout.session.completed evt_1
 	// 204
+}
+
+// A developer's backend sells a monthly membership: the plan once, then a
+// subscription per user, whose id and client secret the mini-app hands to
+// requestSubscription. The membership starts on the subscription.activated
+// webhook, not on the front end's word.
+func ExampleClient_CreateSubscription() {
+	ctx := context.Background()
+	client := minipay.New(os.Getenv("MINIPAY_SECRET_KEY"), minipay.WithBaseURL(os.Getenv("MINIPAY_URL")))
+	plan, err := client.CreatePlan(ctx, minipay.PlanParams{Name: "Tea Club monthly", Amount: "30.00", Currency: "CNY",
+		Option: "subscription", Interval: "month", IdempotencyKey: "plan-tea-club-monthly"})
+	if err != nil {
+		log.Fatal(err)
+	}
+	sub, err := client.CreateSubscription(ctx, minipay.SubscriptionParams{Plan: plan.ID, ClientReferenceID: "member-42"})
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println(sub.ID, sub.ClientSecret) // to the mini-app front end
 }

@@ -119,6 +119,7 @@ func (c *Client) VoidSession(ctx context.Context, id string) (*Session, error) {
 type Refund struct {
 	ID              string            `json:"id"`
 	CheckoutSession string            `json:"checkout_session"`
+	Invoice         string            `json:"invoice,omitempty"`
 	App             string            `json:"app"`
 	Amount          string            `json:"amount"`
 	FeeRefunded     string            `json:"fee_refunded"`
@@ -130,16 +131,19 @@ type Refund struct {
 	Version         int               `json:"version"`
 }
 
-// RefundParams creates a refund; Amount empty refunds all that is left.
+// RefundParams creates a refund of a paid session (CheckoutSession) or a
+// paid subscription invoice (Invoice); Amount empty refunds all that is
+// left.
 type RefundParams struct {
-	CheckoutSession string            `json:"checkout_session"`
+	CheckoutSession string            `json:"checkout_session,omitempty"`
+	Invoice         string            `json:"invoice,omitempty"`
 	Amount          string            `json:"amount,omitempty"`
 	Reason          string            `json:"reason,omitempty"`
 	Metadata        map[string]string `json:"metadata,omitempty"`
 	IdempotencyKey  string            `json:"-"`
 }
 
-// CreateRefund refunds a paid session, in full or in part.
+// CreateRefund refunds a paid session or invoice, in full or in part.
 func (c *Client) CreateRefund(ctx context.Context, p RefundParams) (*Refund, error) {
 	var r Refund
 	return &r, c.call(ctx, http.MethodPost, "/v1/refunds", nil, p, p.IdempotencyKey, &r)

@@ -292,3 +292,177 @@ test("a native WebView host: the mini-app at top level pays through window.minip
     await page.close();
   }
 });
+
+// Memberships: the mini-app's backend makes a subscription to its monthly
+// plan, requestSubscription asks the host page, the host shows its
+// agreement sheet and signs with the host key; the user cancels from the
+// host page.
+let membership = "";
+
+/** Everything the host's bridge posts to the mini-app's frame, from now on. */
+async function recordBridge(page: Page) {
+  const appFrame = (await (await page.locator("[data-testid=miniapp]").elementHandle())!.contentFrame())!;
+  await appFrame.evaluate(() => {
+    (window as any).__bridge = [];
+    window.addEventListener("message", (e) => (window as any).__bridge.push(JSON.stringify(e.data)));
+  });
+  return async () => ((await appFrame.evaluate(() => (window as any).__bridge)) as string[]).map((m) => JSON.parse(m));
+}
+
+/** The subscription the host page was last asked to sign, from its bridge log. */
+async function requestedSubscription(page: Page): Promise<string> {
+  const logged = await page.getByTestId("bridge-log").locator("li").allTextContents();
+  const line = logged.find((l) => /subscription_request \S+ sub_/.test(l));
+  assert.ok(line, logged.join("\n"));
+  return line.match(/subscription_request \S+ (sub_\S+)/)![1];
+}
+
+test("a membership: the agreement sheet shows the plan, the user agrees, the first month is charged", async () => {
+  const page = await open("usr_demo_lin");
+  const app = page.frameLocator("[data-testid=miniapp]");
+  const before = await wallet("usr_demo_lin");
+  await app.getByTestId("join-club").click();
+  await page.getByTestId("agreement").waitFor({ state: "visible" });
+  assert.equal(await page.getByTestId("agreement-app").textContent(), "Tea & Gems");
+  assert.equal(await page.getByTestId("agreement-plan").textContent(), "Tea Club monthly");
+  assert.equal(await page.getByTestId("agreement-amount").textContent(), "30.00 CNY / month");
+  assert.equal(await page.getByTestId("agreement-trial").textContent(), "none");
+  await page.locator("#agreement-balance").filter({ hasText: "balance" }).waitFor();
+  await page.screenshot({ path: join(shots, "demo-agreement.png") });
+  await page.getByTestId("agreement-sign").click();
+
+  const status = app.getByTestId("status");
+  await status.filter({ hasText: "Welcome to Tea Club monthly" }).waitFor();
+  membership = (await status.textContent())!.match(/\((sub_[^)]+)\)/)![1];
+  await page.getByTestId("agreement").waitFor({ state: "hidden" });
+
+  // The ledger and the subscription, through the API.
+  const expected = (Number(before) - 30).toFixed(2);
+  assert.equal(await wallet("usr_demo_lin"), expected);
+  const sub = (await api("GET", `/v1/subscriptions/${membership}`, out.sk)).body;
+  assert.equal(sub.status, "active");
+  assert.match(sub.customer, /^ou_/);
+  assert.equal(sub.cancel_at_period_end, false);
+  const invoices = (await api("GET", `/v1/invoices?subscription=${membership}`, out.sk)).body.data;
+  assert.equal(invoices.length, 1, JSON.stringify(invoices));
+  assert.equal(invoices[0].status, "paid");
+  assert.equal(invoices[0].amount, "30.00");
+  assert.equal(invoices[0].fee, "4.50"); // the subscription option: 15 %
+  assert.equal((await api("GET", "/v1/ledger/trial_balance", out.admin)).body.balanced, true);
+  // The backend received the signed subscription's webhook.
+  await app.getByTestId("webhooks").filter({ hasText: `subscription.activated · ${membership}` }).waitFor();
+});
+
+test("insufficient funds at signing: the sheet says so, nothing is charged, the subscription stays incomplete", async () => {
+  const page = await open("usr_demo_kai");
+  const app = page.frameLocator("[data-testid=miniapp]");
+  const bridged = await recordBridge(page);
+  await app.getByTestId("join-club").click();
+  await page.getByTestId("agreement").waitFor({ state: "visible" });
+  await page.getByTestId("agreement-sign").click();
+  await page.getByTestId("agreement-error").filter({ hasText: "Not enough money" }).waitFor();
+  await app.getByTestId("status").filter({ hasText: "Not enough money in the wallet for the first month" }).waitFor();
+  const messages = await bridged();
+  const result = messages.find((m) => m.type === "minipay:subscription_result");
+  assert.deepEqual(result?.error, { code: "insufficient_funds" }, JSON.stringify(messages));
+  assert.ok(!JSON.stringify(messages).includes("usr_demo_kai"), JSON.stringify(messages));
+  assert.equal(await wallet("usr_demo_kai"), "1.00");
+  const id = await requestedSubscription(page);
+  const sub = (await api("GET", `/v1/subscriptions/${id}`, out.sk)).body;
+  assert.equal(sub.status, "incomplete");
+  assert.equal(sub.customer ?? null, null);
+  const invoices = (await api("GET", `/v1/invoices?subscription=${id}`, out.sk)).body.data;
+  assert.ok(invoices.every((i: any) => i.status !== "paid"), JSON.stringify(invoices));
+});
+
+test("the user declines the agreement: nothing is charged", async () => {
+  const page = await open("usr_demo_lin");
+  const app = page.frameLocator("[data-testid=miniapp]");
+  const before = await wallet("usr_demo_lin");
+  await app.getByTestId("join-club").click();
+  await page.getByTestId("agreement").waitFor({ state: "visible" });
+  await page.getByTestId("agreement-decline").click();
+  await app.getByTestId("status").filter({ hasText: "Maybe later. Nothing was charged." }).waitFor();
+  await page.getByTestId("agreement").waitFor({ state: "hidden" });
+  assert.equal(await wallet("usr_demo_lin"), before);
+  const sub = (await api("GET", `/v1/subscriptions/${await requestedSubscription(page)}`, out.sk)).body;
+  assert.equal(sub.status, "incomplete");
+});
+
+test("a plan with a trial: the sheet says so, signing charges nothing and the subscription is trialing", async () => {
+  const plan = await api("POST", "/v1/plans", out.sk, { name: "Tea Club trial", amount: "9.00", currency: "CNY", option: "subscription", interval: "month", trial_period_days: 7 });
+  assert.equal(plan.status, 201, JSON.stringify(plan.body));
+  const sub = await api("POST", "/v1/subscriptions", out.sk, { plan: plan.body.id });
+  assert.equal(sub.status, 201, JSON.stringify(sub.body));
+  const page = await open("usr_demo_lin");
+  const before = await wallet("usr_demo_lin");
+  // The mini-app's own code, as its front end would run it with this subscription.
+  const appFrame = (await (await page.locator("[data-testid=miniapp]").elementHandle())!.contentFrame())!;
+  await appFrame.evaluate(`import("/minipay.js").then(async (sdk) => {
+    const config = await (await fetch("/api/config")).json();
+    const hostOrigin = location.protocol + "//" + location.hostname + ":" + config.host_port;
+    window.__trial = sdk.requestSubscription({ subscriptionId: ${JSON.stringify(sub.body.id)}, clientSecret: ${JSON.stringify(sub.body.client_secret)} }, { hostOrigin })
+      .then((s) => (window.__signed = s.status), (e) => (window.__signed = "error " + e.code));
+  })`);
+  await page.getByTestId("agreement").waitFor({ state: "visible" });
+  assert.equal(await page.getByTestId("agreement-plan").textContent(), "Tea Club trial");
+  assert.equal(await page.getByTestId("agreement-amount").textContent(), "9.00 CNY / month");
+  assert.equal(await page.getByTestId("agreement-trial").textContent(), "7 days free");
+  assert.equal(await page.getByTestId("agreement-first").textContent(), "after the trial, 9.00 CNY");
+  await page.getByTestId("agreement-sign").click();
+  await appFrame.waitForFunction("window.__signed !== undefined");
+  assert.equal(await appFrame.evaluate("window.__signed"), "trialing");
+  assert.equal(await wallet("usr_demo_lin"), before);
+  const read = (await api("GET", `/v1/subscriptions/${sub.body.id}`, out.sk)).body;
+  assert.equal(read.status, "trialing");
+  assert.ok(read.trial_end, JSON.stringify(read));
+});
+
+test("the user cancels the membership from the host page: it ends with the period paid for", async () => {
+  assert.ok(membership, "the membership test did not run");
+  const page = await open("usr_demo_lin");
+  const before = await wallet("usr_demo_lin");
+  await page.getByTestId("open-memberships").click();
+  await page.getByTestId("memberships").waitFor({ state: "visible" });
+  const item = page.locator(`[data-testid=membership][data-subscription="${membership}"]`);
+  assert.match((await item.textContent())!, /Tea Club monthly.*30\.00 CNY \/ month.*Tea & Gems · active · renews/);
+  await item.getByTestId("membership-cancel").click();
+  await item.getByTestId("membership-state").filter({ hasText: "canceled · yours until" }).waitFor();
+  await page.screenshot({ path: join(shots, "demo-membership-canceled.png") });
+  const sub = (await api("GET", `/v1/subscriptions/${membership}`, out.sk)).body;
+  assert.equal(sub.cancel_at_period_end, true);
+  assert.equal(sub.cancellation_reason, "user");
+  assert.equal(sub.status, "active"); // the user keeps the month paid for
+  assert.equal(await wallet("usr_demo_lin"), before);
+  // Another user of the host cannot cancel it.
+  const other = await fetch(`${out.page}api/subscriptions/${membership}/cancel`, {
+    method: "POST",
+    headers: { "Content-Type": "application/json" },
+    body: JSON.stringify({ user_id: "usr_demo_kai" }),
+  });
+  assert.ok(other.status >= 400 && other.status < 500, String(other.status));
+  await page.getByTestId("memberships-close").click();
+  await page.getByTestId("memberships").waitFor({ state: "hidden" });
+});
+
+test("the host reads a subscription with the host key: no client secret, no customer, the app's name; the page shows its own app's only", async () => {
+  const plans = (await api("GET", "/v1/plans?limit=100", out.sk)).body.data;
+  const plan = plans.find((p: any) => p.name === "Tea Club monthly");
+  // Three clicks on Join (signed, short, declined), one plan: the backend makes it once.
+  assert.equal(plans.filter((p: any) => p.name === "Tea Club monthly").length, 1, JSON.stringify(plans));
+  assert.ok(plan, JSON.stringify(plans));
+  const created = await api("POST", "/v1/subscriptions", out.sk, { plan: plan.id });
+  assert.equal(created.status, 201, JSON.stringify(created.body));
+  const read = await api("GET", `/v1/subscriptions/${created.body.id}`, out.host);
+  assert.equal(read.status, 200);
+  assert.equal(read.body.app_name, "Tea & Gems");
+  assert.ok(!("client_secret" in read.body) && !("customer" in read.body), JSON.stringify(read.body));
+  assert.equal((await (await fetch(`${out.page}api/subscriptions/${created.body.id}`)).json()).app_name, "Tea & Gems");
+  const dev = await api("POST", "/v1/developers", out.admin, { name: "Elsewhere clubs" });
+  const other = await api("POST", "/v1/apps", out.admin, { developer: dev.body.id, name: "Elsewhere clubs", options: ["subscription"], currencies: ["CNY"] });
+  const foreignPlan = await api("POST", "/v1/plans", other.body.secret_key, { name: "Other club", amount: "9.00", currency: "CNY", option: "subscription", interval: "month" });
+  assert.equal(foreignPlan.status, 201, JSON.stringify(foreignPlan.body));
+  const foreign = await api("POST", "/v1/subscriptions", other.body.secret_key, { plan: foreignPlan.body.id });
+  assert.equal(foreign.status, 201);
+  assert.equal((await fetch(`${out.page}api/subscriptions/${foreign.body.id}`)).status, 404);
+});

@@ -30,7 +30,7 @@ try {
   writeFileSync(join(app, "smoke.mjs"), `
 import { createHmac } from "node:crypto";
 import { Minipay, MinipayHost, MinipayNetworkError, verifyWebhook } from "@minipay/sdk/server";
-import { requestPayment, serveHostBridge } from "@minipay/sdk/browser";
+import { requestPayment, requestSubscription, serveHostBridge } from "@minipay/sdk/browser";
 import * as root from "@minipay/sdk";
 import { createServer } from "node:net";
 
@@ -40,7 +40,7 @@ await new Promise((r) => srv.once("listening", r));
 const closed = "http://127.0.0.1:" + srv.address().port;
 await new Promise((r) => srv.close(r));
 
-if (typeof requestPayment !== "function" || typeof serveHostBridge !== "function") throw new Error("browser entry");
+if (typeof requestPayment !== "function" || typeof requestSubscription !== "function" || typeof serveHostBridge !== "function") throw new Error("browser entry");
 if (root.verifyWebhook !== verifyWebhook || root.requestPayment !== requestPayment) throw new Error("the Node entry has both halves");
 
 const secret = "whsec_" + Buffer.from("0123456789abcdef0123456789abcdef").toString("base64");
@@ -67,16 +67,19 @@ console.log("smoke ok");
   if (!out.includes("smoke ok")) throw new Error(out);
 
   writeFileSync(join(app, "consumer.ts"), `
-import { Minipay, MinipayHost, type Session, type HostSession, type Event } from "@minipay/sdk/server";
-import { requestPayment, type PaymentError } from "@minipay/sdk/browser";
+import { Minipay, MinipayHost, type Session, type HostSession, type Event, type Subscription, type HostSubscription } from "@minipay/sdk/server";
+import { requestPayment, requestSubscription, type PaymentError } from "@minipay/sdk/browser";
 export async function f(): Promise<string> {
   const m = new Minipay("sk_x");
   const s: Session = await m.checkout.sessions.create({ amount: "1.00", currency: "CNY", option: "goods" });
   const h: HostSession = await new MinipayHost("host_x").checkout.sessions.retrieve(s.id);
   const paid = await requestPayment({ sessionId: s.id, clientSecret: s.client_secret ?? "" });
+  const sub: Subscription = await m.subscriptions.create({ plan: "plan_x" });
+  const agreement: HostSubscription = await new MinipayHost("host_x").subscriptions.retrieve(sub.id);
+  const signed = await requestSubscription({ subscriptionId: sub.id, clientSecret: sub.client_secret ?? "" });
   const e: Event<Session> | undefined = undefined;
   const err: PaymentError | undefined = undefined;
-  return h.app_name + paid.status + String(e) + String(err);
+  return h.app_name + paid.status + agreement.app_name + signed.status + String(e) + String(err);
 }
 `);
   writeFileSync(join(app, "tsconfig.json"), JSON.stringify({ compilerOptions: { strict: true, noEmit: true, module: "nodenext",

@@ -19,6 +19,17 @@
  *                    {minipay: 1, type: "minipay:payment_result", id, ok: false,
  *                     error: {code}}
  *
+ * A subscription (a recurring debit the user agrees to once) is signed the
+ * same way, with requestSubscription: the host shows its agreement sheet
+ * and, if the user agrees, its server signs the subscription with the host
+ * key.
+ *
+ *   mini-app → host  {minipay: 1, type: "minipay:subscription_request", id, subscriptionId, clientSecret}
+ *   host → mini-app  {minipay: 1, type: "minipay:subscription_ack", id}
+ *   host → mini-app  {minipay: 1, type: "minipay:subscription_result", id, ok: true, subscription}
+ *                    {minipay: 1, type: "minipay:subscription_result", id, ok: false,
+ *                     error: {code}}
+ *
  * Both sides post only to the other's exact origin (never "*") and drop
  * messages from any other origin or window. Each side is told the other's
  * origin: the mini-app never trusts whichever page happens to frame it,
@@ -30,7 +41,8 @@
  *
  * What the bridge says is a user interface hint, never proof of payment:
  * a mini-app fulfils an order only on the checkout.session.completed
- * webhook, or after its backend reads the session with its secret key.
+ * webhook (a membership on subscription.activated), or after its backend
+ * reads the session (the subscription) with its secret key.
  *
  * In a native WebView there is no parent frame: the host injects
  * `window.minipayHost` with `postMessage(json: string)`, and requestPayment
@@ -52,16 +64,22 @@ export const MessageType = {
   PaymentRequest: "minipay:payment_request",
   PaymentAck: "minipay:payment_ack",
   PaymentResult: "minipay:payment_result",
+  SubscriptionRequest: "minipay:subscription_request",
+  SubscriptionAck: "minipay:subscription_ack",
+  SubscriptionResult: "minipay:subscription_result",
 } as const;
 
 /**
- * Why a payment did not happen.
- * - canceled: the user closed the payment sheet
- * - expired: the session expired (or was canceled by the app) before it was paid
+ * Why a payment (or a subscription's signing) did not happen.
+ * - canceled: the user closed the payment sheet (declined the agreement)
+ * - expired: the session expired (or was canceled by the app) before it was
+ *   paid; the subscription expired unsigned or was canceled
  * - insufficient_funds: the user's wallet cannot pay; the session stays open
+ *   (the subscription stays incomplete, and may be signed again)
  * - network: the host or minipay could not be reached
  * - timeout: no answer within timeoutMs
- * - invalid_request: bad arguments, or the session is not payable (already paid, wrong secret)
+ * - invalid_request: bad arguments, or the session is not payable (already
+ *   paid, wrong secret); the subscription is already signed, or the secret is wrong
  * - host_error: anything else the host reports
  */
 export type PaymentErrorCode =
@@ -131,6 +149,57 @@ export interface RequestPaymentOptions {
   timeoutMs?: number;
 }
 
+/**
+ * The subscription as the host reports it after signing (no secrets):
+ * "active" when the first period was charged, "trialing" when a trial
+ * started.
+ */
+export interface SignedSubscription {
+  id: string;
+  status: string; // "active" or "trialing"
+  plan: string | Record<string, unknown>;
+  current_period_start: string | null;
+  current_period_end: string | null;
+  trial_end: string | null;
+  cancel_at_period_end: boolean;
+  latest_invoice: string | null;
+  metadata: Record<string, string>;
+  version: number;
+  [field: string]: unknown;
+}
+
+export interface SubscriptionRequest {
+  subscriptionId: string;
+  clientSecret: string;
+}
+
+/** requestSubscription's options: requestPayment's, with the same defaults. */
+export type RequestSubscriptionOptions = RequestPaymentOptions;
+
+export interface SubscriptionRequestMessage {
+  minipay: typeof BRIDGE_VERSION;
+  type: typeof MessageType.SubscriptionRequest;
+  id: string;
+  subscriptionId: string;
+  clientSecret: string;
+}
+
+export type SubscriptionResultMessage =
+  | {
+      minipay: typeof BRIDGE_VERSION;
+      type: typeof MessageType.SubscriptionResult;
+      id: string;
+      ok: true;
+      subscription: SignedSubscription;
+    }
+  | {
+      minipay: typeof BRIDGE_VERSION;
+      type: typeof MessageType.SubscriptionResult;
+      id: string;
+      ok: false;
+      error: { code: PaymentErrorCode };
+    };
+
 export interface PaymentRequestMessage {
   minipay: typeof BRIDGE_VERSION;
   type: typeof MessageType.PaymentRequest;
@@ -172,6 +241,16 @@ const errorMessages: Record<PaymentErrorCode, string> = {
   timeout: "the payment took too long",
   invalid_request: "the payment request is not valid",
   host_error: "the host could not take the payment",
+};
+
+const subscriptionErrorMessages: Record<PaymentErrorCode, string> = {
+  canceled: "the user declined the subscription",
+  expired: "the subscription expired or was canceled before it was signed",
+  insufficient_funds: "the wallet does not have enough money for the first period",
+  network: "the host or minipay could not be reached",
+  timeout: "the signing took too long",
+  invalid_request: "the subscription request is not valid",
+  host_error: "the host could not sign the subscription",
 };
 
 /** Whether s is an origin and nothing more ("https://host.example[:port]"). */
@@ -223,12 +302,80 @@ function installNativeReply(): void {
  * backend.
  */
 export function requestPayment(req: PaymentRequest, opts: RequestPaymentOptions = {}): Promise<PaidSession> {
-  return new Promise<PaidSession>((resolve, reject) => {
-    if (!req || typeof req.sessionId !== "string" || !req.sessionId.startsWith("cs_")) {
-      reject(new PaymentError("invalid_request", "sessionId must be a checkout session id (cs_…)"));
-      return;
-    }
-    if (typeof req.clientSecret !== "string" || req.clientSecret === "") {
+  if (!req || typeof req.sessionId !== "string" || !req.sessionId.startsWith("cs_")) {
+    return Promise.reject(new PaymentError("invalid_request", "sessionId must be a checkout session id (cs_…)"));
+  }
+  return bridgeRequest<PaidSession>(
+    {
+      request: MessageType.PaymentRequest,
+      ack: MessageType.PaymentAck,
+      result: MessageType.PaymentResult,
+      field: "session",
+      what: "payment",
+      messages: errorMessages,
+    },
+    { sessionId: req.sessionId, clientSecret: req.clientSecret },
+    opts,
+  );
+}
+
+/**
+ * Asks the host to have the user sign a subscription: the host shows its
+ * agreement sheet (the plan, the amount per period, any trial) and, if the
+ * user agrees, its server signs the subscription with the host key, which
+ * charges the first period at once unless the plan has a trial. Resolves
+ * with the signed subscription ("active" or "trialing"); rejects with a
+ * PaymentError ("canceled" when the user declines, "insufficient_funds"
+ * when the wallet cannot pay the first period: the subscription stays
+ * incomplete and may be signed again). The bridge, the origins and the
+ * options are requestPayment's. Grant the membership on the
+ * subscription.activated webhook or a read by your backend, not on this.
+ */
+export function requestSubscription(
+  req: SubscriptionRequest,
+  opts: RequestSubscriptionOptions = {},
+): Promise<SignedSubscription> {
+  if (!req || typeof req.subscriptionId !== "string" || !req.subscriptionId.startsWith("sub_")) {
+    return Promise.reject(new PaymentError("invalid_request", "subscriptionId must be a subscription id (sub_…)"));
+  }
+  return bridgeRequest<SignedSubscription>(
+    {
+      request: MessageType.SubscriptionRequest,
+      ack: MessageType.SubscriptionAck,
+      result: MessageType.SubscriptionResult,
+      field: "subscription",
+      what: "subscription",
+      messages: subscriptionErrorMessages,
+    },
+    { subscriptionId: req.subscriptionId, clientSecret: req.clientSecret },
+    opts,
+  );
+}
+
+/** One kind of request over the bridge: its message types and words. */
+interface RequestKind {
+  request: string;
+  ack: string;
+  result: string;
+  /** The result's field that carries the object ("session", "subscription"). */
+  field: string;
+  /** For error messages: "payment", "subscription". */
+  what: string;
+  messages: Record<PaymentErrorCode, string>;
+}
+
+/**
+ * Sends one request to the host (its frame or its native bridge) and
+ * waits for the ack and the result: what requestPayment and
+ * requestSubscription share.
+ */
+function bridgeRequest<T>(
+  kind: RequestKind,
+  fields: Record<string, string> & { clientSecret: string },
+  opts: RequestPaymentOptions,
+): Promise<T> {
+  return new Promise<T>((resolve, reject) => {
+    if (typeof fields.clientSecret !== "string" || fields.clientSecret === "") {
       reject(new PaymentError("invalid_request", "clientSecret is required"));
       return;
     }
@@ -248,17 +395,17 @@ export function requestPayment(req: PaymentRequest, opts: RequestPaymentOptions 
     const timeoutMs = opts.timeoutMs ?? 10 * 60_000;
     let acked = false;
     const done = (fn: () => void) => {
-      globalThis.removeEventListener("message", onMessage);
+      globalThis.removeEventListener?.("message", onMessage);
       nativePending.delete(id);
       clearTimeout(ackTimer);
       clearTimeout(totalTimer);
       fn();
     };
     const ackTimer = setTimeout(() => {
-      if (!acked) done(() => reject(new PaymentError("network", "the host did not answer the payment request")));
+      if (!acked) done(() => reject(new PaymentError("network", `the host did not answer the ${kind.what} request`)));
     }, ackTimeoutMs);
     const totalTimer = setTimeout(
-      () => done(() => reject(new PaymentError("timeout", `no payment result within ${timeoutMs} ms`))),
+      () => done(() => reject(new PaymentError("timeout", `no ${kind.what} result within ${timeoutMs} ms`))),
       timeoutMs,
     );
     function onMessage(ev: MessageEvent) {
@@ -267,28 +414,22 @@ export function requestPayment(req: PaymentRequest, opts: RequestPaymentOptions 
     }
     function handle(m: unknown) {
       if (!isObject(m) || m.minipay !== BRIDGE_VERSION || m.id !== id) return;
-      if (m.type === MessageType.PaymentAck) {
+      if (m.type === kind.ack) {
         acked = true;
         clearTimeout(ackTimer);
         return;
       }
-      if (m.type !== MessageType.PaymentResult) return;
-      if (m.ok === true && isObject(m.session)) {
-        const session = m.session as PaidSession;
-        done(() => resolve(session));
+      if (m.type !== kind.result) return;
+      if (m.ok === true && isObject(m[kind.field])) {
+        const object = m[kind.field] as T;
+        done(() => resolve(object));
         return;
       }
       const e = isObject(m.error) ? m.error : {};
       const code = errorCodes.includes(e.code as PaymentErrorCode) ? (e.code as PaymentErrorCode) : "host_error";
-      done(() => reject(new PaymentError(code, errorMessages[code])));
+      done(() => reject(new PaymentError(code, kind.messages[code])));
     }
-    const msg: PaymentRequestMessage = {
-      minipay: BRIDGE_VERSION,
-      type: MessageType.PaymentRequest,
-      id,
-      sessionId: req.sessionId,
-      clientSecret: req.clientSecret,
-    };
+    const msg = { minipay: BRIDGE_VERSION, type: kind.request, id, ...fields };
     if (native) {
       installNativeReply();
       nativePending.set(id, handle);
@@ -317,6 +458,11 @@ export type HostOutcome =
   | { ok: true; session: PaidSession }
   | { ok: false; code: PaymentErrorCode; message: string; apiCode?: string };
 
+/** What the host's subscription handler decides: the signed subscription, or why not. */
+export type HostSubscriptionOutcome =
+  | { ok: true; subscription: SignedSubscription }
+  | { ok: false; code: PaymentErrorCode; message: string; apiCode?: string };
+
 export interface HostBridgeOptions {
   /** The mini-app's frame. */
   frame: Window | (() => Window | null | undefined);
@@ -327,11 +473,17 @@ export interface HostBridgeOptions {
    * confirm the session. Runs for each request; never receives a key.
    */
   onPaymentRequest(req: PaymentRequest & { requestId: string }): Promise<HostOutcome>;
+  /**
+   * Shows the agreement sheet and, if the user agrees, has the host's
+   * server sign the subscription. Runs for each subscription request; a
+   * host without it answers every one with "host_error".
+   */
+  onSubscriptionRequest?(req: SubscriptionRequest & { requestId: string }): Promise<HostSubscriptionOutcome>;
 }
 
 /**
- * Serves payment requests from a mini-app frame on the host page. Returns
- * a function that stops serving.
+ * Serves payment and subscription requests from a mini-app frame on the
+ * host page. Returns a function that stops serving.
  */
 export function serveHostBridge(opts: HostBridgeOptions): () => void {
   const frame = () => (typeof opts.frame === "function" ? opts.frame() : opts.frame);
@@ -339,31 +491,57 @@ export function serveHostBridge(opts: HostBridgeOptions): () => void {
   function reply(target: Window, m: Record<string, unknown>) {
     target.postMessage({ minipay: BRIDGE_VERSION, ...m }, opts.appOrigin);
   }
+  // Runs one request's handler; a thrown PaymentError is its outcome, any
+  // other throw is "host_error".
+  async function outcome<O>(run: () => Promise<O>): Promise<O | { ok: false; code: PaymentErrorCode; message: string; apiCode?: string }> {
+    try {
+      return await run();
+    } catch (err) {
+      return isPaymentError(err)
+        ? { ok: false, code: err.code, message: err.message, apiCode: err.apiCode }
+        : { ok: false, code: "host_error", message: String(err) };
+    }
+  }
+  async function onPayment(target: Window, m: Record<string, unknown>, id: string) {
+    reply(target, { type: MessageType.PaymentAck, id });
+    const out = await outcome(async () => {
+      if (typeof m.sessionId !== "string" || typeof m.clientSecret !== "string") {
+        throw new PaymentError("invalid_request", "sessionId and clientSecret must be strings");
+      }
+      return opts.onPaymentRequest({ sessionId: m.sessionId, clientSecret: m.clientSecret, requestId: id });
+    });
+    // Only the code crosses to the mini-app: the host's messages are for
+    // the host and may carry its users' ids or minipay's internals.
+    if (out.ok) reply(target, { type: MessageType.PaymentResult, id, ok: true, session: out.session });
+    else reply(target, { type: MessageType.PaymentResult, id, ok: false, error: { code: out.code } });
+  }
+  async function onSubscription(target: Window, m: Record<string, unknown>, id: string) {
+    reply(target, { type: MessageType.SubscriptionAck, id });
+    const out = await outcome(async () => {
+      if (typeof m.subscriptionId !== "string" || typeof m.clientSecret !== "string") {
+        throw new PaymentError("invalid_request", "subscriptionId and clientSecret must be strings");
+      }
+      if (!opts.onSubscriptionRequest) throw new PaymentError("host_error", "this host does not sign subscriptions");
+      return opts.onSubscriptionRequest({ subscriptionId: m.subscriptionId, clientSecret: m.clientSecret, requestId: id });
+    });
+    if (out.ok) reply(target, { type: MessageType.SubscriptionResult, id, ok: true, subscription: out.subscription });
+    else reply(target, { type: MessageType.SubscriptionResult, id, ok: false, error: { code: out.code } });
+  }
   async function onMessage(ev: MessageEvent) {
     const target = frame();
     if (!target || ev.source !== target || ev.origin !== opts.appOrigin) return;
     const m = ev.data;
-    if (!isObject(m) || m.minipay !== BRIDGE_VERSION || m.type !== MessageType.PaymentRequest) return;
+    if (!isObject(m) || m.minipay !== BRIDGE_VERSION) return;
+    if (m.type !== MessageType.PaymentRequest && m.type !== MessageType.SubscriptionRequest) return;
     if (typeof m.id !== "string" || inFlight.has(m.id)) return;
-    inFlight.add(m.id);
-    reply(target, { type: MessageType.PaymentAck, id: m.id });
-    let out: HostOutcome;
+    const id = m.id;
+    inFlight.add(id);
     try {
-      if (typeof m.sessionId !== "string" || typeof m.clientSecret !== "string") {
-        throw new PaymentError("invalid_request", "sessionId and clientSecret must be strings");
-      }
-      out = await opts.onPaymentRequest({ sessionId: m.sessionId, clientSecret: m.clientSecret, requestId: m.id });
-    } catch (err) {
-      out = isPaymentError(err)
-        ? { ok: false, code: err.code, message: err.message, apiCode: err.apiCode }
-        : { ok: false, code: "host_error", message: String(err) };
+      if (m.type === MessageType.PaymentRequest) await onPayment(target, m, id);
+      else await onSubscription(target, m, id);
     } finally {
-      inFlight.delete(m.id);
+      inFlight.delete(id);
     }
-    // Only the code crosses to the mini-app: the host's messages are for
-    // the host and may carry its users' ids or minipay's internals.
-    if (out.ok) reply(target, { type: MessageType.PaymentResult, id: m.id, ok: true, session: out.session });
-    else reply(target, { type: MessageType.PaymentResult, id: m.id, ok: false, error: { code: out.code } });
   }
   const listener = (ev: MessageEvent) => void onMessage(ev);
   globalThis.addEventListener("message", listener);
@@ -384,6 +562,30 @@ export function paymentErrorCodeOf(apiCode: string): PaymentErrorCode {
     case "session_not_open":
     case "client_secret_invalid":
     case "session_not_found":
+    case "parameter_invalid":
+    case "parameter_missing":
+      return "invalid_request";
+    default:
+      return "host_error";
+  }
+}
+
+/**
+ * Maps a minipay API error code from the sign call
+ * (POST /v1/subscriptions/{id}/sign) to the bridge's error code, for hosts
+ * building their outcome.
+ */
+export function subscriptionErrorCodeOf(apiCode: string): PaymentErrorCode {
+  switch (apiCode) {
+    case "insufficient_funds":
+      return "insufficient_funds";
+    case "subscription_expired":
+    case "subscription_canceled":
+      return "expired";
+    case "subscription_already_signed":
+    case "client_secret_invalid":
+    case "subscription_not_found":
+    case "plan_inactive":
     case "parameter_invalid":
     case "parameter_missing":
       return "invalid_request";

@@ -90,6 +90,34 @@ export interface Event<T = Record<string, unknown>> {
  */
 export type HostSession = Omit<Session, "client_secret" | "customer"> & { app_name: string };
 
+// Subscriptions: plans, subscriptions (a user's signed agreement to be
+// charged a plan's amount every period), invoices (each charge) and, in
+// sandboxes, test clocks.
+
+/** A plan: what a subscription charges, and how often. */
+export type Plan = Schemas["Plan"];
+/** How often a plan charges: every interval_count intervals. */
+export type Interval = Plan["interval"];
+/** The option must be recurring and enabled for the app; the amount within its limits. */
+export type CreatePlanParams = JsonBody<operations["createPlan"]>;
+/** A subscription, with its plan expanded. client_secret is for the mini-app that has the user sign it. */
+export type Subscription = Schemas["Subscription"];
+export type SubscriptionStatus = Subscription["status"];
+export type CreateSubscriptionParams = JsonBody<operations["createSubscription"]>;
+/** The developer's cancel: now, or at the end of the paid period. */
+export type CancelSubscriptionParams = { at_period_end?: boolean };
+/** One charge of a subscription. A paid invoice is a payment: refundable with refunds.create({invoice}). */
+export type Invoice = Schemas["Invoice"];
+/** A sandbox's clock: subscriptions made with it live by its time. */
+export type TestClock = Schemas["TestClock"];
+/**
+ * A subscription as the host's agreement sheet sees it (host key): no
+ * client secret, no customer, plus the app's name.
+ */
+export type HostSubscription = Schemas["HostSubscription"];
+/** The host's signing for the signed-in user, with the client secret the mini-app handed over. */
+export type SignSubscriptionParams = JsonBody<operations["signSubscription"]>;
+
 export interface ListParams {
   limit?: number;
   starting_after?: string;
@@ -192,6 +220,47 @@ export class Minipay {
     retrieve: (id: string, o?: RequestOptions) => this.request<Event>("GET", `/v1/events/${enc(id)}`, undefined, o),
   };
 
+  /** Plans: what subscriptions charge. */
+  readonly plans = {
+    create: (p: CreatePlanParams, o?: RequestOptions) => this.request<Plan>("POST", "/v1/plans", p, o),
+    retrieve: (id: string, o?: RequestOptions) => this.request<Plan>("GET", `/v1/plans/${enc(id)}`, undefined, o),
+    list: (p: ListParams = {}, o?: RequestOptions) => this.request<List<Plan>>("GET", "/v1/plans" + query(p), undefined, o),
+  };
+
+  /**
+   * Subscriptions: create one per user who is to sign (hand its id and
+   * client_secret to the mini-app, which calls requestSubscription), read,
+   * list, cancel.
+   */
+  readonly subscriptions = {
+    create: (p: CreateSubscriptionParams, o?: RequestOptions) => this.request<Subscription>("POST", "/v1/subscriptions", p, o),
+    retrieve: (id: string, o?: RequestOptions) => this.request<Subscription>("GET", `/v1/subscriptions/${enc(id)}`, undefined, o),
+    list: (p: ListParams & { status?: SubscriptionStatus; plan?: string } = {}, o?: RequestOptions) =>
+      this.request<List<Subscription>>("GET", "/v1/subscriptions" + query(p), undefined, o),
+    /** Cancel now, or with at_period_end at the end of the period already paid for. */
+    cancel: (id: string, p: CancelSubscriptionParams = {}, o?: RequestOptions) =>
+      this.request<Subscription>("POST", `/v1/subscriptions/${enc(id)}/cancel`, p, o),
+  };
+
+  /** Invoices: each charge of a subscription. */
+  readonly invoices = {
+    retrieve: (id: string, o?: RequestOptions) => this.request<Invoice>("GET", `/v1/invoices/${enc(id)}`, undefined, o),
+    list: (p: ListParams & { subscription?: string; status?: Invoice["status"] } = {}, o?: RequestOptions) =>
+      this.request<List<Invoice>>("GET", "/v1/invoices" + query(p), undefined, o),
+  };
+
+  /**
+   * Test clocks, in sandboxes only (elsewhere 403 sandbox_only): advance
+   * runs every trial end, notice, renewal, retry and expiry due on the
+   * clock, in time order, and answers once the clock is ready again.
+   */
+  readonly testClocks = {
+    create: (p: { frozen_time: string }, o?: RequestOptions) => this.request<TestClock>("POST", "/v1/test_clocks", p, o),
+    retrieve: (id: string, o?: RequestOptions) => this.request<TestClock>("GET", `/v1/test_clocks/${enc(id)}`, undefined, o),
+    advance: (id: string, p: { frozen_time: string }, o?: RequestOptions) =>
+      this.request<TestClock>("POST", `/v1/test_clocks/${enc(id)}/advance`, p, o),
+  };
+
   readonly webhookEndpoints = {
     create: (p: CreateWebhookEndpointParams, o?: RequestOptions) =>
       this.request<WebhookEndpoint>("POST", "/v1/webhook_endpoints", { enabled_events: ["*"], ...p }, o),
@@ -207,7 +276,8 @@ export class Minipay {
  * A client for the host: the super-app's wallet service, with the host key
  * (host_…), which must never reach a browser or a mini-app. It funds
  * wallets, reads them, shows a session on the payment sheet and confirms
- * it for the signed-in user.
+ * it for the signed-in user, shows a subscription on the agreement sheet
+ * and signs it, and cancels it when the user asks.
  */
 export class MinipayHost {
   private readonly api: Transport;
@@ -237,6 +307,24 @@ export class MinipayHost {
       confirm: (id: string, p: ConfirmParams, o?: RequestOptions) =>
         this.api.request<Session>("POST", `/v1/checkout/sessions/${enc(id)}/confirm`, p, o),
     },
+  };
+
+  readonly subscriptions = {
+    /** What the agreement sheet shows: no client secret, no customer, plus app_name. */
+    retrieve: (id: string, o?: RequestOptions) =>
+      this.api.request<HostSubscription>("GET", `/v1/subscriptions/${enc(id)}`, undefined, o),
+    /**
+     * Sign a subscription for the signed-in user, with the client secret
+     * the mini-app handed over: without a trial the first period is
+     * charged at once (402 insufficient_funds leaves it incomplete). Pass
+     * the bridge request's id as idempotencyKey so a retried sign charges
+     * once.
+     */
+    sign: (id: string, p: SignSubscriptionParams, o?: RequestOptions) =>
+      this.api.request<HostSubscription>("POST", `/v1/subscriptions/${enc(id)}/sign`, p, o),
+    /** The user's cancel, always at the end of the period already paid for; only the user who signed may. */
+    cancel: (id: string, p: { user_id: string }, o?: RequestOptions) =>
+      this.api.request<HostSubscription>("POST", `/v1/subscriptions/${enc(id)}/cancel`, p, o),
   };
 }
 
