@@ -118,11 +118,30 @@ type Service struct {
 	ledger *ledger.Ledger
 
 	refundLocks stripedLocks
+	clock       Clock
 }
 
 // New returns a Service.
 func New(db *pgxpool.Pool, l *ledger.Ledger) *Service {
 	return &Service{db: db, ledger: l}
+}
+
+// A Clock tells the time a payment lives by when its refund window is
+// checked: the real time, or for an invoice of a subscription on a
+// sandbox's test clock, that clock's (the invoice was paid at the clock's
+// time, so its window runs by it too).
+type Clock func(ctx context.Context, pay Payment) (time.Time, error)
+
+// UseClock makes s check refund windows by c instead of the real time. It
+// is set once, when the services are put together, before s is used.
+func (s *Service) UseClock(c Clock) { s.clock = c }
+
+// now is the time pay lives by.
+func (s *Service) now(ctx context.Context, pay Payment) (time.Time, error) {
+	if s.clock == nil {
+		return time.Now(), nil
+	}
+	return s.clock(ctx, pay)
 }
 
 // Transfer is the ledger transfer that captures p: the payer's wallet pays

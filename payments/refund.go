@@ -127,14 +127,18 @@ func (s *Service) tryRefund(ctx context.Context, p RefundParams) (Refund, error)
 	if err != nil {
 		return Refund{}, minipay.Field(ParamOf(p.PaymentID), err)
 	}
-	amount, err := refundable(pay, p.Amount, time.Now())
+	now, err := s.now(ctx, pay)
+	if err != nil {
+		return Refund{}, fmt.Errorf("refund %s: %w", pay.ID, err)
+	}
+	amount, err := refundable(pay, p.Amount, now)
 	if err != nil {
 		return Refund{}, err
 	}
 	r := Refund{ID: p.ID, PaymentID: pay.ID, AppID: pay.AppID, DeveloperID: pay.DeveloperID, Currency: pay.Currency,
 		Amount: amount, FeeRefunded: FeeShare(pay, amount), Reason: p.Reason, Status: "succeeded", Metadata: p.Metadata,
 		Created: time.Now().UTC().Truncate(time.Microsecond)}
-	tr, stmts, err := refundTransfer(pay, r, p.RequestHash)
+	tr, stmts, err := refundTransfer(pay, r, p.RequestHash, now)
 	if err != nil {
 		return Refund{}, err
 	}
@@ -206,13 +210,14 @@ func FeeShare(pay Payment, amount int64) int64 {
 // refundTransfer builds the ledger transfer of a refund and what commits
 // with it. The payment's update is guarded by the totals it was computed
 // from, so two concurrent refunds, or a refund and a dispute, cannot both
-// use the same remainder.
-func refundTransfer(pay Payment, r Refund, requestHash []byte) (ledger.Transfer, []ledger.Statement, error) {
+// use the same remainder, and requires the refund window to be open at now,
+// the time pay lives by.
+func refundTransfer(pay Payment, r Refund, requestHash []byte, now time.Time) (ledger.Transfer, []ledger.Statement, error) {
 	md := MovementMetadata(pay, "minipay_refund", r.ID)
 	tr := ledger.Transfer{ID: chart.Refund(r.ID), Code: "refund", Postings: GiveBack(pay, r.Amount, r.FeeRefunded), Metadata: md}
 	rmd, _ := json.Marshal(r.Metadata)
 	stmts := []ledger.Statement{
-		change(pay, totalsDelta{refunded: r.Amount, feeRefunded: r.FeeRefunded}, r.Created),
+		change(pay, totalsDelta{refunded: r.Amount, feeRefunded: r.FeeRefunded}, now),
 		{SQL: `INSERT INTO refunds (id, payment_id, app_id, developer_id, currency, amount, fee_refunded, reason, status, metadata, created_at, request_hash)
 			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)`,
 			Args: []any{r.ID, r.PaymentID, r.AppID, r.DeveloperID, r.Currency, r.Amount, r.FeeRefunded, nullable(r.Reason), r.Status, rmd, r.Created, requestHash}},

@@ -12,6 +12,7 @@ import (
 	"github.com/minipay/minipay"
 	"github.com/minipay/minipay/internal/id"
 	"github.com/minipay/minipay/internal/idempotency"
+	"github.com/minipay/minipay/payments"
 )
 
 // Statuses of a test clock.
@@ -108,6 +109,28 @@ func (s *Service) clockNow(ctx context.Context, sub Subscription) (time.Time, er
 	var t time.Time
 	if err := s.db.QueryRow(ctx, `SELECT frozen_time FROM test_clocks WHERE id = $1`, sub.TestClockID).Scan(&t); err != nil {
 		return time.Time{}, fmt.Errorf("test clock of %s: %w", sub.ID, err)
+	}
+	return t.UTC(), nil
+}
+
+// paymentTime is the time pay lives by: for an invoice on a test clock,
+// the clock's; for every other payment, the real time.
+func (s *Service) paymentTime(ctx context.Context, pay payments.Payment) (time.Time, error) {
+	if pay.Kind() != payments.KindInvoice {
+		return utcNow(), nil
+	}
+	var clockID *string
+	err := s.db.QueryRow(ctx, `SELECT test_clock_id FROM subscription_invoices WHERE id = $1 AND app_id = $2`,
+		pay.ID, pay.AppID).Scan(&clockID)
+	if err != nil {
+		return time.Time{}, fmt.Errorf("clock of invoice %s: %w", pay.ID, err)
+	}
+	if clockID == nil {
+		return utcNow(), nil
+	}
+	var t time.Time
+	if err := s.db.QueryRow(ctx, `SELECT frozen_time FROM test_clocks WHERE id = $1`, *clockID).Scan(&t); err != nil {
+		return time.Time{}, fmt.Errorf("test clock of invoice %s: %w", pay.ID, err)
 	}
 	return t.UTC(), nil
 }

@@ -167,8 +167,12 @@ func New(db *pgxpool.Pool, l *ledger.Ledger, a *apps.Service, p *payments.Servic
 	if opts.BatchMax <= 0 {
 		opts.BatchMax = 2000
 	}
-	return &Service{db: db, ledger: l, apps: a, payments: p, catalog: opts.Catalog, log: opts.Log, sandbox: opts.Sandbox,
+	s := &Service{db: db, ledger: l, apps: a, payments: p, catalog: opts.Catalog, log: opts.Log, sandbox: opts.Sandbox,
 		inFlight: opts.ChargesInFlightMax, batchMax: opts.BatchMax, observe: opts.ObserveCharge, pass: opts.ObservePass}
+	// An invoice paid on a test clock is refundable by that clock's time,
+	// wherever payments are refunded from.
+	p.UseClock(s.paymentTime)
+	return s
 }
 
 // Sandbox reports whether test clocks are allowed.

@@ -474,3 +474,24 @@ func TestPaidRetryCatchesUpShortPeriods(t *testing.T) {
 		t.Fatalf("after catching up: %+v, wallet %d", got, w.wallet("u1"))
 	}
 }
+
+// TestRefundWindowRunsByTheClock: an invoice paid on a test clock is
+// refundable for the option's window of the clock's time, not of the real
+// one: a clock set a year back still refunds what it just charged, and
+// refuses once the clock has passed the window.
+func TestRefundWindowRunsByTheClock(t *testing.T) {
+	w := newWorld(t)
+	start := time.Now().UTC().AddDate(-1, 0, 0).Truncate(time.Second)
+	clock := w.clock(start)
+	w.topUp("u1", "90.00")
+	sub := w.signed(w.plan("30.00", "month", 1, 0), clock.ID, "u1")
+	first := w.invoices(sub.ID)[0]
+	if _, err := w.payments.Refund(w.ctx, payments.RefundParams{AppID: w.appID, PaymentID: first.ID, Amount: "1.00"}); err != nil {
+		t.Fatalf("refund within the clock's window: %v", err)
+	}
+	w.advance(clock.ID, start.AddDate(0, 0, 15))
+	if _, err := w.payments.Refund(w.ctx, payments.RefundParams{AppID: w.appID, PaymentID: first.ID, Amount: "1.00"}); !errors.Is(err, payments.ErrRefundWindow) {
+		t.Fatalf("refund after the clock passed the window: %v", err)
+	}
+	w.balanced()
+}
