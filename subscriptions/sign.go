@@ -25,6 +25,27 @@ import (
 // written. With a trial it starts trialing and the first charge falls at
 // the trial's end.
 func (s *Service) Sign(ctx context.Context, subID, userID, clientSecret string) (Subscription, error) {
+	// A signature that lost to another in the same ledger group learns it
+	// before the winner's group has committed: the subscription still
+	// reads unsigned. Signing again a moment later gives the true answer
+	// (already signed, or this one wins if the other failed).
+	for attempt := 1; ; attempt++ {
+		sub, err := s.sign(ctx, subID, userID, clientSecret)
+		if !errors.Is(err, errStateChanged) || attempt == signAttemptsMax {
+			return sub, err
+		}
+		select {
+		case <-ctx.Done():
+			return Subscription{}, fmt.Errorf("sign %s: %w", subID, ctx.Err())
+		case <-time.After(time.Duration(attempt) * 5 * time.Millisecond):
+		}
+	}
+}
+
+// signAttemptsMax bounds the signatures tried for one Sign.
+const signAttemptsMax = 5
+
+func (s *Service) sign(ctx context.Context, subID, userID, clientSecret string) (Subscription, error) {
 	if !apps.ValidUserID(userID) {
 		return Subscription{}, minipay.Field("user_id", apps.ErrUserIDInvalid)
 	}
