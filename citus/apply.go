@@ -1,0 +1,145 @@
+package citus
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+)
+
+// lockID serializes Distribute across replicas that start together; it is
+// not the migrations' lock, which is released before Distribute runs.
+const lockID = 0x6d696e6970617902 // "minipay\x02"
+
+// ErrUnplanned is returned by Check for tables of the schema that have no
+// row in Plan.
+var ErrUnplanned = errors.New("citus: tables without a distribution plan")
+
+// Enabled reports whether the database has the citus extension.
+func Enabled(ctx context.Context, db *pgxpool.Pool) (bool, error) {
+	var on bool
+	if err := db.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'citus')`).Scan(&on); err != nil {
+		return false, fmt.Errorf("citus: look for the extension: %w", err)
+	}
+	return on, nil
+}
+
+// Distribute applies Plan to a database with the citus extension, and does
+// nothing (one query) to one without. It is idempotent: tables already as
+// planned are left alone, so every start of every replica may run it.
+// It returns the tables it changed.
+func Distribute(ctx context.Context, db *pgxpool.Pool) ([]string, error) {
+	on, err := Enabled(ctx, db)
+	if err != nil || !on {
+		return nil, err
+	}
+	var changed []string
+	err = pgx.BeginFunc(ctx, db, func(tx pgx.Tx) error {
+		changed = nil
+		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1)`, int64(lockID)); err != nil {
+			return fmt.Errorf("lock: %w", err)
+		}
+		current, err := currentKinds(ctx, tx)
+		if err != nil {
+			return err
+		}
+		for _, t := range Plan {
+			kind, exists := current[t.Name]
+			if !exists || kind == t.Kind {
+				continue
+			}
+			if err := apply(ctx, tx, t); err != nil {
+				return fmt.Errorf("%s (%s): %w", t.Name, t.Kind, err)
+			}
+			changed = append(changed, t.Name)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("citus: distribute: %w", err)
+	}
+	return changed, nil
+}
+
+// currentKinds maps every table of the public schema to its kind now:
+// Local for plain tables, else what Citus's metadata says.
+func currentKinds(ctx context.Context, tx pgx.Tx) (map[string]Kind, error) {
+	rows, err := tx.Query(ctx, `
+		SELECT c.relname, p.partmethod::text, p.repmodel::text
+		FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+		LEFT JOIN pg_dist_partition p ON p.logicalrelid = c.oid
+		WHERE n.nspname = 'public' AND c.relkind IN ('r', 'p') AND NOT c.relispartition`)
+	if err != nil {
+		return nil, fmt.Errorf("read the tables' placement: %w", err)
+	}
+	out := map[string]Kind{}
+	for rows.Next() {
+		var name string
+		var method, model *string
+		if err := rows.Scan(&name, &method, &model); err != nil {
+			return nil, err
+		}
+		switch {
+		case method == nil:
+			out[name] = Local
+		case *method == "h":
+			out[name] = Distributed
+		case model != nil && *model == "t":
+			out[name] = Reference
+		default:
+			out[name] = Coordinator
+		}
+	}
+	return out, rows.Err()
+}
+
+func apply(ctx context.Context, tx pgx.Tx, t Table) error {
+	ident := pgx.Identifier{t.Name}.Sanitize()
+	for _, c := range t.DropOnCitus {
+		if _, err := tx.Exec(ctx, `ALTER TABLE `+ident+` DROP CONSTRAINT IF EXISTS `+pgx.Identifier{c}.Sanitize()); err != nil {
+			return fmt.Errorf("drop constraint %s: %w", c, err)
+		}
+	}
+	var err error
+	switch t.Kind {
+	case Reference:
+		_, err = tx.Exec(ctx, `SELECT create_reference_table($1)`, t.Name)
+	case Distributed:
+		colocate := t.ColocateWith
+		if colocate == "" {
+			colocate = "none"
+		}
+		_, err = tx.Exec(ctx, `SELECT create_distributed_table($1, $2, colocate_with => $3)`, t.Name, t.Column, colocate)
+	case Coordinator:
+		_, err = tx.Exec(ctx, `SELECT citus_add_local_table_to_metadata($1)`, t.Name)
+	case Local:
+		// A table Citus added to its metadata on its own (a foreign key
+		// to a reference table) stays where it is: on the coordinator.
+	}
+	return err
+}
+
+// Unplanned returns the tables of the database's public schema that Plan
+// does not mention.
+func Unplanned(ctx context.Context, db *pgxpool.Pool) ([]string, error) {
+	rows, err := db.Query(ctx, `
+		SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+		WHERE n.nspname = 'public' AND c.relkind IN ('r', 'p') AND NOT c.relispartition
+		ORDER BY 1`)
+	if err != nil {
+		return nil, fmt.Errorf("list tables: %w", err)
+	}
+	names, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return nil, fmt.Errorf("list tables: %w", err)
+	}
+	var missing []string
+	for _, n := range names {
+		if _, ok := Lookup(n); !ok {
+			missing = append(missing, n)
+		}
+	}
+	return missing, nil
+}
