@@ -41,6 +41,20 @@ func Distribute(ctx context.Context, db *pgxpool.Pool) ([]string, error) {
 		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1)`, int64(lockID)); err != nil {
 			return fmt.Errorf("lock: %w", err)
 		}
+		// Joins of distributed tables on columns other than their
+		// distribution columns (a balance transaction's payment, in the
+		// settlement report) are repartitioned between the workers rather
+		// than refused. Sessions that start after this see it.
+		if _, err := tx.Exec(ctx, `SELECT set_config('citus.enable_repartition_joins', 'on', true)`); err != nil {
+			return fmt.Errorf("repartition joins: %w", err)
+		}
+		var db string
+		if err := tx.QueryRow(ctx, `SELECT current_database()`).Scan(&db); err != nil {
+			return err
+		}
+		if _, err := tx.Exec(ctx, `ALTER DATABASE `+pgx.Identifier{db}.Sanitize()+` SET citus.enable_repartition_joins = on`); err != nil {
+			return fmt.Errorf("repartition joins: %w", err)
+		}
 		current, err := currentKinds(ctx, tx)
 		if err != nil {
 			return err
@@ -113,7 +127,7 @@ func apply(ctx context.Context, tx pgx.Tx, t Table) error {
 		}
 		_, err = tx.Exec(ctx, `SELECT create_distributed_table($1, $2, colocate_with => $3)`, t.Name, t.Column, colocate)
 	case Coordinator:
-		_, err = tx.Exec(ctx, `SELECT citus_add_local_table_to_metadata($1)`, t.Name)
+		_, err = tx.Exec(ctx, `SELECT citus_add_local_table_to_metadata($1, cascade_via_foreign_keys => true)`, t.Name)
 	case Local:
 		// A table Citus added to its metadata on its own (a foreign key
 		// to a reference table) stays where it is: on the coordinator.

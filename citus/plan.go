@@ -28,8 +28,12 @@ const (
 	// They keep every constraint, trigger and lock of the single-node
 	// schema; what they hold is bounded by the coordinator.
 	Coordinator
-	// Local tables are left alone: plain tables of the coordinator's
-	// database that nothing joins with distributed tables.
+	// Local tables are left alone: plain PostgreSQL tables of the
+	// coordinator, planned and executed by PostgreSQL alone exactly as on
+	// a single node, written in the same transactions as distributed
+	// tables (the coordinator is one participant of the transaction). Nothing may
+	// join them with distributed tables or give them foreign keys to
+	// reference tables.
 	Local
 )
 
@@ -70,16 +74,15 @@ var Plan = []Table{
 	{Name: "settings", Kind: Reference, Why: "server-wide settings every replica reads"},
 	{Name: "console_sessions", Kind: Reference, Why: "refers to api_keys; written at human pace by the console"},
 	{Name: "demo_identity", Kind: Reference, Why: "one row, of minipay dev"},
-	{Name: "webhook_endpoints", Kind: Reference, Why: "read by the fan-out of every event; written when developers change endpoints"},
 
 	// The ledger stays whole on the coordinator (docs/scaling.md: what
 	// distributing it needs, and why not yet).
-	{Name: "ledger_accounts", Kind: Coordinator, Why: "account ids, codes and seqs are unique across the ledger; wallets' no_overdraft balances are checked and updated with every payment (as a reference table, each of those updates would go to every node)"},
-	{Name: "ledger_balance_shards", Kind: Coordinator,
+	{Name: "ledger_accounts", Kind: Local, Why: "account ids, codes and seqs are unique across the ledger; wallets' no_overdraft balances are checked and updated with every payment (as a reference table, each of those updates would go to every node)"},
+	{Name: "ledger_balance_shards", Kind: Local,
 		Why: "read with their account by a lateral join, which Citus cannot plan when the shard rows are distributed and the accounts are not"},
-	{Name: "ledger_transfers", Kind: Coordinator, Why: "transfer ids are unique, and a pending transfer can be resolved once (unique indexes over the whole ledger); append-only trigger"},
-	{Name: "ledger_postings", Kind: Coordinator, Why: "written with their transfers in the same group commit, and joined with them by every read; append-only trigger"},
-	{Name: "ledger_expiring", Kind: Coordinator, Why: "the sweeper's queue of pending transfers with a timeout, joined with ledger_transfers"},
+	{Name: "ledger_transfers", Kind: Local, Why: "transfer ids are unique, and a pending transfer can be resolved once (unique indexes over the whole ledger); append-only trigger"},
+	{Name: "ledger_postings", Kind: Local, Why: "written with their transfers in the same group commit, and joined with them by every read; append-only trigger"},
+	{Name: "ledger_expiring", Kind: Local, Why: "the sweeper's queue of pending transfers with a timeout, joined with ledger_transfers"},
 
 	// Payments: the session and the payment share their id (cs_…), so a
 	// checkout's session and payment rows are on one worker.
@@ -90,19 +93,23 @@ var Plan = []Table{
 		Why:         "looked up by id; the refund is inserted in the transaction that locks and updates its payment row, which is what keeps refunds within the payment"},
 	{Name: "disputes", Kind: Coordinator, DropOnCitus: []string{"disputes_payment_id_fkey"},
 		Why: "one open dispute per payment is a unique index over all disputes; few rows; its payment is locked and updated in the same transaction"},
-	{Name: "balance_transactions", Kind: Distributed, Column: "id", ColocateWith: "checkout_sessions",
-		Why: "one row per payment, refund or payout, the largest money table; settlement reads it per developer with multi-shard aggregates"},
+	{Name: "balance_transactions", Kind: Coordinator,
+		Why: "settlement reads it with its payouts and joins it with payments on the payment id, not a distribution column; one row per payment, written in the ledger's transaction, which is on the coordinator already"},
 	{Name: "idempotency_keys", Kind: Distributed, Column: "scope", Why: "every statement names the key's scope (the app)"},
 
 	// The event outbox and webhook deliveries.
-	{Name: "events", Kind: Coordinator, Why: "the feed orders events by the inserting transaction's id (xid8) against the coordinator's snapshot, and an insert fans out to deliveries by a statement trigger"},
-	{Name: "webhook_deliveries", Kind: Coordinator, Why: "dispatchers claim due rows with FOR UPDATE SKIP LOCKED, which Citus refuses over distributed tables"},
-	{Name: "webhook_attempts", Kind: Coordinator, Why: "written with the delivery it reports, in the dispatcher's transaction"},
+	{Name: "events", Kind: Local, Why: "the feed orders events by the inserting transaction's id (xid8) against the coordinator's snapshot, and an insert fans out to deliveries by a statement trigger"},
+	{Name: "webhook_deliveries", Kind: Local, Why: "dispatchers claim due rows with FOR UPDATE SKIP LOCKED, which Citus refuses over distributed tables"},
+	{Name: "webhook_endpoints", Kind: Local, Why: "joined by the fan-out trigger of every event insert with its transition table, which Citus cannot plan with a Citus table"},
+	{Name: "webhook_attempts", Kind: Local, Why: "written with the delivery it reports, in the dispatcher's transaction"},
 
-	// Settlement: once a day, a few rows per developer.
-	{Name: "settlement_runs", Kind: Reference, Why: "one row per run, locked (FOR UPDATE) by the replica that runs it"},
-	{Name: "settlement_items", Kind: Reference, Why: "one row per developer and currency per run; payout ids are unique"},
-	{Name: "payouts", Kind: Reference, Why: "one per developer per run; transfer ids are unique"},
+	// Settlement: once a day, a few rows per developer, written by the
+	// transactions that read and mark balance_transactions over every
+	// worker (as reference tables, Citus refuses their writes after such a
+	// parallel read in the same transaction).
+	{Name: "settlement_runs", Kind: Coordinator, Why: "one row per run, locked (FOR UPDATE) by the replica that runs it"},
+	{Name: "settlement_items", Kind: Coordinator, Why: "one row per developer and currency per run, made from a multi-shard aggregate of balance_transactions; payout ids are unique"},
+	{Name: "payouts", Kind: Coordinator, Why: "one per developer per run, joined with balance_transactions when a run marks what it paid; transfer ids are unique"},
 
 	// Bookkeeping of the migrations themselves.
 	{Name: "schema_migrations", Kind: Local, Why: "the migration tool's own table, read and written by migrate only"},

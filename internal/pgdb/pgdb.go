@@ -161,9 +161,16 @@ func Migrate(ctx context.Context, pool *pgxpool.Pool) ([]migrations.Applied, err
 	if err != nil {
 		return applied, err
 	}
+	on, err := citus.Enabled(ctx, pool)
+	if err != nil || !on {
+		return applied, err
+	}
 	if _, err := citus.Distribute(ctx, pool); err != nil {
 		return applied, err
 	}
+	// The connections open now predate the database settings Distribute
+	// makes; new ones start with them.
+	pool.Reset()
 	return applied, nil
 }
 
