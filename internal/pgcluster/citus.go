@@ -125,6 +125,9 @@ func (c *Citus) DropDatabase(ctx context.Context, db string) error {
 	ident := pgx.Identifier{db}.Sanitize()
 	var errs []string
 	for _, n := range append([]*Cluster{c.Coordinator}, c.Workers...) {
+		if _, err := os.Stat(filepath.Join(n.Dir, "postmaster.pid")); err != nil {
+			continue // stopped and removed already (a worker added by the test)
+		}
 		if err := n.Exec(ctx, "postgres", "DROP DATABASE IF EXISTS "+ident+" WITH (FORCE)"); err != nil {
 			errs = append(errs, err.Error())
 		}
