@@ -6,6 +6,7 @@ import (
 	"fmt"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 )
 
@@ -156,4 +157,111 @@ func Unplanned(ctx context.Context, db *pgxpool.Pool) ([]string, error) {
 		}
 	}
 	return missing, nil
+}
+
+// Nodes returns the host and port of the coordinator and of every active
+// primary worker of the Citus database conn is connected to.
+func Nodes(ctx context.Context, conn *pgx.Conn) (coordinator string, coordinatorPort int, workers []Node, err error) {
+	rows, err := conn.Query(ctx, `SELECT nodename, nodeport, groupid = 0 FROM pg_dist_node
+		WHERE isactive AND noderole = 'primary' ORDER BY nodeid`)
+	if err != nil {
+		return "", 0, nil, fmt.Errorf("citus: list nodes: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var n Node
+		var isCoordinator bool
+		if err := rows.Scan(&n.Host, &n.Port, &isCoordinator); err != nil {
+			return "", 0, nil, err
+		}
+		if isCoordinator {
+			coordinator, coordinatorPort = n.Host, n.Port
+		} else {
+			workers = append(workers, n)
+		}
+	}
+	return coordinator, coordinatorPort, workers, rows.Err()
+}
+
+// Node is one node of a Citus cluster.
+type Node struct {
+	Host string
+	Port int
+}
+
+// CreateDatabase creates database name on every node of the Citus cluster
+// whose database cfg names (the coordinator and its active workers), with
+// the citus extension, and registers the same workers in it. It reports
+// false, creating nothing, when cfg's database does not have Citus. Drop
+// removes it from every node again.
+func CreateDatabase(ctx context.Context, cfg *pgx.ConnConfig, name string) (created bool, drop func(context.Context) error, err error) {
+	conn, err := pgx.ConnectConfig(ctx, cfg)
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) && pgErr.Code == "3D000" { // invalid_catalog_name: no such database, so no Citus
+		return false, nil, nil
+	}
+	if err != nil {
+		return false, nil, fmt.Errorf("citus: connect: %w", err)
+	}
+	defer conn.Close(ctx)
+	var on bool
+	if err := conn.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'citus')`).Scan(&on); err != nil || !on {
+		return false, nil, err
+	}
+	coordHost, coordPort, workers, err := Nodes(ctx, conn)
+	if err != nil {
+		return false, nil, err
+	}
+	if coordHost == "" {
+		coordHost, coordPort = cfg.Host, int(cfg.Port)
+	}
+	nodeCfg := func(n Node, db string) *pgx.ConnConfig {
+		c := cfg.Copy()
+		c.Host, c.Port, c.Database = n.Host, uint16(n.Port), db
+		c.Fallbacks = nil
+		return c
+	}
+	nodes := append([]Node{{coordHost, coordPort}}, workers...)
+	ident := pgx.Identifier{name}.Sanitize()
+	exec := func(n Node, db, sql string, args ...any) error {
+		c, err := pgx.ConnectConfig(ctx, nodeCfg(n, db))
+		if err != nil {
+			return fmt.Errorf("citus: connect to %s:%d: %w", n.Host, n.Port, err)
+		}
+		defer c.Close(ctx)
+		if _, err := c.Exec(ctx, sql, args...); err != nil {
+			return fmt.Errorf("citus: on %s:%d: %w", n.Host, n.Port, err)
+		}
+		return nil
+	}
+	drop = func(ctx context.Context) error {
+		var first error
+		for _, n := range nodes {
+			if err := exec(n, "postgres", `DROP DATABASE IF EXISTS `+ident+` WITH (FORCE)`); err != nil && first == nil {
+				first = err
+			}
+		}
+		return first
+	}
+	for _, n := range nodes {
+		if err := exec(n, "postgres", `CREATE DATABASE `+ident); err != nil {
+			_ = drop(ctx)
+			return false, nil, err
+		}
+		if err := exec(n, name, `CREATE EXTENSION citus`); err != nil {
+			_ = drop(ctx)
+			return false, nil, err
+		}
+	}
+	if err := exec(nodes[0], name, `SELECT citus_set_coordinator_host($1, $2)`, coordHost, coordPort); err != nil {
+		_ = drop(ctx)
+		return false, nil, err
+	}
+	for _, w := range workers {
+		if err := exec(nodes[0], name, `SELECT citus_add_node($1, $2)`, w.Host, w.Port); err != nil {
+			_ = drop(ctx)
+			return false, nil, err
+		}
+	}
+	return true, drop, nil
 }
