@@ -431,17 +431,23 @@ func sessionEvent(typ string, sess Session) webhooks.Event {
 		Object: sess.Public(), ObjectID: sess.ID, ObjectVersion: sess.Version}
 }
 
+// citus reports whether the database is a Citus coordinator, asking it
+// once.
+func (s *Service) citus(ctx context.Context) bool {
+	s.citusOnce.Do(func() {
+		on, err := citus.Enabled(ctx, s.db)
+		s.onCitus = on && err == nil
+	})
+	return s.onCitus
+}
+
 // ExpireDue expires up to limit open sessions whose expiry has passed, each
 // with its checkout.session.expired event, and returns how many. Replicas
 // may run it at once: rows locked by one are skipped by the others.
 func (s *Service) ExpireDue(ctx context.Context, limit int) (int, error) {
 	n := 0
-	s.citusOnce.Do(func() {
-		on, err := citus.Enabled(ctx, s.db)
-		s.onCitus = on && err == nil
-	})
 	var due []string
-	if s.onCitus {
+	if s.citus(ctx) {
 		// Citus refuses FOR UPDATE over shards: read the due sessions
 		// first, then expire those still open, each shard's rows under
 		// their row locks; a replica that expired one meanwhile leaves
