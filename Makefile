@@ -58,12 +58,12 @@ ha-check:
 # The Citus tests (internal/pgcluster, internal/testdb's Citus databases,
 # the ledger, checkout, webhooks and settlement on a coordinator and two
 # workers, the rebalance under load in chaos/) need the citus extension,
-# built from source by ../shared/citus/build.sh (docs/scaling.md). Without
+# built from source (docs/scaling.md; CI builds it first). Without
 # it they are skipped with NOT RUN, unless MINIPAY_REQUIRE_CITUS=1 (CI).
 .PHONY: citus-check
 citus-check:
 	@test -f /usr/lib/postgresql/$(PGVERSION)/lib/citus.so || \
-		echo "Citus tests: NOT RUN: no Citus extension for PostgreSQL $(PGVERSION) (../shared/citus/build.sh)" >&2
+		echo "Citus tests: NOT RUN: no Citus extension for PostgreSQL $(PGVERSION) (see docs/scaling.md)" >&2
 
 # The JS SDK (sdk/js): its tests run the real binary against PostgreSQL. e2e
 # drives "minipay dev" in headless Chromium (apt-get install -y chromium);

@@ -35,7 +35,7 @@ func CitusMissing() string {
 	}
 	lib := filepath.Join(filepath.Dir(bin), "lib", "citus.so")
 	if _, err := os.Stat(lib); err != nil {
-		return "no Citus extension at " + lib + " (run ../shared/citus/build.sh, see docs/scaling.md)"
+		return "no Citus extension at " + lib + " (build Citus 13.2.2 for this PostgreSQL, see docs/scaling.md)"
 	}
 	return ""
 }
