@@ -43,18 +43,18 @@ func Distribute(ctx context.Context, db *pgxpool.Pool) ([]string, error) {
 			return fmt.Errorf("lock: %w", err)
 		}
 		// Joins of distributed tables on columns other than their
-		// distribution columns (a balance transaction's payment, in the
-		// settlement report) are repartitioned between the workers rather
-		// than refused. Sessions that start after this see it.
-		if _, err := tx.Exec(ctx, `SELECT set_config('citus.enable_repartition_joins', 'on', true)`); err != nil {
-			return fmt.Errorf("repartition joins: %w", err)
-		}
-		var db string
-		if err := tx.QueryRow(ctx, `SELECT current_database()`).Scan(&db); err != nil {
+		// distribution columns are repartitioned between the workers
+		// rather than refused. Sessions that start after this see it; a
+		// session that sees it already finds nothing to do (and needs no
+		// right to alter the database).
+		var dbName, repartition string
+		if err := tx.QueryRow(ctx, `SELECT current_database(), current_setting('citus.enable_repartition_joins')`).Scan(&dbName, &repartition); err != nil {
 			return err
 		}
-		if _, err := tx.Exec(ctx, `ALTER DATABASE `+pgx.Identifier{db}.Sanitize()+` SET citus.enable_repartition_joins = on`); err != nil {
-			return fmt.Errorf("repartition joins: %w", err)
+		if repartition != "on" {
+			if _, err := tx.Exec(ctx, `ALTER DATABASE `+pgx.Identifier{dbName}.Sanitize()+` SET citus.enable_repartition_joins = on`); err != nil {
+				return fmt.Errorf("repartition joins: %w", err)
+			}
 		}
 		current, err := currentKinds(ctx, tx)
 		if err != nil {
@@ -62,7 +62,10 @@ func Distribute(ctx context.Context, db *pgxpool.Pool) ([]string, error) {
 		}
 		for _, t := range Plan {
 			kind, exists := current[t.Name]
-			if !exists || kind == t.Kind {
+			// A table planned local that Citus added to its metadata on its
+			// own (a foreign key to a reference table) stays where it is:
+			// on the coordinator.
+			if !exists || kind == t.Kind || t.Kind == Local {
 				continue
 			}
 			if err := apply(ctx, tx, t); err != nil {
@@ -129,9 +132,6 @@ func apply(ctx context.Context, tx pgx.Tx, t Table) error {
 		_, err = tx.Exec(ctx, `SELECT create_distributed_table($1, $2, colocate_with => $3)`, t.Name, t.Column, colocate)
 	case Coordinator:
 		_, err = tx.Exec(ctx, `SELECT citus_add_local_table_to_metadata($1, cascade_via_foreign_keys => true)`, t.Name)
-	case Local:
-		// A table Citus added to its metadata on its own (a foreign key
-		// to a reference table) stays where it is: on the coordinator.
 	}
 	return err
 }
