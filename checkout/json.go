@@ -7,7 +7,7 @@ import (
 	"github.com/minipay/minipay/ledger"
 )
 
-// The wire shapes of checkout's objects (DESIGN.md section 11). They are
+// The wire shapes of checkout's objects (docs/openapi.yaml). They are
 // built here, not in package api, because events carry the same objects as
 // API responses.
 

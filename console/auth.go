@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -107,11 +108,11 @@ func (s *Server) signedIn(next http.Handler) http.Handler {
 	})
 }
 
-// allow admits only principals of one kind of key.
-func (s *Server) allow(kind apps.KeyKind) func(http.Handler) http.Handler {
+// allow admits only principals of the kinds of key given.
+func (s *Server) allow(kinds ...apps.KeyKind) func(http.Handler) http.Handler {
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			if who(r).Kind != kind {
+			if !slices.Contains(kinds, who(r).Kind) {
 				s.fail(w, r, errWrongKind)
 				return
 			}

@@ -25,6 +25,7 @@ import (
 	"github.com/minipay/minipay"
 	"github.com/minipay/minipay/apps"
 	"github.com/minipay/minipay/catalog"
+	"github.com/minipay/minipay/disputes"
 	"github.com/minipay/minipay/internal/ratelimit"
 	"github.com/minipay/minipay/ledger"
 	"github.com/minipay/minipay/payments"
@@ -37,6 +38,7 @@ type Server struct {
 	Apps       *apps.Service
 	Catalog    *catalog.Catalog
 	Payments   *payments.Service
+	Disputes   *disputes.Service
 	Webhooks   *webhooks.Service
 	Settlement *settlement.Service
 	Ledger     *ledger.Ledger
@@ -80,11 +82,17 @@ func (s *Server) Handler() http.Handler {
 		r.Use(s.signedIn)
 		r.Post("/console/logout", s.page(s.logout))
 		r.Get("/console/", s.home)
+		r.Group(func(r chi.Router) { // both: an app its own, the admin every app's
+			r.Use(s.allow(apps.KindSecret, apps.KindAdmin))
+			r.Get("/console/disputes", s.page(s.disputeList))
+			r.Get("/console/disputes/{id}", s.page(s.dispute))
+		})
 		r.Group(func(r chi.Router) { // a mini-app's developer
 			r.Use(s.allow(apps.KindSecret))
 			r.Get("/console/payments", s.page(s.payments))
 			r.Get("/console/payments/{id}", s.page(s.payment))
 			r.Post("/console/payments/{id}/refunds", s.page(s.refund))
+			r.Post("/console/disputes/{id}/respond", s.page(s.respond))
 			r.Get("/console/webhooks", s.page(s.endpoints))
 			r.Get("/console/webhooks/{id}", s.page(s.endpoint))
 			r.Post("/console/webhooks/{id}/rotate_secret", s.page(s.rotateSecret))
@@ -105,6 +113,7 @@ func (s *Server) Handler() http.Handler {
 			r.Get("/console/settlement_runs/{id}/report.csv", s.report)
 			r.Get("/console/payouts", s.page(s.payouts))
 			r.Post("/console/payouts/{id}/mark_paid", s.page(s.markPaid))
+			r.Post("/console/disputes/{id}/close", s.page(s.closeDispute))
 			r.Get("/console/ledger", s.page(s.trialBalance))
 			r.Get("/console/webhook_backlog", s.page(s.backlog))
 		})

@@ -111,6 +111,18 @@ func (e *env) paid(tn tenant, user, amount string) string {
 	return sess.str("id")
 }
 
+// dispute opens a dispute of payment for its payer user, as the host
+// does (amount "": all that is left), and returns its id.
+func (e *env) dispute(payment, user, amount string) string {
+	e.t.Helper()
+	body := map[string]any{"payment": payment, "user_id": user, "reason": "not_received",
+		"description": "The parcel never arrived."}
+	if amount != "" {
+		body["amount"] = amount
+	}
+	return e.must(http.StatusCreated, e.api("POST", "/v1/disputes", e.host, body)).str("id")
+}
+
 // exec runs SQL the test needs to set a scene (time passing); the code
 // under test writes none.
 func (e *env) exec(sql string, args ...any) {

@@ -96,6 +96,9 @@ func TestConsoleAuthorizationMatrix(t *testing.T) {
 	paid := e.paid(e.shop, "u1", "20.00")
 	e.deliver(func() bool { return rc.n.Load() >= 2 })
 	event := e.must(http.StatusOK, e.api("GET", "/v1/events?limit=1", e.shop.key, nil)).body["data"].([]any)[0].(map[string]any)["id"].(string)
+	// Two disputes of shop's: one the app answers, one the admin rules.
+	answered := e.dispute(e.paid(e.shop, "u2", "30.00"), "u2", "")
+	ruled := e.dispute(e.paid(e.shop, "u3", "40.00"), "u3", "")
 
 	app, admin := []string{"app"}, []string{"admin"}
 	both := []string{"app", "admin"}
@@ -113,6 +116,11 @@ func TestConsoleAuthorizationMatrix(t *testing.T) {
 		"POST /console/webhooks/{id}/rotate_secret": {path: "/console/webhooks/" + ep + "/rotate_secret", status: http.StatusOK, kinds: app, owned: true},
 		"POST /console/webhooks/{id}/redeliver":     {path: "/console/webhooks/" + ep + "/redeliver", form: url.Values{"event": {event}}, status: http.StatusSeeOther, kinds: app, owned: true},
 		"GET /console/balance":                      {path: "/console/balance", status: http.StatusOK, kinds: app, listed: payout},
+
+		"GET /console/disputes":               {path: "/console/disputes", status: http.StatusOK, kinds: both, listed: answered},
+		"GET /console/disputes/{id}":          {path: "/console/disputes/" + answered, status: http.StatusOK, kinds: both, owned: true},
+		"POST /console/disputes/{id}/respond": {path: "/console/disputes/" + answered + "/respond", form: url.Values{"evidence_text": {"shipped with tracking SF123"}}, status: http.StatusSeeOther, kinds: app, owned: true},
+		"POST /console/disputes/{id}/close":   {path: "/console/disputes/" + ruled + "/close", form: url.Values{"outcome": {"won"}}, status: http.StatusSeeOther, kinds: admin},
 
 		"GET /console/developers":                      {path: "/console/developers", status: http.StatusOK, kinds: admin},
 		"POST /console/developers":                     {path: "/console/developers", form: url.Values{"name": {"new"}, "idempotency_key": {"matrix-dev"}}, status: http.StatusSeeOther, kinds: admin},
@@ -266,7 +274,8 @@ func (e *env) state() string {
 		'endpoints=' || (SELECT count(*) || '/' || coalesce(sum(version), 0) FROM webhook_endpoints),
 		'deliveries=' || (SELECT count(*) FROM webhook_deliveries),
 		'runs=' || (SELECT count(*) || '/' || coalesce(sum(version), 0) FROM settlement_runs),
-		'payouts=' || (SELECT count(*) || '/' || coalesce(sum(version), 0) FROM payouts))`).Scan(&out)
+		'payouts=' || (SELECT count(*) || '/' || coalesce(sum(version), 0) FROM payouts),
+		'disputes=' || (SELECT count(*) || '/' || coalesce(sum(version), 0) FROM disputes))`).Scan(&out)
 	if err != nil {
 		e.t.Fatal(err)
 	}

@@ -12,6 +12,7 @@ import (
 	"github.com/shopspring/decimal"
 
 	"github.com/minipay/minipay"
+	"github.com/minipay/minipay/disputes"
 	"github.com/minipay/minipay/internal/idempotency"
 	"github.com/minipay/minipay/payments"
 	"github.com/minipay/minipay/webhooks"
@@ -126,6 +127,8 @@ type paymentPage struct {
 	Refundable, HasDispute                       bool
 	Refunds                                      []refundRow
 	RefundPager                                  pager
+	Disputes                                     []disputeRow
+	MoreDisputes                                 bool // more than paymentDisputesMax: the rest in the disputes list
 	Events                                       []eventRow
 	EventPager                                   pager
 	Note, Error                                  string
@@ -171,6 +174,16 @@ func (s *Server) paymentPage(r *http.Request, id string) (*paymentPage, error) {
 	if len(refunds) > 0 {
 		pg.RefundPager = newPager(r, "refunds_after", more, refunds[len(refunds)-1].ID)
 	}
+	ds, moreDisputes, err := s.Disputes.List(r.Context(), disputes.Filter{AppID: who.AppID, PaymentID: p.ID, Limit: paymentDisputesMax})
+	if err != nil {
+		return nil, err
+	}
+	at := time.Now()
+	for _, d := range ds {
+		pg.Disputes = append(pg.Disputes, s.disputeRowOf(d, at))
+		objects = append(objects, d.ID)
+	}
+	pg.MoreDisputes = moreDisputes
 	elimit, eafter := paging(r, "events_after")
 	events, emore, err := s.Webhooks.ObjectEvents(r.Context(), webhooks.Owner{AppID: who.AppID, DeveloperID: who.DeveloperID},
 		objects, elimit, eafter)

@@ -73,6 +73,11 @@ func (s *Service) Respond(ctx context.Context, p RespondParams) (Dispute, error)
 	})
 }
 
+// Answerable reports whether the developer may still answer d at time at
+// (it awaits a response and its deadline has not passed): what Respond
+// checks, for pages that offer the answer only when it can succeed.
+func (d Dispute) Answerable(at time.Time) bool { return answerable(d, at) == nil }
+
 // answerable checks that the developer may still answer d at time at.
 func answerable(d Dispute, at time.Time) error {
 	switch {

@@ -15,7 +15,7 @@ import (
 )
 
 // DefaultSchedule is the delay before each retry after a failed first
-// attempt (DESIGN.md section 7); after the last one a delivery is failed.
+// attempt (docs/webhooks.md); after the last one a delivery is failed.
 var DefaultSchedule = []time.Duration{
 	5 * time.Second, 5 * time.Minute, 30 * time.Minute,
 	2 * time.Hour, 5 * time.Hour, 10 * time.Hour, 10 * time.Hour,

@@ -3,7 +3,8 @@
 // developer finds a failed webhook delivery, redelivers it and sees it
 // land, and refunds a payment from its page; the platform's admin creates
 // a developer and an app, runs settlement, sees the chart and downloads
-// the report, whose totals must equal the API's.
+// the report, whose totals must equal the API's; then the app answers a
+// dispute the host opened, and the admin rules on it.
 import assert from "node:assert/strict";
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { createServer } from "node:http";
@@ -212,5 +213,73 @@ test("admin: create a developer and an app, run settlement, see the chart, downl
   await page.getByTestId("note").filter({ hasText: "Marked paid: po_" }).waitFor();
   const payouts = await must(200, call("GET", `/v1/payouts?developer=${app.dev}`, admin));
   assert.equal(payouts.data[0].status, "paid");
+  await page.close();
+});
+
+test("an app answers a dispute with evidence; the admin rules", async () => {
+  const { call, admin, host } = srv;
+  await must(200, call("POST", "/v1/wallets/usr_mei/topups", host, { amount: "100.00", currency: "CNY" }));
+  const s = await must(201, call("POST", "/v1/checkout/sessions", app.key,
+    { amount: "64.00", currency: "CNY", option: "goods", client_reference_id: "order-1004" }));
+  await must(200, call("POST", `/v1/checkout/sessions/${s.id}/confirm`, host, { user_id: "usr_mei", client_secret: s.client_secret }));
+  const opened = await must(201, call("POST", "/v1/disputes", host, {
+    payment: s.id, user_id: "usr_mei", reason: "not_as_described",
+    description: "Ordered the oolong gift box; got a single sample bag.",
+  }));
+
+  await ctx.clearCookies(); // the admin of the test before is still signed in
+  const page = await ctx.newPage();
+  page.on("pageerror", (e) => console.error("page error:", e));
+  await signIn(page, app.key);
+  await page.waitForURL(/\/console\/payments$/);
+  await nav(page, "Disputes");
+  const row = page.locator(`tr[data-status=needs_response]`).filter({ hasText: opened.id });
+  assert.match(await row.textContent(), /64\.00 CNY/);
+  await row.getByRole("link", { name: opened.id }).click();
+  assert.equal(await page.getByTestId("complaint").textContent(), "Ordered the oolong gift box; got a single sample bag.");
+  assert.match(await page.getByTestId("due-by").textContent(), /6 days 23 hours left/);
+  const evidence = "Shipped the gift box on order-1004 (1 box, 4 tins), tracking SF1234567890; signed for by the customer.";
+  await page.locator("textarea[name=evidence_text]").fill(evidence);
+  await page.locator("textarea[name=evidence_files]").fill("https://files.teahouse.example/pod-1004.pdf\nhttps://files.teahouse.example/packing-1004.jpg");
+  await page.screenshot({ path: join(shots, "console-dispute.png"), fullPage: true });
+  await page.getByRole("button", { name: "Send evidence" }).click();
+  await page.getByTestId("note").filter({ hasText: "under review" }).waitFor();
+  assert.equal(await page.getByTestId("dispute-status").textContent(), "under_review");
+  assert.match(await page.getByTestId("evidence").textContent(), /SF1234567890/);
+  const answered = await must(200, call("GET", `/v1/disputes/${opened.id}`, app.key));
+  assert.equal(answered.status, "under_review");
+  assert.equal(answered.evidence.text, evidence);
+  assert.deepEqual(answered.evidence.files, ["https://files.teahouse.example/pod-1004.pdf", "https://files.teahouse.example/packing-1004.jpg"]);
+  const events = await must(200, call("GET", "/v1/events?limit=5", app.key));
+  assert.ok(events.data.some((e) => e.type === "dispute.updated" && e.data.object.id === opened.id), "no dispute.updated event");
+
+  // The payment's page links to its dispute.
+  await page.getByTestId("payment-link").click();
+  await page.locator("[data-testid=payment-disputes]").getByRole("link", { name: opened.id }).waitFor();
+
+  // Readable at phone width.
+  await page.setViewportSize({ width: 390, height: 844 });
+  for (const path of ["/console/disputes", `/console/disputes/${opened.id}`]) {
+    await page.goto(srv.url + path);
+    const width = await page.evaluate(() => document.documentElement.scrollWidth);
+    assert.ok(width <= 390, `${path} is ${width}px wide at phone width`);
+  }
+  await page.setViewportSize({ width: 1280, height: 860 });
+  await page.getByRole("button", { name: "Sign out" }).click();
+  await page.waitForURL(/\/console\/login$/);
+
+  // The admin rules it won: the developer keeps the money.
+  await signIn(page, admin);
+  await page.waitForURL(/\/console\/settlement_runs$/);
+  await nav(page, "Disputes");
+  await page.locator("select[name=status]").selectOption("under_review");
+  await page.getByRole("button", { name: "Filter" }).click();
+  await page.getByRole("link", { name: opened.id }).click();
+  await page.locator("input[name=outcome][value=won]").check();
+  await page.getByRole("button", { name: "Rule" }).click();
+  await page.getByTestId("note").filter({ hasText: "Ruled won" }).waitFor();
+  assert.equal(await page.getByTestId("dispute-status").textContent(), "won");
+  const ruled = await must(200, call("GET", `/v1/disputes/${opened.id}`, admin));
+  assert.equal(ruled.outcome, "won");
   await page.close();
 });
