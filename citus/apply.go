@@ -14,10 +14,6 @@ import (
 // not the migrations' lock, which is released before Distribute runs.
 const lockID = 0x6d696e6970617902 // "minipay\x02"
 
-// ErrUnplanned is returned by Check for tables of the schema that have no
-// row in Plan.
-var ErrUnplanned = errors.New("citus: tables without a distribution plan")
-
 // Enabled reports whether the database has the citus extension.
 func Enabled(ctx context.Context, db *pgxpool.Pool) (bool, error) {
 	var on bool

@@ -103,8 +103,8 @@ var Plan = []Table{
 	{Name: "webhook_endpoints", Kind: Local, Why: "joined by the fan-out trigger of every event insert with its transition table, which Citus cannot plan with a Citus table"},
 	{Name: "webhook_attempts", Kind: Local, Why: "written with the delivery it reports, in the dispatcher's transaction"},
 
-	// Settlement: once a day, a few rows per developer, written by the
-	// transactions that read and mark balance_transactions over every
+	// Settlement: once a day, a few rows per developer, written by
+	// transactions that may first have read distributed tables over every
 	// worker (as reference tables, Citus refuses their writes after such a
 	// parallel read in the same transaction).
 	{Name: "settlement_runs", Kind: Coordinator, Why: "one row per run, locked (FOR UPDATE) by the replica that runs it"},
