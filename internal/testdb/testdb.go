@@ -230,8 +230,9 @@ func randomSuffix() string {
 
 // createOnCitus makes a database on every node of c, migrates (and so
 // distributes) it unless migrated is false, and drops it when t ends.
-// There is no template: a copied database would name the nodes of its
-// original in its Citus metadata.
+// There is no template: a copy would have to be made on every node at
+// once, with no session open in the original on any of them, and Citus
+// keeps a maintenance process connected to each of its databases.
 func createOnCitus(ctx context.Context, t testing.TB, c *pgcluster.Citus, maxConns int32, migrated bool) *DB {
 	name := "minipay_test_" + randomSuffix()
 	if err := c.CreateDatabase(ctx, name); err != nil {
