@@ -55,11 +55,12 @@ ha-check:
 	@command -v pgbouncer >/dev/null || test -x /usr/sbin/pgbouncer || \
 		echo "PgBouncer tests: NOT RUN: no pgbouncer (apt-get install -y pgbouncer)" >&2
 
-# The Citus tests (internal/pgcluster, internal/testdb's Citus databases,
-# the ledger, checkout, webhooks and settlement on a coordinator and two
-# workers, the rebalance under load in chaos/) need the citus extension,
-# built from source (docs/scaling.md; CI builds it first). Without
-# it they are skipped with NOT RUN, unless MINIPAY_REQUIRE_CITUS=1 (CI).
+# The Citus tests (TestOnCitus of ledger, settlement, api, webhooks,
+# console and internal/idempotency on a coordinator and two workers, the
+# citus package's plan, internal/pgcluster, and cmd/minipay's outbox across
+# a SIGKILL and rebalance under load) need the citus extension, built from
+# source (docs/scaling.md; CI builds it first). Without it they are
+# skipped with NOT RUN, unless MINIPAY_REQUIRE_CITUS=1 (CI).
 .PHONY: citus-check
 citus-check:
 	@test -f /usr/lib/postgresql/$(PGVERSION)/lib/citus.so || \
