@@ -23,6 +23,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/minipay/minipay/citus"
 	"github.com/minipay/minipay/internal/pgdb"
 )
 
@@ -81,7 +82,7 @@ func Command(fs *flag.FlagSet, getenv func(string) string, stdout, stderr io.Wri
 	fs.DurationVar(&o.Duration, "duration", 10*time.Second, "how long to run each measurement")
 	fs.IntVar(&o.Clients, "clients", 0, "concurrent clients (default depends on the benchmark)")
 	fs.BoolVar(&o.JSON, "json", false, "print one line of JSON")
-	fs.StringVar(&o.DatabaseURL, "database-url", defURL, "PostgreSQL server (DATABASE_URL); a fresh database is created on it")
+	fs.StringVar(&o.DatabaseURL, "database-url", defURL, "PostgreSQL server (DATABASE_URL); a fresh database is created on it (on every node, when the URL names a Citus database)")
 	fs.StringVar(&o.CPUProfile, "cpuprofile", "", "write a CPU profile of the measured run to this file")
 	fs.BoolVar(&o.Keep, "keep", false, "keep the benchmark database")
 	fs.BoolVar(&o.NoBaseline, "no-baseline", false, "skip the pgbench yardsticks")
@@ -288,6 +289,19 @@ func freshDatabase(ctx context.Context, url, kind string, keep bool) (string, fu
 	}
 	name := fmt.Sprintf("minipay_bench_%s_%d", kind, time.Now().Unix())
 	dbURL := withDatabase(url, cfg.Database, name)
+	// A URL naming a Citus database: the fresh database gets the same
+	// coordinator and workers, and migrating it distributes its tables.
+	onCitus, dropCitus, err := citus.CreateDatabase(ctx, cfg, name)
+	if err != nil {
+		return "", nil, err
+	}
+	if onCitus {
+		return dbURL, func() {
+			if !keep {
+				_ = dropCitus(context.Background())
+			}
+		}, nil
+	}
 	if err := pgdb.EnsureDatabase(ctx, dbURL); err != nil {
 		return "", nil, err
 	}

@@ -9,6 +9,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
@@ -42,6 +43,11 @@ type Service struct {
 
 	recent   recent // sessions created here and perhaps still open
 	inserter *inserter
+
+	// onCitus is whether the database is a Citus coordinator, learnt by
+	// the first ExpireDue (see expireDueCitusSQL).
+	citusOnce sync.Once
+	onCitus   bool
 }
 
 // New returns a Service.

@@ -123,11 +123,19 @@ func (s *Service) payment(ctx context.Context, sess Session, userID string) (led
 	} else {
 		capture(&next, opt, now)
 	}
-	stmts := []ledger.Statement{{SQL: completeSessionsSQL, Row: true, Required: errStateChanged,
+	complete := ledger.Statement{SQL: completeSessionsSQL, Row: true, Required: errStateChanged,
 		Args: []any{sess.ID, nullable(next.CaptureStatus), fee, next.OptionVersion, next.FeeBPS,
-			next.FeeFixed, userID, next.Customer, now, nullTime(next.HoldExpiresAt)}}}
+			next.FeeFixed, userID, next.Customer, now, nullTime(next.HoldExpiresAt)}}
+	if s.citus(ctx) {
+		// One UPDATE of many sessions by unnest would go to every shard
+		// of checkout_sessions, taking their locks in turn; one per
+		// session goes to its shard alone.
+		complete = ledger.Statement{SQL: completeSessionSQL, Args: complete.Args,
+			Check: ledger.ExpectRows(1, errStateChanged)}
+	}
+	stmts := []ledger.Statement{complete}
 	if !manual {
-		stmts = append(stmts, payments.Record(paymentOf(next, fee))...)
+		stmts = append(stmts, s.recordPayment(ctx, paymentOf(next, fee))...)
 	}
 	ev, err := eventRow(sessionEvent(webhooks.CheckoutSessionCompleted, next))
 	if err != nil {
@@ -147,6 +155,23 @@ const completeSessionsSQL = `
 		AS u(id, capture_status, fee, option_version, fee_bps, fee_fixed, user_id, customer, completed_at, hold_expires_at)
 	WHERE s.id = u.id AND s.status = 'open' AND s.expires_at > u.completed_at
 	RETURNING s.id`
+
+// recordPayment is payments.Record, or its form for Citus.
+func (s *Service) recordPayment(ctx context.Context, p payments.Payment) []ledger.Statement {
+	if s.citus(ctx) {
+		return payments.RecordOnCitus(p)
+	}
+	return payments.Record(p)
+}
+
+// completeSessionSQL is completeSessionsSQL for one session, on a Citus
+// cluster, where a statement that names its session's id is routed to the
+// one worker holding it.
+const completeSessionSQL = `
+	UPDATE checkout_sessions s SET status = 'complete', capture_status = $2,
+		fee = $3, option_version = $4, fee_bps = $5, fee_fixed = $6, user_id = $7,
+		customer = $8, completed_at = $9, hold_expires_at = $10, version = s.version + 1
+	WHERE s.id = $1 AND s.status = 'open' AND s.expires_at > $9::timestamptz`
 
 // capture sets what a captured payment carries: paid, when it matures for
 // settlement, until when it can be refunded.
@@ -274,7 +299,8 @@ func (s *Service) holdStatements(sess Session, post, expired bool, now time.Time
 	}
 	stmts := []ledger.Statement{statement(sql, args, ledger.ExpectRows(1, errStateChanged))}
 	if post {
-		stmts = append(stmts, payments.Record(paymentOf(next, *next.Fee))...)
+		// Whether the database is Citus was learnt long before a hold ends.
+		stmts = append(stmts, s.recordPayment(context.Background(), paymentOf(next, *next.Fee))...)
 	}
 	ev, err := eventRow(sessionEvent(evType, next))
 	if err != nil {

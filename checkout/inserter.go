@@ -8,7 +8,10 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/minipay/minipay/citus"
 )
 
 // inserter writes new sessions in groups: sessions created at the same
@@ -26,6 +29,10 @@ type inserter struct {
 	// joins the queue, so the writers' last drain sees every queued one.
 	mu     sync.RWMutex
 	closed bool
+
+	// citusOnce learns whether the database is a Citus coordinator.
+	citusOnce sync.Once
+	onCitus   bool
 }
 
 type insertReq struct {
@@ -165,6 +172,13 @@ func (w *inserter) insertGroup(ctx context.Context, group []*insertReq) (map[str
 			items[i] = nullable(string(li))
 		}
 	}
+	w.citusOnce.Do(func() {
+		on, err := citus.Enabled(ctx, w.db)
+		w.onCitus = on && err == nil
+	})
+	if w.onCitus {
+		return w.insertEach(ctx, ids, apps, devs, captures, currencies, amounts, options, refs, secrets, items, metadata, expires, created, hashes)
+	}
 	rows, err := w.db.Query(ctx, `
 		INSERT INTO checkout_sessions (id, app_id, developer_id, status, capture_method, currency,
 			amount_total, option, client_reference_id, client_secret, line_items, metadata, expires_at, created_at, request_hash)
@@ -185,6 +199,35 @@ func (w *inserter) insertGroup(ctx context.Context, group []*insertReq) (map[str
 	inserted := make(map[string]bool, len(got))
 	for _, id := range got {
 		inserted[id] = true
+	}
+	return inserted, nil
+}
+
+// insertEach is insertGroup's insert on a Citus cluster: a statement per
+// session, routed to the shard that holds it, all in one round trip. The
+// set-based insert would be collected on the coordinator and spread over
+// the shards of every session in the group.
+func (w *inserter) insertEach(ctx context.Context, ids, apps, devs, captures, currencies []string, amounts []int64,
+	options []string, refs []*string, secrets []string, items []*string, metadata []string, expires, created []time.Time, hashes [][]byte) (map[string]bool, error) {
+	b := &pgx.Batch{}
+	inserted := make(map[string]bool, len(ids))
+	for i := range ids {
+		id := ids[i]
+		b.Queue(`
+			INSERT INTO checkout_sessions (id, app_id, developer_id, status, capture_method, currency,
+				amount_total, option, client_reference_id, client_secret, line_items, metadata, expires_at, created_at, request_hash)
+			VALUES ($1, $2, $3, 'open', $4, $5, $6, $7, $8, $9, $10::jsonb, $11::jsonb, $12, $13, $14)
+			ON CONFLICT (id) DO NOTHING`,
+			id, apps[i], devs[i], captures[i], currencies[i], amounts[i], options[i], refs[i], secrets[i], items[i],
+			metadata[i], expires[i], created[i], hashes[i]).Exec(func(tag pgconn.CommandTag) error {
+			if tag.RowsAffected() == 1 {
+				inserted[id] = true
+			}
+			return nil
+		})
+	}
+	if err := w.db.SendBatch(ctx, b).Close(); err != nil {
+		return nil, fmt.Errorf("create sessions: %w", err)
 	}
 	return inserted, nil
 }

@@ -14,6 +14,7 @@ import (
 
 	"github.com/minipay/minipay"
 	"github.com/minipay/minipay/catalog"
+	"github.com/minipay/minipay/citus"
 	"github.com/minipay/minipay/internal/id"
 	"github.com/minipay/minipay/internal/idempotency"
 	"github.com/minipay/minipay/ledger"
@@ -430,16 +431,52 @@ func sessionEvent(typ string, sess Session) webhooks.Event {
 		Object: sess.Public(), ObjectID: sess.ID, ObjectVersion: sess.Version}
 }
 
+// citus reports whether the database is a Citus coordinator, asking it
+// once.
+func (s *Service) citus(ctx context.Context) bool {
+	s.citusOnce.Do(func() {
+		on, err := citus.Enabled(ctx, s.db)
+		s.onCitus = on && err == nil
+	})
+	return s.onCitus
+}
+
 // ExpireDue expires up to limit open sessions whose expiry has passed, each
 // with its checkout.session.expired event, and returns how many. Replicas
 // may run it at once: rows locked by one are skipped by the others.
 func (s *Service) ExpireDue(ctx context.Context, limit int) (int, error) {
 	n := 0
+	var due []string
+	if s.citus(ctx) {
+		// Citus refuses FOR UPDATE over shards: read the due sessions
+		// first, then expire those still open, each shard's rows under
+		// their row locks; a replica that expired one meanwhile leaves
+		// it out of the update (status = 'open' is checked again).
+		rows, err := s.db.Query(ctx, `SELECT id FROM checkout_sessions WHERE status = 'open' AND expires_at <= now()
+			ORDER BY expires_at LIMIT $1`, limit)
+		if err == nil {
+			due, err = pgx.CollectRows(rows, pgx.RowTo[string])
+		}
+		if err != nil {
+			return 0, fmt.Errorf("expire sessions: %w", err)
+		}
+		if len(due) == 0 {
+			return 0, nil
+		}
+	}
 	err := pgx.BeginFunc(ctx, s.db, func(tx pgx.Tx) error {
-		rows, err := tx.Query(ctx, `UPDATE checkout_sessions s SET status = 'expired', version = version + 1
-			WHERE id IN (SELECT id FROM checkout_sessions WHERE status = 'open' AND expires_at <= now()
-				ORDER BY expires_at LIMIT $1 FOR UPDATE SKIP LOCKED)
-			RETURNING `+openSessionColumns, limit)
+		var rows pgx.Rows
+		var err error
+		if s.onCitus {
+			rows, err = tx.Query(ctx, `UPDATE checkout_sessions s SET status = 'expired', version = version + 1
+				WHERE id = ANY($1) AND status = 'open' AND expires_at <= now()
+				RETURNING `+openSessionColumns, due)
+		} else {
+			rows, err = tx.Query(ctx, `UPDATE checkout_sessions s SET status = 'expired', version = version + 1
+				WHERE id IN (SELECT id FROM checkout_sessions WHERE status = 'open' AND expires_at <= now()
+					ORDER BY expires_at LIMIT $1 FOR UPDATE SKIP LOCKED)
+				RETURNING `+openSessionColumns, limit)
+		}
 		if err != nil {
 			return err
 		}

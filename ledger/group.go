@@ -41,6 +41,8 @@ type readMode struct {
 	// lock locks the no_overdraft accounts (FOR UPDATE) instead of only
 	// reading them; see readGroupState.
 	lock bool
+	// citus: the database is a Citus coordinator (see citusPlannerSettingsSQL).
+	citus bool
 }
 
 // readGroupState begins the transaction, reads the balances of the group's
@@ -93,7 +95,11 @@ func readGroupState(ctx context.Context, conn *pgx.Conn, ops []*op, mode readMod
 	}
 	b := &pgx.Batch{}
 	b.Queue("BEGIN")
-	b.Queue(plannerSettingsSQL)
+	if mode.citus {
+		b.Queue(citusPlannerSettingsSQL)
+	} else {
+		b.Queue(plannerSettingsSQL)
+	}
 	readBalances := readBalancesSQL
 	if mode.lock {
 		readBalances = lockBalancesSQL
@@ -296,6 +302,14 @@ func sub(a, b int64) int64 {
 const plannerSettingsSQL = `SELECT set_config('plan_cache_mode', 'force_generic_plan', true),
 	set_config('enable_seqscan', 'off', true), set_config('enable_hashjoin', 'off', true),
 	set_config('enable_mergejoin', 'off', true)`
+
+// citusPlannerSettingsSQL is plannerSettingsSQL for a Citus coordinator,
+// which cannot make a distributed plan for the group's writes to reference
+// and distributed tables from a generic plan ("could not create distributed
+// plan"): there the statements are planned for their parameters, as every
+// other statement of minipay is.
+const citusPlannerSettingsSQL = `SELECT set_config('enable_seqscan', 'off', true),
+	set_config('enable_hashjoin', 'off', true), set_config('enable_mergejoin', 'off', true)`
 
 // The balances of a group's no_overdraft accounts: read, or locked and read.
 const (

@@ -127,3 +127,14 @@ func TestInsufficientFundsChangesNothing(t *testing.T) {
 	}
 	mustAudit(t, l)
 }
+
+// TestOnCitus runs the ledger's invariant tests on a Citus cluster (a
+// coordinator and two workers), with the tables distributed as
+// `minipay migrate` distributes them.
+func TestOnCitus(t *testing.T) {
+	testdb.WithCitus(t)
+	t.Run("InvariantsUnderConcurrency", TestInvariantsUnderConcurrency)
+	t.Run("SameIDConcurrently", TestSameIDConcurrently)
+	t.Run("SameIDAcrossLedgers", TestSameIDAcrossLedgers)
+	t.Run("RowsAreImmutable", TestRowsAreImmutable)
+}

@@ -142,6 +142,10 @@ type poster struct {
 	// copyMin is the smallest group that writes its transfers and postings
 	// with COPY (copy.go); tests lower it.
 	copyMin int
+	// onCitus is whether the database is a Citus coordinator, learnt with
+	// the first group's connection.
+	citusOnce sync.Once
+	onCitus   bool
 }
 
 // shardsMax is the number of balance shards an account can have. Workers of
@@ -400,6 +404,10 @@ func (p *poster) commitGroup(ops []*op, shard int16, mode readMode, stats *Batch
 		}
 	}()
 
+	p.citusOnce.Do(func() {
+		_ = conn.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'citus')`).Scan(&p.onCitus)
+	})
+	mode.citus = p.onCitus
 	st, err := readGroupState(ctx, conn.Conn(), ops, mode)
 	if err != nil {
 		return nil, nil, err

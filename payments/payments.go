@@ -204,6 +204,21 @@ const insertSQL = `
 		AS u(id, app, dev, usr, customer, currency, amount, fee, option, version, bps, fixed, ref, md,
 			refund_until, available_on, captured_at)`
 
+// RecordOnCitus is Record for a Citus cluster: the payment's row is
+// inserted by a statement of its own, which Citus routes to the one shard
+// that holds it, where the set-based insert of a group's payments would be
+// collected on the coordinator and spread over the shards.
+func RecordOnCitus(p Payment) []ledger.Statement {
+	stmts := Record(p)
+	stmts[0] = ledger.Statement{SQL: insertOneSQL, Args: stmts[0].Args}
+	return stmts
+}
+
+const insertOneSQL = `
+	INSERT INTO payments (id, app_id, developer_id, user_id, customer, currency, amount, fee, option, option_version,
+		fee_bps, fee_fixed, client_reference_id, metadata, refund_until, available_on, captured_at)
+	VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14::jsonb, $15, $16, $17)`
+
 // Columns is the payments columns in the order Scan reads them, for owners
 // that read their objects joined with their payment (LEFT JOIN payments p
 // ON p.id = …): alias the table p. A missing payment scans as zero.

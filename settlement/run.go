@@ -184,6 +184,11 @@ func (s *Service) observe(st RunStats) {
 const payoutIDSQL = `'po_' || substr($1::text, 4, 10) ||
 	upper(substr(encode(sha256(convert_to($1::text || '/' || developer_id || '/' || currency, 'UTF8')), 'hex'), 1, 16))`
 
+// sequentialOnCitusSQL makes a transaction on a Citus coordinator use one
+// connection per worker (see plan); on PostgreSQL without Citus it sets a
+// placeholder that nothing reads.
+const sequentialOnCitusSQL = `SELECT set_config('citus.multi_shard_modify_mode', 'sequential', true)`
+
 // plan is step 2: sum, reconcile, choose payouts and mark what they pay, in
 // one repeatable-read transaction, so the sums, the reconciliation and the
 // marks all see the same snapshot; money that commits later waits for the
@@ -195,7 +200,11 @@ func (s *Service) plan(ctx context.Context, runID string, cutoff time.Time) (boo
 	}
 	defer func() { _ = tx.Rollback(ctx) }()
 	// Large runs sort and hash a million rows; give them memory for it.
-	if _, err := tx.Exec(ctx, `SET LOCAL work_mem = '64MB'`); err != nil {
+	// On a Citus cluster, the run's tables live on the coordinator and are
+	// written after reads of balance_transactions over every worker, which
+	// Citus allows only when the transaction uses one connection per
+	// worker; elsewhere the setting is an inert placeholder.
+	if _, err := tx.Exec(ctx, sequentialOnCitusSQL+`, set_config('work_mem', '64MB', true)`); err != nil {
 		return false, fmt.Errorf("plan run %s: %w", runID, err)
 	}
 	var step string

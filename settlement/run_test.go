@@ -1,6 +1,8 @@
 package settlement_test
 
 import (
+	"github.com/minipay/minipay/internal/testdb"
+
 	"errors"
 	"strings"
 	"sync"
@@ -209,4 +211,17 @@ func TestEarlierCutoffAfterACrashedPlan(t *testing.T) {
 		w.wantPayouts(d, "CNY", "5.00")
 	}
 	w.audit()
+}
+
+// TestOnCitus runs settlement on a Citus cluster (a coordinator and two
+// workers, tables distributed as `minipay migrate` does): a month of
+// checkouts, refunds and disputes reconciled to the minor unit, and the
+// run's exactly-once and resume guarantees.
+func TestOnCitus(t *testing.T) {
+	testdb.WithCitus(t)
+	t.Run("SettlementMonth", TestSettlementMonth)
+	t.Run("SettlementMonthWithDisputes", TestSettlementMonthWithDisputes)
+	t.Run("ConcurrentSettleOneRun", TestConcurrentSettleOneRun)
+	t.Run("ResumeAfterInterruption", TestResumeAfterInterruption)
+	t.Run("MismatchPaysNothing", TestMismatchPaysNothing)
 }

@@ -177,3 +177,11 @@ func verifyReference(secret string, header http.Header, body []byte) error {
 	}
 	return wh.Verify(body, header)
 }
+
+// TestOnCitus runs the real binary against a Citus cluster (a coordinator
+// and two workers; serve distributes the tables at start): the webhook
+// outbox loses nothing across a replica's SIGKILL.
+func TestOnCitus(t *testing.T) {
+	testdb.WithCitus(t)
+	t.Run("WebhooksSurviveKill9", TestWebhooksSurviveKill9)
+}

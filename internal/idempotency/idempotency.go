@@ -23,6 +23,7 @@ import (
 	"io"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 	"unicode/utf8"
 
@@ -76,6 +77,11 @@ var (
 type Store struct {
 	db     *pgxpool.Pool
 	sealer *seal.Sealer
+
+	// onCitus: the database is a Citus coordinator (see Purge), learnt by
+	// the first Purge.
+	citusOnce sync.Once
+	onCitus   bool
 }
 
 // sealPurpose derives the key that encrypts stored requests and answers.
@@ -312,9 +318,19 @@ func (s *Store) Release(ctx context.Context, c *Claim) error {
 // Purge deletes keys older than Retention, at most limit of them, and
 // returns how many it deleted.
 func (s *Store) Purge(ctx context.Context, limit int) (int64, error) {
-	tag, err := s.db.Exec(ctx, `DELETE FROM idempotency_keys WHERE ctid = ANY (ARRAY(
-		SELECT ctid FROM idempotency_keys WHERE created_at < now() - $1::interval LIMIT $2))`,
-		Retention.String(), limit)
+	s.citusOnce.Do(func() {
+		_ = s.db.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'citus')`).Scan(&s.onCitus)
+	})
+	sql := `DELETE FROM idempotency_keys WHERE ctid = ANY (ARRAY(
+		SELECT ctid FROM idempotency_keys WHERE created_at < now() - $1::interval LIMIT $2))`
+	if s.onCitus {
+		// A row's ctid means nothing across the shards of a distributed
+		// table: there the rows are named by their key, which holds the
+		// distribution column (the scope).
+		sql = `DELETE FROM idempotency_keys WHERE (scope, key) IN (
+			SELECT scope, key FROM idempotency_keys WHERE created_at < now() - $1::interval LIMIT $2)`
+	}
+	tag, err := s.db.Exec(ctx, sql, Retention.String(), limit)
 	if err != nil {
 		return 0, fmt.Errorf("purge idempotency keys: %w", err)
 	}

@@ -56,3 +56,12 @@ func TestPurgeForgetsOnlyExpiredKeys(t *testing.T) {
 		}
 	}
 }
+
+// TestOnCitus runs the store's tests on a Citus cluster, where
+// idempotency_keys is distributed by scope.
+func TestOnCitus(t *testing.T) {
+	testdb.WithCitus(t)
+	t.Run("PurgeForgetsOnlyExpiredKeys", TestPurgeForgetsOnlyExpiredKeys)
+	t.Run("AnswersSealed", TestAnswersSealed)
+	t.Run("LateFirstRequestCannotTouchTheTakeover", TestLateFirstRequestCannotTouchTheTakeover)
+}

@@ -108,3 +108,51 @@ func TestFormation(t *testing.T) {
 		t.Fatalf("rows on the promoted node = %d, %v; want 2", n, err)
 	}
 }
+
+// TestCitus builds a coordinator with two workers, spreads a table over
+// them, then adds a third worker and moves shards onto it with the
+// rebalancer while keeping every row.
+func TestCitus(t *testing.T) {
+	ctx := ctxT(t)
+	start := time.Now()
+	c := NewCitus(t, 2)
+	if err := c.CreateDatabase(ctx, "app"); err != nil {
+		t.Fatalf("%v\n%s", err, c.Logs())
+	}
+	t.Logf("cluster up in %v", time.Since(start).Round(100*time.Millisecond))
+	conn, err := pgx.Connect(ctx, c.URL("app"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	for _, sql := range []string{
+		`CREATE TABLE t (k int PRIMARY KEY, v text)`,
+		`SELECT create_distributed_table('t', 'k')`,
+		`INSERT INTO t SELECT g, 'x' FROM generate_series(1, 1000) g`,
+	} {
+		if _, err := conn.Exec(ctx, sql); err != nil {
+			t.Fatalf("%s: %v", sql, err)
+		}
+	}
+	var nodes int
+	if err := conn.QueryRow(ctx, `SELECT count(DISTINCT nodeport) FROM citus_shards WHERE table_name = 't'::regclass`).Scan(&nodes); err != nil || nodes != 2 {
+		t.Fatalf("shards on %d nodes, %v; want 2", nodes, err)
+	}
+	w, err := c.AddWorker(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := conn.Exec(ctx, `SELECT citus_rebalance_start(shard_transfer_mode => 'force_logical')`); err != nil {
+		t.Fatal(err)
+	}
+	if state, err := c.WaitRebalance(ctx, "app", time.Minute); err != nil || state != "finished" {
+		t.Fatalf("rebalance %s, %v\n%s", state, err, c.Logs())
+	}
+	var onNew, rows int
+	if err := conn.QueryRow(ctx, `SELECT count(*) FROM citus_shards WHERE table_name = 't'::regclass AND nodeport = $1`, w.Port).Scan(&onNew); err != nil || onNew == 0 {
+		t.Fatalf("shards on the new worker = %d, %v", onNew, err)
+	}
+	if err := conn.QueryRow(ctx, `SELECT count(*) FROM t`).Scan(&rows); err != nil || rows != 1000 {
+		t.Fatalf("rows after the rebalance = %d, %v; want 1000", rows, err)
+	}
+}

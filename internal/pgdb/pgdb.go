@@ -13,6 +13,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/jackc/pgx/v5/stdlib"
 
+	"github.com/minipay/minipay/citus"
 	"github.com/minipay/minipay/migrations"
 )
 
@@ -150,11 +151,27 @@ func refusedStartupParameter(err error) bool {
 	return errors.As(err, &pgErr) && strings.Contains(pgErr.Message, "startup parameter")
 }
 
-// Migrate applies pending migrations through pool.
+// Migrate applies pending migrations through pool, then, on a database
+// with the citus extension, distributes the tables as package citus plans
+// (on any other database that is one query).
 func Migrate(ctx context.Context, pool *pgxpool.Pool) ([]migrations.Applied, error) {
 	db := stdlib.OpenDBFromPool(pool)
 	defer db.Close()
-	return migrations.Up(ctx, db)
+	applied, err := migrations.Up(ctx, db)
+	if err != nil {
+		return applied, err
+	}
+	on, err := citus.Enabled(ctx, pool)
+	if err != nil || !on {
+		return applied, err
+	}
+	if _, err := citus.Distribute(ctx, pool); err != nil {
+		return applied, err
+	}
+	// The connections open now predate the database settings Distribute
+	// makes; new ones start with them.
+	pool.Reset()
+	return applied, nil
 }
 
 // Status reports the state of every migration.

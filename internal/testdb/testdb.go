@@ -5,6 +5,11 @@
 // The server is the one in DATABASE_URL, or the local one at
 // 127.0.0.1:5432 as user postgres. There is no fallback and no skipping: a
 // test that needs a database fails when there is none.
+//
+// A test that calls WithCitus gets, in itself and its subtests, databases
+// on a Citus cluster of its own instead (a coordinator and two workers,
+// package pgcluster), migrated and distributed as `minipay migrate` does:
+// the same tests then run on both.
 package testdb
 
 import (
@@ -13,6 +18,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"os"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -20,6 +26,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/minipay/minipay/internal/pgcluster"
 	"github.com/minipay/minipay/internal/pgdb"
 	"github.com/minipay/minipay/migrations"
 )
@@ -113,6 +120,40 @@ type DB struct {
 	// under test as DATABASE_URL.
 	URL  string
 	Pool *pgxpool.Pool
+	// Citus is the cluster the database lives on, or nil on the single
+	// server.
+	Citus *pgcluster.Citus
+}
+
+// citusTests maps the names of tests that called WithCitus to their
+// clusters.
+var citusTests sync.Map
+
+// WithCitus starts a Citus cluster (a coordinator and two workers) for t,
+// or skips t with NOT RUN when Citus is missing (fails it when
+// MINIPAY_REQUIRE_CITUS=1), and makes New and NewWithConns, called by t or
+// any of its subtests, create their databases on it. The cluster is
+// removed when t ends.
+func WithCitus(t *testing.T) *pgcluster.Citus {
+	t.Helper()
+	c := pgcluster.NewCitus(t, 2)
+	citusTests.Store(t.Name(), c)
+	t.Cleanup(func() { citusTests.Delete(t.Name()) })
+	return c
+}
+
+// citusFor returns the cluster of t or of a test t runs under.
+func citusFor(t testing.TB) *pgcluster.Citus {
+	var found *pgcluster.Citus
+	citusTests.Range(func(k, v any) bool {
+		name := k.(string)
+		if t.Name() == name || strings.HasPrefix(t.Name(), name+"/") {
+			found = v.(*pgcluster.Citus)
+			return false
+		}
+		return true
+	})
+	return found
 }
 
 // New creates a fresh migrated database for t, with a pool of up to 16
@@ -134,6 +175,9 @@ func create(t testing.TB, maxConns int32, migrated bool) *DB {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
+	if c := citusFor(t); c != nil {
+		return createOnCitus(ctx, t, c, maxConns, migrated)
+	}
 	cfg, err := serverURL()
 	if err != nil {
 		t.Fatal(err)
@@ -182,4 +226,36 @@ func randomSuffix() string {
 	var b [8]byte
 	_, _ = rand.Read(b[:])
 	return hex.EncodeToString(b[:])
+}
+
+// createOnCitus makes a database on every node of c, migrates (and so
+// distributes) it unless migrated is false, and drops it when t ends.
+// There is no template: a copy would have to be made on every node at
+// once, with no session open in the original on any of them, and Citus
+// keeps a maintenance process connected to each of its databases.
+func createOnCitus(ctx context.Context, t testing.TB, c *pgcluster.Citus, maxConns int32, migrated bool) *DB {
+	name := "minipay_test_" + randomSuffix()
+	if err := c.CreateDatabase(ctx, name); err != nil {
+		t.Fatalf("testdb: %v\n%s", err, c.Logs())
+	}
+	db := &DB{URL: c.URL(name), Citus: c}
+	var err error
+	db.Pool, err = pgdb.Open(ctx, db.URL, maxConns)
+	if err != nil {
+		t.Fatalf("testdb: %v", err)
+	}
+	t.Cleanup(func() {
+		db.Pool.Close()
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		if err := c.DropDatabase(ctx, name); err != nil {
+			t.Errorf("testdb: %v", err)
+		}
+	})
+	if migrated {
+		if _, err := pgdb.Migrate(ctx, db.Pool); err != nil {
+			t.Fatalf("testdb: migrate on Citus: %v\n%s", err, c.Logs())
+		}
+	}
+	return db
 }
