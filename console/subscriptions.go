@@ -32,6 +32,7 @@ type subRow struct {
 
 type subsPage struct {
 	Status   string
+	Plan     string // only this plan's subscriptions; "" for all
 	Statuses []string
 	Rows     []subRow
 	Pager    pager
@@ -55,13 +56,13 @@ func (s *Server) subRow(sub subscriptions.Subscription) subRow {
 // subscriptionList pages through the app's subscriptions, newest first,
 // as GET /v1/subscriptions does.
 func (s *Server) subscriptionList(w http.ResponseWriter, r *http.Request) error {
-	pg := &subsPage{Status: r.URL.Query().Get("status"), Statuses: subStatuses}
+	pg := &subsPage{Status: r.URL.Query().Get("status"), Plan: r.URL.Query().Get("plan"), Statuses: subStatuses}
 	if pg.Status != "" && !slices.Contains(subStatuses, pg.Status) {
 		return fmt.Errorf("%w: %q is not a subscription status", errFilter, pg.Status)
 	}
 	limit, after := paging(r, "starting_after")
 	list, more, err := s.Subscriptions.List(r.Context(), subscriptions.ListFilter{AppID: who(r).AppID, Status: pg.Status,
-		PlanID: r.URL.Query().Get("plan"), Limit: limit, StartingAfter: after})
+		PlanID: pg.Plan, Limit: limit, StartingAfter: after})
 	if err != nil {
 		return err
 	}

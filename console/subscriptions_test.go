@@ -37,7 +37,7 @@ func (e *env) subscribed(tn tenant, user, ref string) (plan, sub, invoice string
 // it.
 func TestSubscriptionPages(t *testing.T) {
 	e := newEnv(t)
-	_, sub, inv := e.subscribed(e.shop, "u1", "member-7")
+	plan, sub, inv := e.subscribed(e.shop, "usr_private_7", "member-7")
 	session := e.paid(e.shop, "u2", "12.00")
 	b, other := e.signIn(e.shop.key), e.signIn(e.other.key)
 
@@ -47,6 +47,10 @@ func TestSubscriptionPages(t *testing.T) {
 		t.Error("an active subscription is listed as canceled")
 	}
 	has(t, b.must(http.StatusOK, b.get("/console/subscriptions?status=active")), sub)
+	has(t, b.must(http.StatusOK, b.get("/console/subscriptions?plan="+plan)), sub, `name="plan" value="`+plan+`"`)
+	if r := b.must(http.StatusOK, b.get("/console/subscriptions?plan=plan_other")); strings.Contains(r.raw, sub) {
+		t.Error("another plan's filter lists the subscription")
+	}
 	if r := b.get("/console/subscriptions?status=nonsense"); r.status != http.StatusBadRequest {
 		t.Errorf("unknown status: %d", r.status)
 	}
@@ -61,7 +65,7 @@ func TestSubscriptionPages(t *testing.T) {
 	if customer == "" || !strings.Contains(page.raw, customer) {
 		t.Errorf("the page lacks the customer %q", customer)
 	}
-	if strings.Contains(page.raw, "u1") {
+	if strings.Contains(page.raw, "usr_private_7") {
 		t.Error("the page shows the host's user id")
 	}
 	if r := other.get("/console/subscriptions/" + sub); r.status != http.StatusNotFound {
