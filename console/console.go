@@ -1,5 +1,5 @@
 // Package console is minipay's web pages for people: developers see their
-// app's payments, webhooks and balance; the platform's finance and
+// app's payments, subscriptions, webhooks and balance; the platform's finance and
 // operators see settlement, payouts, the ledger and the webhook backlog.
 //
 // Pages are rendered on the server with html/template and work without
@@ -30,19 +30,22 @@ import (
 	"github.com/minipay/minipay/ledger"
 	"github.com/minipay/minipay/payments"
 	"github.com/minipay/minipay/settlement"
+	"github.com/minipay/minipay/subscriptions"
 	"github.com/minipay/minipay/webhooks"
 )
 
 // Server serves the console. Set the fields, then call Handler.
 type Server struct {
-	Apps       *apps.Service
-	Catalog    *catalog.Catalog
-	Payments   *payments.Service
-	Disputes   *disputes.Service
-	Webhooks   *webhooks.Service
-	Settlement *settlement.Service
-	Ledger     *ledger.Ledger
-	Log        *slog.Logger
+	Apps     *apps.Service
+	Catalog  *catalog.Catalog
+	Payments *payments.Service
+	Disputes *disputes.Service
+	// Subscriptions serves the app's plans, subscriptions and invoices.
+	Subscriptions *subscriptions.Service
+	Webhooks      *webhooks.Service
+	Settlement    *settlement.Service
+	Ledger        *ledger.Ledger
+	Log           *slog.Logger
 	// Location is the time zone pages show times in and in which days
 	// begin (the settlement time zone); UTC when nil.
 	Location *time.Location
@@ -92,6 +95,11 @@ func (s *Server) Handler() http.Handler {
 			r.Get("/console/payments", s.page(s.payments))
 			r.Get("/console/payments/{id}", s.page(s.payment))
 			r.Post("/console/payments/{id}/refunds", s.page(s.refund))
+			r.Get("/console/subscriptions", s.page(s.subscriptionList))
+			r.Get("/console/subscriptions/{id}", s.page(s.subscription))
+			r.Post("/console/subscriptions/{id}/cancel", s.page(s.cancelSubscription))
+			r.Get("/console/plans", s.page(s.plans))
+			r.Post("/console/plans", s.page(s.createPlan))
 			r.Post("/console/disputes/{id}/respond", s.page(s.respond))
 			r.Get("/console/webhooks", s.page(s.endpoints))
 			r.Get("/console/webhooks/{id}", s.page(s.endpoint))

@@ -99,6 +99,7 @@ func TestConsoleAuthorizationMatrix(t *testing.T) {
 	// Two disputes of shop's: one the app answers, one the admin rules.
 	answered := e.dispute(e.paid(e.shop, "u2", "30.00"), "u2", "")
 	ruled := e.dispute(e.paid(e.shop, "u3", "40.00"), "u3", "")
+	plan, sub, _ := e.subscribed(e.shop, "u4", "member-4")
 
 	app, admin := []string{"app"}, []string{"admin"}
 	both := []string{"app", "admin"}
@@ -116,6 +117,12 @@ func TestConsoleAuthorizationMatrix(t *testing.T) {
 		"POST /console/webhooks/{id}/rotate_secret": {path: "/console/webhooks/" + ep + "/rotate_secret", status: http.StatusOK, kinds: app, owned: true},
 		"POST /console/webhooks/{id}/redeliver":     {path: "/console/webhooks/" + ep + "/redeliver", form: url.Values{"event": {event}}, status: http.StatusSeeOther, kinds: app, owned: true},
 		"GET /console/balance":                      {path: "/console/balance", status: http.StatusOK, kinds: app, listed: payout},
+
+		"GET /console/subscriptions":              {path: "/console/subscriptions", status: http.StatusOK, kinds: app, listed: sub},
+		"GET /console/subscriptions/{id}":         {path: "/console/subscriptions/" + sub, status: http.StatusOK, kinds: app, owned: true},
+		"POST /console/subscriptions/{id}/cancel": {path: "/console/subscriptions/" + sub + "/cancel", form: url.Values{"when": {"period_end"}}, status: http.StatusSeeOther, kinds: app, owned: true},
+		"GET /console/plans":                      {path: "/console/plans", status: http.StatusOK, kinds: app, listed: plan},
+		"POST /console/plans":                     {path: "/console/plans", form: url.Values{"name": {"Matrix"}, "amount": {"5.00"}, "currency": {"CNY"}, "option": {"goods"}, "interval": {"month"}, "idempotency_key": {"matrix-plan"}}, status: http.StatusSeeOther, kinds: app},
 
 		"GET /console/disputes":               {path: "/console/disputes", status: http.StatusOK, kinds: both, listed: answered},
 		"GET /console/disputes/{id}":          {path: "/console/disputes/" + answered, status: http.StatusOK, kinds: both, owned: true},
@@ -275,7 +282,10 @@ func (e *env) state() string {
 		'deliveries=' || (SELECT count(*) FROM webhook_deliveries),
 		'runs=' || (SELECT count(*) || '/' || coalesce(sum(version), 0) FROM settlement_runs),
 		'payouts=' || (SELECT count(*) || '/' || coalesce(sum(version), 0) FROM payouts),
-		'disputes=' || (SELECT count(*) || '/' || coalesce(sum(version), 0) FROM disputes))`).Scan(&out)
+		'disputes=' || (SELECT count(*) || '/' || coalesce(sum(version), 0) FROM disputes),
+		'plans=' || (SELECT count(*) FROM subscription_plans),
+		'subscriptions=' || (SELECT count(*) || '/' || coalesce(sum(version), 0) FROM subscriptions),
+		'invoices=' || (SELECT count(*) || '/' || coalesce(sum(version), 0) FROM subscription_invoices))`).Scan(&out)
 	if err != nil {
 		e.t.Fatal(err)
 	}

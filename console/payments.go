@@ -131,6 +131,7 @@ type paymentPage struct {
 	MoreDisputes                                 bool // more than paymentDisputesMax: the rest in the disputes list
 	Events                                       []eventRow
 	EventPager                                   pager
+	Invoice                                      *invoiceFacts // an invoice's period, attempts and subscription
 	Note, Error                                  string
 	FormAmount, FormReason, IdempotencyKey       string // the refund form
 }
@@ -160,6 +161,11 @@ func (s *Server) paymentPage(r *http.Request, id string) (*paymentPage, error) {
 			p.Rule.Fixed, p.Currency),
 		Metadata: p.Metadata, Remaining: money(p.Currency, p.Remaining()), HasDispute: p.AmountDisputed > 0,
 		Refundable: p.Remaining() > 0 && !p.RefundUntil.IsZero() && time.Now().Before(p.RefundUntil), IdempotencyKey: randomToken()}
+	if p.Kind() == payments.KindInvoice {
+		if pg.Invoice, err = s.invoiceFacts(r, who.AppID, p.ID); err != nil {
+			return nil, err
+		}
+	}
 	limit, after := paging(r, "refunds_after")
 	refunds, more, err := s.Payments.ListRefunds(r.Context(), who.AppID, p.ID, limit, after)
 	if err != nil {

@@ -89,7 +89,7 @@ func Start(tb testing.TB, pool *pgxpool.Pool, o Options) *Server {
 	}
 	s.Handler, s.Metrics = srv.Handler(), srv.MetricsHandler()
 	s.Console = &console.Server{Apps: s.Apps, Catalog: s.Checkout.Catalog(), Payments: s.Payments, Disputes: s.Disputes, Webhooks: s.Webhooks,
-		Settlement: s.Settlement, Ledger: s.Ledger, Log: log}
+		Subscriptions: s.Subscriptions, Settlement: s.Settlement, Ledger: s.Ledger, Log: log}
 	hs := httptest.NewServer(s.Console.Beside(s.Handler))
 	s.URL = hs.URL
 	tb.Cleanup(func() {

@@ -105,7 +105,7 @@ func assemble(ctx context.Context, cfg *config, pool *pgxpool.Pool, log *slog.Lo
 		return nil, fmt.Errorf("settlement time zone %q: %w", cfg.SettlementTZ, err)
 	}
 	a.console = &console.Server{Apps: a.apps, Catalog: cat, Payments: a.payments, Disputes: a.disputes, Webhooks: a.webhooks,
-		Settlement: a.settlement, Ledger: a.ledger, Log: log, Location: loc, TrustProxy: cfg.TrustProxy}
+		Subscriptions: a.subs, Settlement: a.settlement, Ledger: a.ledger, Log: log, Location: loc, TrustProxy: cfg.TrustProxy}
 	return a, nil
 }
 

@@ -4,7 +4,8 @@
 // land, and refunds a payment from its page; the platform's admin creates
 // a developer and an app, runs settlement, sees the chart and downloads
 // the report, whose totals must equal the API's; then the app answers a
-// dispute the host opened, and the admin rules on it.
+// dispute the host opened, and the admin rules on it; last the app makes a
+// plan, opens a subscription and its invoice, and cancels it.
 import assert from "node:assert/strict";
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { createServer } from "node:http";
@@ -281,5 +282,73 @@ test("an app answers a dispute with evidence; the admin rules", async () => {
   assert.equal(await page.getByTestId("dispute-status").textContent(), "won");
   const ruled = await must(200, call("GET", `/v1/disputes/${opened.id}`, admin));
   assert.equal(ruled.outcome, "won");
+  await page.close();
+});
+
+test("an app makes a plan, finds a subscription and its invoice, and cancels it", async () => {
+  const { call, host } = srv;
+  await ctx.clearCookies();
+  const page = await ctx.newPage();
+  page.on("pageerror", (e) => console.error("page error:", e));
+  await signIn(page, app.key);
+  await page.waitForURL(/\/console\/payments$/);
+
+  // A plan through the console's form.
+  await nav(page, "Subscriptions");
+  await page.getByRole("link", { name: "Plans »" }).click();
+  await page.locator("input[name=name]").fill("Tea of the month");
+  await page.locator("input[name=amount]").fill("45.00");
+  await page.locator("select[name=option]").selectOption("goods");
+  await page.locator("select[name=interval]").selectOption("month");
+  await page.getByRole("button", { name: "Create plan" }).click();
+  const note = await page.getByTestId("note").textContent();
+  const plan = note.match(/plan_\w+/)[0];
+  assert.match(await page.getByTestId("plans").textContent(), /45\.00 CNY \/ month/);
+
+  // A member subscribes through the host.
+  const sub = await must(201, call("POST", "/v1/subscriptions", app.key, { plan, client_reference_id: "member-88" }));
+  await must(200, call("POST", "/v1/wallets/usr_wen/topups", host, { amount: "45.00", currency: "CNY" }));
+  await must(200, call("POST", `/v1/subscriptions/${sub.id}/sign`, host, { user_id: "usr_wen", client_secret: sub.client_secret }));
+  const invoices = await must(200, call("GET", `/v1/invoices?subscription=${sub.id}`, app.key));
+  const inv = invoices.data[0].id;
+
+  await nav(page, "Subscriptions");
+  const row = page.locator("tr[data-status=active]").filter({ hasText: sub.id });
+  assert.match(await row.textContent(), /member-88/);
+  await row.getByRole("link", { name: sub.id }).click();
+  assert.equal(await page.getByTestId("subscription-status").textContent(), "active");
+  assert.equal(await page.getByTestId("cancel-at-period-end").textContent(), "no");
+  assert.match(await page.getByTestId("events").textContent(), /subscription\.activated/);
+  await page.screenshot({ path: join(shots, "console-subscription.png"), fullPage: true });
+
+  // Its invoice is a payment, with its period and a way back.
+  await page.getByTestId("invoices").getByRole("link", { name: inv }).click();
+  assert.equal(await page.getByTestId("invoice-attempts").textContent(), "1");
+  await page.getByTestId("invoice-subscription").click();
+  await page.waitForURL(new RegExp(`/console/subscriptions/${sub.id}$`));
+
+  // Cancel at period end, then now.
+  await page.locator("input[name=when][value=period_end]").check();
+  await page.getByRole("button", { name: "Cancel subscription" }).click();
+  await page.getByTestId("note").filter({ hasText: "cancel at the end of the period" }).waitFor();
+  assert.equal(await page.getByTestId("cancel-at-period-end").textContent(), "yes");
+  await page.locator("input[name=when][value=now]").check();
+  await page.getByRole("button", { name: "Cancel subscription" }).click();
+  await page.getByTestId("note").filter({ hasText: "Canceled." }).waitFor();
+  assert.equal(await page.getByTestId("subscription-status").textContent(), "canceled");
+  assert.equal(await page.getByTestId("cancel-form").count(), 0);
+  const got = await must(200, call("GET", `/v1/subscriptions/${sub.id}`, app.key));
+  assert.equal(got.status, "canceled");
+  assert.equal(got.cancellation_reason, "developer");
+  const events = await must(200, call("GET", "/v1/events?limit=10", app.key));
+  assert.ok(events.data.some((e) => e.type === "subscription.canceled" && e.data.object.id === sub.id), "no subscription.canceled event");
+
+  await page.setViewportSize({ width: 390, height: 844 });
+  for (const path of ["/console/subscriptions", `/console/subscriptions/${sub.id}`, "/console/plans"]) {
+    await page.goto(srv.url + path);
+    const width = await page.evaluate(() => document.documentElement.scrollWidth);
+    assert.ok(width <= 390, `${path} is ${width}px wide at phone width`);
+  }
+  await page.setViewportSize({ width: 1280, height: 860 });
   await page.close();
 });
