@@ -34,6 +34,7 @@ type Options struct {
 	JSON        bool
 	DatabaseURL string
 	CPUProfile  string
+	MemProfile  string // renewals: the live heap when the measured run ends
 	Keep        bool // keep the benchmark database afterwards
 	NoBaseline  bool
 	Workers     int           // ledger poster workers (0: the ledger's default)
@@ -84,6 +85,7 @@ func Command(fs *flag.FlagSet, getenv func(string) string, stdout, stderr io.Wri
 	fs.BoolVar(&o.JSON, "json", false, "print one line of JSON")
 	fs.StringVar(&o.DatabaseURL, "database-url", defURL, "PostgreSQL server (DATABASE_URL); a fresh database is created on it (on every node, when the URL names a Citus database)")
 	fs.StringVar(&o.CPUProfile, "cpuprofile", "", "write a CPU profile of the measured run to this file")
+	fs.StringVar(&o.MemProfile, "memprofile", "", "renewals only: write a heap profile taken when the measured run ends to this file")
 	fs.BoolVar(&o.Keep, "keep", false, "keep the benchmark database")
 	fs.BoolVar(&o.NoBaseline, "no-baseline", false, "skip the pgbench yardsticks")
 	fs.IntVar(&o.Workers, "workers", 0, "ledger poster workers (default: the ledger's)")
@@ -329,6 +331,24 @@ func withDatabase(url, oldName, newName string) string {
 		return strings.TrimSuffix(url[:i], "/") + "/" + newName + url[i:]
 	}
 	return strings.TrimSuffix(url, "/") + "/" + newName
+}
+
+// writeHeapProfile writes what the heap holds now, after a collection, to
+// path ("" writes nothing): what outlives a run is what grows with it.
+func writeHeapProfile(path string) error {
+	if path == "" {
+		return nil
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return fmt.Errorf("heap profile: %w", err)
+	}
+	runtime.GC()
+	if err := pprof.WriteHeapProfile(f); err != nil {
+		f.Close()
+		return fmt.Errorf("heap profile: %w", err)
+	}
+	return f.Close()
 }
 
 // profile starts a CPU profile if path is set and returns its stop function.

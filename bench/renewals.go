@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math/rand/v2"
 	"runtime"
 	"slices"
 	"strconv"
@@ -28,6 +29,7 @@ import (
 const (
 	benchSubscriptions = 1_000_000
 	renewalApps        = 10_000
+	latSample          = 1 << 16
 )
 
 // benchRenewals seeds due subscriptions with set-based SQL, written as
@@ -88,11 +90,18 @@ func benchRenewals(ctx context.Context, o Options) (*Result, error) {
 	var (
 		latMu sync.Mutex
 		lat   []time.Duration
+		seen  int
 	)
 	svc := subscriptions.New(pool, l, apps.New(pool, []byte("bench secret, 32 bytes long.....")), payments.New(pool, l),
 		subscriptions.Options{Log: discardLog(), ObserveCharge: func(d time.Duration) {
 			latMu.Lock()
-			lat = append(lat, d)
+			// A uniform sample of at most latSample charges (reservoir
+			// sampling): a million would hold 8 MB for the whole run.
+			if seen++; len(lat) < latSample {
+				lat = append(lat, d)
+			} else if j := rand.IntN(seen); j < latSample {
+				lat[j] = d
+			}
 			latMu.Unlock()
 		}})
 	stopProfile, err := profile(o.CPUProfile)
@@ -109,6 +118,9 @@ func benchRenewals(ctx context.Context, o Options) (*Result, error) {
 	heapPeak := peak()
 	rssPeak := peakRSS()
 	if err != nil {
+		return nil, err
+	}
+	if err := writeHeapProfile(o.MemProfile); err != nil {
 		return nil, err
 	}
 	short := (n + 9) / 10

@@ -245,30 +245,45 @@ func (l *Ledger) AccountAt(ctx context.Context, idOrCode string, at time.Time) (
 }
 
 // accountCache maps ids and codes to the immutable part of accounts, so
-// validating a transfer usually costs no query. It is bounded: when full it is
-// emptied and refilled from the database on demand.
+// validating a transfer usually costs no query. It is bounded by two
+// generations of at most accountCacheGen keys each: entries go into the
+// current one; when it is full it becomes the old one (the previous old one
+// is dropped) and a new current one begins. A hit in the old generation is
+// copied into the current one, so accounts in steady use (a platform's fee
+// and funding accounts, busy developers') survive while the ones seen once
+// (a million subscribers' wallets, each charged once a month) age out. At
+// most 2*accountCacheGen keys, two per account: about 17 MB.
 type accountCache struct {
-	mu   sync.RWMutex
-	byID map[string]accountMeta // keyed by id and by code
+	mu  sync.RWMutex
+	cur map[string]accountMeta // keyed by id and by code
+	old map[string]accountMeta
 }
 
-const accountCacheMax = 1 << 20
+const accountCacheGen = 1 << 16
 
 func (c *accountCache) get(ref string) (accountMeta, bool) {
 	c.mu.RLock()
-	defer c.mu.RUnlock()
-	m, ok := c.byID[ref]
+	m, ok := c.cur[ref]
+	if ok {
+		c.mu.RUnlock()
+		return m, true
+	}
+	m, ok = c.old[ref]
+	c.mu.RUnlock()
+	if ok {
+		c.put(m)
+	}
 	return m, ok
 }
 
 func (c *accountCache) put(m accountMeta) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.byID == nil || len(c.byID) >= accountCacheMax {
-		c.byID = make(map[string]accountMeta)
+	if c.cur == nil || len(c.cur) >= accountCacheGen {
+		c.old, c.cur = c.cur, make(map[string]accountMeta)
 	}
-	c.byID[m.id] = m
-	c.byID[m.code] = m
+	c.cur[m.id] = m
+	c.cur[m.code] = m
 }
 
 // lookupAccounts resolves ids or codes to accounts, from the cache when it
@@ -303,6 +318,26 @@ func (l *Ledger) lookupAccounts(ctx context.Context, refs []string) ([]accountMe
 		out[i] = m
 	}
 	return out, nil
+}
+
+// Preload reads into the account cache, with one query, those of the given
+// ids or codes that it lacks, so that the transfers a caller is about to
+// post find their accounts there instead of each asking the database on its
+// own. A batch job that moves money for many accounts seen once (renewals:
+// one wallet each) saves a query per transfer. Unknown references are
+// ignored here; the transfers report them.
+func (l *Ledger) Preload(ctx context.Context, refs []string) error {
+	var missing []string
+	for _, ref := range refs {
+		if _, ok := l.accounts.get(ref); !ok {
+			missing = append(missing, ref)
+		}
+	}
+	if len(missing) == 0 {
+		return nil
+	}
+	_, err := l.loadAccounts(ctx, missing)
+	return err
 }
 
 // loadAccounts reads accounts by id or code, caches them, and returns them
