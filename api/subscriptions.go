@@ -106,11 +106,7 @@ func (s *Server) getSubscription(r *http.Request) (int, any, error) {
 		if err != nil {
 			return 0, nil, err
 		}
-		app, err := s.Apps.GetApp(r.Context(), sub.AppID)
-		if err != nil {
-			return 0, nil, fmt.Errorf("app of subscription %s: %w", sub.ID, err)
-		}
-		return http.StatusOK, sub.ForHost(app.Name), nil
+		return s.subscriptionForHost(r, sub)
 	}
 	sub, err := s.Subscriptions.Get(r.Context(), principal(r).AppID, chi.URLParam(r, "id"))
 	if err != nil {
@@ -149,6 +145,12 @@ func (s *Server) signSubscription(r *http.Request) (int, any, error) {
 	if err != nil {
 		return 0, nil, err
 	}
+	return s.subscriptionForHost(r, sub)
+}
+
+// subscriptionForHost answers with sub as the host sees it: without its
+// client secret and customer, with its app's name for the agreement sheet.
+func (s *Server) subscriptionForHost(r *http.Request, sub subscriptions.Subscription) (int, any, error) {
 	app, err := s.Apps.GetApp(r.Context(), sub.AppID)
 	if err != nil {
 		return 0, nil, fmt.Errorf("app of subscription %s: %w", sub.ID, err)
@@ -184,11 +186,7 @@ func (s *Server) cancelSubscription(r *http.Request) (int, any, error) {
 		return 0, nil, err
 	}
 	if host {
-		app, err := s.Apps.GetApp(r.Context(), sub.AppID)
-		if err != nil {
-			return 0, nil, fmt.Errorf("app of subscription %s: %w", sub.ID, err)
-		}
-		return http.StatusOK, sub.ForHost(app.Name), nil
+		return s.subscriptionForHost(r, sub)
 	}
 	return http.StatusOK, sub.WithSecret(), nil
 }
