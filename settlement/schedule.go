@@ -84,16 +84,21 @@ func (s *Service) RunScheduler(ctx context.Context, sc Schedule, tick time.Durat
 	t := time.NewTicker(tick)
 	defer t.Stop()
 	var last time.Time
-	for {
+	for ctx.Err() == nil {
+		// A run begun is finished when ctx ends (serve shutting down), for
+		// up to runGrace more: the next process would resume it, but a clean
+		// stop should not leave one behind.
+		runCtx, cancel := finishing(ctx, runGrace)
 		cutoff := sc.Last(time.Now())
 		var err error
 		if !cutoff.Equal(last) {
-			if _, _, err = s.Settle(ctx, cutoff, false); err == nil {
+			if _, _, err = s.Settle(runCtx, cutoff, false); err == nil {
 				last = cutoff
 			}
 		} else {
-			err = s.Resume(ctx, false) // a run another process left unfinished
+			err = s.Resume(runCtx, false) // a run another process left unfinished
 		}
+		cancel()
 		if err != nil && ctx.Err() == nil {
 			log.Error("settlement run", "cutoff", cutoff, "err", err)
 		}
@@ -103,4 +108,16 @@ func (s *Service) RunScheduler(ctx context.Context, sc Schedule, tick time.Durat
 		case <-t.C:
 		}
 	}
+}
+
+// runGrace is how long a scheduled run may go on after its scheduler was
+// told to stop; serve's shutdown allows as much for its requests.
+const runGrace = 25 * time.Second
+
+// finishing returns a context that ends grace after ctx does (or when
+// cancel is called), so that work begun under ctx can finish.
+func finishing(ctx context.Context, grace time.Duration) (context.Context, context.CancelFunc) {
+	run, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	stop := context.AfterFunc(ctx, func() { time.AfterFunc(grace, cancel) })
+	return run, func() { stop(); cancel() }
 }
