@@ -97,7 +97,13 @@ func benchLedger(ctx context.Context, o Options) (*Result, error) {
 			return nil, err
 		}
 		if o.FindMax {
-			// The group statistics reported are those of the best rate.
+			// The group statistics reported are those of the best rate;
+			// the closed loop's keep their own names beside them.
+			for i, kv := range res.Extra {
+				if strings.HasPrefix(kv.Key, "group") {
+					res.Extra[i].Key = "closed_loop_" + kv.Key
+				}
+			}
 			var (
 				best     []KV
 				bestRate float64

@@ -47,6 +47,9 @@ func benchJSON(t *testing.T, args ...string) benchResult {
 	if err := json.Unmarshal(lines[len(lines)-1], &res); err != nil {
 		t.Fatalf("last line is not the JSON result: %v\n%s", err, out)
 	}
+	if dup := duplicateKey(lines[len(lines)-1]); dup != "" {
+		t.Fatalf("key %q twice in the JSON result (a decoder keeps one of them): %s", dup, out)
+	}
 	// A search on a busy machine may find no rate within the limit: its
 	// throughput is then 0, and the closed loop's figure is checked below.
 	if !res.TrialBalanced || res.MaxRate == nil && (res.Throughput <= 0 || res.P99 <= 0) {
@@ -56,6 +59,32 @@ func benchJSON(t *testing.T, args ...string) benchResult {
 		t.Fatalf("baseline_tps %v without a yardstick run", *res.Baseline)
 	}
 	return res
+}
+
+// duplicateKey returns a key that the top-level JSON object line holds
+// twice, or "".
+func duplicateKey(line []byte) string {
+	dec := json.NewDecoder(bytes.NewReader(line))
+	if _, err := dec.Token(); err != nil { // {
+		return ""
+	}
+	seen := map[string]bool{}
+	for dec.More() {
+		tok, err := dec.Token()
+		if err != nil {
+			return ""
+		}
+		key, _ := tok.(string)
+		if seen[key] {
+			return key
+		}
+		seen[key] = true
+		var skip json.RawMessage
+		if err := dec.Decode(&skip); err != nil {
+			return ""
+		}
+	}
+	return ""
 }
 
 // TestBenchSmoke runs the ledger and checkout benchmarks of the real binary
