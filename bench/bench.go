@@ -35,7 +35,7 @@ type Options struct {
 	DatabaseURL string
 	CPUProfile  string
 	MemProfile  string // renewals: the live heap when the measured run ends
-	Keep        bool // keep the benchmark database afterwards
+	Keep        bool   // keep the benchmark database afterwards
 	NoBaseline  bool
 	Workers     int           // ledger poster workers (0: the ledger's default)
 	Linger      time.Duration // ledger poster linger (0: the ledger's default)
