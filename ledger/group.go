@@ -11,6 +11,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/minipay/minipay/internal/pgarray"
 )
 
 // balances are an account's four columns, locked for the group.
@@ -403,7 +404,7 @@ func writeGroup(ctx context.Context, conn *pgx.Conn, st *groupState, ops []*op, 
 	for _, rs := range sets {
 		cols := make([]any, len(rs.cols))
 		for c, col := range rs.cols {
-			cols[c] = typed(col)
+			cols[c] = pgarray.Column(col)
 		}
 		b.Queue(rs.sql, cols...)
 		if rs.guarded {
@@ -530,43 +531,6 @@ func gatherRows(ops []*op, written []int) ([]*rowSet, error) {
 		}
 	}
 	return sets, nil
-}
-
-// typed returns a column as a slice of its values' type when they share
-// one of the common ones, which pgx encodes without reflection; other
-// columns stay []any.
-func typed(col []any) any {
-	switch col[0].(type) {
-	case string:
-		return typedAs[string](col)
-	case *string:
-		return typedAs[*string](col)
-	case int64:
-		return typedAs[int64](col)
-	case int32:
-		return typedAs[int32](col)
-	case int:
-		return typedAs[int](col)
-	case time.Time:
-		return typedAs[time.Time](col)
-	case *time.Time:
-		return typedAs[*time.Time](col)
-	case []byte:
-		return typedAs[[]byte](col)
-	}
-	return col
-}
-
-func typedAs[T any](col []any) any {
-	out := make([]T, len(col))
-	for i, v := range col {
-		t, ok := v.(T)
-		if !ok {
-			return col
-		}
-		out[i] = t
-	}
-	return out
 }
 
 // read consumes the set's result and returns the indexes of the Required

@@ -11,6 +11,7 @@ import (
 
 	"github.com/minipay/minipay"
 	"github.com/minipay/minipay/apps"
+	"github.com/minipay/minipay/internal/pgarray"
 	"github.com/minipay/minipay/ledger"
 	"github.com/minipay/minipay/payments"
 	"github.com/minipay/minipay/webhooks"
@@ -287,7 +288,7 @@ func execRows(ctx context.Context, tx pgx.Tx, sql string, rows [][]any, want int
 		for r, row := range rows {
 			col[r] = row[c]
 		}
-		cols[c] = typed(col)
+		cols[c] = pgarray.Column(col)
 	}
 	tag, err := tx.Exec(ctx, sql, cols...)
 	if err != nil {
@@ -297,42 +298,6 @@ func execRows(ctx context.Context, tx pgx.Tx, sql string, rows [][]any, want int
 		return errStateChanged
 	}
 	return nil
-}
-
-// typed returns a column as a slice of its values' type when they share
-// one pgx encodes without reflection; else as it is.
-func typed(col []any) any {
-	switch col[0].(type) {
-	case string:
-		return typedAs[string](col)
-	case *string:
-		return typedAs[*string](col)
-	case int64:
-		return typedAs[int64](col)
-	case *int64:
-		return typedAs[*int64](col)
-	case int32:
-		return typedAs[int32](col)
-	case bool:
-		return typedAs[bool](col)
-	case time.Time:
-		return typedAs[time.Time](col)
-	case *time.Time:
-		return typedAs[*time.Time](col)
-	}
-	return col
-}
-
-func typedAs[T any](col []any) any {
-	out := make([]T, len(col))
-	for i, v := range col {
-		t, ok := v.(T)
-		if !ok {
-			return col
-		}
-		out[i] = t
-	}
-	return out
 }
 
 // eventRows are events as set-based ledger statements.
