@@ -135,7 +135,7 @@ func (s *Service) payment(ctx context.Context, sess Session, userID string) (led
 	}
 	stmts := []ledger.Statement{complete}
 	if !manual {
-		stmts = append(stmts, s.recordPayment(ctx, paymentOf(next, fee))...)
+		stmts = append(stmts, s.payments.Record(ctx, paymentOf(next, fee))...)
 	}
 	ev, err := eventRow(sessionEvent(webhooks.CheckoutSessionCompleted, next))
 	if err != nil {
@@ -155,14 +155,6 @@ const completeSessionsSQL = `
 		AS u(id, capture_status, fee, option_version, fee_bps, fee_fixed, user_id, customer, completed_at, hold_expires_at)
 	WHERE s.id = u.id AND s.status = 'open' AND s.expires_at > u.completed_at
 	RETURNING s.id`
-
-// recordPayment is payments.Record, or its form for Citus.
-func (s *Service) recordPayment(ctx context.Context, p payments.Payment) []ledger.Statement {
-	if s.citus(ctx) {
-		return payments.RecordOnCitus(p)
-	}
-	return payments.Record(p)
-}
 
 // completeSessionSQL is completeSessionsSQL for one session, on a Citus
 // cluster, where a statement that names its session's id is routed to the
@@ -300,7 +292,7 @@ func (s *Service) holdStatements(sess Session, post, expired bool, now time.Time
 	stmts := []ledger.Statement{statement(sql, args, ledger.ExpectRows(1, errStateChanged))}
 	if post {
 		// Whether the database is Citus was learnt long before a hold ends.
-		stmts = append(stmts, s.recordPayment(context.Background(), paymentOf(next, *next.Fee))...)
+		stmts = append(stmts, s.payments.Record(context.Background(), paymentOf(next, *next.Fee))...)
 	}
 	ev, err := eventRow(sessionEvent(evType, next))
 	if err != nil {

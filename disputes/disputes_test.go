@@ -360,7 +360,7 @@ func TestInvoicePayments(t *testing.T) {
 	if err := w.payments.EnsureAccounts(w.ctx, user, w.devID, "CNY"); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := w.ledger.Post(w.ctx, payments.Transfer(inv, false), payments.Record(inv)...); err != nil {
+	if _, err := w.ledger.Post(w.ctx, payments.Transfer(inv, false), w.payments.Record(w.ctx, inv)...); err != nil {
 		t.Fatal(err)
 	}
 	d := w.open(w.payment(inv.ID), "10.00")

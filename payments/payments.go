@@ -16,6 +16,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -23,6 +24,7 @@ import (
 
 	"github.com/minipay/minipay"
 	"github.com/minipay/minipay/chart"
+	"github.com/minipay/minipay/citus"
 	"github.com/minipay/minipay/ledger"
 	"github.com/minipay/minipay/settlement"
 )
@@ -119,6 +121,11 @@ type Service struct {
 
 	refundLocks stripedLocks
 	clock       Clock
+
+	// citusOnce learns once whether the database is a Citus coordinator,
+	// where a payment's row is written by a statement of its own.
+	citusOnce sync.Once
+	onCitus   bool
 }
 
 // New returns a Service.
@@ -174,11 +181,11 @@ func (s *Service) EnsureAccounts(ctx context.Context, userID, developerID, curre
 	return nil
 }
 
-// Record returns what records p as captured, for its owner to attach to
+// record returns what records p as captured, for its owner to attach to
 // the ledger transfer that captures the money: the payment's row and the
 // developer's balance transaction. Both are set-based (ledger.Statement.Row),
 // so a group of captures writes each with one statement.
-func Record(p Payment) []ledger.Statement {
+func record(p Payment) []ledger.Statement {
 	if p.Metadata == nil {
 		p.Metadata = map[string]string{}
 	}
@@ -204,13 +211,19 @@ const insertSQL = `
 		AS u(id, app, dev, usr, customer, currency, amount, fee, option, version, bps, fixed, ref, md,
 			refund_until, available_on, captured_at)`
 
-// RecordOnCitus is Record for a Citus cluster: the payment's row is
-// inserted by a statement of its own, which Citus routes to the one shard
-// that holds it, where the set-based insert of a group's payments would be
-// collected on the coordinator and spread over the shards.
-func RecordOnCitus(p Payment) []ledger.Statement {
-	stmts := Record(p)
-	stmts[0] = ledger.Statement{SQL: insertOneSQL, Args: stmts[0].Args}
+// Record is record(p) for this database: on a Citus cluster the payment's
+// row is inserted by a statement of its own, which Citus routes to the one shard that holds
+// it, where the set-based insert of a group's payments would be collected
+// on the coordinator and spread over the shards.
+func (s *Service) Record(ctx context.Context, p Payment) []ledger.Statement {
+	stmts := record(p)
+	s.citusOnce.Do(func() {
+		on, err := citus.Enabled(ctx, s.db)
+		s.onCitus = on && err == nil
+	})
+	if s.onCitus {
+		stmts[0] = ledger.Statement{SQL: insertOneSQL, Args: stmts[0].Args}
+	}
 	return stmts
 }
 

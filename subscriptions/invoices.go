@@ -212,9 +212,9 @@ func (s *Service) capture(sub Subscription, inv Invoice, now time.Time) (Invoice
 
 // chargeStatements are what commits with the ledger transfer that pays an
 // invoice: the invoice (inserted when new, else updated only if unchanged),
-// the subscription (only if unchanged), the payment's records and the
-// events.
-func chargeStatements(paid Invoice, insert bool, next Subscription, p payments.Payment, events []ledger.Statement) []ledger.Statement {
+// the subscription (only if unchanged), the payment's records
+// (payments.Service.Record) and the events.
+func chargeStatements(paid Invoice, insert bool, next Subscription, record, events []ledger.Statement) []ledger.Statement {
 	var stmts []ledger.Statement
 	if insert {
 		stmts = append(stmts, ledger.Statement{SQL: insertInvoicesSQL, Args: insertRow(paid), Row: true, Required: errStateChanged})
@@ -222,7 +222,7 @@ func chargeStatements(paid Invoice, insert bool, next Subscription, p payments.P
 		stmts = append(stmts, ledger.Statement{SQL: saveInvoicesSQL, Args: saveInvoiceRow(paid), Row: true, Required: errStateChanged})
 	}
 	stmts = append(stmts, saveStatement(next))
-	stmts = append(stmts, payments.Record(p)...)
+	stmts = append(stmts, record...)
 	return append(stmts, events...)
 }
 

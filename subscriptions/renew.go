@@ -424,7 +424,7 @@ func (s *Service) charge(ctx context.Context, dc dueCharge, now time.Time) error
 		return err
 	}
 	// The wallet and the developer's accounts exist: signing made them.
-	_, err = s.ledger.Post(ctx, payments.Transfer(pay, false), chargeStatements(paid, dc.new, next, pay, events)...)
+	_, err = s.ledger.Post(ctx, payments.Transfer(pay, false), chargeStatements(paid, dc.new, next, s.payments.Record(ctx, pay), events)...)
 	if err != nil {
 		return fmt.Errorf("charge %s: %w", dc.inv.ID, err)
 	}

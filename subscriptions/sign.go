@@ -86,7 +86,7 @@ func (s *Service) sign(ctx context.Context, subID, userID, clientSecret string) 
 	if err != nil {
 		return Subscription{}, err
 	}
-	_, err = s.ledger.Post(ctx, payments.Transfer(pay, false), chargeStatements(paid, true, next, pay, events)...)
+	_, err = s.ledger.Post(ctx, payments.Transfer(pay, false), chargeStatements(paid, true, next, s.payments.Record(ctx, pay), events)...)
 	switch {
 	case errors.Is(err, ledger.ErrInsufficientFunds):
 		// A concurrent signature that won may have spent the money: then
