@@ -52,14 +52,11 @@ func benchRenewals(ctx context.Context, o Options) (*Result, error) {
 		return nil, err
 	}
 	defer drop()
-	pool, err := pgdb.Open(ctx, dbURL, 32)
+	pool, _, err := pgdb.Setup(ctx, dbURL, 32)
 	if err != nil {
 		return nil, err
 	}
 	defer pool.Close()
-	if _, err := pgdb.Migrate(ctx, pool); err != nil {
-		return nil, err
-	}
 	var (
 		groupsMu sync.Mutex
 		groups   []int

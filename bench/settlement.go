@@ -46,14 +46,11 @@ func benchSettlement(ctx context.Context, o Options) (*Result, error) {
 		return nil, err
 	}
 	defer drop()
-	pool, err := pgdb.Open(ctx, dbURL, 32)
+	pool, _, err := pgdb.Setup(ctx, dbURL, 32)
 	if err != nil {
 		return nil, err
 	}
 	defer pool.Close()
-	if _, err := pgdb.Migrate(ctx, pool); err != nil {
-		return nil, err
-	}
 	l := ledger.New(pool, ledger.Options{Workers: o.Workers, Linger: o.Linger})
 	defer l.Close()
 	fmt.Fprintf(o.Stderr, "seeding %d payments across %d developers…\n", payments, devs)
