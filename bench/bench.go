@@ -43,6 +43,9 @@ type Options struct {
 	// Subscriptions is how many due subscriptions renewals seeds (0: the
 	// benchmark's default).
 	Subscriptions int
+	// AnchorSpread is how long before the last of them the renewals'
+	// subscriptions were signed, evenly (0: all at one instant).
+	AnchorSpread time.Duration
 	PoolerURL     string // checkout-pooled: a transaction pooler in front of DatabaseURL's server
 	// Open loop (ledger and checkout): Rate offers that many operations per
 	// second on a fixed schedule instead of running closed-loop clients;
@@ -92,6 +95,7 @@ func Command(fs *flag.FlagSet, getenv func(string) string, stdout, stderr io.Wri
 	fs.DurationVar(&o.Linger, "linger", 0, "ledger poster linger (default: the ledger's)")
 	fs.IntVar(&o.Payments, "payments", 0, "settlement only: payments to seed (default 1,000,000)")
 	fs.IntVar(&o.Subscriptions, "subscriptions", 0, "renewals only: due subscriptions to seed (default 1,000,000)")
+	fs.DurationVar(&o.AnchorSpread, "anchor-spread", time.Hour, "renewals only: the subscriptions were signed one after another over this long, a month before they fall due (0: all at one instant)")
 	fs.StringVar(&o.PoolerURL, "pooler-url", "", "checkout-pooled only: PgBouncer (pool_mode = transaction) in front of --database-url's server")
 	fs.Float64Var(&o.Rate, "rate", 0, "ledger, checkout: offer this many operations per second on a fixed schedule (open loop)")
 	fs.BoolVar(&o.FindMax, "find-max", false, "ledger, checkout: find the highest open-loop rate whose p99 stays within the limit (ledger 50 ms, checkout 100 ms)")

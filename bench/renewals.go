@@ -71,7 +71,7 @@ func benchRenewals(ctx context.Context, o Options) (*Result, error) {
 	defer l.Close()
 	fmt.Fprintf(o.Stderr, "seeding %d due subscriptions of %d apps…\n", n, nApps)
 	seedStart := time.Now()
-	due, err := seedRenewals(ctx, pool, l, n, nApps)
+	due, err := seedRenewals(ctx, pool, l, n, nApps, o.AnchorSpread)
 	if err != nil {
 		return nil, fmt.Errorf("seed: %w", err)
 	}
@@ -108,9 +108,12 @@ func benchRenewals(ctx context.Context, o Options) (*Result, error) {
 	runtime.GC()
 	resetPeakRSS()
 	peak := watchHeap()
+	cpu := newCPUMeter(pool)
+	before := cpu.sample(ctx)
 	start := time.Now()
 	st, err := svc.RenewDue(ctx, due.Add(time.Second))
 	elapsed := time.Since(start)
+	after := cpu.sample(ctx)
 	stopProfile()
 	heapPeak := peak()
 	rssPeak := peakRSS()
@@ -148,10 +151,27 @@ func benchRenewals(ctx context.Context, o Options) (*Result, error) {
 		KV{"group_max", pick(groups, 1)},
 		KV{"peak_heap_mb", round(float64(heapPeak)/(1<<20), 1)}, KV{"peak_rss_mb", round(float64(rssPeak)/(1<<10), 1)},
 		KV{"target", ">= 10,000 renewals/s, peak RSS < 300 MB"})
+	res.Extra = append(res.Extra, perOp(before, after, int64(renewals), "renewal")...)
 	res.Notes = append(res.Notes,
 		"a renewal is a subscription moved to its next period with its invoice, and that invoice charged (paid, or failed and scheduled for its retry)",
 		"ledger_share: time spent charging through the ledger's poster; step_share: opening periods and invoices; dunning_share: recording failed charges",
 		"p50/p99: one charge, from its hand-over to the ledger to its answer")
+	if o.NoBaseline {
+		return res, nil
+	}
+	c, ok, err := measureRenewalCeiling(ctx, pool, dbURL, n, o.Duration/2)
+	if err != nil {
+		return nil, err
+	}
+	if ok {
+		res.Extra = append(res.Extra,
+			KV{"ceiling_tps", round(c.tps(), 1)},
+			KV{"ceiling_tps_1_stream", round(c.one, 1)},
+			KV{"ceiling_tps_2_streams", round(c.two, 1)},
+			KV{"ceiling_ratio", round(res.Throughput/c.tps(), 3)})
+		res.Notes = append(res.Notes, "ceiling: a paid renewal's rows ("+renewalCeilingRows+") written set-based by the database itself, "+
+			"1,000 renewals a transaction, by one stream and by two; ceiling_ratio is throughput over the better")
+	}
 	return res, nil
 }
 
@@ -163,11 +183,13 @@ func pick(vs []int, p float64) int {
 	return vs[int(p*float64(len(vs)-1))]
 }
 
-// seedRenewals writes n subscriptions signed a month ago, due now, of
-// nApps apps (a plan each), each by its own user whose wallet holds one
-// period's amount, but every tenth, which is empty. It returns when they
-// fall due.
-func seedRenewals(ctx context.Context, pool *pgxpool.Pool, l *ledger.Ledger, n, nApps int) (time.Time, error) {
+// seedRenewals writes n subscriptions of nApps apps (a plan each), each by
+// its own user whose wallet holds one period's amount, but every tenth,
+// which is empty. They were signed one after another over spread, the
+// last a month ago, as a platform's are (the later a subscription's
+// number, the later it was signed), so each falls due at its own time,
+// in the order of its number. It returns when the last falls due.
+func seedRenewals(ctx context.Context, pool *pgxpool.Pool, l *ledger.Ledger, n, nApps int, spread time.Duration) (time.Time, error) {
 	specs := []ledger.AccountSpec{chart.FundingAccount("CNY"), chart.FeesAccount("CNY")}
 	for a := 0; a < nApps; a++ {
 		specs = append(specs, chart.DeveloperPendingAccount(benchDev(a), "CNY"))
@@ -182,7 +204,7 @@ func seedRenewals(ctx context.Context, pool *pgxpool.Pool, l *ledger.Ledger, n, 
 		return time.Time{}, err
 	}
 	defer func() { _ = tx.Rollback(ctx) }()
-	args := []any{n, nApps, anchor, due}
+	args := []any{n, nApps, anchor, due, spread.Microseconds()}
 	for _, q := range renewalSeedSQL {
 		// Each statement takes the parameters it names, renumbered from $1.
 		var use []any
@@ -201,12 +223,17 @@ func seedRenewals(ctx context.Context, pool *pgxpool.Pool, l *ledger.Ledger, n, 
 }
 
 // renewalSeedSQL is the set-based seed; $1 subscriptions, $2 apps, $3 the
-// anchor (a month ago), $4 when they fall due. Amounts 1.00–9.99 CNY per
-// app's plan.
+// last anchor (a month ago), $4 when it falls due, $5 the spread of the
+// anchors in µs. Amounts 1.00–9.99 CNY per app's plan. A period ends a
+// month after its anchor by PostgreSQL's month arithmetic in UTC, which
+// agrees with the renewer's (Boundary) for one month: the same day of the
+// next month, or its last day when it has no such day.
 var renewalSeedSQL = []string{
+	`SET LOCAL TimeZone = 'UTC'`,
 	`CREATE TEMP TABLE bsubs ON COMMIT DROP AS
 	 SELECT i, 'sub_bench' || lpad(i::text, 8, '0') AS sub, 'bw' || i AS usr, i % $2 AS a,
-	        100 + ((i % $2)::bigint * 7919) % 900 AS amount, i % 10 <> 0 AS funded
+	        100 + ((i % $2)::bigint * 7919) % 900 AS amount, i % 10 <> 0 AS funded,
+	        $3::timestamptz - (($1::int - 1 - i) * $5::bigint / $1::int) * interval '1 microsecond' AS anchor
 	 FROM generate_series(0, $1::int - 1) i`,
 	`INSERT INTO subscription_plans (id, app_id, developer_id, name, amount, currency, option, interval, interval_count,
 	   trial_period_days, active, created_at)
@@ -229,8 +256,8 @@ var renewalSeedSQL = []string{
 	`INSERT INTO subscriptions (id, app_id, developer_id, plan_id, status, client_secret, user_id, customer, metadata,
 	   billing_anchor, period_index, current_period_start, current_period_end, notice_for, next_action_at, expires_at, created_at)
 	 SELECT sub, 'app_bench' || lpad(a::text, 6, '0'), 'dev_bench' || lpad(a::text, 6, '0'), 'plan_bench' || lpad(a::text, 6, '0'),
-	   'active', 'secret', usr, 'ou_' || usr, '{}', $3::timestamptz, 0, $3::timestamptz, $4::timestamptz, $4::timestamptz,
-	   $4::timestamptz, $3::timestamptz, $3::timestamptz
+	   'active', 'secret', usr, 'ou_' || usr, '{}', anchor, 0, anchor, anchor + interval '1 month', anchor + interval '1 month',
+	   anchor + interval '1 month', anchor, anchor
 	 FROM bsubs`,
 	`ANALYZE`,
 }
