@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/minipay/minipay/internal/id"
 	"github.com/minipay/minipay/payments"
 	"github.com/minipay/minipay/subscriptions"
 	"github.com/minipay/minipay/webhooks"
@@ -440,8 +441,14 @@ func TestRenewalTransferIDs(t *testing.T) {
 		a == subscriptions.InvoiceID("sub_1", date(2027, 2, 28)) || a == subscriptions.InvoiceID("sub_2", date(2027, 1, 31)) {
 		t.Fatal("invoice ids do not follow (subscription, period start)")
 	}
-	if payments.KindOf(a) != payments.KindInvoice || len(a) != len("in_")+26 {
+	if payments.KindOf(a) != payments.KindInvoice || !id.Valid("in", a) {
 		t.Fatalf("invoice id %q", a)
+	}
+	// Ordered by period start, whatever the subscription, as ids made
+	// later sort after ids made earlier.
+	if b := subscriptions.InvoiceID("sub_0", date(2027, 1, 31).Add(time.Millisecond)); b <= a ||
+		subscriptions.InvoiceID("sub_9", date(2027, 1, 30)) >= a {
+		t.Fatalf("invoice ids do not sort by period start: %s, %s", a, b)
 	}
 }
 
