@@ -286,7 +286,7 @@ func (s *Service) renewDue(ctx context.Context, sc scope, now time.Time) (RenewS
 	if err != nil {
 		return RenewStats{}, 0, fmt.Errorf("due renewals: %w", err)
 	}
-	due, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (dueCharge, error) {
+	due, err := pgx.AppendRows(make([]dueCharge, 0, s.batchMax), rows, func(r pgx.CollectableRow) (dueCharge, error) {
 		sub, err := scanSub(r)
 		if err != nil {
 			return dueCharge{}, err
@@ -310,7 +310,7 @@ func (s *Service) chargeDue(ctx context.Context, sc scope, now time.Time) (Renew
 	if err != nil {
 		return RenewStats{}, 0, fmt.Errorf("due invoices: %w", err)
 	}
-	due, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (dueCharge, error) {
+	due, err := pgx.AppendRows(make([]dueCharge, 0, s.batchMax), rows, func(r pgx.CollectableRow) (dueCharge, error) {
 		var dc dueCharge
 		var err error
 		dc.inv, dc.sub, err = scanInvoiceSub(r)
@@ -350,7 +350,10 @@ func (s *Service) chargeAll(ctx context.Context, due []dueCharge, now time.Time)
 		wg       sync.WaitGroup
 		slots    = make(chan struct{}, s.inFlight)
 	)
-	for _, dc := range due {
+	for i := range due {
+		// By pointer: a copy of a charge captured by its goroutine would be
+		// one more allocation of its two subscriptions and invoice.
+		dc := &due[i]
 		slots <- struct{}{}
 		wg.Add(1)
 		go func() {
@@ -366,7 +369,7 @@ func (s *Service) chargeAll(ctx context.Context, due []dueCharge, now time.Time)
 			case err == nil:
 				st.Paid++
 			case errors.Is(err, ledger.ErrInsufficientFunds):
-				failed = append(failed, dc)
+				failed = append(failed, *dc)
 			case errors.Is(err, errStateChanged):
 				// changed meanwhile (paid, voided, canceled): read again next round
 			default:
@@ -406,7 +409,7 @@ func scanInvoiceSub(r pgx.Row) (Invoice, Subscription, error) {
 // transfer (its id derived from the invoice's, so the period is paid at
 // most once) with the invoice paid, the subscription active again on its
 // schedule, the payment's records and the events.
-func (s *Service) charge(ctx context.Context, dc dueCharge, now time.Time) error {
+func (s *Service) charge(ctx context.Context, dc *dueCharge, now time.Time) error {
 	paid, pay, err := s.capture(dc.next, dc.inv, now)
 	if err != nil {
 		return err
