@@ -11,6 +11,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	neturl "net/url"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -46,7 +47,7 @@ type Options struct {
 	// AnchorSpread is how long before the last of them the renewals'
 	// subscriptions were signed, evenly (0: all at one instant).
 	AnchorSpread time.Duration
-	PoolerURL     string // checkout-pooled: a transaction pooler in front of DatabaseURL's server
+	PoolerURL    string // checkout-pooled: a transaction pooler in front of DatabaseURL's server
 	// Open loop (ledger and checkout): Rate offers that many operations per
 	// second on a fixed schedule instead of running closed-loop clients;
 	// FindMax searches for the highest rate whose p99 stays within the
@@ -294,7 +295,7 @@ func freshDatabase(ctx context.Context, url, kind string, keep bool) (string, fu
 		return "", nil, fmt.Errorf("parse database url: %w", err)
 	}
 	name := fmt.Sprintf("minipay_bench_%s_%d", kind, time.Now().Unix())
-	dbURL := withDatabase(url, cfg.Database, name)
+	dbURL := withDatabase(url, name)
 	// A URL naming a Citus database: the fresh database gets the same
 	// coordinator and workers, and migrating it distributes its tables.
 	onCitus, dropCitus, err := citus.CreateDatabase(ctx, cfg, name)
@@ -326,15 +327,16 @@ func freshDatabase(ctx context.Context, url, kind string, keep bool) (string, fu
 	return dbURL, drop, nil
 }
 
-// withDatabase replaces the database name in a postgres:// URL.
-func withDatabase(url, oldName, newName string) string {
-	if i := strings.Index(url, "/"+oldName); i >= 0 && oldName != "" {
-		return url[:i] + "/" + newName + url[i+1+len(oldName):]
+// withDatabase names database name in dsn instead of the one it names: a
+// postgres:// URL gets it as its path (parsed, so that a database named
+// like the user, postgres://postgres@…/postgres, is not mistaken for the
+// user), a key=value string gets a dbname, which overrides an earlier one.
+func withDatabase(dsn, name string) string {
+	if u, err := neturl.Parse(dsn); err == nil && (u.Scheme == "postgres" || u.Scheme == "postgresql") {
+		u.Path, u.RawPath = "/"+name, ""
+		return u.String()
 	}
-	if i := strings.Index(url, "?"); i >= 0 {
-		return strings.TrimSuffix(url[:i], "/") + "/" + newName + url[i:]
-	}
-	return strings.TrimSuffix(url, "/") + "/" + newName
+	return dsn + " dbname=" + name
 }
 
 // writeHeapProfile writes what the heap holds now, after a collection, to
