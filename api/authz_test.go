@@ -52,8 +52,10 @@ type authzCase struct {
 	// accepted key sees in the response and another app's key does not.
 	listed string
 	// hostBody, if set, is the body the host key sends instead of body
-	// (a route both keys call, each with its own parameters).
+	// (a route both keys call, each with its own parameters); hostPath
+	// likewise the path.
 	hostBody any
+	hostPath string
 }
 
 // TestAuthorizationMatrix sends every route the router serves with every
@@ -205,7 +207,7 @@ func TestAuthorizationMatrix(t *testing.T) {
 		"GET /v1/plans":                      {path: "/v1/plans?limit=100", listed: plan.str("id")},
 		"GET /v1/plans/{id}":                 {path: "/v1/plans/" + plan.str("id"), owned: true},
 		"POST /v1/subscriptions":             {path: "/v1/subscriptions", body: map[string]any{"plan": plan.str("id")}, owned: true},
-		"GET /v1/subscriptions":              {path: "/v1/subscriptions?limit=100", listed: sub.str("id")},
+		"GET /v1/subscriptions":              {path: "/v1/subscriptions?limit=100", hostPath: "/v1/subscriptions?limit=100&user_id=u1", listed: toCancelSub.str("id")},
 		"GET /v1/subscriptions/{id}":         {path: "/v1/subscriptions/" + sub.str("id"), owned: true},
 		"POST /v1/subscriptions/{id}/sign":   {path: "/v1/subscriptions/" + toSign.str("id") + "/sign", body: map[string]any{"user_id": "u1", "client_secret": toSign.str("client_secret")}},
 		"POST /v1/subscriptions/{id}/cancel": {path: "/v1/subscriptions/" + toCancelSub.str("id") + "/cancel", body: map[string]any{"at_period_end": true}, hostBody: map[string]any{"user_id": "u1"}, owned: true},
@@ -312,11 +314,14 @@ func TestAuthorizationMatrix(t *testing.T) {
 				want = success
 			}
 			before := e.authzState()
-			body := c.body
+			body, path := c.body, c.path
 			if k.name == "host" && c.hostBody != nil {
 				body = c.hostBody
 			}
-			got := e.call(method, c.path, k.key, body)
+			if k.name == "host" && c.hostPath != "" {
+				path = c.hostPath
+			}
+			got := e.call(method, path, k.key, body)
 			if got.status != want {
 				t.Errorf("%s with %s key: %d, want %d: %s", r, k.name, got.status, want, got.raw)
 			}

@@ -22,7 +22,7 @@ func (s *Server) subscriptionRoutes(r chi.Router) {
 	r.With(app).Get("/plans", s.h(s.listPlans))
 	r.With(app).Get("/plans/{id}", s.h(s.getPlan))
 	r.With(app).Post("/subscriptions", s.h(s.createSubscription))
-	r.With(app).Get("/subscriptions", s.h(s.listSubscriptions))
+	r.With(either).Get("/subscriptions", s.h(s.listSubscriptions))
 	r.With(either).Get("/subscriptions/{id}", s.h(s.getSubscription))
 	r.With(host).Post("/subscriptions/{id}/sign", s.h(s.signSubscription))
 	r.With(either).Post("/subscriptions/{id}/cancel", s.h(s.cancelSubscription))
@@ -115,20 +115,51 @@ func (s *Server) getSubscription(r *http.Request) (int, any, error) {
 	return http.StatusOK, sub.WithSecret(), nil
 }
 
+// listSubscriptions: the app lists its own; the host lists those its user
+// (user_id, required) signed with any app, as the user's page of automatic
+// renewals shows them. Apps know their users only by pseudonym, so an app
+// key cannot ask by user_id.
 func (s *Server) listSubscriptions(r *http.Request) (int, any, error) {
 	limit, after, err := pageParams(r)
 	if err != nil {
 		return 0, nil, err
 	}
 	q := r.URL.Query()
-	subs, more, err := s.Subscriptions.List(r.Context(), subscriptions.ListFilter{AppID: principal(r).AppID,
-		Status: q.Get("status"), PlanID: q.Get("plan"), Limit: limit, StartingAfter: after})
+	f := subscriptions.ListFilter{AppID: principal(r).AppID, Status: q.Get("status"), PlanID: q.Get("plan"),
+		Limit: limit, StartingAfter: after}
+	host := principal(r).Kind == apps.KindHost
+	switch {
+	case host && q.Get("user_id") == "":
+		return 0, nil, minipay.Field("user_id", fmt.Errorf("%w: the host lists the subscriptions of one user", subscriptions.ErrMissing))
+	case host:
+		f.AppID, f.UserID = "", q.Get("user_id")
+	case q.Has("user_id"):
+		return 0, nil, minipay.Field("user_id", fmt.Errorf("%w: an app lists its own subscriptions, without user_id", errInvalidParam))
+	}
+	subs, more, err := s.Subscriptions.List(r.Context(), f)
 	if err != nil {
 		return 0, nil, err
+	}
+	if host {
+		return s.subscriptionsForHost(r, subs, more)
 	}
 	out := make([]subscriptions.Object, len(subs))
 	for i, sub := range subs {
 		out[i] = sub.WithSecret()
+	}
+	return http.StatusOK, newList(out, more), nil
+}
+
+// subscriptionsForHost answers with a page of subscriptions as the host
+// sees them (subscriptionForHost), each with its app's name.
+func (s *Server) subscriptionsForHost(r *http.Request, subs []subscriptions.Subscription, more bool) (int, any, error) {
+	out := make([]subscriptions.HostObject, len(subs))
+	for i, sub := range subs {
+		app, err := s.Apps.GetApp(r.Context(), sub.AppID)
+		if err != nil {
+			return 0, nil, fmt.Errorf("app of subscription %s: %w", sub.ID, err)
+		}
+		out[i] = sub.ForHost(app.Name)
 	}
 	return http.StatusOK, newList(out, more), nil
 }

@@ -236,3 +236,74 @@ func TestTestClocksOverHTTP(t *testing.T) {
 		t.Fatalf("clock read: %s", r.raw)
 	}
 }
+
+// TestHostListsAUsersSubscriptions: the host lists what its user signed,
+// with every app, as its page of the user's automatic renewals shows it
+// (app names, no client secret or customer), and nobody else's; the user
+// cancels from there. Without user_id the host is refused, and an app
+// cannot ask by user_id.
+func TestHostListsAUsersSubscriptions(t *testing.T) {
+	e := newEnv(t)
+	gym := e.tenant("gym", []string{"subscription"}, []string{"CNY"})
+	news := e.tenant("news", []string{"subscription"}, []string{"CNY"})
+	e.topUp("u1", "100.00", "CNY")
+	e.topUp("u2", "100.00", "CNY")
+	signed := func(ten tenant, user string) string {
+		plan := e.must(http.StatusCreated, e.call("POST", "/v1/plans", ten.key, map[string]any{"name": "Monthly",
+			"amount": "5.00", "currency": "CNY", "option": "subscription", "interval": "month"}))
+		sub := e.must(http.StatusCreated, e.call("POST", "/v1/subscriptions", ten.key, map[string]any{"plan": plan.str("id")}))
+		e.must(http.StatusOK, e.host("POST", "/v1/subscriptions/"+sub.str("id")+"/sign",
+			map[string]any{"user_id": user, "client_secret": sub.str("client_secret")}))
+		return sub.str("id")
+	}
+	mine := map[string]string{signed(gym, "u1"): "gym app", signed(news, "u1"): "news app"}
+	theirs := signed(gym, "u2")
+
+	page := e.must(http.StatusOK, e.host("GET", "/v1/subscriptions?limit=1&user_id=u1", nil))
+	next := e.must(http.StatusOK, e.host("GET", "/v1/subscriptions?limit=1&user_id=u1&starting_after="+
+		page.body["data"].([]any)[0].(map[string]any)["id"].(string), nil))
+	if page.body["has_more"] != true || next.body["has_more"] != false {
+		t.Fatalf("pages: %s %s", page.raw, next.raw)
+	}
+	seen := map[string]bool{}
+	for _, r := range []resp{page, next} {
+		for _, d := range r.body["data"].([]any) {
+			o := d.(map[string]any)
+			id := o["id"].(string)
+			_, secret := o["client_secret"]
+			_, customer := o["customer"]
+			if mine[id] == "" || o["app_name"] != mine[id] || secret || customer || o["status"] != "active" {
+				t.Fatalf("u1's subscription as the host lists it: %v", o)
+			}
+			seen[id] = true
+		}
+	}
+	if len(seen) != 2 || seen[theirs] {
+		t.Fatalf("u1's subscriptions: %v (u2's is %s)", seen, theirs)
+	}
+
+	// The user cancels one from the list, at period end.
+	for id := range mine {
+		e.must(http.StatusOK, e.host("POST", "/v1/subscriptions/"+id+"/cancel", map[string]any{"user_id": "u1"}))
+		break
+	}
+	ending := 0
+	for _, d := range e.must(http.StatusOK, e.host("GET", "/v1/subscriptions?user_id=u1", nil)).body["data"].([]any) {
+		if d.(map[string]any)["cancel_at_period_end"] == true {
+			ending++
+		}
+	}
+	if ending != 1 {
+		t.Fatalf("after the user's cancel, %d of u1's subscriptions end at period end", ending)
+	}
+
+	if r := e.host("GET", "/v1/subscriptions", nil); r.status != 400 || r.errCode() != "parameter_missing" || r.errParam() != "user_id" {
+		t.Fatalf("host without user_id: %d %s", r.status, r.raw)
+	}
+	if r := e.call("GET", "/v1/subscriptions?user_id=u1", gym.key, nil); r.status != 400 || r.errParam() != "user_id" {
+		t.Fatalf("app asking by user_id: %d %s", r.status, r.raw)
+	}
+	if r := e.must(http.StatusOK, e.call("GET", "/v1/subscriptions", gym.key, nil)); len(r.body["data"].([]any)) != 2 {
+		t.Fatalf("gym's own list: %s", r.raw)
+	}
+}

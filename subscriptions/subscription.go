@@ -228,18 +228,26 @@ func (s *Service) get(ctx context.Context, q querier, appID, subID string, lock 
 
 // ListFilter selects subscriptions of one app.
 type ListFilter struct {
-	AppID         string
+	AppID         string // an app's subscriptions
+	UserID        string // or, with AppID empty, those a user signed with any app (the host's read)
 	Status        string
 	PlanID        string
 	Limit         int
 	StartingAfter string
 }
 
-// List pages through an app's subscriptions, newest first.
+// List pages through an app's subscriptions, or a user's, newest first.
 func (s *Service) List(ctx context.Context, f ListFilter) ([]Subscription, bool, error) {
+	owner, key := `s.app_id = $1`, f.AppID
+	if f.AppID == "" {
+		owner, key = `s.user_id = $1`, f.UserID
+	}
+	if key == "" {
+		return nil, false, fmt.Errorf("list subscriptions: %w: an app or a user", ErrMissing)
+	}
 	rows, err := s.db.Query(ctx, `SELECT `+subColumns+subFrom+`
-		WHERE s.app_id = $1 AND ($2 = '' OR s.status = $2) AND ($3 = '' OR s.plan_id = $3) AND ($4 = '' OR s.id < $4)
-		ORDER BY s.id DESC LIMIT $5`, f.AppID, f.Status, f.PlanID, f.StartingAfter, f.Limit+1)
+		WHERE `+owner+` AND ($2 = '' OR s.status = $2) AND ($3 = '' OR s.plan_id = $3) AND ($4 = '' OR s.id < $4)
+		ORDER BY s.id DESC LIMIT $5`, key, f.Status, f.PlanID, f.StartingAfter, f.Limit+1)
 	if err != nil {
 		return nil, false, fmt.Errorf("list subscriptions: %w", err)
 	}

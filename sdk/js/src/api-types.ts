@@ -656,7 +656,15 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** List the app's subscriptions, newest first (app key). */
+        /**
+         * List the app's subscriptions (app key), or those a user signed with any app (host key), newest first.
+         * @description With the app's key: the app's subscriptions, each with its `client_secret`; `user_id`
+         *     is refused (an app knows its users only as `customer`). With the host key: the
+         *     subscriptions that the user `user_id` (required) signed, with every app, as the
+         *     host's page of the user's automatic renewals shows them: without `client_secret`
+         *     and `customer`, with `app_name`. The user cancels one with
+         *     `POST /v1/subscriptions/{id}/cancel` and the host key.
+         */
         get: operations["listSubscriptions"];
         put?: never;
         /**
@@ -3003,6 +3011,8 @@ export interface operations {
                 starting_after?: components["parameters"]["StartingAfter"];
                 status?: "incomplete" | "incomplete_expired" | "trialing" | "active" | "past_due" | "canceled";
                 plan?: string;
+                /** @description host key only, and required with it: whose subscriptions */
+                user_id?: string;
             };
             header?: never;
             path?: never;
@@ -3017,7 +3027,7 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["List"] & {
-                        data?: components["schemas"]["Subscription"][];
+                        data?: (components["schemas"]["Subscription"] | components["schemas"]["HostSubscription"])[];
                     };
                 };
             };
