@@ -2,7 +2,9 @@ package api_test
 
 import (
 	"encoding/json"
+	"fmt"
 	"net/http"
+	"slices"
 	"testing"
 )
 
@@ -305,5 +307,48 @@ func TestHostListsAUsersSubscriptions(t *testing.T) {
 	}
 	if r := e.must(http.StatusOK, e.call("GET", "/v1/subscriptions", gym.key, nil)); len(r.body["data"].([]any)) != 2 {
 		t.Fatalf("gym's own list: %s", r.raw)
+	}
+}
+
+// TestPlansAndSubscriptionsListNewestFirst: lists are newest first by
+// creation, whether an object's id was made fresh or derived from an
+// Idempotency-Key (a hash, in no time order), page after page.
+func TestPlansAndSubscriptionsListNewestFirst(t *testing.T) {
+	e := newEnv(t)
+	shop := e.tenant("shop", []string{"subscription"}, []string{"CNY"})
+	var plans, subs []string // in the order made
+	for i := 0; i < 6; i++ {
+		key := func(what string) []string {
+			if i%2 == 1 {
+				return nil
+			}
+			return []string{"Idempotency-Key", fmt.Sprintf("%s-%d", what, i)}
+		}
+		plan := e.must(http.StatusCreated, e.call("POST", "/v1/plans", shop.key, map[string]any{"name": fmt.Sprintf("Plan %d", i),
+			"amount": "5.00", "currency": "CNY", "option": "subscription", "interval": "month"}, key("plan")...))
+		sub := e.must(http.StatusCreated, e.call("POST", "/v1/subscriptions", shop.key, map[string]any{"plan": plan.str("id")}, key("sub")...))
+		plans, subs = append(plans, plan.str("id")), append(subs, sub.str("id"))
+	}
+	for _, c := range []struct {
+		path string
+		made []string
+	}{{"/v1/plans", plans}, {"/v1/subscriptions", subs}} {
+		var listed []string
+		after := ""
+		for page := 0; page < 4; page++ {
+			r := e.must(http.StatusOK, e.call("GET", c.path+"?limit=2&starting_after="+after, shop.key, nil))
+			for _, d := range r.body["data"].([]any) {
+				listed = append(listed, d.(map[string]any)["id"].(string))
+			}
+			if r.body["has_more"] != true {
+				break
+			}
+			after = listed[len(listed)-1]
+		}
+		want := slices.Clone(c.made)
+		slices.Reverse(want)
+		if !slices.Equal(listed, want) {
+			t.Errorf("%s lists %v, want newest first %v", c.path, listed, want)
+		}
 	}
 }

@@ -173,10 +173,13 @@ func (s *Service) GetPlan(ctx context.Context, appID, planID string) (Plan, erro
 	return p, nil
 }
 
-// ListPlans pages through an app's plans, newest first.
+// ListPlans pages through an app's plans, newest first: by creation
+// time, as ids derived from idempotency keys are not in time order.
 func (s *Service) ListPlans(ctx context.Context, appID string, limit int, startingAfter string) ([]Plan, bool, error) {
 	rows, err := s.db.Query(ctx, `SELECT `+planColumns+` FROM subscription_plans
-		WHERE app_id = $1 AND ($2 = '' OR id < $2) ORDER BY id DESC LIMIT $3`, appID, startingAfter, limit+1)
+		WHERE app_id = $1
+		  AND ($2 = '' OR (created_at, id) < (SELECT created_at, id FROM subscription_plans WHERE id = $2 AND app_id = $1))
+		ORDER BY created_at DESC, id DESC LIMIT $3`, appID, startingAfter, limit+1)
 	if err != nil {
 		return nil, false, fmt.Errorf("list plans: %w", err)
 	}

@@ -236,18 +236,21 @@ type ListFilter struct {
 	StartingAfter string
 }
 
-// List pages through an app's subscriptions, or a user's, newest first.
+// List pages through an app's subscriptions, or a user's, newest first:
+// by creation time, as ids derived from idempotency keys are not in time
+// order.
 func (s *Service) List(ctx context.Context, f ListFilter) ([]Subscription, bool, error) {
-	owner, key := `s.app_id = $1`, f.AppID
+	owner, key := `app_id = $1`, f.AppID
 	if f.AppID == "" {
-		owner, key = `s.user_id = $1`, f.UserID
+		owner, key = `user_id = $1`, f.UserID
 	}
 	if key == "" {
 		return nil, false, fmt.Errorf("list subscriptions: %w: an app or a user", ErrMissing)
 	}
 	rows, err := s.db.Query(ctx, `SELECT `+subColumns+subFrom+`
-		WHERE `+owner+` AND ($2 = '' OR s.status = $2) AND ($3 = '' OR s.plan_id = $3) AND ($4 = '' OR s.id < $4)
-		ORDER BY s.id DESC LIMIT $5`, key, f.Status, f.PlanID, f.StartingAfter, f.Limit+1)
+		WHERE s.`+owner+` AND ($2 = '' OR s.status = $2) AND ($3 = '' OR s.plan_id = $3)
+		  AND ($4 = '' OR (s.created_at, s.id) < (SELECT created_at, id FROM subscriptions WHERE id = $4 AND `+owner+`))
+		ORDER BY s.created_at DESC, s.id DESC LIMIT $5`, key, f.Status, f.PlanID, f.StartingAfter, f.Limit+1)
 	if err != nil {
 		return nil, false, fmt.Errorf("list subscriptions: %w", err)
 	}
