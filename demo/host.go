@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/url"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -33,10 +34,6 @@ type Host struct {
 
 	mu    sync.Mutex
 	appID string // the mini-app the page loads; see SetApp
-	// signed lists, per user, the subscriptions the user signed here, in
-	// order: a host keeps its own record of the agreements its users made
-	// (minipay gives the host no list of them). The demo's is in memory.
-	signed map[string][]string
 }
 
 // SetApp names the mini-app the page loads (app_…). The host knows which
@@ -157,21 +154,7 @@ func (h *Host) sign(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadGateway, "network", err.Error())
 		return
 	}
-	if status == http.StatusOK {
-		h.remember(in.UserID, id)
-	}
 	writeRaw(w, status, out)
-}
-
-func (h *Host) remember(user, subID string) {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	if h.signed == nil {
-		h.signed = map[string][]string{}
-	}
-	if !slices.Contains(h.signed[user], subID) {
-		h.signed[user] = append(h.signed[user], subID)
-	}
 }
 
 // cancelSubscription is the user's cancel, from the host's list of their
@@ -190,31 +173,17 @@ func (h *Host) cancelSubscription(w http.ResponseWriter, r *http.Request) {
 // membershipsShownMax bounds the list of a user's memberships: the newest.
 const membershipsShownMax = 20
 
-// memberships lists the subscriptions the user signed here, newest first,
-// each as the host key reads it now.
+// memberships lists the subscriptions the user signed, with every
+// mini-app, newest first, as the host key reads them:
+// GET /v1/subscriptions?user_id= with the host key.
 func (h *Host) memberships(w http.ResponseWriter, r *http.Request) {
 	user := r.PathValue("user")
 	if !h.known(user) {
 		writeError(w, http.StatusNotFound, "unknown_user", "not a demo user")
 		return
 	}
-	h.mu.Lock()
-	ids := slices.Clone(h.signed[user])
-	h.mu.Unlock()
-	slices.Reverse(ids)
-	ids = ids[:min(len(ids), membershipsShownMax)]
-	data := []json.RawMessage{}
-	for _, id := range ids {
-		status, body, err := h.call(r.Context(), http.MethodGet, "/v1/subscriptions/"+url.PathEscape(id), nil, "")
-		if err != nil {
-			writeError(w, http.StatusBadGateway, "network", err.Error())
-			return
-		}
-		if status == http.StatusOK {
-			data = append(data, body)
-		}
-	}
-	writeJSON(w, http.StatusOK, map[string]any{"data": data})
+	q := url.Values{"user_id": {user}, "limit": {strconv.Itoa(membershipsShownMax)}}
+	h.proxy(w, r, http.MethodGet, "/v1/subscriptions?"+q.Encode(), nil, "")
 }
 
 // confirm pays a session for the signed-in user: the page sends the
