@@ -28,9 +28,9 @@ import (
 // are credited what they are charged in the same update (a top-up folded
 // in, no row more), so that the no_overdraft constraint holds whatever the
 // stream renews. It runs after the measured pass, on the same tables at
-// the same size, with one stream and with two (each its own balance shard;
-// they take blocks of subscriptions in order from one sequence), and
-// leaves each renewed subscription a period further on.
+// the same size, with one stream and with two (each its own blocks of
+// subscriptions, in order, and its own balance shard), and leaves each
+// renewed subscription a period further on.
 
 // renewalCeilingBatch is how many subscriptions one transaction renews.
 const renewalCeilingBatch = 1000
@@ -95,14 +95,16 @@ var renewalCeilingParts = []struct{ name, sql string }{
 	FROM moved u JOIN s ON s.id = u.id`},
 }
 
-// renewalCeilingScript is the pgbench script of the ceiling: the next
-// block renewed by one statement, renewalCeilingParts as CTEs. Blocks are
-// taken in order, as the renewer takes due subscriptions (they fall due in
-// the order of their numbers), from a sequence the streams share, so two
-// never renew one block at once.
+// renewalCeilingScript is the pgbench script of the ceiling: the stream's
+// next block renewed by one statement, renewalCeilingParts as CTEs. A
+// stream takes its blocks in order (i counts its transactions), as the
+// renewer takes due subscriptions (they fall due in the order of their
+// numbers); the streams' blocks interleave and never meet (nblocks is a
+// multiple of streams), so two never renew one block at once.
 var renewalCeilingScript = func() string {
 	var b strings.Builder
-	b.WriteString("SELECT nextval('bench_renewal_ceiling_block') % :nblocks AS blk\n\\gset\n")
+	b.WriteString("\\set blk (:i * :streams + :client_id) % :nblocks\n")
+	b.WriteString("\\set i :i + 1\n")
 	b.WriteString("\\set shard 60 + :client_id % :streams\n")
 	var ctes []string
 	for _, p := range renewalCeilingParts {
@@ -129,19 +131,17 @@ var renewalCeilingScript = func() string {
 // empty where that cannot be read). It needs a block of subscriptions per
 // stream; with fewer it measures nothing (ok false).
 func measureRenewalCeiling(ctx context.Context, pool *pgxpool.Pool, dbURL string, n int, d time.Duration) (c ceilingResult, split []KV, ok bool, err error) {
-	nblocks := n / renewalCeilingBatch
+	// An even number of blocks, so that the two streams' blocks never meet.
+	nblocks := n / renewalCeilingBatch / 2 * 2
 	if nblocks < 2 {
 		return ceilingResult{}, nil, false, nil
-	}
-	if _, err := pool.Exec(ctx, `CREATE SEQUENCE IF NOT EXISTS bench_renewal_ceiling_block`); err != nil {
-		return ceilingResult{}, nil, false, fmt.Errorf("renewals' ceiling: %w", err)
 	}
 	var fee int64
 	if err := pool.QueryRow(ctx, `SELECT seq FROM ledger_accounts WHERE code = `+chart.FeesSQL("'CNY'")).Scan(&fee); err != nil {
 		return ceilingResult{}, nil, false, fmt.Errorf("renewals' ceiling: the fee account: %w", err)
 	}
 	for _, streams := range []int{1, 2} {
-		args := []string{"-D", "nblocks=" + strconv.Itoa(nblocks), "-D", "streams=" + strconv.Itoa(streams),
+		args := []string{"-D", "i=0", "-D", "nblocks=" + strconv.Itoa(nblocks), "-D", "streams=" + strconv.Itoa(streams),
 			"-D", "batch=" + strconv.Itoa(renewalCeilingBatch), "-D", "fee=" + strconv.FormatInt(fee, 10)}
 		s := script{name: "renewal-ceiling", weight: 1, body: renewalCeilingScript}
 		tps, err := pgbenchArgs(ctx, dbURL, streams, max(d, time.Second), args, s)
