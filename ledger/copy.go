@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -33,7 +34,17 @@ const (
 // copyRows writes the group's transfers and postings with COPY. A transfer
 // id already taken is errIDsTaken, as for the INSERT.
 func (w *groupWrite) copyRows(ctx context.Context, conn *pgx.Conn) error {
-	var enc copyEncoder
+	enc := copyEncoders.Get().(*copyEncoder)
+	if err := w.copyWith(ctx, conn, enc); err != nil {
+		// Not returned to the pool: after some failures pgconn's copying
+		// goroutine may still be reading the buffer.
+		return err
+	}
+	copyEncoders.Put(enc)
+	return nil
+}
+
+func (w *groupWrite) copyWith(ctx context.Context, conn *pgx.Conn, enc *copyEncoder) error {
 	enc.start()
 	for i := range w.tSeq {
 		enc.row(10)
@@ -93,6 +104,12 @@ type copyEncoder struct {
 	buf bytes.Buffer
 	b   [8]byte
 }
+
+// copyEncoders keeps the encoders' buffers from one group to the next: a
+// group's rows take tens to hundreds of kilobytes, which a fresh buffer
+// regrew (and copied) several times for every group. A buffer is at most
+// what a group of BatchMax transfers takes.
+var copyEncoders = sync.Pool{New: func() any { return new(copyEncoder) }}
 
 // postgresEpoch is where timestamptz counts its microseconds from.
 var postgresEpoch = time.Date(2000, 1, 1, 0, 0, 0, 0, time.UTC)
