@@ -11,6 +11,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgproto3"
 )
 
 // A large group writes its transfers and postings with COPY instead of
@@ -19,32 +20,56 @@ import (
 // not unpack arrays or project rows: 17–19 % less WAL per transfer in
 // groups of 16 to 256, and in groups of 256 about a quarter less database
 // CPU (BenchmarkGroup, docs/benchmarks.md).
-// COPY cannot join the group's pipeline, so it costs two more round trips;
-// a group of a few transfers, written when load is light, keeps the
-// one-round-trip INSERTs.
+// COPY cannot join the group's pipeline, so it costs one more round trip
+// (both COPY commands share it, see copyRows); a group of a few transfers,
+// written when load is light, keeps the one-round-trip INSERTs.
 const defaultCopyMin = 16
 
-// The columns COPY writes, in the order copyTransfers and copyPostings
+// The columns COPY writes, in the order encodeTransfers and encodePostings
 // encode them.
 const (
 	copyTransfersSQL = `COPY ledger_transfers (seq, id, code, kind, pending_seq, reverses_seq, expires_at, content_hash, metadata, created_at) FROM STDIN (FORMAT binary)`
 	copyPostingsSQL  = `COPY ledger_postings (transfer_seq, idx, account_seq, debits_posted, credits_posted, debits_pending, credits_pending, created_at) FROM STDIN (FORMAT binary)`
 )
 
-// copyRows writes the group's transfers and postings with COPY. A transfer
-// id already taken is errIDsTaken, as for the INSERT.
+// copyRows writes the group's transfers and postings with COPY, both in
+// one round trip. A transfer id already taken is errIDsTaken, as for the
+// INSERT.
+//
+// pgconn's CopyFrom takes a round trip per COPY, and a goroutine and three
+// writes to the socket each; here both COPY commands and their data go out
+// in one write and their results are read after. The protocol allows it:
+// the server reads a simple-query COPY's data from the stream that follows
+// it, and when a COPY fails it drops the rest of that COPY's data; the
+// second COPY then fails too (the transaction is aborted) and nothing is
+// written.
 func (w *groupWrite) copyRows(ctx context.Context, conn *pgx.Conn) error {
 	enc := copyEncoders.Get().(*copyEncoder)
-	if err := w.copyWith(ctx, conn, enc); err != nil {
-		// Not returned to the pool: after some failures pgconn's copying
-		// goroutine may still be reading the buffer.
-		return err
+	defer copyEncoders.Put(enc) // Send copies each message: the buffer is free again on return
+	pc := conn.PgConn()
+	fe := pc.Frontend()
+	w.encodeTransfers(enc)
+	sendCopy(fe, copyTransfersSQL, enc.finish().Bytes())
+	w.encodePostings(enc)
+	sendCopy(fe, copyPostingsSQL, enc.finish().Bytes())
+	tags, err := roundTrip(ctx, pc, 2)
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) && pgErr.Code == "23505" { // unique_violation
+		return errIDsTaken
 	}
-	copyEncoders.Put(enc)
+	if err != nil {
+		return fmt.Errorf("write group: copy: %w", err)
+	}
+	if err := copied(tags[0], len(w.tSeq)); err != nil {
+		return fmt.Errorf("write group: copy transfers: %w", err)
+	}
+	if err := copied(tags[1], len(w.pTransfer)); err != nil {
+		return fmt.Errorf("write group: copy postings: %w", err)
+	}
 	return nil
 }
 
-func (w *groupWrite) copyWith(ctx context.Context, conn *pgx.Conn, enc *copyEncoder) error {
+func (w *groupWrite) encodeTransfers(enc *copyEncoder) {
 	enc.start()
 	for i := range w.tSeq {
 		enc.row(10)
@@ -59,14 +84,9 @@ func (w *groupWrite) copyWith(ctx context.Context, conn *pgx.Conn, enc *copyEnco
 		enc.jsonb(w.tMetadata[i])
 		enc.time(w.now)
 	}
-	tag, err := conn.PgConn().CopyFrom(ctx, enc.finish(), copyTransfersSQL)
-	var pgErr *pgconn.PgError
-	if errors.As(err, &pgErr) && pgErr.Code == "23505" { // unique_violation
-		return errIDsTaken
-	}
-	if err := copied(tag, err, len(w.tSeq)); err != nil {
-		return fmt.Errorf("write group: copy transfers: %w", err)
-	}
+}
+
+func (w *groupWrite) encodePostings(enc *copyEncoder) {
 	enc.start()
 	for i := range w.pTransfer {
 		enc.row(8)
@@ -79,17 +99,51 @@ func (w *groupWrite) copyWith(ctx context.Context, conn *pgx.Conn, enc *copyEnco
 		enc.int8(w.pCPE[i])
 		enc.time(w.now)
 	}
-	tag, err = conn.PgConn().CopyFrom(ctx, enc.finish(), copyPostingsSQL)
-	if err := copied(tag, err, len(w.pTransfer)); err != nil {
-		return fmt.Errorf("write group: copy postings: %w", err)
-	}
-	return nil
 }
 
-func copied(tag pgconn.CommandTag, err error, want int) error {
-	if err != nil {
-		return err
+// sendCopy queues a COPY … FROM STDIN command with all of its data.
+func sendCopy(fe *pgproto3.Frontend, sql string, data []byte) {
+	fe.Send(&pgproto3.Query{String: sql})
+	fe.Send(&pgproto3.CopyData{Data: data})
+	fe.Send(&pgproto3.CopyDone{})
+}
+
+// roundTrip sends the queued simple queries (n of them) and reads their
+// results: each one's command tag, and the first error the server gave.
+// A failure to write or read leaves the connection in an unknown state,
+// so it is closed (the pool then discards it).
+func roundTrip(ctx context.Context, pc *pgconn.PgConn, n int) ([]pgconn.CommandTag, error) {
+	if dl, ok := ctx.Deadline(); ok {
+		_ = pc.Conn().SetWriteDeadline(dl)
+		defer pc.Conn().SetWriteDeadline(time.Time{})
 	}
+	if err := pc.Frontend().Flush(); err != nil {
+		_ = pc.Close(context.Background())
+		return nil, err
+	}
+	tags := make([]pgconn.CommandTag, n)
+	var first error
+	for q := 0; q < n; {
+		msg, err := pc.ReceiveMessage(ctx)
+		if err != nil {
+			_ = pc.Close(context.Background())
+			return nil, err
+		}
+		switch msg := msg.(type) {
+		case *pgproto3.CommandComplete:
+			tags[q] = pgconn.NewCommandTag(string(msg.CommandTag))
+		case *pgproto3.ErrorResponse:
+			if first == nil {
+				first = pgconn.ErrorResponseToPgError(msg)
+			}
+		case *pgproto3.ReadyForQuery:
+			q++
+		}
+	}
+	return tags, first
+}
+
+func copied(tag pgconn.CommandTag, want int) error {
 	if tag.RowsAffected() != int64(want) {
 		return fmt.Errorf("copied %d rows, want %d", tag.RowsAffected(), want)
 	}
@@ -108,7 +162,7 @@ type copyEncoder struct {
 // copyEncoders keeps the encoders' buffers from one group to the next: a
 // group's rows take tens to hundreds of kilobytes, which a fresh buffer
 // regrew (and copied) several times for every group. A buffer is at most
-// what a group of BatchMax transfers takes.
+// what the postings of a group of BatchMax transfers take.
 var copyEncoders = sync.Pool{New: func() any { return new(copyEncoder) }}
 
 // postgresEpoch is where timestamptz counts its microseconds from.

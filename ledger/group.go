@@ -373,7 +373,7 @@ const (
 
 // writeGroup writes the transfers, postings and balance changes of the ops
 // at the written indexes, then their attached statements, in one pipelined
-// round trip, after two COPY round trips for the transfers and postings of
+// round trip, after one COPY round trip for the transfers and postings of
 // a group of copyMin or more (0: never). failed lists the ops whose
 // attached statements failed.
 func writeGroup(ctx context.Context, conn *pgx.Conn, st *groupState, ops []*op, written []int, res []opResult, shard int16, copyMin int) (failed []int, committed bool, err error) {
