@@ -45,14 +45,15 @@ const (
 // written.
 func (w *groupWrite) copyRows(ctx context.Context, conn *pgx.Conn) error {
 	enc := copyEncoders.Get().(*copyEncoder)
-	defer copyEncoders.Put(enc) // Send copies each message: the buffer is free again on return
-	pc := conn.PgConn()
-	fe := pc.Frontend()
+	defer copyEncoders.Put(enc) // written and done with when roundTrip returns
+	enc.buf.Reset()
+	enc.beginCopy(copyTransfersSQL)
 	w.encodeTransfers(enc)
-	sendCopy(fe, copyTransfersSQL, enc.finish().Bytes())
+	enc.endCopy()
+	enc.beginCopy(copyPostingsSQL)
 	w.encodePostings(enc)
-	sendCopy(fe, copyPostingsSQL, enc.finish().Bytes())
-	tags, err := roundTrip(ctx, pc, 2)
+	enc.endCopy()
+	tags, err := roundTrip(ctx, conn.PgConn(), enc.buf.Bytes(), 2)
 	var pgErr *pgconn.PgError
 	if errors.As(err, &pgErr) && pgErr.Code == "23505" { // unique_violation
 		return errIDsTaken
@@ -70,7 +71,6 @@ func (w *groupWrite) copyRows(ctx context.Context, conn *pgx.Conn) error {
 }
 
 func (w *groupWrite) encodeTransfers(enc *copyEncoder) {
-	enc.start()
 	for i := range w.tSeq {
 		enc.row(10)
 		enc.int8(w.tSeq[i])
@@ -87,7 +87,6 @@ func (w *groupWrite) encodeTransfers(enc *copyEncoder) {
 }
 
 func (w *groupWrite) encodePostings(enc *copyEncoder) {
-	enc.start()
 	for i := range w.pTransfer {
 		enc.row(8)
 		enc.int8(w.pTransfer[i])
@@ -101,23 +100,19 @@ func (w *groupWrite) encodePostings(enc *copyEncoder) {
 	}
 }
 
-// sendCopy queues a COPY … FROM STDIN command with all of its data.
-func sendCopy(fe *pgproto3.Frontend, sql string, data []byte) {
-	fe.Send(&pgproto3.Query{String: sql})
-	fe.Send(&pgproto3.CopyData{Data: data})
-	fe.Send(&pgproto3.CopyDone{})
-}
-
-// roundTrip sends the queued simple queries (n of them) and reads their
-// results: each one's command tag, and the first error the server gave.
-// A failure to write or read leaves the connection in an unknown state,
-// so it is closed (the pool then discards it).
-func roundTrip(ctx context.Context, pc *pgconn.PgConn, n int) ([]pgconn.CommandTag, error) {
+// roundTrip writes msgs, n simple queries in the wire protocol, straight
+// to the connection and reads their results: each one's command tag, and
+// the first error the server gave. The messages bypass the frontend's
+// buffer, which would copy them and shrink again after every write. A
+// failure to write or read leaves the connection in an unknown state, so
+// it is closed (the pool then discards it).
+func roundTrip(ctx context.Context, pc *pgconn.PgConn, msgs []byte, n int) ([]pgconn.CommandTag, error) {
+	nc := pc.Conn()
 	if dl, ok := ctx.Deadline(); ok {
-		_ = pc.Conn().SetWriteDeadline(dl)
-		defer pc.Conn().SetWriteDeadline(time.Time{})
+		_ = nc.SetWriteDeadline(dl)
+		defer nc.SetWriteDeadline(time.Time{})
 	}
-	if err := pc.Frontend().Flush(); err != nil {
+	if _, err := nc.Write(msgs); err != nil {
 		_ = pc.Close(context.Background())
 		return nil, err
 	}
@@ -150,13 +145,16 @@ func copied(tag pgconn.CommandTag, want int) error {
 	return nil
 }
 
-// copyEncoder writes PostgreSQL's binary COPY format for the few column
-// types the ledger's rows have: a header, then per row the number of
-// fields and each field as its length and its binary value (length -1 for
-// NULL), then a trailer.
+// copyEncoder writes COPY … FROM STDIN commands with their data in the wire
+// protocol: per command a Query message, one CopyData message holding
+// PostgreSQL's binary COPY format for the few column types the ledger's rows
+// have (a header, then per row the number of fields and each field as its
+// length and its binary value, length -1 for NULL, then a trailer), and a
+// CopyDone message.
 type copyEncoder struct {
-	buf bytes.Buffer
-	b   [8]byte
+	buf  bytes.Buffer
+	b    [8]byte
+	data int // where the open CopyData message's length is
 }
 
 // copyEncoders keeps the encoders' buffers from one group to the next: a
@@ -168,16 +166,28 @@ var copyEncoders = sync.Pool{New: func() any { return new(copyEncoder) }}
 // postgresEpoch is where timestamptz counts its microseconds from.
 var postgresEpoch = time.Date(2000, 1, 1, 0, 0, 0, 0, time.UTC)
 
-func (e *copyEncoder) start() {
-	e.buf.Reset()
+// beginCopy writes the Query message of sql, a COPY … FROM STDIN (FORMAT
+// binary), and opens its CopyData message with the format's header.
+func (e *copyEncoder) beginCopy(sql string) {
+	e.buf.WriteByte('Q')
+	e.uint32(uint32(4 + len(sql) + 1))
+	e.buf.WriteString(sql)
+	e.buf.WriteByte(0)
+	e.buf.WriteByte('d')
+	e.data = e.buf.Len()
+	e.uint32(0) // the length, known at endCopy
 	e.buf.WriteString("PGCOPY\n\377\r\n\000")
 	e.uint32(0) // flags
 	e.uint32(0) // header extension length
 }
 
-func (e *copyEncoder) finish() *bytes.Buffer {
+// endCopy writes the format's trailer, closes the CopyData message and
+// writes CopyDone.
+func (e *copyEncoder) endCopy() {
 	e.uint16(0xFFFF) // -1: no more rows
-	return &e.buf
+	binary.BigEndian.PutUint32(e.buf.Bytes()[e.data:], uint32(e.buf.Len()-e.data))
+	e.buf.WriteByte('c')
+	e.uint32(4)
 }
 
 func (e *copyEncoder) uint16(v uint16) {
