@@ -52,12 +52,13 @@ func (r openRun) point(limit time.Duration) point {
 	return pt
 }
 
-// openLoop offers rate operations per second for d, sent by senders
-// goroutines (each op gets its sender's number and its own sequence
-// number). An operation whose senders are all busy waits for one, and that
-// wait is part of its latency. When more than 1 % of the schedule has been
-// answered later than limit (0: never), the p99 is lost: the rest is not
-// sent and the run is marked aborted. The first error stops the run.
+// openLoop offers rate operations per second for d, at most senders of
+// them in flight (each op gets the number of its sender's slot and its own
+// sequence number). An operation due while every slot is taken waits for
+// one, and that wait is part of its latency. When more than 1 % of the
+// schedule has been answered later than limit (0: never), the p99 is lost:
+// the rest is not sent and the run is marked aborted. The first error
+// stops the run.
 func openLoop(ctx context.Context, rate float64, d time.Duration, senders int, limit time.Duration,
 	op func(ctx context.Context, sender int, i int64) error) (openRun, error) {
 	run := openRun{rate: rate, planned: int64(rate * d.Seconds()), lat: make(latencies, senders)}
@@ -76,35 +77,45 @@ func openLoop(ctx context.Context, rate float64, d time.Duration, senders int, l
 		firstErr   atomic.Value
 		wg         sync.WaitGroup
 	)
-	// The queue holds what is due but not yet taken by a sender; a
-	// second's worth is plenty, and when it is full the schedule still
-	// decides every operation's start time.
-	due := make(chan int64, min(run.planned, int64(rate)+1))
 	start := time.Now().Add(time.Millisecond)
 	at := func(i int64) time.Time { return start.Add(time.Duration(float64(i) * interval)) }
+	// Each operation runs in a goroutine of its own, holding one of the
+	// senders' slots (its number: the op's own random source and latency
+	// list) until it is answered. A goroutine per operation, as a server
+	// has per request, rather than a pool of senders waiting for work:
+	// thousands of idle senders made the process under test scan their
+	// stacks at every garbage collection, shrink them, and grow them again
+	// (copying) for the next operation.
+	free := make(chan int, senders)
 	for s := 0; s < senders; s++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := range due {
-				if stop.Load() {
-					continue // drain what the schedule queued before the stop
-				}
-				err := op(ctx, s, i)
-				if err != nil {
-					if firstErr.CompareAndSwap(nil, err) {
-						stop.Store(true)
-					}
-					continue
-				}
-				lat := time.Since(at(i))
-				run.lat[s] = append(run.lat[s], lat)
-				done.Add(1)
-				if limit > 0 && lat > limit && late.Add(1) > lateMax {
-					stop.Store(true)
-				}
+		free <- s
+	}
+	send := func(s int, i int64) {
+		defer wg.Done()
+		defer func() { free <- s }()
+		err := op(ctx, s, i)
+		if err != nil {
+			if firstErr.CompareAndSwap(nil, err) {
+				stop.Store(true)
 			}
-		}()
+			return
+		}
+		lat := time.Since(at(i))
+		run.lat[s] = append(run.lat[s], lat)
+		done.Add(1)
+		if limit > 0 && lat > limit && late.Add(1) > lateMax {
+			stop.Store(true)
+		}
+	}
+	// An operation due while every slot is taken waits for one, and that
+	// wait is part of its latency; so do the ones due after it.
+	release := func(i int64) {
+		select {
+		case s := <-free:
+			wg.Add(1)
+			go send(s, i)
+		case <-ctx.Done():
+		}
 	}
 	// The dispatcher releases, every few hundred microseconds, whatever the
 	// schedule says is due by then; each operation still carries its own
@@ -114,14 +125,10 @@ func openLoop(ctx context.Context, rate float64, d time.Duration, senders int, l
 			time.Sleep(wait)
 		}
 		now := time.Now()
-		for ; i < run.planned && !at(i).After(now); i++ {
-			select {
-			case due <- i:
-			case <-ctx.Done():
-			}
+		for ; i < run.planned && !at(i).After(now) && !stop.Load(); i++ {
+			release(i)
 		}
 	}
-	close(due)
 	wg.Wait()
 	run.elapsed = time.Since(start)
 	run.done = done.Load()

@@ -105,3 +105,62 @@ func copyScenario(t *testing.T, copyMin int) []string {
 	}
 	return out
 }
+
+// TestCopyRefusedLeavesConnectionInStep sends both COPY commands of a group
+// whose first transfer id is taken: the refusal is errIDsTaken, nothing of
+// the group is written, and the connection reads its next answers in step
+// (the server dropped the data of both COPY commands, and every result of
+// the round trip was read).
+func TestCopyRefusedLeavesConnectionInStep(t *testing.T) {
+	db := testdb.New(t)
+	l := New(db.Pool, Options{})
+	defer l.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	bank, _ := l.CreateAccount(ctx, AccountSpec{Code: "bank", Currency: "CNY", NormalBalance: DebitNormal})
+	shop, _ := l.CreateAccount(ctx, AccountSpec{Code: "shop", Currency: "CNY", NormalBalance: CreditNormal})
+	if _, err := l.Post(ctx, Transfer{ID: "taken", Code: "topup", Postings: []Posting{{Account: bank.ID, Debit: 5}, {Account: shop.ID, Credit: 5}}}); err != nil {
+		t.Fatal(err)
+	}
+	conn, err := db.Pool.Acquire(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Release()
+	w := &groupWrite{now: time.Now()}
+	w.grow(2, 4)
+	for i, id := range []string{"fresh", "taken"} {
+		seq := int64(1_000_000 + i)
+		w.tSeq, w.tID, w.tCode, w.tKind = append(w.tSeq, seq), append(w.tID, id), append(w.tCode, "topup"), append(w.tKind, string(kindPosted))
+		w.tPendingSeq, w.tReversesSeq, w.tExpires = append(w.tPendingSeq, nil), append(w.tReversesSeq, nil), append(w.tExpires, nil)
+		w.tHash, w.tMetadata = append(w.tHash, []byte{1}), append(w.tMetadata, nil)
+		for j, a := range []Account{bank, shop} {
+			w.pTransfer, w.pIdx, w.pAccount = append(w.pTransfer, seq), append(w.pIdx, int16(j)), append(w.pAccount, a.seq)
+			w.pDP, w.pCP, w.pDPE, w.pCPE = append(w.pDP, int64(1-j)), append(w.pCP, int64(j)), append(w.pDPE, 0), append(w.pCPE, 0)
+		}
+	}
+	if _, err := conn.Exec(ctx, "BEGIN"); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.copyRows(ctx, conn.Conn()); !errors.Is(err, errIDsTaken) {
+		t.Fatalf("copy of a taken id: %v, want errIDsTaken", err)
+	}
+	if _, err := conn.Exec(ctx, "ROLLBACK"); err != nil {
+		t.Fatal(err)
+	}
+	var n int
+	if err := conn.QueryRow(ctx, `SELECT count(*) FROM ledger_transfers WHERE id = 'fresh'`).Scan(&n); err != nil || n != 0 {
+		t.Fatalf("rows of the refused group: %d, %v", n, err)
+	}
+	// The same connection then writes a group whole.
+	w.tID[1] = "fresh2"
+	if _, err := conn.Exec(ctx, "BEGIN"); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.copyRows(ctx, conn.Conn()); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := conn.Exec(ctx, "ROLLBACK"); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -24,7 +24,7 @@ type balances struct {
 // already written.
 type groupState struct {
 	now        time.Time
-	balances   map[string]*balances
+	balances   map[string]balances
 	existing   map[string][]byte // transfer id -> content hash
 	resolvedBy map[int64]kind    // pending transfer seq -> kind of its resolution
 	reversed   map[int64]bool    // seqs of transfers that have a reversal
@@ -42,7 +42,7 @@ type readMode struct {
 	// lock locks the no_overdraft accounts (FOR UPDATE) instead of only
 	// reading them; see readGroupState.
 	lock bool
-	// citus: the database is a Citus coordinator (see citusPlannerSettingsSQL).
+	// citus: the database is a Citus coordinator (see citusPlannerSettings).
 	citus bool
 }
 
@@ -67,20 +67,22 @@ type readMode struct {
 // and run again with the check. That saves a lookup per transfer on the
 // common path.
 func readGroupState(ctx context.Context, conn *pgx.Conn, ops []*op, mode readMode) (*groupState, error) {
+	// The lookups of ids, pending and reversed transfers are rare; their
+	// maps stay nil (reading a nil map finds nothing) unless they are made.
 	st := &groupState{
-		checked:    mode.checkExisting,
-		balances:   make(map[string]*balances),
-		read:       make(map[string]balances),
-		existing:   make(map[string][]byte),
-		resolvedBy: make(map[int64]kind),
-		reversed:   make(map[int64]bool),
+		checked:  mode.checkExisting,
+		balances: make(map[string]balances, len(ops)),
+		read:     make(map[string]balances, len(ops)),
 	}
 	var (
 		accounts, ids       []string
 		pendings, reversals []int64
 	)
+	accounts = make([]string, 0, len(ops))
 	for _, o := range ops {
-		ids = append(ids, o.id)
+		if mode.checkExisting {
+			ids = append(ids, o.id)
+		}
 		if o.pendingSeq != 0 {
 			pendings = append(pendings, o.pendingSeq)
 		}
@@ -88,19 +90,20 @@ func readGroupState(ctx context.Context, conn *pgx.Conn, ops []*op, mode readMod
 			reversals = append(reversals, o.reversesSeq)
 		}
 		for _, d := range o.deltas {
-			if d.acct.noOverdraft && st.balances[d.acct.id] == nil {
-				st.balances[d.acct.id] = &balances{}
+			if _, seen := st.balances[d.acct.id]; d.acct.noOverdraft && !seen {
+				st.balances[d.acct.id] = balances{}
 				accounts = append(accounts, d.acct.id)
 			}
 		}
 	}
 	b := &pgx.Batch{}
 	b.Queue("BEGIN")
+	// Numbers for every op, whether or not it is written: gaps are harmless.
+	start := groupStartSQL + plannerSettings
 	if mode.citus {
-		b.Queue(citusPlannerSettingsSQL)
-	} else {
-		b.Queue(plannerSettingsSQL)
+		start = groupStartSQL + citusPlannerSettings
 	}
+	b.Queue(start, len(ops)).QueryRow(func(row pgx.Row) error { return row.Scan(&st.now, &st.seqs, nil) })
 	readBalances := readBalancesSQL
 	if mode.lock {
 		readBalances = lockBalancesSQL
@@ -109,15 +112,15 @@ func readGroupState(ctx context.Context, conn *pgx.Conn, ops []*op, mode readMod
 		var id string
 		var bal balances
 		_, err := pgx.ForEachRow(rows, []any{&id, &bal.dp, &bal.cp, &bal.dpe, &bal.cpe}, func() error {
-			*st.balances[id] = bal
+			st.balances[id] = bal
 			st.read[id] = bal
 			return nil
 		})
 		return err
 	})
-	b.Queue(`SELECT now()`).QueryRow(func(row pgx.Row) error { return row.Scan(&st.now) })
 	// Separate lookups rather than one with OR, so each uses its own index.
 	if mode.checkExisting {
+		st.existing = make(map[string][]byte, len(ids))
 		b.Queue(`SELECT id, content_hash FROM ledger_transfers WHERE id = ANY($1)`, ids).Query(func(rows pgx.Rows) error {
 			var id string
 			var hash []byte
@@ -129,6 +132,7 @@ func readGroupState(ctx context.Context, conn *pgx.Conn, ops []*op, mode readMod
 		})
 	}
 	if len(pendings) > 0 {
+		st.resolvedBy = make(map[int64]kind, len(pendings))
 		b.Queue(`SELECT pending_seq, kind FROM ledger_transfers WHERE pending_seq = ANY($1)`, pendings).Query(func(rows pgx.Rows) error {
 			var seq int64
 			var k kind
@@ -140,6 +144,7 @@ func readGroupState(ctx context.Context, conn *pgx.Conn, ops []*op, mode readMod
 		})
 	}
 	if len(reversals) > 0 {
+		st.reversed = make(map[int64]bool, len(reversals))
 		b.Queue(`SELECT reverses_seq FROM ledger_transfers WHERE reverses_seq = ANY($1)`, reversals).Query(func(rows pgx.Rows) error {
 			var seq int64
 			_, err := pgx.ForEachRow(rows, []any{&seq}, func() error {
@@ -149,12 +154,6 @@ func readGroupState(ctx context.Context, conn *pgx.Conn, ops []*op, mode readMod
 			return err
 		})
 	}
-	// Numbers for every op, whether or not it is written: gaps are harmless.
-	b.Queue(`SELECT nextval('ledger_transfers_seq') FROM generate_series(1, $1)`, len(ops)).Query(func(rows pgx.Rows) error {
-		var err error
-		st.seqs, err = pgx.CollectRows(rows, pgx.RowTo[int64])
-		return err
-	})
 	if err := conn.SendBatch(ctx, b).Close(); err != nil {
 		return nil, fmt.Errorf("read group state: %w", err)
 	}
@@ -240,12 +239,17 @@ func (st *groupState) decide(o *op) error {
 // accounts are not read: the database refuses a column that would overflow
 // int64, which fails the group and isolates the culprit.
 func (st *groupState) applyDeltas(o *op) error {
-	next := make([]balances, len(o.deltas))
+	var buf [PostingsMax]balances // on the stack for any transfer of valid shape
+	next := buf[:0]
+	if len(o.deltas) > len(buf) {
+		next = make([]balances, 0, len(o.deltas))
+	}
+	next = next[:len(o.deltas)]
 	for i, d := range o.deltas {
 		if !d.acct.noOverdraft {
 			continue
 		}
-		b := *st.balances[d.acct.id]
+		b := st.balances[d.acct.id]
 		var ok [4]bool
 		b.dp, ok[0] = addChecked(b.dp, d.dp)
 		b.cp, ok[1] = addChecked(b.cp, d.cp)
@@ -266,7 +270,7 @@ func (st *groupState) applyDeltas(o *op) error {
 	}
 	for i, d := range o.deltas {
 		if d.acct.noOverdraft {
-			*st.balances[d.acct.id] = next[i]
+			st.balances[d.acct.id] = next[i]
 		}
 	}
 	return nil
@@ -293,24 +297,31 @@ func sub(a, b int64) int64 {
 	return s
 }
 
-// plannerSettingsSQL fixes how the group's statements are planned, for this
+// groupStartSQL opens a group's reads with one statement instead of three:
+// the transaction's time (every transfer of the group is created at it),
+// sequence numbers for every op, whether or not it is written (gaps are
+// harmless), and, as a third column, the planner settings that follow it.
+const groupStartSQL = `SELECT now(), ARRAY(SELECT nextval('ledger_transfers_seq') FROM generate_series(1, $1)), `
+
+// plannerSettings fixes how the group's statements are planned, for this
 // transaction only. Planning them anew for every group (with their large
 // array parameters) cost more than executing them, so they use one generic
 // plan each. A generic plan is made once, perhaps while a table is tiny, and
 // kept; with sequential scans and hash or merge joins off it cannot settle
 // on scanning a table that later grows. Every statement of a group reaches
-// its rows through an index.
-const plannerSettingsSQL = `SELECT set_config('plan_cache_mode', 'force_generic_plan', true),
+// its rows through an index. The settings take effect from the statements
+// after the one that makes them.
+const plannerSettings = `ARRAY[set_config('plan_cache_mode', 'force_generic_plan', true),
 	set_config('enable_seqscan', 'off', true), set_config('enable_hashjoin', 'off', true),
-	set_config('enable_mergejoin', 'off', true)`
+	set_config('enable_mergejoin', 'off', true)]`
 
-// citusPlannerSettingsSQL is plannerSettingsSQL for a Citus coordinator,
+// citusPlannerSettings is plannerSettings for a Citus coordinator,
 // which cannot make a distributed plan for the group's writes to reference
 // and distributed tables from a generic plan ("could not create distributed
 // plan"): there the statements are planned for their parameters, as every
 // other statement of minipay is.
-const citusPlannerSettingsSQL = `SELECT set_config('enable_seqscan', 'off', true),
-	set_config('enable_hashjoin', 'off', true), set_config('enable_mergejoin', 'off', true)`
+const citusPlannerSettings = `ARRAY[set_config('enable_seqscan', 'off', true),
+	set_config('enable_hashjoin', 'off', true), set_config('enable_mergejoin', 'off', true)]`
 
 // The balances of a group's no_overdraft accounts: read, or locked and read.
 const (
@@ -362,7 +373,7 @@ const (
 
 // writeGroup writes the transfers, postings and balance changes of the ops
 // at the written indexes, then their attached statements, in one pipelined
-// round trip, after two COPY round trips for the transfers and postings of
+// round trip, after one COPY round trip for the transfers and postings of
 // a group of copyMin or more (0: never). failed lists the ops whose
 // attached statements failed.
 func writeGroup(ctx context.Context, conn *pgx.Conn, st *groupState, ops []*op, written []int, res []opResult, shard int16, copyMin int) (failed []int, committed bool, err error) {
@@ -599,7 +610,8 @@ type groupWrite struct {
 
 func newGroupWrite(st *groupState, ops []*op, written []int) *groupWrite {
 	w := &groupWrite{now: st.now}
-	sums := make(map[int64]*balances)
+	w.grow(len(written), countPostings(ops, written))
+	sums := make(map[int64]balances, len(st.balances)+8)
 	var guarded, open []accountMeta
 	for _, i := range written {
 		o := ops[i]
@@ -610,10 +622,8 @@ func newGroupWrite(st *groupState, ops []*op, written []int) *groupWrite {
 			w.pIdx = append(w.pIdx, int16(j))
 			w.pAccount = append(w.pAccount, d.acct.seq)
 			w.pDP, w.pCP, w.pDPE, w.pCPE = append(w.pDP, d.dp), append(w.pCP, d.cp), append(w.pDPE, d.dpe), append(w.pCPE, d.cpe)
-			s := sums[d.acct.seq]
-			if s == nil {
-				s = &balances{}
-				sums[d.acct.seq] = s
+			s, seen := sums[d.acct.seq]
+			if !seen {
 				if d.acct.noOverdraft {
 					guarded = append(guarded, d.acct)
 				} else {
@@ -623,9 +633,13 @@ func newGroupWrite(st *groupState, ops []*op, written []int) *groupWrite {
 			// Sums of open accounts may wrap only where the database would
 			// refuse the result anyway; guarded ones were checked by apply.
 			s.dp, s.cp, s.dpe, s.cpe = s.dp+d.dp, s.cp+d.cp, s.dpe+d.dpe, s.cpe+d.cpe
+			sums[d.acct.seq] = s
 		}
 	}
 	slices.SortFunc(guarded, func(a, b accountMeta) int { return strings.Compare(a.id, b.id) })
+	w.aID = make([]string, 0, len(guarded))
+	int64Columns(len(guarded), &w.aDP, &w.aCP, &w.aDPE, &w.aCPE, &w.aRDP, &w.aRCP, &w.aRDPE, &w.aRCPE)
+	int64Columns(len(open), &w.sSeq, &w.sDP, &w.sCP, &w.sDPE, &w.sCPE)
 	for _, a := range guarded {
 		s, r := sums[a.seq], st.read[a.id]
 		w.aID = append(w.aID, a.id)
@@ -638,6 +652,39 @@ func newGroupWrite(st *groupState, ops []*op, written []int) *groupWrite {
 		w.sDP, w.sCP, w.sDPE, w.sCPE = append(w.sDP, s.dp), append(w.sCP, s.cp), append(w.sDPE, s.dpe), append(w.sCPE, s.cpe)
 	}
 	return w
+}
+
+// countPostings returns how many postings the written ops have.
+func countPostings(ops []*op, written []int) int {
+	n := 0
+	for _, i := range written {
+		n += len(ops[i].deltas)
+	}
+	return n
+}
+
+// grow gives the transfer and posting columns room for a group's rows up
+// front: appending them one by one regrew and copied every column several
+// times per group.
+func (w *groupWrite) grow(transfers, postings int) {
+	w.tSeq = make([]int64, 0, transfers)
+	w.tID, w.tCode, w.tKind = make([]string, 0, transfers), make([]string, 0, transfers), make([]string, 0, transfers)
+	w.tPendingSeq, w.tReversesSeq = make([]*int64, 0, transfers), make([]*int64, 0, transfers)
+	w.tExpires = make([]*time.Time, 0, transfers)
+	w.tHash = make([][]byte, 0, transfers)
+	w.tMetadata = make([]*string, 0, transfers)
+	int64Columns(postings, &w.pTransfer, &w.pAccount, &w.pDP, &w.pCP, &w.pDPE, &w.pCPE)
+	w.pIdx = make([]int16, 0, postings)
+}
+
+// int64Columns makes each of cols an empty column with room for rows
+// values. They share one allocation, each capped at its own part, so that
+// appending to one can never spill into the next.
+func int64Columns(rows int, cols ...*[]int64) {
+	all := make([]int64, rows*len(cols))
+	for k, c := range cols {
+		*c = all[k*rows : k*rows : (k+1)*rows]
+	}
 }
 
 func (w *groupWrite) addTransfer(o *op, seq int64) {

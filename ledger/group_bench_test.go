@@ -3,6 +3,9 @@ package ledger
 import (
 	"context"
 	"fmt"
+	"strconv"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -128,4 +131,80 @@ func cpuNow(b *testing.B, pool *pgxpool.Pool) (goCPU, dbCPU time.Duration) {
 		dbCPU += d
 	}
 	return goCPU, dbCPU
+}
+
+// BenchmarkPost measures Post end to end, the poster included: clients
+// goroutines post the benchmark's mix (a refund, a payment, a payment with
+// a fee to the hot fee account) back to back. One op is one transfer, so
+// -benchmem gives the allocations per transfer; CPU per transfer is
+// reported for this process and the database's backends.
+func BenchmarkPost(b *testing.B) {
+	for _, clients := range []int{64, 512} {
+		b.Run(fmt.Sprintf("clients=%d", clients), func(b *testing.B) { benchPost(b, clients) })
+	}
+}
+
+func benchPost(b *testing.B, clients int) {
+	db := testdb.New(b)
+	var sizes, groups atomic.Int64
+	l := New(db.Pool, Options{Observe: func(s BatchStats) { sizes.Add(int64(s.Ops)); groups.Add(1) }})
+	defer l.Close()
+	ctx := context.Background()
+	bank, _ := l.CreateAccount(ctx, AccountSpec{Code: "bank", Currency: "CNY", NormalBalance: DebitNormal})
+	fee, _ := l.CreateAccount(ctx, AccountSpec{Code: "fee", Currency: "CNY", NormalBalance: CreditNormal})
+	var wallets, merchants []string
+	for i := 0; i < 2000; i++ {
+		w, _ := l.CreateAccount(ctx, AccountSpec{Code: fmt.Sprintf("w%d", i), Currency: "CNY", NormalBalance: CreditNormal, NoOverdraft: true})
+		if _, err := l.Post(ctx, Transfer{ID: fmt.Sprintf("f%d", i), Code: "topup", Postings: []Posting{{Account: bank.ID, Debit: 1e12}, {Account: w.ID, Credit: 1e12}}}); err != nil {
+			b.Fatal(err)
+		}
+		wallets = append(wallets, w.ID)
+	}
+	for i := 0; i < 100; i++ {
+		m, _ := l.CreateAccount(ctx, AccountSpec{Code: fmt.Sprintf("m%d", i), Currency: "CNY", NormalBalance: CreditNormal})
+		merchants = append(merchants, m.ID)
+	}
+	transfer := func(n int) Transfer {
+		w, m := wallets[(n*7)%len(wallets)], merchants[n%len(merchants)]
+		id := "t" + strconv.Itoa(n)
+		switch n % 3 {
+		case 0:
+			return Transfer{ID: id, Code: "refund", Postings: []Posting{{Account: m, Debit: 100}, {Account: w, Credit: 100}}}
+		case 1:
+			return Transfer{ID: id, Code: "payment", Postings: []Posting{{Account: w, Debit: 100}, {Account: m, Credit: 100}}}
+		default:
+			return Transfer{ID: id, Code: "payment", Postings: []Posting{{Account: w, Debit: 100}, {Account: m, Credit: 97}, {Account: fee.ID, Credit: 3}}}
+		}
+	}
+	sizes.Store(0)
+	groups.Store(0)
+	go0, db0 := cpuNow(b, db.Pool)
+	b.ResetTimer()
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for c := 0; c < clients; c++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				n := int(next.Add(1) - 1)
+				if n >= b.N {
+					return
+				}
+				if _, err := l.Post(ctx, transfer(n)); err != nil {
+					b.Error(err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	b.StopTimer()
+	go1, db1 := cpuNow(b, db.Pool)
+	per := func(d time.Duration) float64 { return float64(d.Nanoseconds()) / 1000 / float64(b.N) }
+	b.ReportMetric(per(db1-db0), "db-cpu-µs/transfer")
+	b.ReportMetric(per(go1-go0), "go-cpu-µs/transfer")
+	if g := groups.Load(); g > 0 {
+		b.ReportMetric(float64(sizes.Load())/float64(g), "transfers/group")
+	}
 }

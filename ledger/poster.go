@@ -243,31 +243,48 @@ func (p *poster) fill(queue chan *op, batch []*op) []*op {
 // transfer, same reversed transfer): the later one then sees the earlier
 // one's committed result, which keeps each group free of conflicts.
 func (p *poster) admit(batch []*op) (live, carry []*op) {
-	seen := make(map[string]bool, len(batch))
+	seen := make(map[admitKey]struct{}, len(batch))
+	live = make([]*op, 0, len(batch))
 	for _, o := range batch {
 		if err := o.ctx.Err(); err != nil {
 			o.finish(opResult{err: err})
 			continue
 		}
-		keys := [3]string{"id:" + o.id, "", ""}
-		if o.pendingID != "" {
-			keys[1] = "pending:" + o.pendingID
-		}
-		if o.reversesID != "" {
-			keys[2] = "reverses:" + o.reversesID
-		}
-		if seen[keys[0]] || keys[1] != "" && seen[keys[1]] || keys[2] != "" && seen[keys[2]] {
+		keys := [3]admitKey{{'i', o.id}, {'p', o.pendingID}, {'r', o.reversesID}}
+		if collides(seen, keys) {
 			carry = append(carry, o)
 			continue
 		}
 		for _, k := range keys {
-			if k != "" {
-				seen[k] = true
+			if k.name != "" {
+				seen[k] = struct{}{}
 			}
 		}
 		live = append(live, o)
 	}
 	return live, carry
+}
+
+// admitKey is a name an op claims in its group: its id, the pending
+// transfer it resolves or the transfer it reverses, told apart by kind. A
+// struct rather than a prefixed string, so that admitting an op allocates
+// nothing.
+type admitKey struct {
+	kind byte
+	name string
+}
+
+// collides reports whether any of keys (empty names aside) is in seen.
+func collides(seen map[admitKey]struct{}, keys [3]admitKey) bool {
+	for _, k := range keys {
+		if k.name == "" {
+			continue
+		}
+		if _, ok := seen[k]; ok {
+			return true
+		}
+	}
+	return false
 }
 
 // retriesMax bounds how often a group is retried after a conflict with

@@ -195,12 +195,13 @@ func (t *Transfer) validateShape() error {
 		return fieldErr("postings", fmt.Errorf("%w: a transfer has 2–%d postings, got %d", ErrTransferInvalid, PostingsMax, len(t.Postings)))
 	}
 	for i, p := range t.Postings {
-		field := fmt.Sprintf("postings[%d]", i)
+		// The field's name is formatted only for a refusal: every transfer
+		// passes through here.
 		switch {
 		case p.Debit < 0 || p.Credit < 0:
-			return fieldErr(field, ErrAmountNotPositive)
+			return fieldErr(fmt.Sprintf("postings[%d]", i), ErrAmountNotPositive)
 		case (p.Debit == 0) == (p.Credit == 0):
-			return fieldErr(field, fmt.Errorf("%w: a posting has exactly one of debit and credit, greater than zero", ErrTransferInvalid))
+			return fieldErr(fmt.Sprintf("postings[%d]", i), fmt.Errorf("%w: a posting has exactly one of debit and credit, greater than zero", ErrTransferInvalid))
 		}
 	}
 	if t.Timeout < 0 || t.Timeout > TimeoutMax || t.Timeout%time.Second != 0 {
@@ -217,7 +218,8 @@ func (l *Ledger) prepare(ctx context.Context, t Transfer) (*op, error) {
 	if err := t.validateShape(); err != nil {
 		return nil, err
 	}
-	refs := make([]string, len(t.Postings))
+	var buf [PostingsMax]string // on the stack: validateShape bounds the postings
+	refs := buf[:len(t.Postings)]
 	for i, p := range t.Postings {
 		refs[i] = p.Account
 	}
@@ -322,19 +324,16 @@ func encodeMetadata(md map[string]string) (*string, error) {
 // told apart from a reused one. Accounts are hashed by id, so naming an
 // account by code or by id makes no difference.
 func contentHash(o *op, md map[string]string) []byte {
-	b := make([]byte, 0, 128+len(o.deltas)*(40+len(o.deltas[0].acct.id)))
-	str := func(s string) {
-		b = binary.BigEndian.AppendUint64(b, uint64(len(s)))
-		b = append(b, s...)
-	}
-	num := func(v int64) { b = binary.BigEndian.AppendUint64(b, uint64(v)) }
-	str("v1")
-	str(string(o.kind))
-	str(o.code)
-	str(o.pendingID)
-	str(o.reversesID)
-	num(int64(o.expiresIn))
-	num(int64(len(md)))
+	// Most transfers fit the buffer on the stack; larger ones (many
+	// postings, metadata) grow it on the heap.
+	var buf [512]byte
+	b := appendHashString(buf[:0], "v1")
+	b = appendHashString(b, string(o.kind))
+	b = appendHashString(b, o.code)
+	b = appendHashString(b, o.pendingID)
+	b = appendHashString(b, o.reversesID)
+	b = binary.BigEndian.AppendUint64(b, uint64(o.expiresIn))
+	b = binary.BigEndian.AppendUint64(b, uint64(len(md)))
 	if len(md) > 0 {
 		keys := make([]string, 0, len(md))
 		for k := range md {
@@ -342,20 +341,27 @@ func contentHash(o *op, md map[string]string) []byte {
 		}
 		sort.Strings(keys)
 		for _, k := range keys {
-			str(k)
-			str(md[k])
+			b = appendHashString(b, k)
+			b = appendHashString(b, md[k])
 		}
 	}
-	num(int64(len(o.deltas)))
+	b = binary.BigEndian.AppendUint64(b, uint64(len(o.deltas)))
 	for _, d := range o.deltas {
-		str(d.acct.id)
-		num(d.dp)
-		num(d.cp)
-		num(d.dpe)
-		num(d.cpe)
+		b = appendHashString(b, d.acct.id)
+		b = binary.BigEndian.AppendUint64(b, uint64(d.dp))
+		b = binary.BigEndian.AppendUint64(b, uint64(d.cp))
+		b = binary.BigEndian.AppendUint64(b, uint64(d.dpe))
+		b = binary.BigEndian.AppendUint64(b, uint64(d.cpe))
 	}
 	sum := sha256.Sum256(b)
 	return sum[:]
+}
+
+// appendHashString appends s to a content hash's input, length first, so
+// that no two sequences of strings encode alike.
+func appendHashString(b []byte, s string) []byte {
+	b = binary.BigEndian.AppendUint64(b, uint64(len(s)))
+	return append(b, s...)
 }
 
 // GetTransfer returns the transfer with the given id and its current status.
