@@ -93,6 +93,9 @@ type Session struct {
 	Version           int
 
 	requestHash []byte // the fingerprint of the request that made it, when keyed
+	// freshID: the id was made here (id.New), not derived from an
+	// idempotency key, so no other request can have created it.
+	freshID bool
 }
 
 // CreateParams are the parameters of a new session. Exactly one of Amount
@@ -170,7 +173,7 @@ func (s *Service) newSession(appID, devID string, p CreateParams) (Session, erro
 		requestHash: p.RequestHash,
 	}
 	if sess.ID == "" {
-		sess.ID = id.New("cs")
+		sess.ID, sess.freshID = id.New("cs"), true
 	}
 	if sess.CaptureMethod == "" {
 		sess.CaptureMethod = CaptureAutomatic
