@@ -96,6 +96,10 @@ type Session struct {
 	// freshID: the id was made here (id.New), not derived from an
 	// idempotency key, so no other request can have created it.
 	freshID bool
+	// public is Public() as JSON, when it was encoded already (a confirm
+	// encodes it for its event): PublicJSON returns it as it is. Only the
+	// session Confirm returns carries it; nothing changes that one after.
+	public json.RawMessage
 }
 
 // CreateParams are the parameters of a new session. Exactly one of Amount
