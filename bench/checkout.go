@@ -202,6 +202,9 @@ func benchCheckout(ctx context.Context, o Options) (*Result, error) {
 	load := func(ctx context.Context, tag string, rate float64, d, limit time.Duration) (openRun, error) {
 		ws := newWires(c.base, o.Senders)
 		defer ws.close()
+		if err := ws.dial(ctx, time.Now().Add(d+openLoopGrace)); err != nil {
+			return openRun{}, err
+		}
 		return openLoop(ctx, rate, d, o.Senders, limit, func(ctx context.Context, s int, i int64) error {
 			return oneCheckout(ctx, ws[s], keys[s%len(keys)], fmt.Sprintf("bench_user_%d", s), tag, int(i))
 		})
