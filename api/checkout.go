@@ -93,7 +93,11 @@ func (s *Server) confirm(r *http.Request) (int, any, error) {
 	if err != nil {
 		return 0, nil, err
 	}
-	return http.StatusOK, sess.Public(), nil
+	body, err := sess.PublicJSON() // as its event carries it, encoded once
+	if err != nil {
+		return 0, nil, err
+	}
+	return http.StatusOK, body, nil
 }
 
 func (s *Server) createSession(r *http.Request) (int, any, error) {

@@ -176,10 +176,18 @@ func jsonTypeName(kind string) string {
 	}
 }
 
-// writeJSON writes v with status.
+var newline = []byte("\n")
+
+// writeJSON writes v with status. A json.RawMessage is written as it is:
+// it was encoded as this function would have (checkout.Session.PublicJSON).
 func writeJSON(w http.ResponseWriter, status int, v any) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
+	if raw, ok := v.(json.RawMessage); ok {
+		_, _ = w.Write(raw)
+		_, _ = w.Write(newline) // as json.Encoder ends every value
+		return
+	}
 	enc := json.NewEncoder(w)
 	enc.SetEscapeHTML(false)
 	_ = enc.Encode(v)

@@ -52,6 +52,11 @@ func (r openRun) point(limit time.Duration) point {
 	return pt
 }
 
+// openLoopGrace is how long operations still in flight when an open
+// loop's schedule ends have to be answered; a system that takes longer has
+// failed anyway.
+const openLoopGrace = 30 * time.Second
+
 // openLoop offers rate operations per second for d, at most senders of
 // them in flight (each op gets the number of its sender's slot and its own
 // sequence number). An operation due while every slot is taken waits for
@@ -65,9 +70,7 @@ func openLoop(ctx context.Context, rate float64, d time.Duration, senders int, l
 	if run.planned <= 0 {
 		return run, fmt.Errorf("open loop: rate %.1f/s for %s sends nothing", rate, d)
 	}
-	// Operations still in flight when the schedule ends have this long to
-	// be answered; a system that takes longer has failed anyway.
-	ctx, cancel := context.WithTimeout(ctx, d+30*time.Second)
+	ctx, cancel := context.WithTimeout(ctx, d+openLoopGrace)
 	defer cancel()
 	interval := float64(time.Second) / rate
 	lateMax := run.planned / 100
@@ -138,7 +141,7 @@ func openLoop(ctx context.Context, rate float64, d time.Duration, senders int, l
 	}
 	if err := ctx.Err(); err != nil && run.done < run.planned && !run.aborted {
 		return run, fmt.Errorf("open loop at %.0f/s: %d of %d operations unanswered after %s: %w",
-			rate, run.planned-run.done, run.planned, d+30*time.Second, err)
+			rate, run.planned-run.done, run.planned, d+openLoopGrace, err)
 	}
 	return run, nil
 }

@@ -34,7 +34,8 @@ func newWire(baseURL string) *wire {
 // until the next call. A status other than want is an error.
 func (w *wire) post(ctx context.Context, path, key string, body []byte, want int) ([]byte, error) {
 	if w.conn == nil {
-		if err := w.dial(ctx); err != nil {
+		deadline, _ := ctx.Deadline()
+		if err := w.dial(ctx, deadline); err != nil {
 			return nil, err
 		}
 	}
@@ -72,15 +73,16 @@ func (w *wire) post(ctx context.Context, path, key string, body []byte, want int
 	return w.body, nil
 }
 
-// dial connects. Reads and writes end a little after ctx does, so that a
-// request in flight when the run ends is answered rather than cut off.
-func (w *wire) dial(ctx context.Context) error {
+// dial connects. Reads and writes end a little after deadline (the run's
+// end; none when zero), so that a request in flight when the run ends is
+// answered rather than cut off.
+func (w *wire) dial(ctx context.Context, deadline time.Time) error {
 	var d net.Dialer
 	conn, err := d.DialContext(ctx, "tcp", w.host)
 	if err != nil {
 		return err
 	}
-	if deadline, ok := ctx.Deadline(); ok {
+	if !deadline.IsZero() {
 		_ = conn.SetDeadline(deadline.Add(deadlineSlack))
 	}
 	w.conn, w.br = conn, bufio.NewReaderSize(conn, 8<<10)
@@ -113,6 +115,22 @@ func newWires(baseURL string, n int) wires {
 		ws[i] = newWire(baseURL)
 	}
 	return ws
+}
+
+// dial connects every wire before a run whose operations end by
+// deadline. An open loop's senders would otherwise each connect inside
+// their first operation: hundreds of connections made at the start of the
+// schedule, their cost counted in the first operations' latencies and
+// taken from the server's cores just as the offered rate arrives. A load
+// generator's connections are open before it measures, as a backend's
+// are before its traffic comes.
+func (ws wires) dial(ctx context.Context, deadline time.Time) error {
+	for _, w := range ws {
+		if err := w.dial(ctx, deadline); err != nil {
+			return fmt.Errorf("connect: %w", err)
+		}
+	}
+	return nil
 }
 
 func (ws wires) close() {

@@ -137,7 +137,13 @@ func (s *Service) payment(ctx context.Context, sess Session, userID string) (led
 	if !manual {
 		stmts = append(stmts, s.payments.Record(ctx, paymentOf(next, fee))...)
 	}
-	ev, err := eventRow(sessionEvent(webhooks.CheckoutSessionCompleted, next))
+	// The event and the confirm's answer carry the same object: encode it
+	// once.
+	if next.public, err = encodeObject(next.Public()); err != nil {
+		return ledger.Transfer{}, nil, Session{}, fmt.Errorf("encode session %s: %w", sess.ID, err)
+	}
+	ev, err := eventRow(webhooks.Event{Type: webhooks.CheckoutSessionCompleted, DeveloperID: next.DeveloperID,
+		AppID: next.AppID, Object: next.public, ObjectID: next.ID, ObjectVersion: next.Version})
 	if err != nil {
 		return ledger.Transfer{}, nil, Session{}, err
 	}

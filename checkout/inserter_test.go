@@ -94,3 +94,53 @@ func TestInserterClose(t *testing.T) {
 	}
 	w.close() // twice is fine
 }
+
+// TestInserterFreshIDs writes sessions whose ids were made here, which
+// skip ON CONFLICT, together with keyed ones in the same groups: each is
+// created and told so, and a fresh id that collides all the same (it
+// cannot by chance) is never told it was created (an error, or not
+// inserted when its group took the keyed path).
+func TestInserterFreshIDs(t *testing.T) {
+	db := testdb.New(t)
+	w := newInserter(db.Pool)
+	defer w.close()
+	ctx := context.Background()
+	if ok, err := w.insert(ctx, testSession("cs_taken", 100)); err != nil || !ok {
+		t.Fatalf("keyed insert: %v %v", ok, err)
+	}
+	const n = 100
+	var wg sync.WaitGroup
+	errs := make(chan error, n+1)
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			sess := testSession(fmt.Sprintf("cs_fresh_%03d", i), 100)
+			sess.freshID = i%4 != 0 // some keyed ones among them
+			if ok, err := w.insert(ctx, sess); err != nil || !ok {
+				errs <- fmt.Errorf("%s: %v %v", sess.ID, ok, err)
+			}
+		}()
+	}
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		dup := testSession("cs_taken", 100)
+		dup.freshID = true
+		if ok, err := w.insert(ctx, dup); ok {
+			errs <- fmt.Errorf("a fresh id that exists was told it was created (err %v)", err)
+		}
+	}()
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	var rows int
+	if err := db.Pool.QueryRow(ctx, `SELECT count(*) FROM checkout_sessions WHERE id LIKE 'cs_fresh_%'`).Scan(&rows); err != nil {
+		t.Fatal(err)
+	}
+	if rows != n {
+		t.Fatalf("%d sessions stored, want %d", rows, n)
+	}
+}

@@ -1,6 +1,8 @@
 package checkout
 
 import (
+	"bytes"
+	"encoding/json"
 	"time"
 
 	"github.com/minipay/minipay"
@@ -88,6 +90,27 @@ func (s Session) Public() SessionObject {
 			AmountTotal: f(it.UnitAmount * it.Quantity)})
 	}
 	return o
+}
+
+// PublicJSON is Public() encoded as the API encodes its answers (no HTML
+// escaping, no trailing newline). A session a confirm returns carries the
+// bytes its event was written with, so the answer costs no second encoding.
+func (s Session) PublicJSON() (json.RawMessage, error) {
+	if s.public != nil {
+		return s.public, nil
+	}
+	return encodeObject(s.Public())
+}
+
+// encodeObject encodes v as the API does.
+func encodeObject(v any) (json.RawMessage, error) {
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
+		return nil, err
+	}
+	return bytes.TrimSuffix(b.Bytes(), []byte("\n")), nil
 }
 
 // HostSessionObject is a session as the host's payment sheet reads it:

@@ -93,6 +93,13 @@ type Session struct {
 	Version           int
 
 	requestHash []byte // the fingerprint of the request that made it, when keyed
+	// freshID: the id was made here (id.New), not derived from an
+	// idempotency key, so no other request can have created it.
+	freshID bool
+	// public is Public() as JSON, when it was encoded already (a confirm
+	// encodes it for its event): PublicJSON returns it as it is. Only the
+	// session Confirm returns carries it; nothing changes that one after.
+	public json.RawMessage
 }
 
 // CreateParams are the parameters of a new session. Exactly one of Amount
@@ -170,7 +177,7 @@ func (s *Service) newSession(appID, devID string, p CreateParams) (Session, erro
 		requestHash: p.RequestHash,
 	}
 	if sess.ID == "" {
-		sess.ID = id.New("cs")
+		sess.ID, sess.freshID = id.New("cs"), true
 	}
 	if sess.CaptureMethod == "" {
 		sess.CaptureMethod = CaptureAutomatic

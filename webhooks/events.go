@@ -102,7 +102,7 @@ func eventRow(e Event) ([]any, error) {
 	if e.ID == "" {
 		e.ID = id.New("evt")
 	}
-	data, err := json.Marshal(map[string]any{"object": e.Object})
+	data, err := eventData(e)
 	if err != nil {
 		return nil, fmt.Errorf("encode event %s: %w", e.Type, err)
 	}
@@ -111,6 +111,20 @@ func eventRow(e Event) ([]any, error) {
 		app = &e.AppID
 	}
 	return []any{e.ID, e.Type, e.DeveloperID, app, e.ObjectID, e.ObjectVersion, data}, nil
+}
+
+// eventData is the event's data column, {"object": …}. An object already
+// encoded (json.RawMessage, valid JSON: the database refuses other text) is
+// used as it is, so a caller that also answers with the object encodes it
+// once.
+func eventData(e Event) ([]byte, error) {
+	if raw, ok := e.Object.(json.RawMessage); ok {
+		data := make([]byte, 0, len(raw)+len(`{"object":}`))
+		data = append(data, `{"object":`...)
+		data = append(data, raw...)
+		return append(data, '}'), nil
+	}
+	return json.Marshal(map[string]any{"object": e.Object})
 }
 
 // Emit writes e to the outbox within tx.
