@@ -9,6 +9,7 @@ import (
 	"github.com/shopspring/decimal"
 
 	"github.com/minipay/minipay"
+	"github.com/minipay/minipay/internal/null"
 	"github.com/minipay/minipay/ledger"
 )
 
@@ -197,7 +198,7 @@ func (s *Server) createTransfer(r *http.Request) (int, any, error) {
 	}
 	amounts := make([]ledger.PostingAmounts, len(in.Postings))
 	for i, p := range in.Postings {
-		amounts[i] = ledger.PostingAmounts{Account: p.Account, Debit: deref(p.Debit), Credit: deref(p.Credit)}
+		amounts[i] = ledger.PostingAmounts{Account: p.Account, Debit: null.Value(p.Debit), Credit: null.Value(p.Credit)}
 	}
 	postings, err := s.Ledger.ParsePostings(r.Context(), amounts)
 	if err != nil {
@@ -214,13 +215,6 @@ func (s *Server) createTransfer(r *http.Request) (int, any, error) {
 		return 0, nil, err
 	}
 	return http.StatusCreated, transferOut(t), nil
-}
-
-func deref(s *string) string {
-	if s == nil {
-		return ""
-	}
-	return *s
 }
 
 func (s *Server) getTransfer(r *http.Request) (int, any, error) {

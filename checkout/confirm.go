@@ -11,6 +11,7 @@ import (
 	"github.com/minipay/minipay/apps"
 	"github.com/minipay/minipay/catalog"
 	"github.com/minipay/minipay/chart"
+	"github.com/minipay/minipay/internal/null"
 	"github.com/minipay/minipay/ledger"
 	"github.com/minipay/minipay/payments"
 	"github.com/minipay/minipay/webhooks"
@@ -124,8 +125,8 @@ func (s *Service) payment(ctx context.Context, sess Session, userID string) (led
 		capture(&next, opt, now)
 	}
 	complete := ledger.Statement{SQL: completeSessionsSQL, Row: true, Required: errStateChanged,
-		Args: []any{sess.ID, nullable(next.CaptureStatus), fee, next.OptionVersion, next.FeeBPS,
-			next.FeeFixed, userID, next.Customer, now, nullTime(next.HoldExpiresAt)}}
+		Args: []any{sess.ID, null.String(next.CaptureStatus), fee, next.OptionVersion, next.FeeBPS,
+			next.FeeFixed, userID, next.Customer, now, null.Time(next.HoldExpiresAt)}}
 	if s.citus(ctx) {
 		// One UPDATE of many sessions by unnest would go to every shard
 		// of checkout_sessions, taking their locks in turn; one per
@@ -182,13 +183,6 @@ func capture(sess *Session, opt catalog.Option, at time.Time) {
 	if opt.Refundable {
 		sess.RefundUntil = at.Add(opt.RefundWindow)
 	}
-}
-
-func nullTime(t time.Time) *time.Time {
-	if t.IsZero() {
-		return nil
-	}
-	return &t
 }
 
 // paymentOf is the payment sess makes when captured, with the fee fixed at

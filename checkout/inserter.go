@@ -12,6 +12,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/minipay/minipay/citus"
+	"github.com/minipay/minipay/internal/null"
 )
 
 // inserter writes new sessions in groups: sessions created at the same
@@ -172,13 +173,13 @@ func (w *inserter) insertGroup(ctx context.Context, group []*insertReq) (map[str
 		keyed = keyed || !s.freshID
 		ids[i], apps[i], devs[i], captures[i], currencies[i], options[i], secrets[i] =
 			s.ID, s.AppID, s.DeveloperID, s.CaptureMethod, s.Currency, s.Option, s.ClientSecret
-		refs[i], amounts[i], expires[i], created[i] = nullable(s.ClientReferenceID), s.AmountTotal, s.ExpiresAt, s.Created
+		refs[i], amounts[i], expires[i], created[i] = null.String(s.ClientReferenceID), s.AmountTotal, s.ExpiresAt, s.Created
 		hashes[i] = s.requestHash
 		md, _ := json.Marshal(s.Metadata)
 		metadata[i] = string(md)
 		if len(s.LineItems) > 0 {
 			li, _ := json.Marshal(s.LineItems)
-			items[i] = nullable(string(li))
+			items[i] = null.String(string(li))
 		}
 	}
 	w.citusOnce.Do(func() {

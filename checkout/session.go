@@ -278,13 +278,6 @@ func (s *Service) checkGrants(options, currencies []string, sess Session) error 
 	return err
 }
 
-func nullable(s string) *string {
-	if s == "" {
-		return nil
-	}
-	return &s
-}
-
 // sessionColumns are a session's own columns (table alias s) and, after
 // capture, its payment's (alias p, joined by sessionFrom). Statements that
 // return a session they changed before capture use openSessionColumns.

@@ -292,13 +292,6 @@ func retry[T any](ctx context.Context, fn func() (T, error)) (T, error) {
 	return zero, ErrContention
 }
 
-func nullable(s string) *string {
-	if s == "" {
-		return nil
-	}
-	return &s
-}
-
 func later(a, b time.Time) time.Time {
 	if b.After(a) {
 		return b

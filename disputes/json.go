@@ -4,6 +4,7 @@ import (
 	"time"
 
 	"github.com/minipay/minipay"
+	"github.com/minipay/minipay/internal/null"
 	"github.com/minipay/minipay/ledger"
 )
 
@@ -42,8 +43,8 @@ func (d Dispute) Public() Object {
 	f := func(v int64) string { return ledger.FormatAmount(d.Currency, v) }
 	o := Object{ID: d.ID, Object: "dispute", Payment: d.PaymentID, App: d.AppID, Customer: d.Customer,
 		Amount: f(d.Amount), Currency: d.Currency, FeeRefunded: f(d.FeeRefunded), Reason: d.Reason,
-		Description: nullable(d.Description), Status: d.Status, EvidenceDueBy: minipay.Timestamp(d.EvidenceDueBy),
-		Outcome: nullable(d.Outcome), ClosedBy: nullable(d.ClosedBy), RespondedAt: optTime(d.RespondedAt),
+		Description: null.String(d.Description), Status: d.Status, EvidenceDueBy: minipay.Timestamp(d.EvidenceDueBy),
+		Outcome: null.String(d.Outcome), ClosedBy: null.String(d.ClosedBy), RespondedAt: optTime(d.RespondedAt),
 		ClosedAt: optTime(d.ClosedAt), Created: minipay.Timestamp(d.Created), Version: d.Version}
 	if d.Evidence != nil {
 		o.Evidence = &EvidenceObject{Text: d.Evidence.Text, Files: d.Evidence.Files}

@@ -14,6 +14,7 @@ import (
 	"github.com/minipay/minipay/chart"
 	"github.com/minipay/minipay/internal/id"
 	"github.com/minipay/minipay/internal/idempotency"
+	"github.com/minipay/minipay/internal/null"
 	"github.com/minipay/minipay/ledger"
 	"github.com/minipay/minipay/payments"
 	"github.com/minipay/minipay/settlement"
@@ -171,7 +172,7 @@ func openTransfer(pay payments.Payment, d Dispute) (ledger.Transfer, []ledger.St
 				description, status, evidence_due_by, created_at)
 			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)`,
 			Args: []any{d.ID, d.PaymentID, d.AppID, d.DeveloperID, d.UserID, d.Customer, d.Currency, d.Amount, d.Reason,
-				nullable(d.Description), d.Status, d.EvidenceDueBy, d.Created}},
+				null.String(d.Description), d.Status, d.EvidenceDueBy, d.Created}},
 		// Like a refund, the withdrawal matures with its payment, so one
 		// settlement run sees both.
 		balanceTxn(settlement.BalanceTxn{Type: settlement.TxnDispute, Amount: -d.Amount}, d, pay.AvailableOn),

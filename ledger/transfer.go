@@ -13,6 +13,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/minipay/minipay/internal/null"
 )
 
 // Status is the state of a transfer.
@@ -401,7 +402,7 @@ func getTransfer(ctx context.Context, q querier, id string) (Transfer, error) {
 	if err != nil {
 		return Transfer{}, fmt.Errorf("get transfer %s: %w", id, err)
 	}
-	t.PendingID, t.ReversesID, t.ResolvedBy = deref(pendingID), deref(reversesID), deref(resolvedBy)
+	t.PendingID, t.ReversesID, t.ResolvedBy = null.Value(pendingID), null.Value(reversesID), null.Value(resolvedBy)
 	if expires != nil {
 		t.ExpiresAt = *expires
 	}
@@ -461,13 +462,6 @@ func transferPostings(ctx context.Context, q querier, seq int64, k kind) ([]Post
 		return nil, fmt.Errorf("postings of transfer %d: %w", seq, err)
 	}
 	return out, nil
-}
-
-func deref(s *string) string {
-	if s == nil {
-		return ""
-	}
-	return *s
 }
 
 // transferFromOp renders an op the poster has just written.

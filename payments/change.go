@@ -3,6 +3,7 @@ package payments
 import (
 	"time"
 
+	"github.com/minipay/minipay/internal/null"
 	"github.com/minipay/minipay/ledger"
 )
 
@@ -35,7 +36,7 @@ const changeSQL = `UPDATE payments SET amount_refunded = amount_refunded + $2, f
 func change(pay Payment, d totalsDelta, refundBy time.Time) ledger.Statement {
 	return ledger.Statement{SQL: changeSQL,
 		Args: []any{pay.ID, d.refunded, d.feeRefunded, d.disputed, pay.AmountRefunded, pay.FeeRefunded, pay.AmountDisputed,
-			nullTime(refundBy)},
+			null.Time(refundBy)},
 		Check: ledger.ExpectRows(1, ErrStateChanged)}
 }
 

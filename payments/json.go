@@ -2,6 +2,7 @@ package payments
 
 import (
 	"github.com/minipay/minipay"
+	"github.com/minipay/minipay/internal/null"
 	"github.com/minipay/minipay/ledger"
 )
 
@@ -31,7 +32,7 @@ func (r Refund) Public() RefundObject {
 	}
 	o := RefundObject{ID: r.ID, Object: "refund", App: r.AppID,
 		Amount: ledger.FormatAmount(r.Currency, r.Amount), FeeRefunded: ledger.FormatAmount(r.Currency, r.FeeRefunded),
-		Currency: r.Currency, Status: r.Status, Reason: nullable(r.Reason), Metadata: md, Created: minipay.Timestamp(r.Created), Version: 1}
+		Currency: r.Currency, Status: r.Status, Reason: null.String(r.Reason), Metadata: md, Created: minipay.Timestamp(r.Created), Version: 1}
 	if KindOf(r.PaymentID) == KindInvoice {
 		o.Invoice = &r.PaymentID
 	} else {

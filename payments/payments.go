@@ -25,6 +25,7 @@ import (
 	"github.com/minipay/minipay"
 	"github.com/minipay/minipay/chart"
 	"github.com/minipay/minipay/citus"
+	"github.com/minipay/minipay/internal/null"
 	"github.com/minipay/minipay/ledger"
 	"github.com/minipay/minipay/settlement"
 )
@@ -191,8 +192,8 @@ func record(p Payment) []ledger.Statement {
 	}
 	md, _ := json.Marshal(p.Metadata) // a map of strings always encodes
 	row := []any{p.ID, p.AppID, p.DeveloperID, p.UserID, p.Customer, p.Currency, p.Amount, p.Fee,
-		p.Rule.Option, p.Rule.OptionVersion, p.Rule.BPS, p.Rule.Fixed, nullable(p.ClientReferenceID), string(md),
-		nullTime(p.RefundUntil), p.AvailableOn, p.CapturedAt}
+		p.Rule.Option, p.Rule.OptionVersion, p.Rule.BPS, p.Rule.Fixed, null.String(p.ClientReferenceID), string(md),
+		null.Time(p.RefundUntil), p.AvailableOn, p.CapturedAt}
 	sql, txn := settlement.InsertBalanceTxnRow(settlement.BalanceTxn{
 		DeveloperID: p.DeveloperID, AppID: p.AppID, Type: settlement.TxnPayment, Currency: p.Currency,
 		Amount: p.Amount, Fee: p.Fee, SourceID: p.ID, PaymentID: p.ID, AvailableOn: p.AvailableOn,
@@ -343,7 +344,7 @@ func (s *Service) List(ctx context.Context, f Filter) ([]Payment, bool, error) {
 	rows, err := s.db.Query(ctx, `SELECT `+Columns+` FROM payments p WHERE `+filterSQL+`
 		  AND ($6 = '' OR (p.captured_at, p.id) < (SELECT captured_at, id FROM payments WHERE id = $6 AND app_id = $1))
 		ORDER BY p.captured_at DESC, p.id DESC LIMIT $7`,
-		f.AppID, kindPrefix(f.Kind), f.Status, nullTime(f.CapturedFrom), nullTime(f.CapturedTo), f.StartingAfter, f.Limit+1)
+		f.AppID, kindPrefix(f.Kind), f.Status, null.Time(f.CapturedFrom), null.Time(f.CapturedTo), f.StartingAfter, f.Limit+1)
 	if err != nil {
 		return nil, false, fmt.Errorf("list payments: %w", err)
 	}
@@ -390,7 +391,7 @@ func (s *Service) Sum(ctx context.Context, f Filter) ([]Totals, error) {
 	rows, err := s.db.Query(ctx, `SELECT p.currency, count(*), sum(p.amount)::int8, sum(p.fee)::int8,
 			sum(p.amount_refunded)::int8, sum(p.fee_refunded)::int8
 		FROM payments p WHERE `+filterSQL+` GROUP BY p.currency ORDER BY p.currency`,
-		f.AppID, kindPrefix(f.Kind), f.Status, nullTime(f.CapturedFrom), nullTime(f.CapturedTo))
+		f.AppID, kindPrefix(f.Kind), f.Status, null.Time(f.CapturedFrom), null.Time(f.CapturedTo))
 	if err != nil {
 		return nil, fmt.Errorf("sum payments: %w", err)
 	}
@@ -409,18 +410,4 @@ func kindPrefix(kind string) string {
 		return "in_"
 	}
 	return ""
-}
-
-func nullable(s string) *string {
-	if s == "" {
-		return nil
-	}
-	return &s
-}
-
-func nullTime(t time.Time) *time.Time {
-	if t.IsZero() {
-		return nil
-	}
-	return &t
 }

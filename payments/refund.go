@@ -17,6 +17,7 @@ import (
 	"github.com/minipay/minipay/chart"
 	"github.com/minipay/minipay/internal/id"
 	"github.com/minipay/minipay/internal/idempotency"
+	"github.com/minipay/minipay/internal/null"
 	"github.com/minipay/minipay/ledger"
 	"github.com/minipay/minipay/settlement"
 	"github.com/minipay/minipay/webhooks"
@@ -220,7 +221,7 @@ func refundTransfer(pay Payment, r Refund, requestHash []byte, now time.Time) (l
 		change(pay, totalsDelta{refunded: r.Amount, feeRefunded: r.FeeRefunded}, now),
 		{SQL: `INSERT INTO refunds (id, payment_id, app_id, developer_id, currency, amount, fee_refunded, reason, status, metadata, created_at, request_hash)
 			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)`,
-			Args: []any{r.ID, r.PaymentID, r.AppID, r.DeveloperID, r.Currency, r.Amount, r.FeeRefunded, nullable(r.Reason), r.Status, rmd, r.Created, requestHash}},
+			Args: []any{r.ID, r.PaymentID, r.AppID, r.DeveloperID, r.Currency, r.Amount, r.FeeRefunded, null.String(r.Reason), r.Status, rmd, r.Created, requestHash}},
 	}
 	// A refund of a payment still in its holding period matures with it, so
 	// one settlement run sees both.

@@ -14,6 +14,7 @@ import (
 
 	"github.com/minipay/minipay"
 	"github.com/minipay/minipay/catalog"
+	"github.com/minipay/minipay/internal/null"
 	"github.com/minipay/minipay/ledger"
 	"github.com/minipay/minipay/payments"
 )
@@ -78,9 +79,9 @@ const insertInvoicesSQL = `
 	RETURNING id`
 
 func insertRow(inv Invoice) []any {
-	return []any{inv.ID, inv.SubscriptionID, inv.AppID, inv.DeveloperID, nullable(inv.TestClockID), inv.Amount, inv.Currency,
-		inv.Status, int32(inv.AttemptCount), nullTime(inv.NextPaymentAttempt), inv.PeriodStart, inv.PeriodEnd, inv.Fee,
-		inv.Created, nullTime(inv.PaidAt), int32(inv.Version)}
+	return []any{inv.ID, inv.SubscriptionID, inv.AppID, inv.DeveloperID, null.String(inv.TestClockID), inv.Amount, inv.Currency,
+		inv.Status, int32(inv.AttemptCount), null.Time(inv.NextPaymentAttempt), inv.PeriodStart, inv.PeriodEnd, inv.Fee,
+		inv.Created, null.Time(inv.PaidAt), int32(inv.Version)}
 }
 
 // saveInvoicesSQL writes invoices' changing columns, each only if it is
@@ -95,8 +96,8 @@ const saveInvoicesSQL = `
 	RETURNING i.id`
 
 func saveInvoiceRow(next Invoice) []any {
-	return []any{next.ID, next.Status, int32(next.AttemptCount), nullTime(next.NextPaymentAttempt), next.Fee,
-		nullTime(next.PaidAt), nullTime(next.VoidedAt), int32(next.Version)}
+	return []any{next.ID, next.Status, int32(next.AttemptCount), null.Time(next.NextPaymentAttempt), next.Fee,
+		null.Time(next.PaidAt), null.Time(next.VoidedAt), int32(next.Version)}
 }
 
 const invoiceColumns = `i.id, i.subscription_id, i.app_id, i.developer_id, i.test_clock_id, i.amount, i.currency, i.status,
@@ -122,8 +123,8 @@ func (x *invoiceScan) dest() []any {
 
 func (x *invoiceScan) finish() Invoice {
 	inv := x.inv
-	inv.TestClockID, inv.PaymentVersion = deref(x.clock), int(x.payVersion)
-	inv.NextPaymentAttempt, inv.PaidAt, inv.VoidedAt = derefTime(x.npa), derefTime(x.paid), derefTime(x.voided)
+	inv.TestClockID, inv.PaymentVersion = null.Value(x.clock), int(x.payVersion)
+	inv.NextPaymentAttempt, inv.PaidAt, inv.VoidedAt = null.Value(x.npa), null.Value(x.paid), null.Value(x.voided)
 	inv.PeriodStart, inv.PeriodEnd, inv.Created = inv.PeriodStart.UTC(), inv.PeriodEnd.UTC(), inv.Created.UTC()
 	return inv
 }

@@ -11,6 +11,7 @@ import (
 
 	"github.com/minipay/minipay/chart"
 	"github.com/minipay/minipay/internal/leader"
+	"github.com/minipay/minipay/internal/null"
 	"github.com/minipay/minipay/ledger"
 	"github.com/minipay/minipay/payments"
 	"github.com/minipay/minipay/webhooks"
@@ -80,7 +81,7 @@ func (s *Service) nextDue(ctx context.Context, sc scope) (time.Time, bool, error
 	if err != nil {
 		return time.Time{}, false, fmt.Errorf("next due: %w", err)
 	}
-	return derefTime(at), at != nil, nil
+	return null.Value(at), at != nil, nil
 }
 
 // RenewStats counts what one pass of renewals did, and where its time went.

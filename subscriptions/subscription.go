@@ -16,6 +16,7 @@ import (
 	"github.com/minipay/minipay"
 	"github.com/minipay/minipay/internal/id"
 	"github.com/minipay/minipay/internal/idempotency"
+	"github.com/minipay/minipay/internal/null"
 	"github.com/minipay/minipay/ledger"
 )
 
@@ -103,8 +104,8 @@ func (s *Service) Create(ctx context.Context, p CreateParams) (Subscription, err
 	_, err = s.db.Exec(ctx, `INSERT INTO subscriptions (id, app_id, developer_id, plan_id, status, client_secret,
 			client_reference_id, metadata, test_clock_id, next_action_at, expires_at, created_at, request_hash)
 		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)`,
-		sub.ID, sub.AppID, sub.DeveloperID, plan.ID, sub.Status, sub.ClientSecret, nullable(sub.ClientReferenceID), md,
-		nullable(sub.TestClockID), nullTime(sub.NextActionAt), sub.ExpiresAt, sub.Created, p.RequestHash)
+		sub.ID, sub.AppID, sub.DeveloperID, plan.ID, sub.Status, sub.ClientSecret, null.String(sub.ClientReferenceID), md,
+		null.String(sub.TestClockID), null.Time(sub.NextActionAt), sub.ExpiresAt, sub.Created, p.RequestHash)
 	var pgErr *pgconn.PgError
 	if errors.As(err, &pgErr) && pgErr.Code == "23505" {
 		return s.madeBefore(ctx, p)
@@ -182,10 +183,10 @@ func (x *subScan) dest() []any {
 
 func (x *subScan) finish() (Subscription, error) {
 	sub := x.sub
-	sub.UserID, sub.Customer, sub.ClientReferenceID, sub.TestClockID = deref(x.user), deref(x.customer), deref(x.ref), deref(x.clock)
-	sub.CancellationReason, sub.LatestInvoice = deref(x.reason), deref(x.latest)
-	sub.Anchor, sub.PeriodStart, sub.PeriodEnd, sub.TrialEnd = derefTime(x.anchor), derefTime(x.ps), derefTime(x.pe), derefTime(x.trialEnd)
-	sub.CanceledAt, sub.NoticeFor, sub.NextActionAt = derefTime(x.canceledAt), derefTime(x.noticeFor), derefTime(x.nextA)
+	sub.UserID, sub.Customer, sub.ClientReferenceID, sub.TestClockID = null.Value(x.user), null.Value(x.customer), null.Value(x.ref), null.Value(x.clock)
+	sub.CancellationReason, sub.LatestInvoice = null.Value(x.reason), null.Value(x.latest)
+	sub.Anchor, sub.PeriodStart, sub.PeriodEnd, sub.TrialEnd = null.Value(x.anchor), null.Value(x.ps), null.Value(x.pe), null.Value(x.trialEnd)
+	sub.CanceledAt, sub.NoticeFor, sub.NextActionAt = null.Value(x.canceledAt), null.Value(x.noticeFor), null.Value(x.nextA)
 	sub.ExpiresAt, sub.Created, sub.Plan.Created = sub.ExpiresAt.UTC(), sub.Created.UTC(), sub.Plan.Created.UTC()
 	if err := json.Unmarshal(x.md, &sub.Metadata); err != nil {
 		return Subscription{}, fmt.Errorf("metadata of subscription %s: %w", sub.ID, err)
@@ -282,10 +283,10 @@ const saveSubsSQL = `
 // saveRow is next's row of saveSubsSQL; next.Version must be one more than
 // the version it was computed from.
 func saveRow(next Subscription) []any {
-	return []any{next.ID, next.Status, nullable(next.UserID), nullable(next.Customer), nullTime(next.Anchor),
-		int32(next.PeriodIndex), nullTime(next.PeriodStart), nullTime(next.PeriodEnd), nullTime(next.TrialEnd),
-		next.CancelAtPeriodEnd, nullTime(next.CanceledAt), nullable(next.CancellationReason), nullable(next.LatestInvoice),
-		nullTime(next.NoticeFor), nullTime(next.NextActionAt), int32(next.Version)}
+	return []any{next.ID, next.Status, null.String(next.UserID), null.String(next.Customer), null.Time(next.Anchor),
+		int32(next.PeriodIndex), null.Time(next.PeriodStart), null.Time(next.PeriodEnd), null.Time(next.TrialEnd),
+		next.CancelAtPeriodEnd, null.Time(next.CanceledAt), null.String(next.CancellationReason), null.String(next.LatestInvoice),
+		null.Time(next.NoticeFor), null.Time(next.NextActionAt), int32(next.Version)}
 }
 
 // saveStatement is saveRow as a ledger statement that fails its transfer

@@ -180,31 +180,3 @@ func (s *Service) Sandbox() bool { return s.sandbox }
 
 // utcNow is the real time, as the database stores it (microseconds).
 func utcNow() time.Time { return time.Now().UTC().Truncate(time.Microsecond) }
-
-func nullable(s string) *string {
-	if s == "" {
-		return nil
-	}
-	return &s
-}
-
-func nullTime(t time.Time) *time.Time {
-	if t.IsZero() {
-		return nil
-	}
-	return &t
-}
-
-func deref(s *string) string {
-	if s == nil {
-		return ""
-	}
-	return *s
-}
-
-func derefTime(t *time.Time) time.Time {
-	if t == nil {
-		return time.Time{}
-	}
-	return t.UTC()
-}
