@@ -165,30 +165,10 @@ func (s *Service) runDue(ctx context.Context, sc scope, now time.Time) (RenewSta
 				break
 			}
 		}
-		for {
-			cs, read, err := s.renewDue(ctx, sc, now)
-			st.add(cs)
-			if err != nil {
+		for _, pass := range []batchPass{s.renewDue, s.chargeDue} {
+			if err := s.drain(ctx, sc, now, pass, &st); err != nil {
 				total.add(st)
 				return total, err
-			}
-			if read < s.batchMax || !cs.did() {
-				// All read, or a full batch of which nothing could be done
-				// (each changed meanwhile): reading it again now would spin.
-				break
-			}
-		}
-		for {
-			cs, read, err := s.chargeDue(ctx, sc, now)
-			st.add(cs)
-			if err != nil {
-				total.add(st)
-				return total, err
-			}
-			if read < s.batchMax || !cs.did() {
-				// All read, or a full batch of which nothing could be done
-				// (each changed meanwhile): reading it again now would spin.
-				break
 			}
 		}
 		total.add(st)
@@ -197,6 +177,27 @@ func (s *Service) runDue(ctx context.Context, sc scope, now time.Time) (RenewSta
 		}
 	}
 	return total, nil
+}
+
+// batchPass does one batch of due work (renewDue, chargeDue) and returns
+// what it did and how many rows it read.
+type batchPass func(ctx context.Context, sc scope, now time.Time) (RenewStats, int, error)
+
+// drain runs pass batch after batch, adding what each did to st, until a
+// batch comes back short or does nothing.
+func (s *Service) drain(ctx context.Context, sc scope, now time.Time, pass batchPass, st *RenewStats) error {
+	for {
+		cs, read, err := pass(ctx, sc, now)
+		st.add(cs)
+		if err != nil {
+			return err
+		}
+		if read < s.batchMax || !cs.did() {
+			// All read, or a full batch of which nothing could be done
+			// (each changed meanwhile): reading it again now would spin.
+			return nil
+		}
+	}
 }
 
 // stepDue moves on up to batchMax due subscriptions in one transaction,
