@@ -151,15 +151,14 @@ func (s *Server) listSubscriptions(r *http.Request) (int, any, error) {
 }
 
 // subscriptionsForHost answers with a page of subscriptions as the host
-// sees them (subscriptionForHost), each with its app's name.
+// sees them (hostSubscription).
 func (s *Server) subscriptionsForHost(r *http.Request, subs []subscriptions.Subscription, more bool) (int, any, error) {
 	out := make([]subscriptions.HostObject, len(subs))
 	for i, sub := range subs {
-		app, err := s.Apps.GetApp(r.Context(), sub.AppID)
-		if err != nil {
-			return 0, nil, fmt.Errorf("app of subscription %s: %w", sub.ID, err)
+		var err error
+		if out[i], err = s.hostSubscription(r, sub); err != nil {
+			return 0, nil, err
 		}
-		out[i] = sub.ForHost(app.Name)
 	}
 	return http.StatusOK, newList(out, more), nil
 }
@@ -179,14 +178,24 @@ func (s *Server) signSubscription(r *http.Request) (int, any, error) {
 	return s.subscriptionForHost(r, sub)
 }
 
-// subscriptionForHost answers with sub as the host sees it: without its
-// client secret and customer, with its app's name for the agreement sheet.
+// subscriptionForHost answers with sub as the host sees it (hostSubscription).
 func (s *Server) subscriptionForHost(r *http.Request, sub subscriptions.Subscription) (int, any, error) {
+	out, err := s.hostSubscription(r, sub)
+	if err != nil {
+		return 0, nil, err
+	}
+	return http.StatusOK, out, nil
+}
+
+// hostSubscription is sub as the host sees it: without its client secret
+// and customer, with its app's name for the agreement sheet (apps are
+// cached in memory, so a page of them costs no query per subscription).
+func (s *Server) hostSubscription(r *http.Request, sub subscriptions.Subscription) (subscriptions.HostObject, error) {
 	app, err := s.Apps.GetApp(r.Context(), sub.AppID)
 	if err != nil {
-		return 0, nil, fmt.Errorf("app of subscription %s: %w", sub.ID, err)
+		return subscriptions.HostObject{}, fmt.Errorf("app of subscription %s: %w", sub.ID, err)
 	}
-	return http.StatusOK, sub.ForHost(app.Name), nil
+	return sub.ForHost(app.Name), nil
 }
 
 // cancelSubscription: the app cancels now or at period end; the host
