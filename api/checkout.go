@@ -12,6 +12,7 @@ import (
 	"github.com/minipay/minipay"
 	"github.com/minipay/minipay/apps"
 	"github.com/minipay/minipay/checkout"
+	"github.com/minipay/minipay/internal/null"
 	"github.com/minipay/minipay/ledger"
 	"github.com/minipay/minipay/payments"
 	"github.com/minipay/minipay/settlement"
@@ -321,9 +322,9 @@ func (s *Server) listBalanceTransactions(r *http.Request) (int, any, error) {
 	out := make([]balanceTxnJSON, len(txns))
 	for i, t := range txns {
 		f := func(v int64) string { return ledger.FormatAmount(t.Currency, v) }
-		out[i] = balanceTxnJSON{ID: t.ID, Object: "balance_transaction", Type: t.Type, App: optString(t.AppID),
+		out[i] = balanceTxnJSON{ID: t.ID, Object: "balance_transaction", Type: t.Type, App: null.String(t.AppID),
 			Currency: t.Currency, Amount: f(t.Amount), Fee: f(t.Fee), Net: f(t.Net), Source: t.SourceID,
-			AvailableOn: minipay.Timestamp(t.AvailableOn), Payout: optString(t.PayoutID), Created: minipay.Timestamp(t.Created)}
+			AvailableOn: minipay.Timestamp(t.AvailableOn), Payout: null.String(t.PayoutID), Created: minipay.Timestamp(t.Created)}
 		switch payments.KindOf(t.PaymentID) {
 		case payments.KindCheckoutSession:
 			out[i].CheckoutSession = &t.PaymentID
@@ -332,11 +333,4 @@ func (s *Server) listBalanceTransactions(r *http.Request) (int, any, error) {
 		}
 	}
 	return http.StatusOK, newList(out, more), nil
-}
-
-func optString(s string) *string {
-	if s == "" {
-		return nil
-	}
-	return &s
 }

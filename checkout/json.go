@@ -3,9 +3,9 @@ package checkout
 import (
 	"bytes"
 	"encoding/json"
-	"time"
 
 	"github.com/minipay/minipay"
+	"github.com/minipay/minipay/internal/null"
 	"github.com/minipay/minipay/ledger"
 )
 
@@ -51,32 +51,17 @@ type LineItemObject struct {
 	AmountTotal string `json:"amount_total"`
 }
 
-func optTime(t time.Time) *string {
-	if t.IsZero() {
-		return nil
-	}
-	s := minipay.Timestamp(t)
-	return &s
-}
-
-func optString(s string) *string {
-	if s == "" {
-		return nil
-	}
-	return &s
-}
-
 // Public is the session as its app sees it, without the client secret.
 func (s Session) Public() SessionObject {
 	f := func(v int64) string { return ledger.FormatAmount(s.Currency, v) }
 	o := SessionObject{
 		ID: s.ID, Object: "checkout.session", App: s.AppID, Status: s.Status, PaymentStatus: s.PaymentStatus,
-		CaptureMethod: s.CaptureMethod, CaptureStatus: optString(s.CaptureStatus),
+		CaptureMethod: s.CaptureMethod, CaptureStatus: null.String(s.CaptureStatus),
 		AmountTotal: f(s.AmountTotal), AmountRefunded: f(s.AmountRefunded), Currency: s.Currency,
-		Option: s.Option, OptionVersion: optString(s.OptionVersion), ClientReferenceID: optString(s.ClientReferenceID),
-		Customer: optString(s.Customer), Metadata: s.Metadata, ExpiresAt: minipay.Timestamp(s.ExpiresAt),
-		HoldExpiresAt: optTime(s.HoldExpiresAt), RefundableUntil: optTime(s.RefundUntil), AvailableOn: optTime(s.AvailableOn),
-		CompletedAt: optTime(s.CompletedAt), Created: minipay.Timestamp(s.Created), Version: s.Version,
+		Option: s.Option, OptionVersion: null.String(s.OptionVersion), ClientReferenceID: null.String(s.ClientReferenceID),
+		Customer: null.String(s.Customer), Metadata: s.Metadata, ExpiresAt: minipay.Timestamp(s.ExpiresAt),
+		HoldExpiresAt: minipay.OptionalTimestamp(s.HoldExpiresAt), RefundableUntil: minipay.OptionalTimestamp(s.RefundUntil), AvailableOn: minipay.OptionalTimestamp(s.AvailableOn),
+		CompletedAt: minipay.OptionalTimestamp(s.CompletedAt), Created: minipay.Timestamp(s.Created), Version: s.Version,
 	}
 	if s.Fee != nil {
 		fee := f(*s.Fee)

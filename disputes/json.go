@@ -1,8 +1,6 @@
 package disputes
 
 import (
-	"time"
-
 	"github.com/minipay/minipay"
 	"github.com/minipay/minipay/internal/null"
 	"github.com/minipay/minipay/ledger"
@@ -44,8 +42,8 @@ func (d Dispute) Public() Object {
 	o := Object{ID: d.ID, Object: "dispute", Payment: d.PaymentID, App: d.AppID, Customer: d.Customer,
 		Amount: f(d.Amount), Currency: d.Currency, FeeRefunded: f(d.FeeRefunded), Reason: d.Reason,
 		Description: null.String(d.Description), Status: d.Status, EvidenceDueBy: minipay.Timestamp(d.EvidenceDueBy),
-		Outcome: null.String(d.Outcome), ClosedBy: null.String(d.ClosedBy), RespondedAt: optTime(d.RespondedAt),
-		ClosedAt: optTime(d.ClosedAt), Created: minipay.Timestamp(d.Created), Version: d.Version}
+		Outcome: null.String(d.Outcome), ClosedBy: null.String(d.ClosedBy), RespondedAt: minipay.OptionalTimestamp(d.RespondedAt),
+		ClosedAt: minipay.OptionalTimestamp(d.ClosedAt), Created: minipay.Timestamp(d.Created), Version: d.Version}
 	if d.Evidence != nil {
 		o.Evidence = &EvidenceObject{Text: d.Evidence.Text, Files: d.Evidence.Files}
 		if o.Evidence.Files == nil {
@@ -53,12 +51,4 @@ func (d Dispute) Public() Object {
 		}
 	}
 	return o
-}
-
-func optTime(t time.Time) *string {
-	if t.IsZero() {
-		return nil
-	}
-	s := minipay.Timestamp(t)
-	return &s
 }

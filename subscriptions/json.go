@@ -1,9 +1,8 @@
 package subscriptions
 
 import (
-	"time"
-
 	"github.com/minipay/minipay"
+	"github.com/minipay/minipay/internal/null"
 	"github.com/minipay/minipay/ledger"
 	"github.com/minipay/minipay/webhooks"
 )
@@ -63,13 +62,13 @@ type Object struct {
 // Public is the subscription as its app sees it, without the client secret.
 func (s Subscription) Public() Object {
 	o := Object{ID: s.ID, Object: "subscription", App: s.AppID, Plan: s.Plan.Public(), Status: s.Status,
-		Customer: optString(s.Customer), ClientReferenceID: optString(s.ClientReferenceID),
-		CurrentPeriodStart: optTime(s.PeriodStart), CurrentPeriodEnd: optTime(s.PeriodEnd), TrialEnd: optTime(s.TrialEnd),
-		CancelAtPeriodEnd: s.CancelAtPeriodEnd, CanceledAt: optTime(s.CanceledAt),
-		CancellationReason: optString(s.CancellationReason), LatestInvoice: optString(s.LatestInvoice),
-		TestClock: optString(s.TestClockID), Metadata: s.Metadata, Created: minipay.Timestamp(s.Created), Version: s.Version}
+		Customer: null.String(s.Customer), ClientReferenceID: null.String(s.ClientReferenceID),
+		CurrentPeriodStart: minipay.OptionalTimestamp(s.PeriodStart), CurrentPeriodEnd: minipay.OptionalTimestamp(s.PeriodEnd), TrialEnd: minipay.OptionalTimestamp(s.TrialEnd),
+		CancelAtPeriodEnd: s.CancelAtPeriodEnd, CanceledAt: minipay.OptionalTimestamp(s.CanceledAt),
+		CancellationReason: null.String(s.CancellationReason), LatestInvoice: null.String(s.LatestInvoice),
+		TestClock: null.String(s.TestClockID), Metadata: s.Metadata, Created: minipay.Timestamp(s.Created), Version: s.Version}
 	if s.Status == StatusIncomplete {
-		o.ExpiresAt = optTime(s.ExpiresAt)
+		o.ExpiresAt = minipay.OptionalTimestamp(s.ExpiresAt)
 	}
 	if o.Metadata == nil {
 		o.Metadata = map[string]string{}
@@ -130,30 +129,15 @@ func (inv Invoice) Public() InvoiceObject {
 	f := func(v int64) string { return ledger.FormatAmount(inv.Currency, v) }
 	o := InvoiceObject{ID: inv.ID, Object: "invoice", App: inv.AppID, Subscription: inv.SubscriptionID, Amount: f(inv.Amount),
 		Currency: inv.Currency, Status: inv.Status, AttemptCount: inv.AttemptCount,
-		NextPaymentAttempt: optTime(inv.NextPaymentAttempt), PeriodStart: minipay.Timestamp(inv.PeriodStart),
-		PeriodEnd: minipay.Timestamp(inv.PeriodEnd), AmountRefunded: f(inv.AmountRefunded), PaidAt: optTime(inv.PaidAt),
-		VoidedAt: optTime(inv.VoidedAt), TestClock: optString(inv.TestClockID), Created: minipay.Timestamp(inv.Created),
+		NextPaymentAttempt: minipay.OptionalTimestamp(inv.NextPaymentAttempt), PeriodStart: minipay.Timestamp(inv.PeriodStart),
+		PeriodEnd: minipay.Timestamp(inv.PeriodEnd), AmountRefunded: f(inv.AmountRefunded), PaidAt: minipay.OptionalTimestamp(inv.PaidAt),
+		VoidedAt: minipay.OptionalTimestamp(inv.VoidedAt), TestClock: null.String(inv.TestClockID), Created: minipay.Timestamp(inv.Created),
 		Version: inv.Version + inv.PaymentVersion}
 	if inv.Fee != nil {
 		fee := f(*inv.Fee)
 		o.Fee = &fee
 	}
 	return o
-}
-
-func optTime(t time.Time) *string {
-	if t.IsZero() {
-		return nil
-	}
-	s := minipay.Timestamp(t)
-	return &s
-}
-
-func optString(s string) *string {
-	if s == "" {
-		return nil
-	}
-	return &s
 }
 
 // subEvent is an event about sub, as it is after the change.
