@@ -172,11 +172,7 @@ func (s *Server) listSessions(r *http.Request) (int, any, error) {
 	if err != nil {
 		return 0, nil, err
 	}
-	out := make([]checkout.SessionObject, len(sessions))
-	for i, sess := range sessions {
-		out[i] = sess.WithSecret()
-	}
-	return http.StatusOK, newList(out, more), nil
+	return http.StatusOK, listOf(sessions, more, checkout.Session.WithSecret), nil
 }
 
 // sessionAction runs one of the POST actions on a session of the caller's app.

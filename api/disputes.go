@@ -111,9 +111,5 @@ func (s *Server) listDisputes(r *http.Request) (int, any, error) {
 	if err != nil {
 		return 0, nil, err
 	}
-	out := make([]disputes.Object, len(ds))
-	for i, d := range ds {
-		out[i] = d.Public()
-	}
-	return http.StatusOK, newList(out, more), nil
+	return http.StatusOK, listOf(ds, more, disputes.Dispute.Public), nil
 }

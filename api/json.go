@@ -207,6 +207,15 @@ func newList[T any](data []T, hasMore bool) list[T] {
 	return list[T]{Object: "list", Data: data, HasMore: hasMore}
 }
 
+// listOf is a page of items, each as render shows it.
+func listOf[T, U any](items []T, hasMore bool, render func(T) U) list[U] {
+	data := make([]U, len(items))
+	for i, it := range items {
+		data[i] = render(it)
+	}
+	return newList(data, hasMore)
+}
+
 // pageParams reads ?limit= (1–100, default 10) and ?starting_after=.
 func pageParams(r *http.Request) (limit int, after string, err error) {
 	limit = 10

@@ -113,11 +113,7 @@ func (s *Server) listSettlementRuns(r *http.Request) (int, any, error) {
 	if err != nil {
 		return 0, nil, minipay.Field("starting_after", err)
 	}
-	out := make([]settlementRunJSON, len(runs))
-	for i, run := range runs {
-		out[i] = runOut(run)
-	}
-	return http.StatusOK, newList(out, more), nil
+	return http.StatusOK, listOf(runs, more, runOut), nil
 }
 
 func (s *Server) getSettlementRun(r *http.Request) (int, any, error) {
@@ -180,11 +176,7 @@ func (s *Server) listPayouts(r *http.Request) (int, any, error) {
 	if err != nil {
 		return 0, nil, err
 	}
-	out := make([]settlement.PayoutObject, len(ps))
-	for i, p := range ps {
-		out[i] = p.Public()
-	}
-	return http.StatusOK, newList(out, more), nil
+	return http.StatusOK, listOf(ps, more, settlement.Payout.Public), nil
 }
 
 func (s *Server) getPayout(r *http.Request) (int, any, error) {

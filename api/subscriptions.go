@@ -72,11 +72,7 @@ func (s *Server) listPlans(r *http.Request) (int, any, error) {
 	if err != nil {
 		return 0, nil, err
 	}
-	out := make([]subscriptions.PlanObject, len(ps))
-	for i, p := range ps {
-		out[i] = p.Public()
-	}
-	return http.StatusOK, newList(out, more), nil
+	return http.StatusOK, listOf(ps, more, subscriptions.Plan.Public), nil
 }
 
 func (s *Server) createSubscription(r *http.Request) (int, any, error) {
@@ -143,11 +139,7 @@ func (s *Server) listSubscriptions(r *http.Request) (int, any, error) {
 	if host {
 		return s.subscriptionsForHost(r, subs, more)
 	}
-	out := make([]subscriptions.Object, len(subs))
-	for i, sub := range subs {
-		out[i] = sub.WithSecret()
-	}
-	return http.StatusOK, newList(out, more), nil
+	return http.StatusOK, listOf(subs, more, subscriptions.Subscription.WithSecret), nil
 }
 
 // subscriptionsForHost answers with a page of subscriptions as the host
@@ -250,11 +242,7 @@ func (s *Server) listInvoices(r *http.Request) (int, any, error) {
 	if err != nil {
 		return 0, nil, err
 	}
-	out := make([]subscriptions.InvoiceObject, len(invs))
-	for i, inv := range invs {
-		out[i] = inv.Public()
-	}
-	return http.StatusOK, newList(out, more), nil
+	return http.StatusOK, listOf(invs, more, subscriptions.Invoice.Public), nil
 }
 
 // frozenTime parses a test clock's time (RFC 3339).
