@@ -32,6 +32,10 @@ const (
 // benchSettlement seeds the ledger and balance transactions with set-based
 // SQL, written exactly as checkout would write them (and audited), then
 // measures one settlement run plus the export of its report.
+// benchMinimumPayout is the settlement's minimum payout in the benchmark,
+// in minor units of CNY (1.00 CNY).
+const benchMinimumPayout = 100
+
 func benchSettlement(ctx context.Context, o Options) (*Result, error) {
 	payments := benchPayments
 	if o.Payments < 0 {
@@ -64,15 +68,17 @@ func benchSettlement(ctx context.Context, o Options) (*Result, error) {
 	}
 	fmt.Fprintf(o.Stderr, "seeded in %s; the ledger audits clean (%d transfers)\n", time.Since(seedStart).Round(time.Millisecond), audit.Transfers)
 
-	// Developers whose net is below the minimum payout (1.00 CNY, the
-	// default) are carried forward, not paid: with one payment each, a
-	// half-refunded payment of 1.00 CNY nets less than that.
+	// Developers whose net is below the minimum payout are carried
+	// forward, not paid: with one payment each, a half-refunded payment of
+	// 1.00 CNY nets less than that. The benchmark sets the minimum itself,
+	// so that the count it wants follows the one settlement applies.
 	var payable int
 	if err := pool.QueryRow(ctx, `SELECT count(*) FROM (SELECT developer_id FROM balance_transactions
-		GROUP BY developer_id HAVING sum(net) >= 100) d`).Scan(&payable); err != nil {
+		GROUP BY developer_id HAVING sum(net) >= $1) d`, benchMinimumPayout).Scan(&payable); err != nil {
 		return nil, fmt.Errorf("developers to pay: %w", err)
 	}
 	svc := settlement.New(pool, l)
+	svc.SetOptions(settlement.Options{MinimumPayout: map[string]int64{"CNY": benchMinimumPayout}})
 	stopProfile, err := profile(o.CPUProfile)
 	if err != nil {
 		return nil, err
