@@ -217,7 +217,7 @@ func benchCheckout(ctx context.Context, o Options) (*Result, error) {
 	default:
 		err = closedCheckout(ctx, o, c, keys, res, cpu)
 		if err == nil && o.FindMax {
-			found, err = findMax(ctx, o, res, load, checkoutP99Limit, nil, nil)
+			found, err = findMax(ctx, o, res, load, checkoutP99Limit, findHooks{cpu: cpu})
 		}
 	}
 	if err != nil {

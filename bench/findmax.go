@@ -56,32 +56,56 @@ type maxRate struct {
 	closed float64 // the closed-loop throughput it started from
 }
 
+// findHooks are what a benchmark adds to each measurement of a search.
+type findHooks struct {
+	before func()      // before each rate's measurement
+	after  func(point) // after it, with what it gave
+	// cpu, if set, measures the CPU each operation took at every rate.
+	cpu *cpuMeter
+}
+
 // findMax searches for the highest rate whose p99 stays within limit,
 // starting at the closed-loop throughput already in res, and makes the
 // best rate the result's throughput and latencies; the closed-loop figures
-// move to closed_loop_tps and closed_loop_p99_ms. before and after, if
-// set, run around each measurement.
-func findMax(ctx context.Context, o Options, res *Result, load openLoad, limit time.Duration, before func(), after func(point)) (maxRate, error) {
+// move to closed_loop_tps and closed_loop_p99_ms.
+//
+// Every rate is first offered unmeasured for a warm-up, as --rate does: the
+// backlog an overloaded rate leaves (a checkpoint it started, queues still
+// draining) then falls on the warm-up rather than on the first second of
+// the next rate, which it used to fail on its own.
+func findMax(ctx context.Context, o Options, res *Result, load openLoad, limit time.Duration, hooks findHooks) (maxRate, error) {
 	m := maxRate{closed: res.Throughput}
 	step := 0
+	warm := min(2*time.Second, o.Duration/5)
+	unit := strings.TrimSuffix(res.Unit, "s")
 	measure := func(ctx context.Context, rate float64) (point, error) {
 		step++
-		if before != nil {
-			before()
+		if _, err := load(ctx, fmt.Sprintf("w%d", step), rate, warm, 0); err != nil {
+			return point{}, fmt.Errorf("find-max: warm-up at %.0f/s: %w", rate, err)
+		}
+		if hooks.before != nil {
+			hooks.before()
+		}
+		var before cpuSample
+		if hooks.cpu != nil {
+			before = hooks.cpu.sample(ctx)
 		}
 		run, err := load(ctx, fmt.Sprintf("s%d", step), rate, o.Duration, limit)
 		if err != nil {
 			return point{}, fmt.Errorf("find-max at %.0f/s: %w", rate, err)
 		}
 		pt := run.point(limit)
+		if hooks.cpu != nil {
+			pt.cpu = perOp(before, hooks.cpu.sample(ctx), run.done, unit)
+		}
 		verdict := "pass"
 		if !pt.Pass {
 			verdict = "fail"
 		}
 		fmt.Fprintf(o.Stderr, "find-max: %s: offered %.0f/s, answered %.0f/s, p50 %.2f ms, p99 %.2f ms: %s\n",
 			res.Kind, rate, pt.Achieved, pt.P50, pt.P99, verdict)
-		if after != nil {
-			after(pt)
+		if hooks.after != nil {
+			hooks.after(pt)
 		}
 		time.Sleep(500 * time.Millisecond) // let the database settle after an overloaded run
 		return pt, nil
@@ -106,8 +130,16 @@ func findMax(ctx context.Context, o Options, res *Result, load openLoad, limit t
 		KV{"closed_loop_tps", round(m.closed, 1)},
 		KV{"closed_loop_p99_ms", round(ms(closedP99), 3)},
 		KV{"max_rate_vs_closed_loop", round(m.best.Rate/m.closed, 2)},
-		KV{"senders", o.Senders},
-		KV{"points", m.points})
+		KV{"senders", o.Senders})
+	for i, kv := range m.best.cpu {
+		res.Extra = append(res.Extra, KV{kv.Key + "_at_max", kv.Value})
+		if us, ok := kv.Value.(float64); ok && i == 0 {
+			// How much of the machine the best rate kept busy: near the
+			// number of cores, the rate is bound by CPU, not by waiting.
+			res.Extra = append(res.Extra, KV{"cores_busy_at_max", round(us*m.best.Rate/1e6, 2)})
+		}
+	}
+	res.Extra = append(res.Extra, KV{"points", m.points})
 	res.Notes = append(res.Notes, fmt.Sprintf("open loop: throughput is max_rate, the highest offered rate whose p99 "+
 		"(measured from each operation's scheduled send time, over all %s of the run) stayed within %s; "+
 		"ratio is max_rate over the yardstick", o.Duration, limit))

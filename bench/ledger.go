@@ -108,11 +108,12 @@ func benchLedger(ctx context.Context, o Options) (*Result, error) {
 				best     []KV
 				bestRate float64
 			)
-			if found, err = findMax(ctx, o, res, load, ledgerP99Limit, groups.reset, func(p point) {
+			hooks := findHooks{before: groups.reset, cpu: newCPUMeter(pool), after: func(p point) {
 				if p.Pass && p.Rate >= bestRate {
 					best, bestRate = groups.summary(), p.Rate
 				}
-			}); err != nil {
+			}}
+			if found, err = findMax(ctx, o, res, load, ledgerP99Limit, hooks); err != nil {
 				return nil, err
 			}
 			res.Extra = append(res.Extra, best...)

@@ -37,6 +37,9 @@ type point struct {
 	P50      float64 `json:"p50_ms"`
 	P99      float64 `json:"p99_ms"`
 	Pass     bool    `json:"pass"`
+	// cpu is the CPU an operation took at this rate (perOp's figures),
+	// when the benchmark measures it.
+	cpu []KV
 }
 
 func (r openRun) point(limit time.Duration) point {

@@ -25,6 +25,7 @@ type benchResult struct {
 	CeilingTPS    float64  `json:"ceiling_tps"`
 	CeilingRatio  *float64 `json:"ceiling_ratio"`
 	Plot          string   `json:"plot"`
+	CoresAtMax    *float64 `json:"cores_busy_at_max"`
 	Points        []struct {
 		Rate float64 `json:"rate"`
 		P99  float64 `json:"p99_ms"`
@@ -111,6 +112,9 @@ func TestBenchSmoke(t *testing.T) {
 			}
 			if *res.MaxRate > 0 && *res.P99AtMax > map[string]float64{"ledger": 50, "checkout": 100}[kind] {
 				t.Fatalf("find-max: max rate %v with p99 %v over the limit", *res.MaxRate, *res.P99AtMax)
+			}
+			if *res.MaxRate > 0 && (res.CoresAtMax == nil || *res.CoresAtMax <= 0) {
+				t.Fatalf("find-max: no CPU measured at the max rate in %+v", res)
 			}
 			if kind == "ledger" && (res.CeilingTPS <= 0 || res.CeilingRatio == nil) {
 				t.Fatalf("find-max: no ceiling in %+v", res)
