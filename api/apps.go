@@ -14,6 +14,7 @@ func (s *Server) adminAppRoutes(r chi.Router) {
 	r.Get("/developers/{id}", s.h(s.getDeveloper))
 	r.Post("/apps", s.h(s.createApp))
 	r.Get("/apps/{id}", s.h(s.getApp))
+	r.Patch("/apps/{id}", s.h(s.updateApp))
 	r.Post("/apps/{id}/keys/roll", s.h(s.rollKey))
 }
 
@@ -95,6 +96,27 @@ func (s *Server) createApp(r *http.Request) (int, any, error) {
 
 func (s *Server) getApp(r *http.Request) (int, any, error) {
 	a, err := s.Apps.GetApp(r.Context(), chi.URLParam(r, "id"))
+	if err != nil {
+		return 0, nil, err
+	}
+	return http.StatusOK, appOut(a), nil
+}
+
+// updateApp changes what the platform enabled for an app: its name,
+// options or currencies, each left as it is when absent.
+func (s *Server) updateApp(r *http.Request) (int, any, error) {
+	var in struct {
+		Name       *string  `json:"name"`
+		Options    []string `json:"options"`
+		Currencies []string `json:"currencies"`
+	}
+	if err := decode(r, &in); err != nil {
+		return 0, nil, err
+	}
+	if err := s.Checkout.Catalog().CheckGrants(in.Options, in.Currencies); err != nil {
+		return 0, nil, err
+	}
+	a, err := s.Apps.UpdateApp(r.Context(), chi.URLParam(r, "id"), apps.AppUpdate{Name: in.Name, Options: in.Options, Currencies: in.Currencies})
 	if err != nil {
 		return 0, nil, err
 	}

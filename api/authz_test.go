@@ -181,6 +181,7 @@ func TestAuthorizationMatrix(t *testing.T) {
 		"GET /v1/developers/{id}":                 {path: "/v1/developers/" + shop.dev},
 		"POST /v1/apps":                           {path: "/v1/apps", body: map[string]any{"developer": shop.dev, "name": "second", "options": []string{"goods"}, "currencies": []string{"CNY"}}},
 		"GET /v1/apps/{id}":                       {path: "/v1/apps/" + shop.app},
+		"PATCH /v1/apps/{id}":                     {path: "/v1/apps/" + shop.app, body: map[string]any{"name": "shop app"}},
 		"POST /v1/apps/{id}/keys/roll":            {path: "/v1/apps/" + rolled.app + "/keys/roll", body: map[string]any{}},
 		"GET /v1/monetization_options":            {path: "/v1/monetization_options"},
 		"POST /v1/wallets/{user_id}/topups":       {path: "/v1/wallets/u2/topups", body: map[string]any{"amount": "1.00", "currency": "CNY"}},

@@ -29,9 +29,20 @@ type Service struct {
 	db     *pgxpool.Pool
 	secret []byte // derives pseudonymous user ids
 	keys   keyCache
-	apps   sync.Map // app id → App: apps never change once created
+	apps   sync.Map // app id → cachedApp
 	napps  atomic.Int64
 }
+
+// cachedApp is an app as this replica last read it.
+type cachedApp struct {
+	app    App
+	loaded time.Time
+}
+
+// appCacheTTL is how long a replica serves an app from memory. Apps change
+// rarely (the platform enables an option or a currency), and a change
+// reaches every other replica within this time, as a rolled key does.
+const appCacheTTL = keyCacheTTL
 
 // appCacheMax bounds the app cache; past it the cache starts over.
 const appCacheMax = 100_000
@@ -220,22 +231,68 @@ func madeBefore(ctx context.Context, tx pgx.Tx, table, objectID string, requestH
 	return fmt.Errorf("%w: it made %s; the secret key was in that answer: roll a new one", idempotency.ErrSecretUnavailable, objectID)
 }
 
-// GetApp returns an app. Apps do not change once created (only their keys
-// do), so every replica may keep them in memory; checkout reads one per
-// session it creates.
+// GetApp returns an app. Apps change rarely (UpdateApp), so every replica
+// keeps them in memory for appCacheTTL; checkout reads one per session it
+// creates.
 func (s *Service) GetApp(ctx context.Context, appID string) (App, error) {
-	if a, ok := s.apps.Load(appID); ok {
-		return a.(App), nil
+	if c, ok := s.apps.Load(appID); ok && time.Since(c.(cachedApp).loaded) < appCacheTTL {
+		return c.(cachedApp).app, nil
 	}
 	a, err := getApp(ctx, s.db, appID)
 	if err != nil {
 		return App{}, err
 	}
+	s.cacheApp(a)
+	return a, nil
+}
+
+func (s *Service) cacheApp(a App) {
 	if s.napps.Add(1) > appCacheMax {
 		s.apps.Clear()
 		s.napps.Store(1)
 	}
-	s.apps.Store(appID, a)
+	s.apps.Store(a.ID, cachedApp{app: a, loaded: time.Now()})
+}
+
+// AppUpdate is what the platform changes of an app; nil fields stay as
+// they are. Options and Currencies, when set, are the whole new lists.
+// The caller checks them against the catalog, as for AppSpec.
+type AppUpdate struct {
+	Name       *string
+	Options    []string
+	Currencies []string
+}
+
+// UpdateApp changes an app's name, enabled options or currencies. The
+// change governs what the app may sell from now on: sessions, plans and
+// agreements made under an option or currency it no longer has stay valid
+// (their refunds, captures and renewals go on; the user agreed to them),
+// and new ones need what it has now. This replica sees the change at once,
+// the others within appCacheTTL.
+func (s *Service) UpdateApp(ctx context.Context, appID string, u AppUpdate) (App, error) {
+	if u.Name != nil {
+		if err := validName("name", *u.Name); err != nil {
+			return App{}, err
+		}
+	}
+	if u.Options != nil && len(u.Options) == 0 {
+		return App{}, minipay.Field("options", fmt.Errorf("%w: an app needs at least one option", ErrInvalid))
+	}
+	if u.Currencies != nil && len(u.Currencies) == 0 {
+		return App{}, minipay.Field("currencies", fmt.Errorf("%w: an app needs at least one currency", ErrInvalid))
+	}
+	a := App{ID: appID}
+	err := s.db.QueryRow(ctx, `UPDATE apps SET name = coalesce($2, name), options = coalesce($3, options),
+			currencies = coalesce($4, currencies)
+		WHERE id = $1 RETURNING developer_id, name, options, currencies, created_at`,
+		appID, u.Name, u.Options, u.Currencies).Scan(&a.DeveloperID, &a.Name, &a.Options, &a.Currencies, &a.Created)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return App{}, fmt.Errorf("%w: %s", ErrAppNotFound, appID)
+	}
+	if err != nil {
+		return App{}, fmt.Errorf("update app %s: %w", appID, err)
+	}
+	s.cacheApp(a)
 	return a, nil
 }
 

@@ -14,6 +14,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/minipay/minipay"
+	"github.com/minipay/minipay/catalog"
 	"github.com/minipay/minipay/internal/id"
 	"github.com/minipay/minipay/internal/idempotency"
 	"github.com/minipay/minipay/internal/null"
@@ -81,6 +82,9 @@ func (s *Service) Create(ctx context.Context, p CreateParams) (Subscription, err
 	}
 	if !plan.Active {
 		return Subscription{}, minipay.Field("plan", fmt.Errorf("%w: %s", ErrPlanInactive, plan.ID))
+	}
+	if err := s.stillSold(ctx, plan); err != nil {
+		return Subscription{}, err
 	}
 	now := utcNow()
 	if p.TestClockID != "" {
@@ -301,4 +305,21 @@ func advanced(sub Subscription) Subscription {
 	sub.Version++
 	sub.NextActionAt = nextActionAt(sub)
 	return sub
+}
+
+// stillSold refuses a new subscription to a plan whose option or currency
+// the platform has taken from the app since the plan was made: the plan's
+// existing agreements renew, new ones are not sold.
+func (s *Service) stillSold(ctx context.Context, plan Plan) error {
+	app, err := s.apps.GetApp(ctx, plan.AppID)
+	if err != nil {
+		return err
+	}
+	if !app.Allows(plan.Option) {
+		return minipay.Field("plan", fmt.Errorf("%w: %s", catalog.ErrOptionNotEnabled, plan.Option))
+	}
+	if !app.AllowsCurrency(plan.Currency) {
+		return minipay.Field("plan", fmt.Errorf("%w: %s", catalog.ErrCurrencyNotEnabled, plan.Currency))
+	}
+	return nil
 }

@@ -302,6 +302,13 @@ func setUpDemo(ctx context.Context, apiURL, appURL string, id *demo.Identity, kn
 		}
 		id.SecretKey = rolled.SecretKey
 	}
+	if known {
+		// A database made by an older minipay dev may lack an option the
+		// demo sells now (memberships came later): enable what it needs.
+		if err := devCall(ctx, apiURL, id.AdminKey, "PATCH", "/v1/apps/"+id.AppID, map[string]any{"options": demoOptions}, nil); err != nil {
+			return nil, fmt.Errorf("enable the demo app's options: %w", err)
+		}
+	}
 	if err := ensureDemoEndpoint(ctx, apiURL, appURL+"/webhooks", id); err != nil {
 		return nil, err
 	}
@@ -316,6 +323,9 @@ func setUpDemo(ctx context.Context, apiURL, appURL string, id *demo.Identity, kn
 	return wallets, nil
 }
 
+// demoOptions are the monetization options the demo app sells through.
+var demoOptions = []string{"goods", "virtual_goods", "tip", "subscription"}
+
 func makeDemoApp(ctx context.Context, apiURL string, id *demo.Identity) error {
 	var dev struct{ ID string }
 	if err := devCall(ctx, apiURL, id.AdminKey, "POST", "/v1/developers", map[string]any{"name": "Demo developer"}, &dev); err != nil {
@@ -326,7 +336,7 @@ func makeDemoApp(ctx context.Context, apiURL string, id *demo.Identity) error {
 		SecretKey string `json:"secret_key"`
 	}
 	if err := devCall(ctx, apiURL, id.AdminKey, "POST", "/v1/apps", map[string]any{"developer": dev.ID, "name": "Tea & Gems",
-		"options": []string{"goods", "virtual_goods", "tip", "subscription"}, "currencies": []string{"CNY"}}, &app); err != nil {
+		"options": demoOptions, "currencies": []string{"CNY"}}, &app); err != nil {
 		return err
 	}
 	id.DeveloperID, id.AppID, id.SecretKey = dev.ID, app.ID, app.SecretKey

@@ -10,6 +10,7 @@ import (
 	"net/url"
 	"os"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -118,6 +119,11 @@ func TestDevKeepsItsIdentity(t *testing.T) {
 			t.Fatalf("no purchase and webhook lines on the terminal:\n%s", log)
 		}
 	}
+	// A database made before memberships: the app lacks the option.
+	admin := was["admin key"]
+	if status, a := call("PATCH", "/v1/apps/"+was["app"], admin, map[string]any{"options": []string{"goods", "virtual_goods", "tip"}}); status != 200 {
+		t.Fatalf("take the subscription option away: %d %v", status, a)
+	}
 	first.stop()
 
 	second := startDev(t, dbURL)
@@ -132,6 +138,9 @@ func TestDevKeepsItsIdentity(t *testing.T) {
 	api = second.field("API")
 	if status, ep := call("GET", "/v1/webhook_endpoints/"+mine["id"].(string), sk, nil); status != 200 || ep["status"] != "enabled" {
 		t.Fatalf("the endpoint registered before the restart: %d %v", status, ep)
+	}
+	if status, a := call("GET", "/v1/apps/"+was["app"], admin, nil); status != 200 || !slices.Contains(a["options"].([]any), any("subscription")) {
+		t.Fatalf("the restart did not enable the options the demo sells: %d %v", status, a)
 	}
 	second.stop()
 

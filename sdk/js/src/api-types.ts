@@ -283,7 +283,11 @@ export interface paths {
         delete?: never;
         options?: never;
         head?: never;
-        patch?: never;
+        /**
+         * Change an app's name, enabled options or currencies (admin).
+         * @description Each field given replaces the app's; `options` and `currencies` are the whole new lists, at least one entry each. What the app may sell from now on follows at once on this server and within 10 seconds on other replicas. Sessions, plans and subscriptions made under an option or currency the app no longer has stay valid: their captures, refunds and renewals go on.
+         */
+        patch: operations["updateApp"];
         trace?: never;
     };
     "/v1/apps/{id}/keys/roll": {
@@ -2260,6 +2264,54 @@ export interface operations {
             401: components["responses"]["Unauthorized"];
             403: components["responses"]["Forbidden"];
             404: components["responses"]["Error"];
+            429: components["responses"]["RateLimited"];
+        };
+    };
+    updateApp: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: components["parameters"]["ID"];
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    name?: string;
+                    /**
+                     * @example [
+                     *       "goods",
+                     *       "tip",
+                     *       "subscription"
+                     *     ]
+                     */
+                    options?: string[];
+                    /**
+                     * @example [
+                     *       "CNY"
+                     *     ]
+                     */
+                    currencies?: string[];
+                };
+            };
+        };
+        responses: {
+            /** @description the app as changed */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["App"];
+                };
+            };
+            400: components["responses"]["Error"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["Error"];
+            413: components["responses"]["TooLarge"];
             429: components["responses"]["RateLimited"];
         };
     };
