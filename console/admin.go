@@ -4,6 +4,7 @@ import (
 	"errors"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 
 	"github.com/go-chi/chi/v5"
@@ -105,6 +106,30 @@ type appPage struct {
 	SecretKey      string // shown once, right after the app is created or its key rolled
 	PreviousExpire string // when the keys before the new one stop working
 	Repeated       bool   // the form was submitted again: the key was shown the first time
+	// The form that changes what the app may sell: every option of the
+	// catalog and every currency, the app's ticked.
+	Options, Currencies []choice
+	Saved               bool // the grants were just changed
+}
+
+// choice is a checkbox of a form.
+type choice struct {
+	Value   string
+	Checked bool
+}
+
+func choices(all, ticked []string) []choice {
+	out := make([]choice, len(all))
+	for i, v := range all {
+		out[i] = choice{Value: v, Checked: slices.Contains(ticked, v)}
+	}
+	return out
+}
+
+// appPageOf is an app's page with its grants form.
+func (s *Server) appPageOf(a apps.App) *appPage {
+	return &appPage{appRow: s.appRowOf(a), Options: choices(s.Catalog.Names(), a.Options),
+		Currencies: choices(ledger.Currencies(), a.Currencies)}
 }
 
 // createApp creates an app with the options and currencies ticked, as
@@ -124,7 +149,9 @@ func (s *Server) createApp(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	s.render(w, r, http.StatusCreated, "app", "App "+a.Name, &appPage{appRow: s.appRowOf(a), SecretKey: key, Repeated: key == ""})
+	pg := s.appPageOf(a)
+	pg.SecretKey, pg.Repeated = key, key == ""
+	s.render(w, r, http.StatusCreated, "app", "App "+a.Name, pg)
 	return nil
 }
 
@@ -134,7 +161,27 @@ func (s *Server) app(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	s.render(w, r, http.StatusOK, "app", "App "+a.Name, &appPage{appRow: s.appRowOf(a)})
+	pg := s.appPageOf(a)
+	pg.Saved = r.URL.Query().Get("done") == "saved"
+	s.render(w, r, http.StatusOK, "app", "App "+a.Name, pg)
+	return nil
+}
+
+// updateGrants sets the options and currencies the app may sell with to
+// those ticked, as PATCH /v1/apps/{id} does.
+func (s *Server) updateGrants(w http.ResponseWriter, r *http.Request) error {
+	// Nothing ticked is an empty list, which the update refuses, not an
+	// absent one, which it would leave as it is.
+	options := append([]string{}, r.PostForm["options"]...)
+	currencies := append([]string{}, r.PostForm["currencies"]...)
+	if err := s.Catalog.CheckGrants(options, currencies); err != nil {
+		return err
+	}
+	a, err := s.Apps.UpdateApp(r.Context(), chi.URLParam(r, "id"), apps.AppUpdate{Options: options, Currencies: currencies})
+	if err != nil {
+		return err
+	}
+	http.Redirect(w, r, "/console/apps/"+url.PathEscape(a.ID)+"?done=saved", http.StatusSeeOther)
 	return nil
 }
 
@@ -149,6 +196,8 @@ func (s *Server) rollKey(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	s.render(w, r, http.StatusOK, "app", "App "+a.Name, &appPage{appRow: s.appRowOf(a), SecretKey: key, PreviousExpire: s.when(oldExpire)})
+	pg := s.appPageOf(a)
+	pg.SecretKey, pg.PreviousExpire = key, s.when(oldExpire)
+	s.render(w, r, http.StatusOK, "app", "App "+a.Name, pg)
 	return nil
 }

@@ -115,6 +115,7 @@ func (s *Server) Handler() http.Handler {
 			r.Post("/console/apps", s.page(s.createApp))
 			r.Get("/console/apps/{id}", s.page(s.app))
 			r.Post("/console/apps/{id}/roll_key", s.page(s.rollKey))
+			r.Post("/console/apps/{id}/grants", s.page(s.updateGrants))
 			r.Get("/console/settlement_runs", s.page(s.runs))
 			r.Post("/console/settlement_runs", s.page(s.createRun))
 			r.Get("/console/settlement_runs/{id}", s.page(s.run))

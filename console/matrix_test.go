@@ -135,6 +135,7 @@ func TestConsoleAuthorizationMatrix(t *testing.T) {
 		"POST /console/apps":                           {path: "/console/apps", form: url.Values{"developer": {e.shop.dev}, "name": {"second"}, "options": {"goods"}, "currencies": {"CNY"}, "idempotency_key": {"matrix-app"}}, status: http.StatusCreated, kinds: admin},
 		"GET /console/apps/{id}":                       {path: "/console/apps/" + e.shop.app, status: http.StatusOK, kinds: admin},
 		"POST /console/apps/{id}/roll_key":             {path: "/console/apps/" + rolled.app + "/roll_key", status: http.StatusOK, kinds: admin},
+		"POST /console/apps/{id}/grants":               {path: "/console/apps/" + rolled.app + "/grants", form: url.Values{"options": {"goods"}, "currencies": {"CNY"}}, status: http.StatusSeeOther, kinds: admin},
 		"GET /console/settlement_runs":                 {path: "/console/settlement_runs", status: http.StatusOK, kinds: admin},
 		"POST /console/settlement_runs":                {path: "/console/settlement_runs", form: url.Values{"cutoff": {""}}, status: http.StatusSeeOther, kinds: admin},
 		"GET /console/settlement_runs/{id}":            {path: "/console/settlement_runs/" + run.str("id"), status: http.StatusOK, kinds: admin},

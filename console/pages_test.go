@@ -248,6 +248,24 @@ func TestAdminPages(t *testing.T) {
 	e.must(http.StatusOK, e.api("GET", "/v1/checkout/sessions", rolled[1], nil))
 	e.must(http.StatusOK, e.api("GET", "/v1/checkout/sessions", key[1], nil))
 
+	// What the app may sell is changed on its page, as PATCH /v1/apps/{id}
+	// changes it; nothing ticked is refused and changes nothing.
+	r = b.must(http.StatusSeeOther, b.post("/console/apps/"+app[1]+"/grants",
+		url.Values{"options": {"goods", "subscription"}, "currencies": {"CNY"}}))
+	has(t, b.must(http.StatusOK, b.get(r.header.Get("Location"))), `data-testid="grants-saved"`,
+		`value="subscription" checked`, `value="goods" checked`, `value="tip">`)
+	got = e.must(http.StatusOK, e.api("GET", "/v1/apps/"+app[1], e.admin, nil))
+	if opts := got.body["options"].([]any); len(opts) != 2 || opts[1] != "subscription" {
+		t.Fatalf("the app after the grants form: %s", got.raw)
+	}
+	if r := b.post("/console/apps/"+app[1]+"/grants", url.Values{"currencies": {"CNY"}}); r.status != http.StatusBadRequest ||
+		!strings.Contains(r.raw, "at least one option") {
+		t.Fatalf("no option ticked: %d %.500s", r.status, r.raw)
+	}
+	if got := e.must(http.StatusOK, e.api("GET", "/v1/apps/"+app[1], e.admin, nil)); len(got.body["options"].([]any)) != 2 {
+		t.Fatalf("a refused grants form changed the app: %s", got.raw)
+	}
+
 	// The trial balance.
 	e.paid(e.shop, "u1", "10.00")
 	has(t, b.must(http.StatusOK, b.get("/console/ledger")), `data-testid="balanced"><span class="badge succeeded">balanced`, "<td>CNY</td>")
