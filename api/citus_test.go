@@ -9,7 +9,8 @@ import (
 // TestOnCitus runs the HTTP API's checkout tests on a Citus cluster (a
 // coordinator and two workers, tables distributed as `minipay migrate`
 // does): checkout and refunds, manual capture, expiry of open sessions,
-// races of confirms and refunds, and disputes.
+// races of confirms and refunds, disputes, and the platform changing what
+// an app may sell (apps are a reference table there).
 func TestOnCitus(t *testing.T) {
 	testdb.WithCitus(t)
 	t.Run("CheckoutFlow", TestCheckoutFlow)
@@ -18,4 +19,5 @@ func TestOnCitus(t *testing.T) {
 	t.Run("ConfirmRace", TestConfirmRace)
 	t.Run("RefundRace", TestRefundRace)
 	t.Run("DisputesOverHTTP", TestDisputesOverHTTP)
+	t.Run("UpdateAppOptions", TestUpdateAppOptions)
 }
