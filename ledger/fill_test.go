@@ -28,19 +28,7 @@ func TestFillStopsWhenArrivalsStop(t *testing.T) {
 // any one gap, until the group is full (or the linger is over).
 func TestFillKeepsFillingWhileArrivalsContinue(t *testing.T) {
 	p := &poster{batchMax: 30, linger: 10 * time.Second} // a gap of 1s
-	queue := make(chan *op)
-	stop := make(chan struct{})
-	defer close(stop)
-	go func() {
-		for {
-			select {
-			case queue <- &op{}:
-			case <-stop:
-				return
-			}
-			time.Sleep(20 * time.Millisecond)
-		}
-	}()
+	queue := feed(t, 20*time.Millisecond)
 	batch := p.fill(queue, nil)
 	if len(batch) != 30 {
 		t.Fatalf("filled %d ops, want a full group of 30", len(batch))
@@ -50,19 +38,7 @@ func TestFillKeepsFillingWhileArrivalsContinue(t *testing.T) {
 // The linger bounds the wait even when arrivals never pause.
 func TestFillEndsAtTheLinger(t *testing.T) {
 	p := &poster{batchMax: 1 << 20, linger: 300 * time.Millisecond}
-	queue := make(chan *op)
-	stop := make(chan struct{})
-	defer close(stop)
-	go func() {
-		for {
-			select {
-			case queue <- &op{}:
-			case <-stop:
-				return
-			}
-			time.Sleep(time.Millisecond)
-		}
-	}()
+	queue := feed(t, time.Millisecond)
 	start := time.Now()
 	batch := p.fill(queue, nil)
 	if took := time.Since(start); took > 5*time.Second || len(batch) == 0 {
@@ -86,4 +62,23 @@ func TestFillWithoutLingerAndClosed(t *testing.T) {
 	if batch := p.fill(queue, nil); len(batch) != 1 {
 		t.Fatalf("filled %d ops from a closed queue, want the 1 left in it", len(batch))
 	}
+}
+
+// feed returns a queue that receives an op every interval until the test
+// ends.
+func feed(t *testing.T, every time.Duration) chan *op {
+	queue := make(chan *op)
+	stop := make(chan struct{})
+	t.Cleanup(func() { close(stop) })
+	go func() {
+		for {
+			select {
+			case queue <- &op{}:
+			case <-stop:
+				return
+			}
+			time.Sleep(every)
+		}
+	}()
+	return queue
 }
