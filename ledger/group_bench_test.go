@@ -41,20 +41,7 @@ func benchGroup(b *testing.B, size, copyMin int) {
 	defer l.Close()
 	l.poster.copyMin = copyMin
 	ctx := context.Background()
-	bank, _ := l.CreateAccount(ctx, AccountSpec{Code: "bank", Currency: "CNY", NormalBalance: DebitNormal})
-	fee, _ := l.CreateAccount(ctx, AccountSpec{Code: "fee", Currency: "CNY", NormalBalance: CreditNormal})
-	var wallets, merchants []Account
-	for i := 0; i < 2000; i++ {
-		w, _ := l.CreateAccount(ctx, AccountSpec{Code: fmt.Sprintf("w%d", i), Currency: "CNY", NormalBalance: CreditNormal, NoOverdraft: true})
-		if _, err := l.Post(ctx, Transfer{ID: fmt.Sprintf("f%d", i), Code: "topup", Postings: []Posting{{Account: bank.ID, Debit: 1e12}, {Account: w.ID, Credit: 1e12}}}); err != nil {
-			b.Fatal(err)
-		}
-		wallets = append(wallets, w)
-	}
-	for i := 0; i < 100; i++ {
-		m, _ := l.CreateAccount(ctx, AccountSpec{Code: fmt.Sprintf("m%d", i), Currency: "CNY", NormalBalance: CreditNormal})
-		merchants = append(merchants, m)
-	}
+	fee, wallets, merchants := benchAccounts(b, l)
 	b.ResetTimer()
 	var (
 		stats        BatchStats
@@ -150,22 +137,9 @@ func benchPost(b *testing.B, clients int) {
 	l := New(db.Pool, Options{Observe: func(s BatchStats) { sizes.Add(int64(s.Ops)); groups.Add(1) }})
 	defer l.Close()
 	ctx := context.Background()
-	bank, _ := l.CreateAccount(ctx, AccountSpec{Code: "bank", Currency: "CNY", NormalBalance: DebitNormal})
-	fee, _ := l.CreateAccount(ctx, AccountSpec{Code: "fee", Currency: "CNY", NormalBalance: CreditNormal})
-	var wallets, merchants []string
-	for i := 0; i < 2000; i++ {
-		w, _ := l.CreateAccount(ctx, AccountSpec{Code: fmt.Sprintf("w%d", i), Currency: "CNY", NormalBalance: CreditNormal, NoOverdraft: true})
-		if _, err := l.Post(ctx, Transfer{ID: fmt.Sprintf("f%d", i), Code: "topup", Postings: []Posting{{Account: bank.ID, Debit: 1e12}, {Account: w.ID, Credit: 1e12}}}); err != nil {
-			b.Fatal(err)
-		}
-		wallets = append(wallets, w.ID)
-	}
-	for i := 0; i < 100; i++ {
-		m, _ := l.CreateAccount(ctx, AccountSpec{Code: fmt.Sprintf("m%d", i), Currency: "CNY", NormalBalance: CreditNormal})
-		merchants = append(merchants, m.ID)
-	}
+	fee, wallets, merchants := benchAccounts(b, l)
 	transfer := func(n int) Transfer {
-		w, m := wallets[(n*7)%len(wallets)], merchants[n%len(merchants)]
+		w, m := wallets[(n*7)%len(wallets)].ID, merchants[n%len(merchants)].ID
 		id := "t" + strconv.Itoa(n)
 		switch n % 3 {
 		case 0:
@@ -207,4 +181,30 @@ func benchPost(b *testing.B, clients int) {
 	if g := groups.Load(); g > 0 {
 		b.ReportMetric(float64(sizes.Load())/float64(g), "transfers/group")
 	}
+}
+
+// benchAccounts makes the group benchmarks' accounts: a fee account, 2,000
+// no_overdraft wallets funded far beyond what a run spends, 100 merchants.
+func benchAccounts(b *testing.B, l *Ledger) (fee Account, wallets, merchants []Account) {
+	ctx := context.Background()
+	account := func(code string, normal NormalBalance, noOverdraft bool) Account {
+		a, err := l.CreateAccount(ctx, AccountSpec{Code: code, Currency: "CNY", NormalBalance: normal, NoOverdraft: noOverdraft})
+		if err != nil {
+			b.Fatal(err)
+		}
+		return a
+	}
+	bank := account("bank", DebitNormal, false)
+	fee = account("fee", CreditNormal, false)
+	for i := 0; i < 2000; i++ {
+		w := account(fmt.Sprintf("w%d", i), CreditNormal, true)
+		if _, err := l.Post(ctx, Transfer{ID: fmt.Sprintf("f%d", i), Code: "topup", Postings: []Posting{{Account: bank.ID, Debit: 1e12}, {Account: w.ID, Credit: 1e12}}}); err != nil {
+			b.Fatal(err)
+		}
+		wallets = append(wallets, w)
+	}
+	for i := 0; i < 100; i++ {
+		merchants = append(merchants, account(fmt.Sprintf("m%d", i), CreditNormal, false))
+	}
+	return fee, wallets, merchants
 }
