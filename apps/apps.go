@@ -79,21 +79,6 @@ type App struct {
 	Created     time.Time
 }
 
-// Allows reports whether the app may sell through option in currency.
-func (a App) Allows(option string) bool { return contains(a.Options, option) }
-
-// AllowsCurrency reports whether the app may charge in currency.
-func (a App) AllowsCurrency(currency string) bool { return contains(a.Currencies, currency) }
-
-func contains(list []string, s string) bool {
-	for _, v := range list {
-		if v == s {
-			return true
-		}
-	}
-	return false
-}
-
 func validName(field, name string) error {
 	if strings.TrimSpace(name) == "" || utf8.RuneCountInString(name) > 200 || !utf8.ValidString(name) {
 		return minipay.Field(field, fmt.Errorf("%w: %s must be 1–200 characters", ErrInvalid, field))

@@ -291,6 +291,18 @@ type Sale struct {
 	GrantedCurs []string  // the currencies the app may charge in
 }
 
+// CheckGranted returns why an app granted options and currencies may not
+// sell through option in currency (naming "option" or "currency"), or nil.
+func CheckGranted(option, currency string, options, currencies []string) error {
+	if !slices.Contains(options, option) {
+		return minipay.Field("option", fmt.Errorf("%w: %s", ErrOptionNotEnabled, option))
+	}
+	if !slices.Contains(currencies, currency) {
+		return minipay.Field("currency", fmt.Errorf("%w: %s", ErrCurrencyNotEnabled, currency))
+	}
+	return nil
+}
+
 // Check returns the option version a sale goes through, or why the app may
 // not make it: an option the catalog lacks or the app was not granted, a
 // currency the app may not use or the option does not take, an amount
@@ -301,11 +313,8 @@ func (c *Catalog) Check(s Sale) (Option, error) {
 	if !ok {
 		return Option{}, minipay.Field("option", fmt.Errorf("%w: %q", ErrUnknownOption, s.Option))
 	}
-	if !slices.Contains(s.GrantedOpts, s.Option) {
-		return Option{}, minipay.Field("option", fmt.Errorf("%w: %s", ErrOptionNotEnabled, s.Option))
-	}
-	if !slices.Contains(s.GrantedCurs, s.Currency) {
-		return Option{}, minipay.Field("currency", fmt.Errorf("%w: %s", ErrCurrencyNotEnabled, s.Currency))
+	if err := CheckGranted(s.Option, s.Currency, s.GrantedOpts, s.GrantedCurs); err != nil {
+		return Option{}, err
 	}
 	if !opt.SupportsCurrency(s.Currency) {
 		return Option{}, minipay.Field("currency", fmt.Errorf("%w: %s does not take %s", ErrCurrencyNotAllowed, opt.Name, s.Currency))

@@ -315,11 +315,8 @@ func (s *Service) stillSold(ctx context.Context, plan Plan) error {
 	if err != nil {
 		return err
 	}
-	if !app.Allows(plan.Option) {
-		return minipay.Field("plan", fmt.Errorf("%w: %s", catalog.ErrOptionNotEnabled, plan.Option))
-	}
-	if !app.AllowsCurrency(plan.Currency) {
-		return minipay.Field("plan", fmt.Errorf("%w: %s", catalog.ErrCurrencyNotEnabled, plan.Currency))
+	if err := catalog.CheckGranted(plan.Option, plan.Currency, app.Options, app.Currencies); err != nil {
+		return minipay.Field("plan", err)
 	}
 	return nil
 }
