@@ -175,7 +175,8 @@ func (e *fuzzEnv) state(t *testing.T) string {
 	err := e.db.Pool.QueryRow(context.Background(), `SELECT concat_ws(' ',
 		(SELECT count(*) FROM ledger_accounts), (SELECT count(*) FROM ledger_transfers),
 		(SELECT count(*) FROM ledger_postings), (SELECT count(*) FROM developers),
-		(SELECT count(*) FROM apps), (SELECT count(*) FROM api_keys),
+		(SELECT count(*) || '/' || md5(coalesce(string_agg(name || options::text || currencies::text, ',' ORDER BY id), '')) FROM apps),
+		(SELECT count(*) FROM api_keys),
 		(SELECT count(*) FROM checkout_sessions), (SELECT coalesce(sum(version), 0) FROM checkout_sessions),
 		(SELECT count(*) FROM refunds), (SELECT count(*) FROM events),
 		(SELECT count(*) || '/' || coalesce(sum(version), 0) FROM disputes), (SELECT coalesce(sum(version), 0) FROM payments),
@@ -342,6 +343,13 @@ func FuzzAppBody(f *testing.F) {
 		`{"developer":"{dev}","name":"shop","options":["loans"],"currencies":["CNY"]}`,
 		`{"developer":"{dev}","name":"shop","options":["goods","goods"],"currencies":["XXX"]}`,
 		`{"developer":"dev_nope","name":"shop","options":[],"currencies":[]}`)...)
+}
+
+func FuzzAppUpdateBody(f *testing.F) {
+	fuzzBody(f, "PATCH", "/v1/apps/{otherapp}", admin, append(hostileSeeds,
+		`{"options":["goods","tip"]}`, `{"options":[]}`, `{"options":["loans"]}`, `{"options":null}`,
+		`{"currencies":["CNY","JPY"]}`, `{"currencies":["XXX"]}`, `{"name":"renamed"}`, `{"name":" "}`,
+		`{"developer":"{dev}"}`, `{"options":["goods"],"options":["tip"]}`)...)
 }
 
 func FuzzRollKeyBody(f *testing.F) {
