@@ -131,9 +131,9 @@ func findMax(ctx context.Context, o Options, res *Result, load openLoad, limit t
 		KV{"closed_loop_p99_ms", round(ms(closedP99), 3)},
 		KV{"max_rate_vs_closed_loop", round(m.best.Rate/m.closed, 2)},
 		KV{"senders", o.Senders})
-	for i, kv := range m.best.cpu {
+	for _, kv := range m.best.cpu {
 		res.Extra = append(res.Extra, KV{kv.Key + "_at_max", kv.Value})
-		if us, ok := kv.Value.(float64); ok && i == 0 {
+		if us, ok := kv.Value.(float64); ok && kv.Key == "cpu_us_per_"+unit {
 			// How much of the machine the best rate kept busy: near the
 			// number of cores, the rate is bound by CPU, not by waiting.
 			res.Extra = append(res.Extra, KV{"cores_busy_at_max", round(us*m.best.Rate/1e6, 2)})
