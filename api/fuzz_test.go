@@ -195,7 +195,10 @@ func (e *fuzzEnv) check(t *testing.T, method, path, key string, body []byte, hea
 	if status >= 500 {
 		t.Fatalf("%s %s %q: %d %s", method, path, body, status, raw)
 	}
-	if hasDuplicateMember(body) && status != http.StatusBadRequest && status < 500 {
+	// A body that names a member twice is refused as bad input, unless the
+	// Idempotency-Key was used before with another body: that layer answers
+	// (409, nothing done) before the body is decoded.
+	if hasDuplicateMember(body) && status != http.StatusBadRequest && status < 500 && !idempotencyRefusal(status, raw) {
 		t.Fatalf("%s %s %q names a member twice, answered %d %s; want 400", method, path, body, status, raw)
 	}
 	if status >= 400 {
@@ -217,6 +220,13 @@ func (e *fuzzEnv) check(t *testing.T, method, path, key string, body []byte, hea
 	if err != nil || !a.OK() {
 		t.Fatalf("%s %s %q: ledger audit after %d: %+v %v", method, path, body, status, a, err)
 	}
+}
+
+// idempotencyRefusal reports whether an answer is the idempotency layer's
+// refusal of a key used before with another request.
+func idempotencyRefusal(status int, raw []byte) bool {
+	var eb struct{ Error struct{ Type string } }
+	return status == http.StatusConflict && json.Unmarshal(raw, &eb) == nil && eb.Error.Type == "idempotency_error"
 }
 
 // hasDuplicateMember reports whether body is JSON with an object that names
@@ -482,6 +492,10 @@ func FuzzAPI(f *testing.F) {
 	f.Add(uint8(0), uint8(2), "?limit=0&starting_after=%ff", uint8(0), "", "", []byte(nil))
 	f.Add(uint8(0), uint8(1), "?at=2020-13-01", uint8(0), "", "", []byte(nil))
 	f.Add(uint8(1), uint8(9), "", uint8(0), "\x7f", "", []byte(`{"name":"x"}`))
+	// A key used for one session, then with a body that names a member
+	// twice: the idempotency layer's 409 comes before the body is decoded.
+	f.Add(uint8(1), uint8(17), "", uint8(2), "k5", "", []byte(`{"amount":"1.00","currency":"CNY","option":"goods"}`))
+	f.Add(uint8(1), uint8(17), "", uint8(2), "k5", "", []byte(`{"amount":"1.00","amount":"9.00","currency":"CNY","option":"goods"}`))
 	e := newFuzzEnv(f)
 	f.Fuzz(func(t *testing.T, method, route uint8, tail string, key uint8, idem, contentType string, body []byte) {
 		keys := []string{fuzzAdminKey, fuzzHostKey, e.appKey, e.otherKey, "", "sk_wrong"}
