@@ -34,6 +34,7 @@ type groupLog struct {
 	sizes               []int
 	read, write, commit time.Duration
 	attempts            int
+	cached              int
 }
 
 func (g *groupLog) observe(s ledger.BatchStats) {
@@ -44,12 +45,13 @@ func (g *groupLog) observe(s ledger.BatchStats) {
 	g.write += s.Write
 	g.commit += s.Commit
 	g.attempts += s.Attempts
+	g.cached += s.Cached
 }
 
 func (g *groupLog) reset() {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	g.sizes, g.read, g.write, g.commit, g.attempts = nil, 0, 0, 0, 0
+	g.sizes, g.read, g.write, g.commit, g.attempts, g.cached = nil, 0, 0, 0, 0, 0
 }
 
 func benchLedger(ctx context.Context, o Options) (*Result, error) {
@@ -220,6 +222,9 @@ func (g *groupLog) summary() []KV {
 		{"group_size_p99", at(0.99)},
 		{"group_size_max", sizes[len(sizes)-1]},
 		{"group_attempts", g.attempts},
+		// Wallet balances a group took from its worker's cache instead of
+		// reading them, per transfer.
+		{"group_balances_cached_per_transfer", round(float64(g.cached)/float64(total), 2)},
 		{"group_time_read_pct", share(g.read)},
 		{"group_time_write_pct", share(g.write + g.commit)}, // COMMIT usually rides with the writes
 	}

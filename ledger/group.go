@@ -30,9 +30,12 @@ type groupState struct {
 	reversed   map[int64]bool    // seqs of transfers that have a reversal
 	seqs       []int64           // sequence numbers for the group's new transfers
 	checked    bool              // existing was read
-	// read holds the no_overdraft accounts' balances as read, before apply
-	// changed balances: the write succeeds only if they are still so.
+	// read holds the no_overdraft accounts' balances as read (or taken from
+	// the worker's cache), before apply changed balances: the write succeeds
+	// only if they are still so.
 	read map[string]balances
+	// cached counts the accounts of read taken from the cache.
+	cached int
 }
 
 // readMode says what a group's read takes besides the balances.
@@ -44,6 +47,9 @@ type readMode struct {
 	lock bool
 	// citus: the database is a Citus coordinator (see citusPlannerSettings).
 	citus bool
+	// cache, if set, holds balances the worker committed; accounts found in
+	// it are not read (see balanceCache for why that is safe).
+	cache *balanceCache
 }
 
 // readGroupState begins the transaction, reads the balances of the group's
@@ -90,10 +96,16 @@ func readGroupState(ctx context.Context, conn *pgx.Conn, ops []*op, mode readMod
 			reversals = append(reversals, o.reversesSeq)
 		}
 		for _, d := range o.deltas {
-			if _, seen := st.balances[d.acct.id]; d.acct.noOverdraft && !seen {
-				st.balances[d.acct.id] = balances{}
-				accounts = append(accounts, d.acct.id)
+			if _, seen := st.balances[d.acct.id]; !d.acct.noOverdraft || seen {
+				continue
 			}
+			if b, ok := mode.cache.get(d.acct.id); ok {
+				st.balances[d.acct.id], st.read[d.acct.id] = b, b
+				st.cached++
+				continue
+			}
+			st.balances[d.acct.id] = balances{}
+			accounts = append(accounts, d.acct.id)
 		}
 	}
 	b := &pgx.Batch{}
@@ -104,20 +116,22 @@ func readGroupState(ctx context.Context, conn *pgx.Conn, ops []*op, mode readMod
 		start = groupStartSQL + citusPlannerSettings
 	}
 	b.Queue(start, len(ops)).QueryRow(func(row pgx.Row) error { return row.Scan(&st.now, &st.seqs, nil) })
-	readBalances := readBalancesSQL
-	if mode.lock {
-		readBalances = lockBalancesSQL
-	}
-	b.Queue(readBalances, accounts).Query(func(rows pgx.Rows) error {
-		var id string
-		var bal balances
-		_, err := pgx.ForEachRow(rows, []any{&id, &bal.dp, &bal.cp, &bal.dpe, &bal.cpe}, func() error {
-			st.balances[id] = bal
-			st.read[id] = bal
-			return nil
+	if len(accounts) > 0 {
+		readBalances := readBalancesSQL
+		if mode.lock {
+			readBalances = lockBalancesSQL
+		}
+		b.Queue(readBalances, accounts).Query(func(rows pgx.Rows) error {
+			var id string
+			var bal balances
+			_, err := pgx.ForEachRow(rows, []any{&id, &bal.dp, &bal.cp, &bal.dpe, &bal.cpe}, func() error {
+				st.balances[id] = bal
+				st.read[id] = bal
+				return nil
+			})
+			return err
 		})
-		return err
-	})
+	}
 	// Separate lookups rather than one with OR, so each uses its own index.
 	if mode.checkExisting {
 		st.existing = make(map[string][]byte, len(ids))

@@ -65,7 +65,7 @@ func benchGroup(b *testing.B, size, copyMin int) {
 		go0, db0 := cpuNow(b, db.Pool)
 		lsn0 := walLSN(b, db.Pool)
 		b.StartTimer()
-		res, failed, err := l.poster.commitGroup(ops, 1, readMode{}, &stats)
+		res, failed, err := l.poster.commitGroup(ops, &worker{shard: 1}, readMode{}, &stats)
 		b.StopTimer()
 		if err != nil || len(failed) > 0 || res[0].err != nil {
 			b.Fatal(err, failed)

@@ -83,7 +83,7 @@ func TestGuardedWriteRefusesMovedBalances(t *testing.T) {
 	}
 	o2.ctx, o2.done = ctx, make(chan opResult, 1)
 	var stats BatchStats
-	l.poster.commit([]*op{o2}, 1, &stats)
+	l.poster.commit([]*op{o2}, &worker{shard: 1}, &stats)
 	if r := <-o2.done; r.err != nil {
 		t.Fatalf("post 30 of 50: %v", r.err)
 	}

@@ -116,6 +116,9 @@ type BatchStats struct {
 	// Where the time went, summed over attempts: locking the accounts and
 	// reading what exists, writing rows and attached statements, committing.
 	Read, Write, Commit time.Duration
+	// Cached counts, over attempts, the no_overdraft accounts whose
+	// balances the group took from its worker's cache instead of reading.
+	Cached int
 }
 
 // poster gathers concurrent transfers into groups and writes each group in
@@ -161,7 +164,7 @@ func (p *poster) run() {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			p.work(p.queues[w], int16((offset+w)%shardsMax))
+			p.work(p.queues[w], &worker{shard: int16((offset + w) % shardsMax)})
 		}()
 	}
 	wg.Wait()
@@ -177,8 +180,14 @@ func (p *poster) queueFor(o *op) chan *op {
 	return p.queues[p.next.Add(1)%uint32(len(p.queues))]
 }
 
+// worker is what one of the poster's workers keeps between its groups.
+type worker struct {
+	shard    int16 // its balance shard of accounts without no_overdraft
+	balances balanceCache
+}
+
 // work runs one worker until its queue is closed and drained.
-func (p *poster) work(queue chan *op, shard int16) {
+func (p *poster) work(queue chan *op, w *worker) {
 	var carry []*op
 	for {
 		batch := carry
@@ -194,7 +203,7 @@ func (p *poster) work(queue chan *op, shard int16) {
 		var stats BatchStats
 		batch, carry = p.admit(batch)
 		stats.Ops = len(batch)
-		p.commit(batch, shard, &stats)
+		p.commit(batch, w, &stats)
 		if p.observe != nil && stats.Ops > 0 {
 			stats.Duration = time.Since(start)
 			p.observe(stats)
@@ -321,12 +330,12 @@ const retriesMax = 3
 // statement fails is dropped from the group with that error and the rest
 // retried; an unexpected failure of the group isolates each transfer in a
 // transaction of its own, so one bad transfer never fails its neighbours.
-func (p *poster) commit(ops []*op, shard int16, stats *BatchStats) {
+func (p *poster) commit(ops []*op, w *worker, stats *BatchStats) {
 	retries := 0
 	var mode readMode
 	for len(ops) > 0 {
 		stats.Attempts++
-		res, failed, err := p.commitGroup(ops, shard, mode, stats)
+		res, failed, err := p.commitGroup(ops, w, mode, stats)
 		switch {
 		case errors.Is(err, errIDsTaken) && !mode.checkExisting:
 			mode.checkExisting = true
@@ -351,7 +360,7 @@ func (p *poster) commit(ops []*op, shard int16, stats *BatchStats) {
 			retries++
 		case len(ops) > 1:
 			for _, o := range ops {
-				p.commit([]*op{o}, shard, stats)
+				p.commit([]*op{o}, w, stats)
 			}
 			return
 		default:
@@ -427,7 +436,7 @@ const groupTimeout = 30 * time.Second
 // failed lists the ops whose attached statements failed (their results
 // hold the errors, and nothing was committed); err fails the whole
 // transaction.
-func (p *poster) commitGroup(ops []*op, shard int16, mode readMode, stats *BatchStats) (res []opResult, failed []int, err error) {
+func (p *poster) commitGroup(ops []*op, w *worker, mode readMode, stats *BatchStats) (res []opResult, failed []int, err error) {
 	ctx, cancel := context.WithTimeout(context.Background(), groupTimeout)
 	defer cancel()
 	start := time.Now()
@@ -450,10 +459,16 @@ func (p *poster) commitGroup(ops []*op, shard int16, mode readMode, stats *Batch
 		_ = conn.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'citus')`).Scan(&p.onCitus)
 	})
 	mode.citus = p.onCitus
+	// Balances come from the cache only on the optimistic path, whose
+	// writes are guarded and whose refusals are judged again with a read.
+	if !mode.lock && !mode.checkExisting && w.balances.usable() {
+		mode.cache = &w.balances
+	}
 	st, err := readGroupState(ctx, conn.Conn(), ops, mode)
 	if err != nil {
 		return nil, nil, err
 	}
+	stats.Cached += st.cached
 	res, written, err := st.apply(ops)
 	if err != nil {
 		return nil, nil, err
@@ -461,12 +476,19 @@ func (p *poster) commitGroup(ops []*op, shard int16, mode readMode, stats *Batch
 	read := time.Now()
 	stats.Read += read.Sub(start)
 	if len(written) == 0 {
-		return res, nil, nil // nothing to write; rollback releases the locks
+		w.balances.store(st.read) // as read: apply changed nothing
+		return res, nil, nil      // nothing to write; rollback releases the locks
 	}
-	failed, committed, err = writeGroup(ctx, conn.Conn(), st, ops, written, res, shard, p.copyMin)
+	failed, committed, err = writeGroup(ctx, conn.Conn(), st, ops, written, res, w.shard, p.copyMin)
 	wrote := time.Now()
 	stats.Write += wrote.Sub(read)
-	if errors.Is(err, errAmbiguous) {
+	switch {
+	case errors.Is(err, errBalancesMoved) && st.cached > 0:
+		w.balances.stale(st.read)
+	case errors.Is(err, errBalancesMoved):
+		w.balances.forget(st.read)
+	case errors.Is(err, errAmbiguous):
+		w.balances.forget(st.read)
 		return nil, nil, err
 	}
 	if err != nil || len(failed) > 0 {
@@ -474,10 +496,12 @@ func (p *poster) commitGroup(ops []*op, shard int16, mode readMode, stats *Batch
 	}
 	if !committed {
 		if _, err := conn.Exec(ctx, "COMMIT"); err != nil {
+			w.balances.forget(st.read)
 			return nil, nil, fmt.Errorf("%w: %w", errAmbiguous, err)
 		}
 		committed = true
 	}
+	w.balances.store(st.balances)
 	stats.Commit += time.Since(wrote)
 	return res, nil, nil
 }

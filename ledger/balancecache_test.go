@@ -1,0 +1,172 @@
+package ledger_test
+
+import (
+	"errors"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/minipay/minipay/ledger"
+)
+
+// groupsSeen records the poster's groups, for tests that look at how a
+// transfer was written.
+type groupsSeen struct {
+	mu  sync.Mutex
+	all []ledger.BatchStats
+}
+
+func (g *groupsSeen) observe(s ledger.BatchStats) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.all = append(g.all, s)
+}
+
+func (g *groupsSeen) count() int {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return len(g.all)
+}
+
+// after returns the first group observed after the first n: a group is
+// observed just after its transfers are answered, so the caller may have
+// to wait for it.
+func (g *groupsSeen) after(t *testing.T, n int) ledger.BatchStats {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for g.count() <= n {
+		if time.Now().After(deadline) {
+			t.Fatal("no group observed")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.all[n]
+}
+
+// TestCachedBalancesNeverDecideAlone has a second replica move a wallet
+// whose balances the first replica's worker holds in its cache, both ways,
+// and checks that the cache neither lets the first overspend (its guarded
+// write fails and the retry reads) nor refuses what the wallet can pay (a
+// refusal is judged on a fresh read), and that a failed group does not
+// leave its uncommitted balances in the cache.
+func TestCachedBalancesNeverDecideAlone(t *testing.T) {
+	seen := &groupsSeen{}
+	l1, db := newLedger(t, ledger.Options{Workers: 1, Observe: seen.observe})
+	l2 := ledger.New(db.Pool, ledger.Options{})
+	defer l2.Close()
+	ctx := ctxT(t)
+	bank := mustAccount(t, l1, "bank", "CNY", ledger.DebitNormal, false)
+	wallet := mustAccount(t, l1, "wallet", "CNY", ledger.CreditNormal, true)
+	shop := mustAccount(t, l1, "shop", "CNY", ledger.CreditNormal, false)
+	post := func(l *ledger.Ledger, id string, amount int64, from, to string, attach ...ledger.Statement) (ledger.BatchStats, error) {
+		t.Helper()
+		before := seen.count()
+		_, err := l.Post(ctx, transfer(id, "payment", amount, from, to), attach...)
+		if l != l1 {
+			return ledger.BatchStats{}, err
+		}
+		return seen.after(t, before), err
+	}
+	balance := func(want int64) {
+		t.Helper()
+		if got := mustGet(t, l1, wallet.ID).Balance(); got != want {
+			t.Fatalf("wallet = %d, want %d", got, want)
+		}
+	}
+
+	if _, err := post(l1, "fund", 100, bank.ID, wallet.ID); err != nil {
+		t.Fatal(err)
+	}
+	s, err := post(l1, "pay1", 10, wallet.ID, shop.ID)
+	if err != nil || s.Cached != 1 || s.Attempts != 1 {
+		t.Fatalf("pay 10 of 100: %+v, %v; want the wallet's balances from the cache, one attempt", s, err)
+	}
+	balance(90)
+
+	// The other replica spends 60: the first's cache still says 90. Paying
+	// 50 on it passes in Go; the guarded write must fail and the retry,
+	// which locks and reads 30, refuse.
+	if _, err := post(l2, "other1", 60, wallet.ID, shop.ID); err != nil {
+		t.Fatal(err)
+	}
+	s, err = post(l1, "pay2", 50, wallet.ID, shop.ID)
+	if !errors.Is(err, ledger.ErrInsufficientFunds) || s.Cached != 1 || s.Attempts < 2 {
+		t.Fatalf("pay 50 of 30 on a cached 90: %+v, %v; want ErrInsufficientFunds after a retry", s, err)
+	}
+	balance(30)
+
+	// A stale cache is set aside: the next groups read. The other replica
+	// tops up 100 meanwhile, and the first pays 120 of 130.
+	if _, err := post(l2, "other2", 100, bank.ID, wallet.ID); err != nil {
+		t.Fatal(err)
+	}
+	s, err = post(l1, "pay3", 120, wallet.ID, shop.ID)
+	if err != nil || s.Cached != 0 {
+		t.Fatalf("pay 120 of 130 after a stale hit: %+v, %v; want paid on a read", s, err)
+	}
+	balance(10)
+	mustAudit(t, l1)
+}
+
+// TestCachedBalancesRefuseOnlyOnARead has the cache understate a wallet
+// (another replica topped it up): a transfer the cache says it cannot pay
+// must be judged on a fresh read, and paid.
+func TestCachedBalancesRefuseOnlyOnARead(t *testing.T) {
+	seen := &groupsSeen{}
+	l1, db := newLedger(t, ledger.Options{Workers: 1, Observe: seen.observe})
+	l2 := ledger.New(db.Pool, ledger.Options{})
+	defer l2.Close()
+	ctx := ctxT(t)
+	bank := mustAccount(t, l1, "bank", "CNY", ledger.DebitNormal, false)
+	wallet := mustAccount(t, l1, "wallet", "CNY", ledger.CreditNormal, true)
+	shop := mustAccount(t, l1, "shop", "CNY", ledger.CreditNormal, false)
+	if _, err := l1.Post(ctx, transfer("fund", "topup", 100, bank.ID, wallet.ID)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := l2.Post(ctx, transfer("other", "topup", 100, bank.ID, wallet.ID)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := l1.Post(ctx, transfer("pay", "payment", 150, wallet.ID, shop.ID)); err != nil {
+		t.Fatalf("pay 150 of 200 while the cache says 100: %v", err)
+	}
+	if got := mustGet(t, l1, wallet.ID).Balance(); got != 50 {
+		t.Fatalf("wallet = %d, want 50", got)
+	}
+	mustAudit(t, l1)
+}
+
+// TestFailedGroupLeavesCacheAsCommitted fails a group on its attached
+// statement after the poster applied its debit: the cache must keep the
+// committed balance, so the next transfer is written on it at the first
+// attempt (a cache holding the failed group's balance would fail its
+// guard and be set aside).
+func TestFailedGroupLeavesCacheAsCommitted(t *testing.T) {
+	seen := &groupsSeen{}
+	l, _ := newLedger(t, ledger.Options{Workers: 1, Observe: seen.observe})
+	ctx := ctxT(t)
+	bank := mustAccount(t, l, "bank", "CNY", ledger.DebitNormal, false)
+	wallet := mustAccount(t, l, "wallet", "CNY", ledger.CreditNormal, true)
+	shop := mustAccount(t, l, "shop", "CNY", ledger.CreditNormal, false)
+	if _, err := l.Post(ctx, transfer("fund", "topup", 100, bank.ID, wallet.ID)); err != nil {
+		t.Fatal(err)
+	}
+	errRefused := errors.New("refused by the caller's check")
+	failing := ledger.Statement{SQL: "SELECT 1", Check: func(pgconn.CommandTag) error { return errRefused }}
+	if _, err := l.Post(ctx, transfer("failed", "payment", 30, wallet.ID, shop.ID), failing); !errors.Is(err, errRefused) {
+		t.Fatalf("post with a failing statement: %v, want its error", err)
+	}
+	before := seen.count()
+	if _, err := l.Post(ctx, transfer("next", "payment", 100, wallet.ID, shop.ID)); err != nil {
+		t.Fatalf("pay 100 of 100: %v", err)
+	}
+	if s := seen.after(t, before); s.Cached != 1 || s.Attempts != 1 {
+		t.Fatalf("the transfer after a failed group: %+v, want the committed balance from the cache at the first attempt", s)
+	}
+	if got := mustGet(t, l, wallet.ID).Balance(); got != 0 {
+		t.Fatalf("wallet = %d, want 0", got)
+	}
+	mustAudit(t, l)
+}
