@@ -12,7 +12,7 @@ import (
 const (
 	ledgerP99Limit   = 50 * time.Millisecond
 	checkoutP99Limit = 100 * time.Millisecond
-	findMaxSteps     = 10
+	findMaxSteps     = 14
 )
 
 // openLoad runs a benchmark's workload open-loop at rate for d (see

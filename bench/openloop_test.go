@@ -80,11 +80,11 @@ func TestSearchFindsTheEdge(t *testing.T) {
 		return point{Rate: rate, P99: 10, Pass: rate <= edge}, nil
 	}
 	for _, start := range []float64{3000, 9000, 30000} {
-		best, points, err := search(context.Background(), start, 10, measure)
+		best, points, err := search(context.Background(), start, findMaxSteps, measure)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if !best.Pass || best.Rate > edge || best.Rate < edge*0.97 || len(points) > 10 {
+		if !best.Pass || best.Rate > edge || best.Rate < edge*0.97 || len(points) > findMaxSteps {
 			t.Errorf("from %.0f: best %+v after %d points", start, best, len(points))
 		}
 	}
@@ -93,6 +93,42 @@ func TestSearchFindsTheEdge(t *testing.T) {
 	})
 	if best.Rate != 0 || len(points) != 10 {
 		t.Errorf("nothing passes: best %+v after %d points", best, len(points))
+	}
+}
+
+// TestSearchMeasuresAFailureAgain has the machine stall once, in the
+// second rate's measurement, far below the edge: the search must measure
+// that rate again and climb on to the edge, while a rate above the edge,
+// failing both times, still ends the climb.
+func TestSearchMeasuresAFailureAgain(t *testing.T) {
+	const edge = 40000.0
+	calls := 0
+	measure := func(ctx context.Context, rate float64) (point, error) {
+		calls++
+		stalled := calls == 2
+		return point{Rate: rate, P99: 10, Pass: rate <= edge && !stalled}, nil
+	}
+	best, points, err := search(context.Background(), 17000, 14, measure)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if best.Rate > edge || best.Rate < edge*0.97 {
+		t.Fatalf("best %+v; want within 3 %% under %.0f despite one stall", best, edge)
+	}
+	if points[1].Pass || !points[2].Pass || points[1].Rate != points[2].Rate {
+		t.Fatalf("the stalled rate was not measured again: %+v", points[:3])
+	}
+	fails := 0
+	for _, p := range points {
+		if p.Rate > edge && p.Pass {
+			t.Fatalf("a rate above the edge passed: %+v", p)
+		}
+		if p.Rate > edge {
+			fails++
+		}
+	}
+	if fails%2 != 0 {
+		t.Fatalf("every rate above the edge should be measured twice: %+v", points)
 	}
 }
 
