@@ -2,26 +2,29 @@ package main
 
 import "runtime/debug"
 
-// gcPercent is minipay's GOGC when the environment does not set one.
+// minipay's garbage collector settings when the environment sets no GOGC.
 //
 // minipay's live heap is small and bounded (its caches are), while a busy
-// server allocates quickly: at Go's default of 100 the collector ran several
-// times a second and took about a tenth of serve's CPU under load, and each
-// cycle shrank the stacks of idle connection goroutines, which the next
-// request grew again. At 400 the heap may grow to five times what is live
-// before a collection instead of twice: serve's peak RSS at 2,400
-// checkouts/s went from 65 MB to 164 MB and its CPU per checkout down by
-// about 10 % (docs/operations.md).
-const gcPercent = 400
+// server allocates quickly: at Go's default GOGC=100 the collector ran
+// several times a second and took about a tenth of serve's CPU under load,
+// and each cycle shrank the stacks of idle connection goroutines, which the
+// next request grew again. At 400 the heap may grow to five times what is
+// live before a collection instead of twice; the memory limit caps what
+// that costs when much is live at once (the renewer's batches in flight),
+// by collecting more often near it. docs/operations.md has the figures.
+const (
+	gcPercent   = 400
+	memoryLimit = 256 << 20 // bytes, a soft limit (GOMEMLIMIT)
+)
 
-// tuneGC applies gcPercent unless GOGC is set, which the runtime has then
-// applied already; it returns the percent in force.
-func tuneGC(getenv func(string) string) int {
+// tuneGC applies gcPercent, and memoryLimit unless GOMEMLIMIT is set, when
+// GOGC is unset. An operator's GOGC leaves both as the runtime set them.
+func tuneGC(getenv func(string) string) {
 	if getenv("GOGC") != "" {
-		old := debug.SetGCPercent(100)
-		debug.SetGCPercent(old)
-		return old
+		return
 	}
 	debug.SetGCPercent(gcPercent)
-	return gcPercent
+	if getenv("GOMEMLIMIT") == "" {
+		debug.SetMemoryLimit(memoryLimit)
+	}
 }

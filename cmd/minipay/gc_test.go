@@ -1,32 +1,44 @@
 package main
 
 import (
+	"math"
 	"runtime/debug"
 	"testing"
 )
 
-// TestTuneGC checks that minipay raises GOGC only when the operator has not
-// chosen one.
+// TestTuneGC checks that minipay sets its collector's target and memory
+// limit only where the operator has not chosen them.
 func TestTuneGC(t *testing.T) {
 	defer debug.SetGCPercent(debug.SetGCPercent(100))
-	unset := func(string) string { return "" }
-	if got := tuneGC(unset); got != gcPercent {
-		t.Fatalf("GOGC unset: %d, want %d", got, gcPercent)
+	defer debug.SetMemoryLimit(debug.SetMemoryLimit(math.MaxInt64))
+	env := func(vars map[string]string) func(string) string {
+		return func(k string) string { return vars[k] }
 	}
-	if got := debug.SetGCPercent(100); got != gcPercent {
-		t.Fatalf("the runtime's GOGC is %d, want %d", got, gcPercent)
+	reset := func() {
+		debug.SetGCPercent(100)
+		debug.SetMemoryLimit(math.MaxInt64)
 	}
-	debug.SetGCPercent(150) // as the runtime does for GOGC=150
-	set := func(k string) string {
-		if k == "GOGC" {
-			return "150"
+	check := func(name string, wantPercent int, wantLimit int64) {
+		t.Helper()
+		if got := debug.SetGCPercent(100); got != wantPercent {
+			t.Errorf("%s: GOGC in force %d, want %d", name, got, wantPercent)
 		}
-		return ""
+		if got := debug.SetMemoryLimit(-1); got != wantLimit {
+			t.Errorf("%s: memory limit in force %d, want %d", name, got, wantLimit)
+		}
 	}
-	if got := tuneGC(set); got != 150 {
-		t.Fatalf("GOGC=150: %d, want 150 left alone", got)
-	}
-	if got := debug.SetGCPercent(100); got != 150 {
-		t.Fatalf("the runtime's GOGC is %d after GOGC=150, want 150", got)
-	}
+
+	reset()
+	tuneGC(env(nil))
+	check("nothing set", gcPercent, memoryLimit)
+
+	reset()
+	debug.SetMemoryLimit(1 << 30) // as the runtime does for GOMEMLIMIT=1GiB
+	tuneGC(env(map[string]string{"GOMEMLIMIT": "1GiB"}))
+	check("GOMEMLIMIT set", gcPercent, 1<<30)
+
+	reset()
+	debug.SetGCPercent(150) // as the runtime does for GOGC=150
+	tuneGC(env(map[string]string{"GOGC": "150"}))
+	check("GOGC set", 150, math.MaxInt64)
 }
