@@ -46,12 +46,11 @@ func (g *groupsSeen) after(t *testing.T, n int) ledger.BatchStats {
 	return g.all[n]
 }
 
-// TestCachedBalancesNeverDecideAlone has a second replica move a wallet
-// whose balances the first replica's worker holds in its cache, both ways,
-// and checks that the cache neither lets the first overspend (its guarded
-// write fails and the retry reads) nor refuses what the wallet can pay (a
-// refusal is judged on a fresh read), and that a failed group does not
-// leave its uncommitted balances in the cache.
+// TestCachedBalancesNeverDecideAlone has a second replica spend from a
+// wallet whose balances the first replica's worker holds in its cache: the
+// first must not overspend on the stale balances (its guarded write fails
+// and the retry locks and reads), and its cache must then be set aside, so
+// that the next groups read, and pay what the wallet can pay.
 func TestCachedBalancesNeverDecideAlone(t *testing.T) {
 	seen := &groupsSeen{}
 	l1, db := newLedger(t, ledger.Options{Workers: 1, Observe: seen.observe})
@@ -115,8 +114,7 @@ func TestCachedBalancesNeverDecideAlone(t *testing.T) {
 // (another replica topped it up): a transfer the cache says it cannot pay
 // must be judged on a fresh read, and paid.
 func TestCachedBalancesRefuseOnlyOnARead(t *testing.T) {
-	seen := &groupsSeen{}
-	l1, db := newLedger(t, ledger.Options{Workers: 1, Observe: seen.observe})
+	l1, db := newLedger(t, ledger.Options{Workers: 1})
 	l2 := ledger.New(db.Pool, ledger.Options{})
 	defer l2.Close()
 	ctx := ctxT(t)

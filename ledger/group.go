@@ -67,6 +67,9 @@ type readMode struct {
 // one worker; another replica writing the same wallet is what makes a
 // group take the locking path.
 //
+// Accounts whose balances mode.cache holds are not read at all: their
+// guard compares with the cached balances instead (see balanceCache).
+//
 // Whether an id was used before is read only when mode.checkExisting is set.
 // Repeated ids are rare, so the poster first writes optimistically: if the
 // insert of the transfers violates a unique index, the group is rolled back
