@@ -157,8 +157,8 @@ func openLoop(ctx context.Context, rate float64, d time.Duration, senders int, l
 // measurements. Rates are rounded so the plot's points read cleanly.
 //
 // A rate that fails is measured once more before it counts as failed: one
-// stall of the machine (the disk holding a commit's fsync for 100 ms
-// while a checkpoint writes) fails whatever rate it falls in, and ended
+// stall of the machine (the disk holding a commit's fsync for 100 ms or
+// more, near a checkpoint or not) fails whatever rate it falls in, and ended
 // the climb at a rate that the next measurement sustained with room to
 // spare. A rate above what the system sustains fails both times (its
 // queue grows). Both measurements stay in points, the failed one red on
