@@ -130,6 +130,8 @@ func findMax(ctx context.Context, o Options, res *Result, load openLoad, limit t
 		KV{"closed_loop_tps", round(m.closed, 1)},
 		KV{"closed_loop_p99_ms", round(ms(closedP99), 3)},
 		KV{"max_rate_vs_closed_loop", round(m.best.Rate/m.closed, 2)},
+		KV{"max_rate_first_measurements", firstPassMax(m.points)},
+		KV{"rates_measured_twice", measuredTwice(m.points)},
 		KV{"senders", o.Senders})
 	for _, kv := range m.best.cpu {
 		res.Extra = append(res.Extra, KV{kv.Key + "_at_max", kv.Value})
@@ -164,4 +166,32 @@ func plotFindMax(o Options, res *Result, m maxRate, limit time.Duration, markers
 	}
 	res.Extra = append(res.Extra, KV{"plot", o.Plot})
 	return nil
+}
+
+// firstPassMax is the highest rate whose first measurement passed: what
+// the search would have settled on had it never measured a failing rate
+// again (see search), for reading max_rate beside it.
+func firstPassMax(points []point) float64 {
+	seen := make(map[float64]bool, len(points))
+	best := 0.0
+	for _, p := range points {
+		if !seen[p.Rate] && p.Pass {
+			best = max(best, p.Rate)
+		}
+		seen[p.Rate] = true
+	}
+	return best
+}
+
+// measuredTwice counts the rates the search measured a second time.
+func measuredTwice(points []point) int {
+	seen := make(map[float64]bool, len(points))
+	n := 0
+	for _, p := range points {
+		if seen[p.Rate] {
+			n++
+		}
+		seen[p.Rate] = true
+	}
+	return n
 }

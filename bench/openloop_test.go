@@ -132,6 +132,19 @@ func TestSearchMeasuresAFailureAgain(t *testing.T) {
 	}
 }
 
+// TestFirstMeasurements reads a search's points as if no failing rate had
+// been measured again.
+func TestFirstMeasurements(t *testing.T) {
+	points := []point{{Rate: 100, Pass: true}, {Rate: 125, Pass: false}, {Rate: 125, Pass: true},
+		{Rate: 156, Pass: false}, {Rate: 156, Pass: false}, {Rate: 140, Pass: true}}
+	if got := firstPassMax(points); got != 140 {
+		t.Errorf("firstPassMax = %v, want 140 (125 passed only when measured again)", got)
+	}
+	if got := measuredTwice(points); got != 2 {
+		t.Errorf("measuredTwice = %d, want 2", got)
+	}
+}
+
 func TestRoundRate(t *testing.T) {
 	for in, want := range map[float64]float64{23456: 23500, 1234: 1230, 87.4: 87, 0.2: 1, 999.6: 1000} {
 		if got := roundRate(in); math.Abs(got-want) > 1e-9 {
