@@ -2,48 +2,18 @@ package ledger_test
 
 import (
 	"errors"
-	"sync"
 	"testing"
-	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/minipay/minipay/ledger"
 )
 
-// groupsSeen records the poster's groups, for tests that look at how a
-// transfer was written.
-type groupsSeen struct {
-	mu  sync.Mutex
-	all []ledger.BatchStats
-}
-
-func (g *groupsSeen) observe(s ledger.BatchStats) {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	g.all = append(g.all, s)
-}
-
-func (g *groupsSeen) count() int {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	return len(g.all)
-}
-
-// after returns the first group observed after the first n: a group is
-// observed just after its transfers are answered, so the caller may have
-// to wait for it.
-func (g *groupsSeen) after(t *testing.T, n int) ledger.BatchStats {
+// walletBook makes a bank, a no_overdraft wallet and a shop in l.
+func walletBook(t *testing.T, l *ledger.Ledger) (bank, wallet, shop ledger.Account) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for g.count() <= n {
-		if time.Now().After(deadline) {
-			t.Fatal("no group observed")
-		}
-		time.Sleep(time.Millisecond)
-	}
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	return g.all[n]
+	return mustAccount(t, l, "bank", "CNY", ledger.DebitNormal, false),
+		mustAccount(t, l, "wallet", "CNY", ledger.CreditNormal, true),
+		mustAccount(t, l, "shop", "CNY", ledger.CreditNormal, false)
 }
 
 // TestCachedBalancesNeverDecideAlone has a second replica spend from a
@@ -52,14 +22,12 @@ func (g *groupsSeen) after(t *testing.T, n int) ledger.BatchStats {
 // and the retry locks and reads), and its cache must then be set aside, so
 // that the next groups read, and pay what the wallet can pay.
 func TestCachedBalancesNeverDecideAlone(t *testing.T) {
-	seen := &groupsSeen{}
+	seen := &groupRecorder{}
 	l1, db := newLedger(t, ledger.Options{Workers: 1, Observe: seen.observe})
 	l2 := ledger.New(db.Pool, ledger.Options{})
 	defer l2.Close()
 	ctx := ctxT(t)
-	bank := mustAccount(t, l1, "bank", "CNY", ledger.DebitNormal, false)
-	wallet := mustAccount(t, l1, "wallet", "CNY", ledger.CreditNormal, true)
-	shop := mustAccount(t, l1, "shop", "CNY", ledger.CreditNormal, false)
+	bank, wallet, shop := walletBook(t, l1)
 	post := func(l *ledger.Ledger, id string, amount int64, from, to string, attach ...ledger.Statement) (ledger.BatchStats, error) {
 		t.Helper()
 		before := seen.count()
@@ -118,9 +86,7 @@ func TestCachedBalancesRefuseOnlyOnARead(t *testing.T) {
 	l2 := ledger.New(db.Pool, ledger.Options{})
 	defer l2.Close()
 	ctx := ctxT(t)
-	bank := mustAccount(t, l1, "bank", "CNY", ledger.DebitNormal, false)
-	wallet := mustAccount(t, l1, "wallet", "CNY", ledger.CreditNormal, true)
-	shop := mustAccount(t, l1, "shop", "CNY", ledger.CreditNormal, false)
+	bank, wallet, shop := walletBook(t, l1)
 	if _, err := l1.Post(ctx, transfer("fund", "topup", 100, bank.ID, wallet.ID)); err != nil {
 		t.Fatal(err)
 	}
@@ -142,12 +108,10 @@ func TestCachedBalancesRefuseOnlyOnARead(t *testing.T) {
 // attempt (a cache holding the failed group's balance would fail its
 // guard and be set aside).
 func TestFailedGroupLeavesCacheAsCommitted(t *testing.T) {
-	seen := &groupsSeen{}
+	seen := &groupRecorder{}
 	l, _ := newLedger(t, ledger.Options{Workers: 1, Observe: seen.observe})
 	ctx := ctxT(t)
-	bank := mustAccount(t, l, "bank", "CNY", ledger.DebitNormal, false)
-	wallet := mustAccount(t, l, "wallet", "CNY", ledger.CreditNormal, true)
-	shop := mustAccount(t, l, "shop", "CNY", ledger.CreditNormal, false)
+	bank, wallet, shop := walletBook(t, l)
 	if _, err := l.Post(ctx, transfer("fund", "topup", 100, bank.ID, wallet.ID)); err != nil {
 		t.Fatal(err)
 	}

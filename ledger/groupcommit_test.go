@@ -38,6 +38,28 @@ func (r *groupRecorder) largest() ledger.BatchStats {
 	return max
 }
 
+func (r *groupRecorder) count() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return len(r.groups)
+}
+
+// after returns the first group recorded after the first n, waiting a
+// little for it, as waitLargest does.
+func (r *groupRecorder) after(t *testing.T, n int) ledger.BatchStats {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for r.count() <= n {
+		if time.Now().After(deadline) {
+			t.Fatal("no group recorded")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.groups[n]
+}
+
 // waitLargest waits a little for a group of at least n transfers: the
 // poster reports a group after its callers have their results.
 func (r *groupRecorder) waitLargest(n int) ledger.BatchStats {
