@@ -220,8 +220,10 @@ func madeBefore(ctx context.Context, tx pgx.Tx, table, objectID string, requestH
 // keeps them in memory for appCacheTTL; checkout reads one per session it
 // creates.
 func (s *Service) GetApp(ctx context.Context, appID string) (App, error) {
-	if c, ok := s.apps.Load(appID); ok && time.Since(c.(cachedApp).loaded) < appCacheTTL {
-		return c.(cachedApp).app, nil
+	if c, ok := s.apps.Load(appID); ok {
+		if c := c.(cachedApp); time.Since(c.loaded) < appCacheTTL {
+			return c.app, nil
+		}
 	}
 	a, err := getApp(ctx, s.db, appID)
 	if err != nil {
@@ -231,12 +233,18 @@ func (s *Service) GetApp(ctx context.Context, appID string) (App, error) {
 	return a, nil
 }
 
+// cacheApp stores a, counting only apps new to the cache: a refresh after
+// appCacheTTL replaces its entry and must not bring the bound nearer.
 func (s *Service) cacheApp(a App) {
+	c := cachedApp{app: a, loaded: time.Now()}
+	if _, refreshed := s.apps.Swap(a.ID, c); refreshed {
+		return
+	}
 	if s.napps.Add(1) > appCacheMax {
 		s.apps.Clear()
+		s.apps.Store(a.ID, c)
 		s.napps.Store(1)
 	}
-	s.apps.Store(a.ID, cachedApp{app: a, loaded: time.Now()})
 }
 
 // AppUpdate is what the platform changes of an app; nil fields stay as
