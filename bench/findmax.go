@@ -120,6 +120,7 @@ func findMax(ctx context.Context, o Options, res *Result, load openLoad, limit t
 		return m, err
 	}
 	closedP99 := res.P99
+	firstBest, again := firstMeasurements(m.points)
 	res.Throughput = m.best.Rate
 	res.P50 = time.Duration(m.best.P50 * float64(time.Millisecond))
 	res.P99 = time.Duration(m.best.P99 * float64(time.Millisecond))
@@ -130,8 +131,8 @@ func findMax(ctx context.Context, o Options, res *Result, load openLoad, limit t
 		KV{"closed_loop_tps", round(m.closed, 1)},
 		KV{"closed_loop_p99_ms", round(ms(closedP99), 3)},
 		KV{"max_rate_vs_closed_loop", round(m.best.Rate/m.closed, 2)},
-		KV{"max_rate_first_measurements", firstPassMax(m.points)},
-		KV{"rates_measured_twice", measuredTwice(m.points)},
+		KV{"max_rate_first_measurements", firstBest},
+		KV{"rates_measured_twice", again},
 		KV{"senders", o.Senders})
 	for _, kv := range m.best.cpu {
 		res.Extra = append(res.Extra, KV{kv.Key + "_at_max", kv.Value})
@@ -168,30 +169,19 @@ func plotFindMax(o Options, res *Result, m maxRate, limit time.Duration, markers
 	return nil
 }
 
-// firstPassMax is the highest rate whose first measurement passed: what
-// the search would have settled on had it never measured a failing rate
-// again (see search), for reading max_rate beside it.
-func firstPassMax(points []point) float64 {
+// firstMeasurements reads points as the search would have without
+// measuring a failing rate again (see search): the highest rate whose
+// first measurement passed, and how many rates were measured twice.
+func firstMeasurements(points []point) (best float64, again int) {
 	seen := make(map[float64]bool, len(points))
-	best := 0.0
 	for _, p := range points {
-		if !seen[p.Rate] && p.Pass {
+		switch {
+		case seen[p.Rate]:
+			again++
+		case p.Pass:
 			best = max(best, p.Rate)
 		}
 		seen[p.Rate] = true
 	}
-	return best
-}
-
-// measuredTwice counts the rates the search measured a second time.
-func measuredTwice(points []point) int {
-	seen := make(map[float64]bool, len(points))
-	n := 0
-	for _, p := range points {
-		if seen[p.Rate] {
-			n++
-		}
-		seen[p.Rate] = true
-	}
-	return n
+	return best, again
 }
