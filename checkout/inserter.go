@@ -190,34 +190,45 @@ func (w *inserter) insertGroup(ctx context.Context, group []*insertReq) (map[str
 		return w.insertEach(ctx, ids, apps, devs, captures, currencies, amounts, options, refs, secrets, items, metadata, expires, created, hashes)
 	}
 	args := []any{ids, apps, devs, captures, currencies, amounts, options, refs, secrets, items, metadata, expires, created, hashes}
-	if !keyed {
-		// Every id is fresh: nothing can conflict, so the insert skips
-		// ON CONFLICT's speculative insertion (a unique probe and one
-		// more WAL record per row). A collision of fresh ids would fail
-		// the group and then its row alone, never pass unnoticed.
-		if _, err := w.db.Exec(ctx, insertSessionsSQL, args...); err != nil {
-			return nil, fmt.Errorf("create sessions: %w", err)
+	// Every id fresh: nothing can conflict, so the insert skips ON
+	// CONFLICT's speculative insertion (a unique probe and one more WAL
+	// record per row). A collision of fresh ids would fail the group and
+	// then its row alone, never pass unnoticed.
+	insert := insertSessionsSQL
+	if keyed {
+		insert += ` ON CONFLICT (id) DO NOTHING RETURNING id`
+	}
+	inserted := make(map[string]bool, n)
+	b := &pgx.Batch{}
+	b.Queue(genericPlanSQL)
+	b.Queue(insert, args...).Query(func(rows pgx.Rows) error {
+		if !keyed {
+			for _, id := range ids {
+				inserted[id] = true
+			}
+			return nil
 		}
-		inserted := make(map[string]bool, n)
-		for _, id := range ids {
+		var id string
+		_, err := pgx.ForEachRow(rows, []any{&id}, func() error {
 			inserted[id] = true
-		}
-		return inserted, nil
-	}
-	rows, err := w.db.Query(ctx, insertSessionsSQL+` ON CONFLICT (id) DO NOTHING RETURNING id`, args...)
-	if err != nil {
+			return nil
+		})
+		return err
+	})
+	if err := w.db.SendBatch(ctx, b).Close(); err != nil {
 		return nil, fmt.Errorf("create sessions: %w", err)
-	}
-	got, err := pgx.CollectRows(rows, pgx.RowTo[string])
-	if err != nil {
-		return nil, fmt.Errorf("create sessions: %w", err)
-	}
-	inserted := make(map[string]bool, len(got))
-	for _, id := range got {
-		inserted[id] = true
 	}
 	return inserted, nil
 }
+
+// genericPlanSQL, sent with the insert in one round trip (and so in one
+// implicit transaction), has PostgreSQL plan the insert once per
+// connection. Left to choose, it planned it again for every group, since
+// a plan made for the arrays at hand always looks a little cheaper than
+// one for any arrays; planning cost about a third of executing it (57 µs
+// against 108 at groups of one, measured with pg_stat_statements). There
+// is nothing to choose: the plan reads the arrays and inserts.
+const genericPlanSQL = `SELECT set_config('plan_cache_mode', 'force_generic_plan', true)`
 
 // insertSessionsSQL inserts a group's sessions from one array per column.
 const insertSessionsSQL = `

@@ -144,3 +144,29 @@ func TestInserterFreshIDs(t *testing.T) {
 		t.Fatalf("%d sessions stored, want %d", rows, n)
 	}
 }
+
+// TestInserterPlansOnce inserts sessions one group at a time over one
+// connection: the insert must be planned once for the connection (a
+// generic plan), not again for every group, as PostgreSQL chose to do
+// when left to choose, at a third of the insert's cost.
+func TestInserterPlansOnce(t *testing.T) {
+	db := testdb.NewWithConns(t, 1)
+	w := newInserter(db.Pool)
+	defer w.close()
+	ctx := context.Background()
+	for i := range 8 {
+		sess := testSession(fmt.Sprintf("cs_plan_%d", i), 100)
+		sess.freshID = i%2 == 0 // both forms of the insert
+		if ok, err := w.insert(ctx, sess); err != nil || !ok {
+			t.Fatalf("insert %d: %v %v", i, ok, err)
+		}
+	}
+	var statements, custom int64
+	if err := db.Pool.QueryRow(ctx, `SELECT count(*), coalesce(sum(custom_plans), 0) FROM pg_prepared_statements
+		WHERE statement LIKE '%INSERT INTO checkout_sessions%' AND statement NOT LIKE '%pg_prepared_statements%'`).Scan(&statements, &custom); err != nil {
+		t.Fatal(err)
+	}
+	if statements != 2 || custom != 0 {
+		t.Fatalf("%d insert statements planned %d times for their parameters; want 2 statements, never", statements, custom)
+	}
+}

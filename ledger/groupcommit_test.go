@@ -4,13 +4,16 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/minipay/minipay/internal/testdb"
 	"github.com/minipay/minipay/ledger"
 )
 
@@ -439,4 +442,47 @@ func TestDeadlockInAttachedStatementsRetries(t *testing.T) {
 		t.Fatalf("rows updated %d and %d times, want 2 each: each transfer's statements once", v1, v2)
 	}
 	mustAudit(t, l)
+}
+
+// TestGroupStatementsPlannedOnce posts transfers one group at a time over
+// one connection: each statement of a group must be planned once for the
+// connection (a generic plan), the group's first statement included, not
+// again for every group. Planning them for their arrays cost more than
+// running them.
+func TestGroupStatementsPlannedOnce(t *testing.T) {
+	db := testdb.NewWithConns(t, 1)
+	l := ledger.New(db.Pool, ledger.Options{Workers: 1})
+	defer l.Close()
+	ctx := ctxT(t)
+	bank, wallet, shop := walletBook(t, l)
+	if _, err := l.Post(ctx, transfer("fund", "topup", 1000, bank.ID, wallet.ID)); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 8 {
+		if _, err := l.Post(ctx, transfer(fmt.Sprintf("pay%d", i), "payment", 10, wallet.ID, shop.ID)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	rows, err := db.Pool.Query(ctx, `SELECT statement, custom_plans FROM pg_prepared_statements
+		WHERE statement ~ 'nextval|INSERT INTO ledger_(transfers|postings|balance_shards)|UPDATE ledger_accounts' AND statement !~ 'pg_prepared_statements'`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	planned := map[string]int64{}
+	var statement string
+	var custom int64
+	if _, err := pgx.ForEachRow(rows, []any{&statement, &custom}, func() error {
+		planned[strings.Join(strings.Fields(statement), " ")] = custom
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if len(planned) != 5 {
+		t.Fatalf("%d of the group's 5 statements prepared: %v", len(planned), planned)
+	}
+	for s, n := range planned {
+		if n != 0 {
+			t.Errorf("planned %d times for its parameters: %.60s", n, s)
+		}
+	}
 }
