@@ -17,6 +17,13 @@ import (
 // of the PostgreSQL backends connected to its database, before and after a
 // measurement. PostgreSQL must run on this machine (/proc is read); where it
 // does not, the figures are left out.
+//
+// With them it reads the server's WAL counters (pg_stat_wal, the whole
+// server's, which the benchmark's database dominates while it runs): bytes
+// of WAL per operation, and WAL syncs per second. When the CPU is not busy
+// and the p99 still fails, the syncs tell a disk that slows down (fewer
+// syncs a second for the same bytes: each one takes longer) from one that
+// keeps up.
 
 // cpuMeter samples CPU time.
 type cpuMeter struct {
@@ -24,10 +31,18 @@ type cpuMeter struct {
 	pids []int         // further processes, such as a server
 }
 
-// cpuSample is the CPU time used so far, per side.
+// cpuSample is the CPU time used so far, per side, and the server's WAL.
 type cpuSample struct {
 	self, others, db time.Duration
 	ok               bool
+	wal              walSample
+}
+
+// walSample is the server's WAL written and synced so far, at a time.
+type walSample struct {
+	bytes, syncs int64
+	at           time.Time
+	ok           bool
 }
 
 func newCPUMeter(pool *pgxpool.Pool, pids ...int) *cpuMeter {
@@ -39,6 +54,7 @@ func (m *cpuMeter) sample(ctx context.Context) cpuSample {
 		s   cpuSample
 		err error
 	)
+	s.wal = m.sampleWAL(ctx)
 	if s.self, err = cpustat.Self(); err != nil {
 		return s
 	}
@@ -73,18 +89,33 @@ func (m *cpuMeter) sample(ctx context.Context) cpuSample {
 	return s
 }
 
+// sampleWAL reads the server's WAL counters; a server without
+// pg_stat_wal (before PostgreSQL 14) gives none.
+func (m *cpuMeter) sampleWAL(ctx context.Context) walSample {
+	w := walSample{at: time.Now()}
+	err := m.pool.QueryRow(ctx, `SELECT wal_bytes::int8, wal_sync FROM pg_stat_wal`).Scan(&w.bytes, &w.syncs)
+	w.ok = err == nil
+	return w
+}
+
 // perOp returns the CPU per operation between two samples, in µs, as
-// figures for a result: the total, the database's and the rest.
+// figures for a result: the total, the database's and the rest; then the
+// WAL's bytes per operation and syncs per second.
 func perOp(before, after cpuSample, ops int64, unit string) []KV {
-	if !before.ok || !after.ok || ops <= 0 {
+	if ops <= 0 {
 		return nil
 	}
-	us := func(d time.Duration) float64 { return round(float64(d.Microseconds())/float64(ops), 1) }
-	db := after.db - before.db
-	app := after.self - before.self + after.others - before.others
-	return []KV{
-		{"cpu_us_per_" + unit, us(db + app)},
-		{"db_cpu_us_per_" + unit, us(db)},
-		{"app_cpu_us_per_" + unit, us(app)},
+	var kvs []KV
+	if before.ok && after.ok {
+		us := func(d time.Duration) float64 { return round(float64(d.Microseconds())/float64(ops), 1) }
+		db := after.db - before.db
+		app := after.self - before.self + after.others - before.others
+		kvs = append(kvs, KV{"cpu_us_per_" + unit, us(db + app)}, KV{"db_cpu_us_per_" + unit, us(db)},
+			KV{"app_cpu_us_per_" + unit, us(app)})
 	}
+	if w0, w1 := before.wal, after.wal; w0.ok && w1.ok && w1.at.After(w0.at) {
+		kvs = append(kvs, KV{"wal_bytes_per_" + unit, round(float64(w1.bytes-w0.bytes)/float64(ops), 0)},
+			KV{"wal_syncs_per_s", round(float64(w1.syncs-w0.syncs)/w1.at.Sub(w0.at).Seconds(), 0)})
+	}
+	return kvs
 }

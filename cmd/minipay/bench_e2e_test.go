@@ -26,7 +26,11 @@ type benchResult struct {
 	CeilingRatio  *float64 `json:"ceiling_ratio"`
 	Plot          string   `json:"plot"`
 	CoresAtMax    *float64 `json:"cores_busy_at_max"`
-	Points        []struct {
+	// WAL at the max rate, by unit (transfer, checkout).
+	WALPerTransferAtMax *float64 `json:"wal_bytes_per_transfer_at_max"`
+	WALPerCheckoutAtMax *float64 `json:"wal_bytes_per_checkout_at_max"`
+	WALSyncsAtMax       *float64 `json:"wal_syncs_per_s_at_max"`
+	Points              []struct {
 		Rate float64 `json:"rate"`
 		P99  float64 `json:"p99_ms"`
 		Pass bool    `json:"pass"`
@@ -115,6 +119,10 @@ func TestBenchSmoke(t *testing.T) {
 			}
 			if *res.MaxRate > 0 && (res.CoresAtMax == nil || *res.CoresAtMax <= 0) {
 				t.Fatalf("find-max: no CPU measured at the max rate in %+v", res)
+			}
+			wal := map[string]*float64{"ledger": res.WALPerTransferAtMax, "checkout": res.WALPerCheckoutAtMax}[kind]
+			if *res.MaxRate > 0 && (wal == nil || *wal <= 0 || res.WALSyncsAtMax == nil || *res.WALSyncsAtMax <= 0) {
+				t.Fatalf("find-max: no WAL measured at the max rate in %+v", res)
 			}
 			if kind == "ledger" && (res.CeilingTPS <= 0 || res.CeilingRatio == nil) {
 				t.Fatalf("find-max: no ceiling in %+v", res)
