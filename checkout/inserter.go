@@ -190,7 +190,7 @@ func (w *inserter) insertGroup(ctx context.Context, group []*insertReq) (map[str
 		return w.insertEach(ctx, ids, apps, devs, captures, currencies, amounts, options, refs, secrets, items, metadata, expires, created, hashes)
 	}
 	args := []any{ids, apps, devs, captures, currencies, amounts, options, refs, secrets, items, metadata, expires, created, hashes}
-	// Every id fresh: nothing can conflict, so the insert skips ON
+	// When every id is fresh nothing can conflict, and the insert skips ON
 	// CONFLICT's speculative insertion (a unique probe and one more WAL
 	// record per row). A collision of fresh ids would fail the group and
 	// then its row alone, never pass unnoticed.
