@@ -96,11 +96,14 @@ func findMax(ctx context.Context, o Options, res *Result, load openLoad, limit t
 		}
 		pt := run.point(limit)
 		if hooks.cpu != nil {
-			pt.cpu = perOp(before, hooks.cpu.sample(ctx), run.done, unit)
+			pt.measured(perOp(before, hooks.cpu.sample(ctx), run.done, unit), unit)
 		}
 		verdict := "pass"
 		if !pt.Pass {
 			verdict = "fail"
+		}
+		if pt.CoresBusy > 0 {
+			verdict += fmt.Sprintf(" (%.2f cores busy, %.0f WAL syncs/s)", pt.CoresBusy, pt.WALSyncsPS)
 		}
 		fmt.Fprintf(o.Stderr, "find-max: %s: offered %.0f/s, answered %.0f/s, p50 %.2f ms, p99 %.2f ms: %s\n",
 			res.Kind, rate, pt.Achieved, pt.P50, pt.P99, verdict)
@@ -136,11 +139,11 @@ func findMax(ctx context.Context, o Options, res *Result, load openLoad, limit t
 		KV{"senders", o.Senders})
 	for _, kv := range m.best.cpu {
 		res.Extra = append(res.Extra, KV{kv.Key + "_at_max", kv.Value})
-		if us, ok := kv.Value.(float64); ok && kv.Key == "cpu_us_per_"+unit {
-			// How much of the machine the best rate kept busy: near the
-			// number of cores, the rate is bound by CPU, not by waiting.
-			res.Extra = append(res.Extra, KV{"cores_busy_at_max", round(us*m.best.Rate/1e6, 2)})
-		}
+	}
+	if m.best.CoresBusy > 0 {
+		// How much of the machine the best rate kept busy: near the
+		// number of cores, the rate is bound by CPU, not by waiting.
+		res.Extra = append(res.Extra, KV{"cores_busy_at_max", m.best.CoresBusy})
 	}
 	res.Extra = append(res.Extra, KV{"points", m.points})
 	res.Notes = append(res.Notes, fmt.Sprintf("open loop: throughput is max_rate, the highest offered rate whose p99 "+

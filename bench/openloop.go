@@ -37,9 +37,30 @@ type point struct {
 	P50      float64 `json:"p50_ms"`
 	P99      float64 `json:"p99_ms"`
 	Pass     bool    `json:"pass"`
+	// What kept the rate, when the benchmark measures it: the cores its
+	// operations kept busy (near the machine's, the CPU) and the WAL's
+	// syncs a second (falling while the cores idle, the disk).
+	CoresBusy  float64 `json:"cores_busy,omitempty"`
+	WALSyncsPS float64 `json:"wal_syncs_per_s,omitempty"`
 	// cpu is the CPU an operation took at this rate (perOp's figures),
 	// when the benchmark measures it.
 	cpu []KV
+}
+
+// measured sets pt's figures from perOp's, whose CPU per operation is
+// named for unit.
+func (pt *point) measured(kvs []KV, unit string) {
+	pt.cpu = kvs
+	for _, kv := range kvs {
+		v, ok := kv.Value.(float64)
+		switch {
+		case !ok:
+		case kv.Key == "cpu_us_per_"+unit:
+			pt.CoresBusy = round(v*pt.Achieved/1e6, 2)
+		case kv.Key == "wal_syncs_per_s":
+			pt.WALSyncsPS = v
+		}
+	}
 }
 
 func (r openRun) point(limit time.Duration) point {

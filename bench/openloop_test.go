@@ -168,3 +168,19 @@ func TestPlotDrawsEveryPoint(t *testing.T) {
 		t.Errorf("%d circles for 2 points", n)
 	}
 }
+
+// A measured point says what held its rate: the cores its operations kept
+// busy (CPU per operation times what was answered) and the WAL's syncs.
+func TestPointMeasured(t *testing.T) {
+	pt := point{Rate: 20000, Achieved: 19000}
+	pt.measured([]KV{{"cpu_us_per_transfer", 60.0}, {"db_cpu_us_per_transfer", 40.0},
+		{"wal_bytes_per_transfer", 1200.0}, {"wal_syncs_per_s", 430.0}}, "transfer")
+	if pt.CoresBusy != 1.14 || pt.WALSyncsPS != 430 || len(pt.cpu) != 4 {
+		t.Fatalf("measured point %+v, want 1.14 cores busy and 430 syncs/s", pt)
+	}
+	unmeasured := point{Rate: 100, Achieved: 100}
+	unmeasured.measured(nil, "transfer")
+	if unmeasured.CoresBusy != 0 || unmeasured.WALSyncsPS != 0 {
+		t.Fatalf("a point without figures got some: %+v", unmeasured)
+	}
+}
