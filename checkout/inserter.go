@@ -201,22 +201,24 @@ func (w *inserter) insertGroup(ctx context.Context, group []*insertReq) (map[str
 	inserted := make(map[string]bool, n)
 	b := &pgx.Batch{}
 	b.Queue(genericPlanSQL)
-	b.Queue(insert, args...).Query(func(rows pgx.Rows) error {
-		if !keyed {
-			for _, id := range ids {
+	q := b.Queue(insert, args...)
+	if keyed { // the ids that were not taken
+		q.Query(func(rows pgx.Rows) error {
+			var id string
+			_, err := pgx.ForEachRow(rows, []any{&id}, func() error {
 				inserted[id] = true
-			}
-			return nil
-		}
-		var id string
-		_, err := pgx.ForEachRow(rows, []any{&id}, func() error {
-			inserted[id] = true
-			return nil
+				return nil
+			})
+			return err
 		})
-		return err
-	})
+	}
 	if err := w.db.SendBatch(ctx, b).Close(); err != nil {
 		return nil, fmt.Errorf("create sessions: %w", err)
+	}
+	if !keyed {
+		for _, id := range ids {
+			inserted[id] = true
+		}
 	}
 	return inserted, nil
 }
