@@ -25,7 +25,7 @@ import (
 // syncs a second for the same bytes: each one takes longer) from one that
 // keeps up.
 
-// cpuMeter samples CPU time.
+// cpuMeter samples CPU time, and the server's WAL beside it.
 type cpuMeter struct {
 	pool *pgxpool.Pool // lists the backends of the benchmark's database
 	pids []int         // further processes, such as a server

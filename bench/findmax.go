@@ -60,7 +60,8 @@ type maxRate struct {
 type findHooks struct {
 	before func()      // before each rate's measurement
 	after  func(point) // after it, with what it gave
-	// cpu, if set, measures the CPU each operation took at every rate.
+	// cpu, if set, measures the CPU each operation took at every rate,
+	// and the WAL it wrote (see cpuMeter).
 	cpu *cpuMeter
 }
 
