@@ -35,6 +35,7 @@ type groupLog struct {
 	read, write, commit time.Duration
 	attempts            int
 	cached              int
+	unread              int
 }
 
 func (g *groupLog) observe(s ledger.BatchStats) {
@@ -46,12 +47,13 @@ func (g *groupLog) observe(s ledger.BatchStats) {
 	g.commit += s.Commit
 	g.attempts += s.Attempts
 	g.cached += s.Cached
+	g.unread += s.Unread
 }
 
 func (g *groupLog) reset() {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	g.sizes, g.read, g.write, g.commit, g.attempts, g.cached = nil, 0, 0, 0, 0, 0
+	g.sizes, g.read, g.write, g.commit, g.attempts, g.cached, g.unread = nil, 0, 0, 0, 0, 0, 0
 }
 
 func benchLedger(ctx context.Context, o Options) (*Result, error) {
@@ -225,6 +227,8 @@ func (g *groupLog) summary() []KV {
 		// Wallet balances a group took from its worker's cache instead of
 		// reading them, per transfer.
 		{"group_balances_cached_per_transfer", round(float64(g.cached)/float64(total), 2)},
+		// Attempts that read nothing before writing: one round trip.
+		{"group_attempts_unread_pct", round(100*float64(g.unread)/float64(g.attempts), 1)},
 		{"group_time_read_pct", share(g.read)},
 		{"group_time_write_pct", share(g.write + g.commit)}, // COMMIT usually rides with the writes
 	}

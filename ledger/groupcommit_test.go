@@ -464,7 +464,7 @@ func TestGroupStatementsPlannedOnce(t *testing.T) {
 		}
 	}
 	rows, err := db.Pool.Query(ctx, `SELECT statement, custom_plans FROM pg_prepared_statements
-		WHERE statement ~ 'nextval|INSERT INTO ledger_(transfers|postings|balance_shards)|UPDATE ledger_accounts' AND statement !~ 'pg_prepared_statements'`)
+		WHERE statement ~ 'now\(\), ARRAY|INSERT INTO ledger_(transfers|postings|balance_shards)|UPDATE ledger_accounts' AND statement !~ 'pg_prepared_statements'`)
 	if err != nil {
 		t.Fatal(err)
 	}

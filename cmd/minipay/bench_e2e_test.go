@@ -30,6 +30,7 @@ type benchResult struct {
 	WALPerTransferAtMax *float64 `json:"wal_bytes_per_transfer_at_max"`
 	WALPerCheckoutAtMax *float64 `json:"wal_bytes_per_checkout_at_max"`
 	WALSyncsAtMax       *float64 `json:"wal_syncs_per_s_at_max"`
+	UnreadPct           *float64 `json:"group_attempts_unread_pct"`
 	Points              []struct {
 		Rate float64 `json:"rate"`
 		P99  float64 `json:"p99_ms"`
@@ -107,6 +108,9 @@ func TestBenchSmoke(t *testing.T) {
 			res := benchJSON(t, append(common, "--rate", "100", "--senders", "8")...)
 			if res.OfferedRate != 100 || res.Throughput > 150 {
 				t.Fatalf("at 100/s: %+v", res)
+			}
+			if kind == "ledger" && (res.UnreadPct == nil || *res.UnreadPct < 0 || *res.UnreadPct > 100) {
+				t.Fatalf("at 100/s: no share of groups that read nothing in %+v", res)
 			}
 
 			plot := filepath.Join(t.TempDir(), "p99.svg")
