@@ -220,25 +220,35 @@ type seqPool struct {
 	seqs []int64
 }
 
-// seqPoolRefill is how many numbers the pool takes at least when short.
+// seqPoolRefill is how many numbers a refill takes beyond what its group
+// needs.
 const seqPoolRefill = 64
 
 const takeSeqsSQL = `SELECT ARRAY(SELECT nextval('ledger_transfers_seq') FROM generate_series(1, $1))`
 
-// take returns n numbers, first taking more on conn when the pool is short.
+// take returns n numbers from the pool or, when it is short, from a refill
+// on conn whose rest it adds to the pool. The lock is not held across the
+// refill: two groups short at once both refill, and the pool holds more.
 func (p *seqPool) take(ctx context.Context, conn *pgx.Conn, n int) ([]int64, error) {
 	p.mu.Lock()
-	defer p.mu.Unlock()
-	if len(p.seqs) < n {
-		var more []int64
-		if err := conn.QueryRow(ctx, takeSeqsSQL, max(n, seqPoolRefill)).Scan(&more); err != nil {
-			return nil, fmt.Errorf("take sequence numbers: %w", err)
-		}
-		p.seqs = append(p.seqs, more...)
+	if len(p.seqs) >= n {
+		seqs := p.seqs[:n:n]
+		p.seqs = p.seqs[n:]
+		p.mu.Unlock()
+		return seqs, nil
 	}
-	seqs := p.seqs[:n:n]
-	p.seqs = p.seqs[n:]
-	return seqs, nil
+	p.mu.Unlock()
+	var more []int64
+	if err := conn.QueryRow(ctx, takeSeqsSQL, n+seqPoolRefill).Scan(&more); err != nil {
+		return nil, fmt.Errorf("take sequence numbers: %w", err)
+	}
+	if len(more) != n+seqPoolRefill {
+		return nil, fmt.Errorf("take sequence numbers: got %d, want %d", len(more), n+seqPoolRefill)
+	}
+	p.mu.Lock()
+	p.seqs = append(p.seqs, more[n:]...)
+	p.mu.Unlock()
+	return more[:n:n], nil
 }
 
 // apply decides every op in arrival order against the locked balances and
