@@ -134,12 +134,7 @@ func readGroupState(ctx context.Context, conn *pgx.Conn, ops []*op, mode readMod
 		return st, nil
 	}
 	b := &pgx.Batch{}
-	b.Queue("BEGIN")
-	settings := plannerSettingsSQL
-	if mode.citus {
-		settings = citusPlannerSettingsSQL
-	}
-	b.Queue(settings)
+	queueBegin(b, mode.citus)
 	// Numbers for every op, whether or not it is written: gaps are harmless.
 	b.Queue(groupStartSQL, len(ops)).QueryRow(func(row pgx.Row) error { return row.Scan(&st.now, &st.seqs) })
 	if len(accounts) > 0 {
@@ -198,6 +193,17 @@ func readGroupState(ctx context.Context, conn *pgx.Conn, ops []*op, mode readMod
 		return nil, fmt.Errorf("read group state: %w", err)
 	}
 	return st, nil
+}
+
+// queueBegin queues what opens a group's transaction: BEGIN and the
+// planner settings for its statements.
+func queueBegin(b *pgx.Batch, citus bool) {
+	b.Queue("BEGIN")
+	if citus {
+		b.Queue(citusPlannerSettingsSQL)
+	} else {
+		b.Queue(plannerSettingsSQL)
+	}
 }
 
 // timed reports whether any op is a hold with a timeout, whose expiry is
@@ -485,14 +491,19 @@ func writeGroup(ctx context.Context, conn *pgx.Conn, st *groupState, ops []*op, 
 		return nil, false, err
 	}
 	if w.copy = copyMin > 0 && len(w.tSeq) >= copyMin; w.copy {
+		if st.deferred {
+			// COPY rows carry the group's time, which a group that read
+			// nothing learns only in its write round trip (commitGroup
+			// lets only groups too small to COPY skip the read).
+			return nil, false, errors.New("ledger: a group that read nothing cannot COPY its rows")
+		}
 		if err := w.copyRows(ctx, conn); err != nil {
 			return nil, false, err
 		}
 	}
 	b := &pgx.Batch{}
 	if st.deferred {
-		b.Queue("BEGIN")
-		b.Queue(plannerSettingsSQL)
+		queueBegin(b, false) // groups on Citus always read first (commitGroup)
 		b.Queue(`SELECT now()`)
 	}
 	w.queue(b)

@@ -2,6 +2,7 @@ package ledger
 
 import (
 	"context"
+	"errors"
 	"sync"
 	"testing"
 	"time"
@@ -54,4 +55,49 @@ func TestSeqPoolNeverGivesANumberTwice(t *testing.T) {
 		}()
 	}
 	wg.Wait()
+}
+
+// TestUnreadGroupNeverCopies: a group that read nothing has no time to
+// give COPY's rows, so writeGroup refuses to COPY it rather than write
+// rows created at the zero time.
+func TestUnreadGroupNeverCopies(t *testing.T) {
+	db := testdb.New(t)
+	l := New(db.Pool, Options{})
+	defer l.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	bank, err := l.CreateAccount(ctx, AccountSpec{Code: "bank", Currency: "CNY", NormalBalance: DebitNormal})
+	if err != nil {
+		t.Fatal(err)
+	}
+	shop, err := l.CreateAccount(ctx, AccountSpec{Code: "shop", Currency: "CNY", NormalBalance: CreditNormal})
+	if err != nil {
+		t.Fatal(err)
+	}
+	o, err := l.prepare(ctx, Transfer{ID: "sale", Code: "payment",
+		Postings: []Posting{{Account: bank.ID, Debit: 10}, {Account: shop.ID, Credit: 10}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	o.ctx, o.done = ctx, make(chan opResult, 1)
+	ops := []*op{o}
+	conn, err := db.Pool.Acquire(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Release()
+	st, err := readGroupState(ctx, conn.Conn(), ops, readMode{seqs: &seqPool{}})
+	if err != nil || !st.deferred {
+		t.Fatalf("a group with nothing to read read first (deferred %v): %v", st != nil && st.deferred, err)
+	}
+	res, written, err := st.apply(ops)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := writeGroup(ctx, conn.Conn(), st, ops, written, res, 1, 1); err == nil {
+		t.Fatal("a group that read nothing was written by COPY")
+	}
+	if _, err := l.GetTransfer(ctx, "sale"); !errors.Is(err, ErrTransferNotFound) {
+		t.Fatalf("the refused group wrote its transfer: %v", err)
+	}
 }
