@@ -55,7 +55,12 @@ func report(ctx context.Context, o Options, results []*Result) string {
 	var b strings.Builder
 	fmt.Fprintln(&b, beginMarker)
 	fmt.Fprintf(&b, "### Run of %s\n\n", time.Now().UTC().Format("2006-01-02 15:04 MST"))
-	fmt.Fprintf(&b, "- Machine: %s, %d CPUs, %s RAM, %s/%s\n", cpuModel(), runtime.NumCPU(), memTotal(), runtime.GOOS, runtime.GOARCH)
+	fmt.Fprintf(&b, "- Machine: %s, %d CPUs, %s RAM, %s/%s", cpuModel(), runtime.NumCPU(), memTotal(), runtime.GOOS, runtime.GOARCH)
+	if rt, err := wakeRoundTrip(wakeRounds); err == nil {
+		// See docs/operations.md, "The host".
+		fmt.Fprintf(&b, "; a wake-up round trip across two cores %.1f µs", float64(rt.Nanoseconds())/1000)
+	}
+	fmt.Fprintln(&b)
 	fmt.Fprintf(&b, "- PostgreSQL: %s\n", serverVersion(ctx, o.DatabaseURL))
 	fmt.Fprintf(&b, "- Go: %s; each measurement %s after a warm-up\n\n", runtime.Version(), o.Duration)
 	fmt.Fprintln(&b, "| benchmark | clients | throughput | p50 | p99 | pgbench yardstick | ratio |")

@@ -126,6 +126,7 @@ func Command(fs *flag.FlagSet, getenv func(string) string, stdout, stderr io.Wri
 		if err != nil {
 			return fmt.Errorf("bench %s: %w", kind, err)
 		}
+		res.Extra = append(res.Extra, hostWake()...)
 		if o.JSON {
 			_, err = fmt.Fprintln(stdout, res.jsonLine())
 			return err

@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 
@@ -31,6 +32,7 @@ type benchResult struct {
 	WALPerCheckoutAtMax *float64 `json:"wal_bytes_per_checkout_at_max"`
 	WALSyncsAtMax       *float64 `json:"wal_syncs_per_s_at_max"`
 	UnreadPct           *float64 `json:"group_attempts_unread_pct"`
+	HostWake            *float64 `json:"host_wake_round_trip_us"`
 	Points              []struct {
 		Rate float64 `json:"rate"`
 		P99  float64 `json:"p99_ms"`
@@ -123,6 +125,9 @@ func TestBenchSmoke(t *testing.T) {
 			}
 			if *res.MaxRate > 0 && (res.CoresAtMax == nil || *res.CoresAtMax <= 0) {
 				t.Fatalf("find-max: no CPU measured at the max rate in %+v", res)
+			}
+			if runtime.NumCPU() > 1 && (res.HostWake == nil || *res.HostWake <= 0) {
+				t.Fatalf("find-max: no wake-up round trip of the host in %+v", res)
 			}
 			wal := map[string]*float64{"ledger": res.WALPerTransferAtMax, "checkout": res.WALPerCheckoutAtMax}[kind]
 			if *res.MaxRate > 0 && (wal == nil || *wal <= 0 || res.WALSyncsAtMax == nil || *res.WALSyncsAtMax <= 0) {

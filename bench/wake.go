@@ -1,0 +1,125 @@
+package bench
+
+import (
+	"errors"
+	"fmt"
+	"runtime"
+	"slices"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// errOneCPU: a wake-up across cores cannot be timed on one CPU.
+var errOneCPU = errors.New("fewer than two CPUs to run on")
+
+// hostWake is the wake-up probe's result for a benchmark's figures,
+// measured once the benchmark is done: how much every round trip between
+// the benchmark's processes costs on this host explains much of why one
+// machine's figures differ from another's. Nothing on one CPU.
+func hostWake() []KV {
+	rt, err := wakeRoundTrip(wakeRounds)
+	if err != nil {
+		return nil
+	}
+	return []KV{{"host_wake_round_trip_us", round(float64(rt.Nanoseconds())/1000, 1)}}
+}
+
+// wakeRounds is how many round trips the probe times: about a tenth of a
+// second on a host whose idle vCPUs halt.
+const wakeRounds = 1000
+
+// wakeRoundTrip times what the host charges for waking a thread on
+// another core, as perf bench sched pipe does: two threads, each pinned to
+// one of the first two CPUs this process may use, pass a byte back and
+// forth through a pair of pipes, blocking in read between turns. It
+// returns the median of rounds round trips. A few microseconds is a
+// machine whose idle cores wake quickly; tens of microseconds, one whose
+// idle vCPUs halt and are woken through the hypervisor, where every group
+// the ledger writes pays that several times over (docs/operations.md).
+func wakeRoundTrip(rounds int) (time.Duration, error) {
+	var set unix.CPUSet
+	if err := unix.SchedGetaffinity(0, &set); err != nil {
+		return 0, fmt.Errorf("wake-up probe: %w", err)
+	}
+	var cpus []int
+	for c := 0; c < 1024 && len(cpus) < 2; c++ {
+		if set.IsSet(c) {
+			cpus = append(cpus, c)
+		}
+	}
+	if len(cpus) < 2 {
+		return 0, fmt.Errorf("wake-up probe: %w", errOneCPU)
+	}
+	var ping, pong [2]int // read end, write end
+	if err := syscall.Pipe(ping[:]); err != nil {
+		return 0, fmt.Errorf("wake-up probe: %w", err)
+	}
+	if err := syscall.Pipe(pong[:]); err != nil {
+		syscall.Close(ping[0])
+		syscall.Close(ping[1])
+		return 0, fmt.Errorf("wake-up probe: %w", err)
+	}
+	// Each side closes its write end when it stops, which ends the other
+	// side's read: neither waits forever for a partner that failed.
+	const warm = 100
+	echoed := make(chan error, 1)
+	go func() {
+		defer syscall.Close(pong[1])
+		defer syscall.Close(ping[0])
+		echoed <- onCPU(cpus[1], func() error {
+			b := []byte{0}
+			for {
+				if n, err := syscall.Read(ping[0], b); n == 0 || err != nil {
+					return err // n == 0: the other side is done
+				}
+				if _, err := syscall.Write(pong[1], b); err != nil {
+					return err
+				}
+			}
+		})
+	}()
+	trips := make([]time.Duration, 0, rounds)
+	measured := make(chan error, 1)
+	go func() {
+		defer syscall.Close(ping[1])
+		defer syscall.Close(pong[0])
+		measured <- onCPU(cpus[0], func() error {
+			b := []byte{0}
+			for i := range warm + rounds {
+				start := time.Now()
+				if _, err := syscall.Write(ping[1], b); err != nil {
+					return err
+				}
+				if n, err := syscall.Read(pong[0], b); err != nil {
+					return err
+				} else if n == 0 {
+					return errors.New("the echoing thread stopped")
+				}
+				if i >= warm {
+					trips = append(trips, time.Since(start))
+				}
+			}
+			return nil
+		})
+	}()
+	if err := errors.Join(<-measured, <-echoed); err != nil {
+		return 0, fmt.Errorf("wake-up probe: %w", err)
+	}
+	slices.Sort(trips)
+	return trips[len(trips)/2], nil
+}
+
+// onCPU runs f on the calling goroutine's thread, pinned to cpu. Call it
+// on a goroutine of its own: the thread stays locked, so the goroutine's
+// end ends it too and no other goroutine inherits its narrowed affinity.
+func onCPU(cpu int, f func() error) error {
+	runtime.LockOSThread()
+	var set unix.CPUSet
+	set.Set(cpu)
+	if err := unix.SchedSetaffinity(0, &set); err != nil {
+		return err
+	}
+	return f()
+}
