@@ -9,17 +9,17 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// TestWakeRoundTrip times the host's wake-ups and leaves no thread of the
-// caller pinned: after it, a thread locked by the test may still run on
-// every CPU it could before.
+// TestWakeRoundTrip times the host's wake-ups (on two CPUs or more; on one
+// it must say so) and leaves no thread of the caller pinned: after it, a
+// thread locked by the test may still run on every CPU it could before.
 func TestWakeRoundTrip(t *testing.T) {
 	var before unix.CPUSet
 	if err := unix.SchedGetaffinity(0, &before); err != nil {
 		t.Fatal(err)
 	}
 	rt, err := wakeRoundTrip(500)
-	if errors.Is(err, errOneCPU) {
-		t.Skip(err)
+	if errors.Is(err, errOneCPU) && before.Count() < 2 {
+		return // nothing to time on one CPU, and nothing was started
 	}
 	if err != nil {
 		t.Fatal(err)
