@@ -1,8 +1,10 @@
 package bench
 
 import (
+	"context"
 	"errors"
 	"runtime"
+	"strings"
 	"testing"
 	"time"
 
@@ -40,5 +42,27 @@ func TestWakeRoundTrip(t *testing.T) {
 		if now := <-done; now.Count() != before.Count() {
 			t.Fatalf("a thread runs on %d CPUs after the probe, %d before", now.Count(), before.Count())
 		}
+	}
+}
+
+// TestReportNamesTheHostsWakeUps: "bench all" writes the probe's result on
+// its machine line, where a reader compares runs of different hosts.
+func TestReportNamesTheHostsWakeUps(t *testing.T) {
+	var set unix.CPUSet
+	if err := unix.SchedGetaffinity(0, &set); err != nil {
+		t.Fatal(err)
+	}
+	out := report(context.Background(), Options{DatabaseURL: "postgres://nobody@127.0.0.1:1/none"}, nil)
+	line := ""
+	for _, l := range strings.Split(out, "\n") {
+		if strings.HasPrefix(l, "- Machine: ") {
+			line = l
+		}
+	}
+	if line == "" {
+		t.Fatalf("no machine line in\n%s", out)
+	}
+	if named := strings.Contains(line, "a wake-up round trip across two cores"); named != (set.Count() > 1) {
+		t.Fatalf("machine line on %d CPUs: %q", set.Count(), line)
 	}
 }
