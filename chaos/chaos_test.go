@@ -433,6 +433,14 @@ func (r *receiver) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	w.WriteHeader(http.StatusNoContent)
 }
 
+// received is how many valid deliveries arrived so far. The replicas'
+// dispatchers may still be delivering while the report is written.
+func (r *receiver) received() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.got
+}
+
 // ---- the load ----
 
 // op is one logical request as the client saw it.
@@ -749,7 +757,7 @@ func (c *checker) summary() string {
 	}
 	fmt.Fprintf(&b, "  ledger transfers between no_overdraft accounts acknowledged %d; %s\n", c.bankAcked, c.lin)
 	fmt.Fprintf(&b, "  events %d, deliveries received %d; commit-to-first-delivery p50 %s, p99 %s, max %s; %d later than 5 s\n",
-		c.events, c.recv.got, pct(0.5).Round(time.Millisecond), pct(0.99).Round(time.Millisecond), pct(1).Round(time.Millisecond), lateOver)
+		c.events, c.recv.received(), pct(0.5).Round(time.Millisecond), pct(0.99).Round(time.Millisecond), pct(1).Round(time.Millisecond), lateOver)
 	fmt.Fprintf(&b, "  deliveries failed with fewer real attempts than the schedule: %d\n", c.failedEarly)
 	fmt.Fprintf(&b, "  settlement runs completed %d\n", c.settled)
 	if c.serverConns > 0 {
