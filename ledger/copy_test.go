@@ -122,11 +122,7 @@ func TestCopyRefusedLeavesConnectionInStep(t *testing.T) {
 	if _, err := l.Post(ctx, Transfer{ID: "taken", Code: "topup", Postings: []Posting{{Account: bank.ID, Debit: 5}, {Account: shop.ID, Credit: 5}}}); err != nil {
 		t.Fatal(err)
 	}
-	conn, err := db.Pool.Acquire(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Release()
+	conn := groupConn(t, ctx, db.Pool)
 	w := &groupWrite{now: time.Now()}
 	w.grow(2, 4)
 	for i, id := range []string{"fresh", "taken"} {
@@ -142,7 +138,7 @@ func TestCopyRefusedLeavesConnectionInStep(t *testing.T) {
 	if _, err := conn.Exec(ctx, "BEGIN"); err != nil {
 		t.Fatal(err)
 	}
-	if err := w.copyRows(ctx, conn.Conn()); !errors.Is(err, errIDsTaken) {
+	if err := w.copyRows(ctx, conn); !errors.Is(err, errIDsTaken) {
 		t.Fatalf("copy of a taken id: %v, want errIDsTaken", err)
 	}
 	if _, err := conn.Exec(ctx, "ROLLBACK"); err != nil {
@@ -157,7 +153,7 @@ func TestCopyRefusedLeavesConnectionInStep(t *testing.T) {
 	if _, err := conn.Exec(ctx, "BEGIN"); err != nil {
 		t.Fatal(err)
 	}
-	if err := w.copyRows(ctx, conn.Conn()); err != nil {
+	if err := w.copyRows(ctx, conn); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := conn.Exec(ctx, "ROLLBACK"); err != nil {

@@ -54,13 +54,8 @@ func benchGroup(b *testing.B, size, copyMin int) {
 		for i := range ops {
 			w := wallets[(n*size+i*7)%len(wallets)]
 			m := merchants[(n+i)%len(merchants)]
-			o, err := l.prepare(ctx, Transfer{ID: fmt.Sprintf("t%d-%d", n, i), Code: "payment", Postings: []Posting{
+			ops[i] = handOp(b, ctx, l, Transfer{ID: fmt.Sprintf("t%d-%d", n, i), Code: "payment", Postings: []Posting{
 				{Account: w.ID, Debit: 100}, {Account: m.ID, Credit: 97}, {Account: fee.ID, Credit: 3}}})
-			if err != nil {
-				b.Fatal(err)
-			}
-			o.ctx, o.done = ctx, make(chan opResult, 1)
-			ops[i] = o
 		}
 		go0, db0 := cpuNow(b, db.Pool)
 		lsn0 := walLSN(b, db.Pool)

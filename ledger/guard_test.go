@@ -33,19 +33,9 @@ func TestGuardedWriteRefusesMovedBalances(t *testing.T) {
 	if _, err := l.Post(ctx, pay("fund", 100, bank.ID, wallet.ID)); err != nil {
 		t.Fatal(err)
 	}
-	o, err := l.prepare(ctx, pay("late", 80, wallet.ID, shop.ID))
-	if err != nil {
-		t.Fatal(err)
-	}
-	o.ctx, o.done = ctx, make(chan opResult, 1)
-	ops := []*op{o}
-
-	conn, err := db.Pool.Acquire(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Release()
-	st, err := readGroupState(ctx, conn.Conn(), ops, readMode{})
+	ops := []*op{handOp(t, ctx, l, pay("late", 80, wallet.ID, shop.ID))}
+	conn := groupConn(t, ctx, db.Pool)
+	st, err := readGroupState(ctx, conn, ops, readMode{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -58,7 +48,7 @@ func TestGuardedWriteRefusesMovedBalances(t *testing.T) {
 	if err != nil || len(written) != 1 {
 		t.Fatalf("apply on the stale read: written %v, %v", written, err)
 	}
-	_, _, err = writeGroup(ctx, conn.Conn(), st, ops, written, res, 1, defaultCopyMin)
+	_, _, err = writeGroup(ctx, conn, st, ops, written, res, 1, defaultCopyMin)
 	if !errors.Is(err, errBalancesMoved) {
 		t.Fatalf("write after the balance moved: %v, want errBalancesMoved", err)
 	}
@@ -77,11 +67,7 @@ func TestGuardedWriteRefusesMovedBalances(t *testing.T) {
 		t.Fatalf("post 80 of 50: %v, want ErrInsufficientFunds", err)
 	}
 	// And the retry with locks decides on the balance as it is.
-	o2, err := l.prepare(ctx, pay("retried", 30, wallet.ID, shop.ID))
-	if err != nil {
-		t.Fatal(err)
-	}
-	o2.ctx, o2.done = ctx, make(chan opResult, 1)
+	o2 := handOp(t, ctx, l, pay("retried", 30, wallet.ID, shop.ID))
 	var stats BatchStats
 	l.poster.commit([]*op{o2}, &worker{shard: 1}, &stats)
 	if r := <-o2.done; r.err != nil {

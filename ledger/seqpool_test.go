@@ -74,19 +74,10 @@ func TestUnreadGroupNeverCopies(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	o, err := l.prepare(ctx, Transfer{ID: "sale", Code: "payment",
-		Postings: []Posting{{Account: bank.ID, Debit: 10}, {Account: shop.ID, Credit: 10}}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	o.ctx, o.done = ctx, make(chan opResult, 1)
-	ops := []*op{o}
-	conn, err := db.Pool.Acquire(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Release()
-	st, err := readGroupState(ctx, conn.Conn(), ops, readMode{seqs: &seqPool{}})
+	ops := []*op{handOp(t, ctx, l, Transfer{ID: "sale", Code: "payment",
+		Postings: []Posting{{Account: bank.ID, Debit: 10}, {Account: shop.ID, Credit: 10}}})}
+	conn := groupConn(t, ctx, db.Pool)
+	st, err := readGroupState(ctx, conn, ops, readMode{seqs: &seqPool{}})
 	if err != nil || !st.deferred {
 		t.Fatalf("a group with nothing to read read first (deferred %v): %v", st != nil && st.deferred, err)
 	}
@@ -94,7 +85,7 @@ func TestUnreadGroupNeverCopies(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, _, err := writeGroup(ctx, conn.Conn(), st, ops, written, res, 1, 1); err == nil {
+	if _, _, err := writeGroup(ctx, conn, st, ops, written, res, 1, 1); err == nil {
 		t.Fatal("a group that read nothing was written by COPY")
 	}
 	if _, err := l.GetTransfer(ctx, "sale"); !errors.Is(err, ErrTransferNotFound) {
