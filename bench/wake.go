@@ -61,49 +61,39 @@ func wakeRoundTrip(rounds int) (time.Duration, error) {
 		syscall.Close(ping[1])
 		return 0, fmt.Errorf("wake-up probe: %w", err)
 	}
-	// Each side closes its write end when it stops, which ends the other
-	// side's read: neither waits forever for a partner that failed.
+	// Each side closes its ends when it stops, which ends the other side's
+	// read: neither waits forever for a partner that failed.
 	const warm = 100
-	echoed := make(chan error, 1)
-	go func() {
-		defer syscall.Close(pong[1])
-		defer syscall.Close(ping[0])
-		echoed <- onCPU(cpus[1], func() error {
-			b := []byte{0}
-			for {
-				if n, err := syscall.Read(ping[0], b); n == 0 || err != nil {
-					return err // n == 0: the other side is done
-				}
-				if _, err := syscall.Write(pong[1], b); err != nil {
-					return err
-				}
+	echoed := side(cpus[1], func() error {
+		b := []byte{0}
+		for {
+			if n, err := syscall.Read(ping[0], b); n == 0 || err != nil {
+				return err // n == 0: the other side is done
 			}
-		})
-	}()
+			if _, err := syscall.Write(pong[1], b); err != nil {
+				return err
+			}
+		}
+	}, ping[0], pong[1])
 	trips := make([]time.Duration, 0, rounds)
-	measured := make(chan error, 1)
-	go func() {
-		defer syscall.Close(ping[1])
-		defer syscall.Close(pong[0])
-		measured <- onCPU(cpus[0], func() error {
-			b := []byte{0}
-			for i := range warm + rounds {
-				start := time.Now()
-				if _, err := syscall.Write(ping[1], b); err != nil {
-					return err
-				}
-				if n, err := syscall.Read(pong[0], b); err != nil {
-					return err
-				} else if n == 0 {
-					return errors.New("the echoing thread stopped")
-				}
-				if i >= warm {
-					trips = append(trips, time.Since(start))
-				}
+	measured := side(cpus[0], func() error {
+		b := []byte{0}
+		for i := range warm + rounds {
+			start := time.Now()
+			if _, err := syscall.Write(ping[1], b); err != nil {
+				return err
 			}
-			return nil
-		})
-	}()
+			if n, err := syscall.Read(pong[0], b); err != nil {
+				return err
+			} else if n == 0 {
+				return errors.New("the echoing thread stopped")
+			}
+			if i >= warm {
+				trips = append(trips, time.Since(start))
+			}
+		}
+		return nil
+	}, ping[1], pong[0])
 	if err := errors.Join(<-measured, <-echoed); err != nil {
 		return 0, fmt.Errorf("wake-up probe: %w", err)
 	}
@@ -111,15 +101,26 @@ func wakeRoundTrip(rounds int) (time.Duration, error) {
 	return trips[len(trips)/2], nil
 }
 
-// onCPU runs f on the calling goroutine's thread, pinned to cpu. Call it
-// on a goroutine of its own: the thread stays locked, so the goroutine's
-// end ends it too and no other goroutine inherits its narrowed affinity.
-func onCPU(cpu int, f func() error) error {
-	runtime.LockOSThread()
-	var set unix.CPUSet
-	set.Set(cpu)
-	if err := unix.SchedSetaffinity(0, &set); err != nil {
-		return err
-	}
-	return f()
+// side runs f on a thread of its own pinned to cpu, then closes fds, and
+// reports f's error. The thread stays locked to its goroutine, so the
+// goroutine's end ends it and no other goroutine inherits its narrowed
+// affinity.
+func side(cpu int, f func() error, fds ...int) <-chan error {
+	done := make(chan error, 1)
+	go func() {
+		defer func() {
+			for _, fd := range fds {
+				syscall.Close(fd)
+			}
+		}()
+		runtime.LockOSThread()
+		var set unix.CPUSet
+		set.Set(cpu)
+		if err := unix.SchedSetaffinity(0, &set); err != nil {
+			done <- err
+			return
+		}
+		done <- f()
+	}()
+	return done
 }
