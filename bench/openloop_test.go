@@ -53,6 +53,23 @@ func TestOpenLoopKeepsItsRate(t *testing.T) {
 	}
 }
 
+// TestOpenLoopReusesItsRunners: 1,000 operations of 2 ms each at 1,000 a
+// second are a couple in flight at a time, so a few goroutines run them
+// all, each taking the next when it is done. A goroutine per operation
+// pays for a new stack, grown again by copying, every time.
+func TestOpenLoopReusesItsRunners(t *testing.T) {
+	run, err := openLoop(context.Background(), 1000, time.Second, 4096, 0, func(ctx context.Context, s int, i int64) error {
+		time.Sleep(2 * time.Millisecond)
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if run.done != 1000 || run.runners > 100 {
+		t.Fatalf("%d operations answered by %d goroutines; want 1,000 by a few", run.done, run.runners)
+	}
+}
+
 // TestOpenLoopGivesUpWhenLate: once more than 1 % of the schedule is later
 // than the limit the rest is not sent, and the point fails.
 func TestOpenLoopGivesUpWhenLate(t *testing.T) {
