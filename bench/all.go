@@ -61,7 +61,11 @@ func report(ctx context.Context, o Options, results []*Result) string {
 		fmt.Fprintf(&b, "; a wake-up round trip across two cores %.1f µs", float64(rt.Nanoseconds())/1000)
 	}
 	fmt.Fprintln(&b)
-	fmt.Fprintf(&b, "- PostgreSQL: %s\n", serverVersion(ctx, o.DatabaseURL))
+	fmt.Fprintf(&b, "- PostgreSQL: %s", serverVersion(ctx, o.DatabaseURL))
+	if c := connection(o.DatabaseURL); c != "" {
+		fmt.Fprintf(&b, ", reached over %s", c)
+	}
+	fmt.Fprintln(&b)
 	fmt.Fprintf(&b, "- Go: %s; each measurement %s after a warm-up\n\n", runtime.Version(), o.Duration)
 	fmt.Fprintln(&b, "| benchmark | clients | throughput | p50 | p99 | pgbench yardstick | ratio |")
 	fmt.Fprintln(&b, "|---|---:|---:|---:|---:|---:|---:|")

@@ -23,6 +23,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/minipay/minipay/citus"
 	"github.com/minipay/minipay/internal/pgdb"
@@ -127,6 +128,9 @@ func Command(fs *flag.FlagSet, getenv func(string) string, stdout, stderr io.Wri
 			return fmt.Errorf("bench %s: %w", kind, err)
 		}
 		res.Extra = append(res.Extra, hostWake()...)
+		if c := connection(o.DatabaseURL); c != "" {
+			res.Extra = append(res.Extra, KV{"database_connection", c})
+		}
 		if o.JSON {
 			_, err = fmt.Fprintln(stdout, res.jsonLine())
 			return err
@@ -375,4 +379,20 @@ func profile(path string) (func(), error) {
 		pprof.StopCPUProfile()
 		f.Close()
 	}, nil
+}
+
+// connection says how a benchmark reaches PostgreSQL at dbURL: "unix
+// socket" or "tcp" ("" if the URL does not parse). A server on the same
+// machine answers over its Unix socket with less CPU a round trip on both
+// sides than over TCP on loopback (docs/operations.md, "The host"), so
+// figures compare only between runs that connect alike.
+func connection(dbURL string) string {
+	cfg, err := pgconn.ParseConfig(dbURL)
+	if err != nil {
+		return ""
+	}
+	if strings.HasPrefix(cfg.Host, "/") {
+		return "unix socket"
+	}
+	return "tcp"
 }

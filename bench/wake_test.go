@@ -66,3 +66,18 @@ func TestReportNamesTheHostsWakeUps(t *testing.T) {
 		t.Fatalf("machine line on %d CPUs: %q", set.Count(), line)
 	}
 }
+
+// TestReportSaysHowPostgreSQLWasReached: bench all's PostgreSQL line says
+// whether the benchmarks connected over TCP or a Unix socket, which moves
+// the ledger's figures by a sixth on one machine.
+func TestReportSaysHowPostgreSQLWasReached(t *testing.T) {
+	for url, want := range map[string]string{
+		"postgres://nobody@127.0.0.1:1/none":               ", reached over tcp\n",
+		"postgres://nobody@/none?host=/nonexistent/socket": ", reached over unix socket\n",
+	} {
+		out := report(context.Background(), Options{DatabaseURL: url}, nil)
+		if !strings.Contains(out, "\n- PostgreSQL: ") || !strings.Contains(out, want) {
+			t.Fatalf("%s: the PostgreSQL line does not say %q:\n%s", url, want, out)
+		}
+	}
+}

@@ -33,6 +33,7 @@ type benchResult struct {
 	WALSyncsAtMax       *float64 `json:"wal_syncs_per_s_at_max"`
 	UnreadPct           *float64 `json:"group_attempts_unread_pct"`
 	HostWake            *float64 `json:"host_wake_round_trip_us"`
+	Connection          string   `json:"database_connection"`
 	Points              []struct {
 		Rate float64 `json:"rate"`
 		P99  float64 `json:"p99_ms"`
@@ -128,6 +129,9 @@ func TestBenchSmoke(t *testing.T) {
 			}
 			if runtime.NumCPU() > 1 && (res.HostWake == nil || *res.HostWake <= 0) {
 				t.Fatalf("find-max: no wake-up round trip of the host in %+v", res)
+			}
+			if res.Connection != "tcp" && res.Connection != "unix socket" {
+				t.Fatalf("find-max: database_connection %q in %+v", res.Connection, res)
 			}
 			wal := map[string]*float64{"ledger": res.WALPerTransferAtMax, "checkout": res.WALPerCheckoutAtMax}[kind]
 			if *res.MaxRate > 0 && (wal == nil || *wal <= 0 || res.WALSyncsAtMax == nil || *res.WALSyncsAtMax <= 0) {
