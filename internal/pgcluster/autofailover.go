@@ -309,6 +309,33 @@ func (f *Formation) Logs() string {
 			l = "…" + l[len(l)-3000:]
 		}
 		fmt.Fprintf(&b, "---- %s\n%s\n", n.Name, l)
+		if ps := n.processes(); ps != "" {
+			fmt.Fprintf(&b, "---- processes in %s's data directory\n%s", n.Name, ps)
+		}
+	}
+	return b.String()
+}
+
+// processes lists, one a line, the processes whose working directory is
+// the node's data directory (every PostgreSQL process chdirs there): pid,
+// parent, state and command line. A server that cannot start again after a
+// kill because its old shared memory is "still in use" has one of these
+// left over, and the list says which.
+func (n *Node) processes() string {
+	stats, _ := filepath.Glob("/proc/[0-9]*/stat")
+	var b strings.Builder
+	for _, p := range stats {
+		dir := filepath.Dir(p)
+		if cwd, err := os.Readlink(filepath.Join(dir, "cwd")); err != nil || cwd != n.Dir {
+			continue
+		}
+		state, ppid, ok := procStat(p)
+		if !ok {
+			continue
+		}
+		cmd, _ := os.ReadFile(filepath.Join(dir, "cmdline"))
+		fmt.Fprintf(&b, "pid %s ppid %d state %s: %s\n", filepath.Base(dir), ppid, state,
+			strings.TrimSpace(strings.ReplaceAll(string(cmd), "\x00", " ")))
 	}
 	return b.String()
 }
@@ -340,26 +367,32 @@ func children(pid int) []int {
 	stats, _ := filepath.Glob("/proc/[0-9]*/stat")
 	var out []int
 	for _, p := range stats {
-		b, err := os.ReadFile(p)
-		if err != nil {
-			continue
-		}
-		// pid (comm) state ppid ...; comm may hold spaces and parentheses.
-		s := string(b)
-		i := strings.LastIndexByte(s, ')')
-		if i < 0 {
-			continue
-		}
-		fields := strings.Fields(s[i+1:])
-		if len(fields) < 2 {
-			continue
-		}
-		if ppid, _ := strconv.Atoi(fields[1]); ppid == pid {
+		if _, ppid, ok := procStat(p); ok && ppid == pid {
 			child, _ := strconv.Atoi(filepath.Base(filepath.Dir(p)))
 			out = append(out, child)
 		}
 	}
 	return out
+}
+
+// procStat reads a process's state and parent from its /proc/PID/stat.
+func procStat(path string) (state string, ppid int, ok bool) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return "", 0, false
+	}
+	// pid (comm) state ppid ...; comm may hold spaces and parentheses.
+	s := string(b)
+	i := strings.LastIndexByte(s, ')')
+	if i < 0 {
+		return "", 0, false
+	}
+	fields := strings.Fields(s[i+1:])
+	if len(fields) < 2 {
+		return "", 0, false
+	}
+	ppid, err = strconv.Atoi(fields[1])
+	return fields[0], ppid, err == nil
 }
 
 func (n *Node) appendConf(lines ...string) {

@@ -2,10 +2,12 @@ package pgcluster
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -154,5 +156,28 @@ func TestCitus(t *testing.T) {
 	}
 	if err := conn.QueryRow(ctx, `SELECT count(*) FROM t`).Scan(&rows); err != nil || rows != 1000 {
 		t.Fatalf("rows after the rebalance = %d, %v; want 1000", rows, err)
+	}
+}
+
+// TestProcessesInTheDataDirectory: a failed formation's logs list the
+// processes left running in a node's data directory, such as a server's
+// child that outlived a kill and holds its shared memory.
+func TestProcessesInTheDataDirectory(t *testing.T) {
+	n := &Node{Dir: t.TempDir()}
+	if ps := n.processes(); ps != "" {
+		t.Fatalf("an empty directory has processes:\n%s", ps)
+	}
+	sleeper := exec.Command("sleep", "60")
+	sleeper.Dir = n.Dir
+	if err := sleeper.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		_ = sleeper.Process.Kill()
+		_ = sleeper.Wait()
+	}()
+	want := fmt.Sprintf("pid %d ppid %d state ", sleeper.Process.Pid, os.Getpid())
+	if ps := n.processes(); !strings.Contains(ps, want) || !strings.Contains(ps, ": sleep 60\n") {
+		t.Fatalf("processes() = %q; want a line with %q and the command", ps, want)
 	}
 }
