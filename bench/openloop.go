@@ -138,8 +138,6 @@ func openLoop(ctx context.Context, rate float64, d time.Duration, senders int, l
 			stop.Store(true)
 		}
 	}
-	// An operation due while every slot is taken waits for one, and that
-	// wait is part of its latency; so do the ones due after it.
 	type job struct {
 		s int
 		i int64
@@ -150,6 +148,8 @@ func openLoop(ctx context.Context, rate float64, d time.Duration, senders int, l
 			send(j.s, j.i)
 		}
 	}
+	// An operation due while every slot is taken waits for one, and that
+	// wait is part of its latency; so do the ones due after it.
 	release := func(i int64) {
 		select {
 		case s := <-free:

@@ -11,8 +11,9 @@ import (
 // BenchmarkOpenLoop measures what the open loop itself costs the process
 // it runs in: 20,000 operations a second, 4,096 senders at most, each
 // operation using about 10 KB of stack, more than a new goroutine starts
-// with (as Post does), and 4 KB of heap, and answered 5 ms later. It reports the process's CPU per operation; the
-// benchmark's own overhead is everything but the operations' own work.
+// with (as Post does), and 4 KB of heap, and answered 5 ms later. It
+// reports the process's CPU per operation; the benchmark's own overhead is
+// everything but the operations' own work.
 func BenchmarkOpenLoop(b *testing.B) {
 	const rate = 20000
 	d := time.Duration(float64(b.N) / rate * float64(time.Second))
