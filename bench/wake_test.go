@@ -68,8 +68,8 @@ func TestReportNamesTheHostsWakeUps(t *testing.T) {
 }
 
 // TestReportSaysHowPostgreSQLWasReached: bench all's PostgreSQL line says
-// whether the benchmarks connected over TCP or a Unix socket, which moves
-// the ledger's figures by a sixth on one machine.
+// whether the benchmarks connected over TCP or a Unix socket, which moved
+// the ledger's best rate by about 15 % on one machine.
 func TestReportSaysHowPostgreSQLWasReached(t *testing.T) {
 	for url, want := range map[string]string{
 		"postgres://nobody@127.0.0.1:1/none":               ", reached over tcp\n",
