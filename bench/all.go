@@ -55,15 +55,15 @@ func report(ctx context.Context, o Options, results []*Result) string {
 	var b strings.Builder
 	fmt.Fprintln(&b, beginMarker)
 	fmt.Fprintf(&b, "### Run of %s\n\n", time.Now().UTC().Format("2006-01-02 15:04 MST"))
+	st := measureSetup(o.DatabaseURL) // see docs/operations.md, "The host"
 	fmt.Fprintf(&b, "- Machine: %s, %d CPUs, %s RAM, %s/%s", cpuModel(), runtime.NumCPU(), memTotal(), runtime.GOOS, runtime.GOARCH)
-	if rt, err := wakeRoundTrip(wakeRounds); err == nil {
-		// See docs/operations.md, "The host".
-		fmt.Fprintf(&b, "; a wake-up round trip across two cores %.1f µs", float64(rt.Nanoseconds())/1000)
+	if st.wake > 0 {
+		fmt.Fprintf(&b, "; a wake-up round trip across two cores %.1f µs", st.wakeUS())
 	}
 	fmt.Fprintln(&b)
 	fmt.Fprintf(&b, "- PostgreSQL: %s", serverVersion(ctx, o.DatabaseURL))
-	if c := connection(o.DatabaseURL); c != "" {
-		fmt.Fprintf(&b, ", reached over %s", c)
+	if st.conn != "" {
+		fmt.Fprintf(&b, ", reached over %s", st.conn)
 	}
 	fmt.Fprintln(&b)
 	fmt.Fprintf(&b, "- Go: %s; each measurement %s after a warm-up\n\n", runtime.Version(), o.Duration)

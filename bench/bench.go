@@ -127,10 +127,7 @@ func Command(fs *flag.FlagSet, getenv func(string) string, stdout, stderr io.Wri
 		if err != nil {
 			return fmt.Errorf("bench %s: %w", kind, err)
 		}
-		res.Extra = append(res.Extra, hostWake()...)
-		if c := connection(o.DatabaseURL); c != "" {
-			res.Extra = append(res.Extra, KV{"database_connection", c})
-		}
+		res.Extra = append(res.Extra, measureSetup(o.DatabaseURL).kvs()...)
 		if o.JSON {
 			_, err = fmt.Fprintln(stdout, res.jsonLine())
 			return err
@@ -381,11 +378,46 @@ func profile(path string) (func(), error) {
 	}, nil
 }
 
+// setup is what a benchmark's figures depend on beside the code, measured
+// once the benchmark is done: machines of one kind gave the same code
+// ratios from 0.15 to 0.50, and these two facts explain much of it.
+type setup struct {
+	// wake is what the host charges for waking a thread on another core
+	// (wakeRoundTrip; 0 on one CPU): every round trip between the
+	// benchmark's processes pays it.
+	wake time.Duration
+	// conn is how PostgreSQL was reached: "unix socket" or "tcp" ("" if
+	// the URL does not parse). A server on the same machine answers over
+	// its Unix socket with less CPU a round trip on both sides than over
+	// TCP on loopback (docs/operations.md, "The host").
+	conn string
+}
+
+func measureSetup(dbURL string) setup {
+	s := setup{conn: connection(dbURL)}
+	if rt, err := wakeRoundTrip(wakeRounds); err == nil {
+		s.wake = rt
+	}
+	return s
+}
+
+// wakeUS is the wake-up round trip in microseconds, as results print it.
+func (s setup) wakeUS() float64 { return round(float64(s.wake.Nanoseconds())/1000, 1) }
+
+// kvs are s's figures for a result: what is known of them.
+func (s setup) kvs() []KV {
+	var kvs []KV
+	if s.wake > 0 {
+		kvs = append(kvs, KV{"host_wake_round_trip_us", s.wakeUS()})
+	}
+	if s.conn != "" {
+		kvs = append(kvs, KV{"database_connection", s.conn})
+	}
+	return kvs
+}
+
 // connection says how a benchmark reaches PostgreSQL at dbURL: "unix
-// socket" or "tcp" ("" if the URL does not parse). A server on the same
-// machine answers over its Unix socket with less CPU a round trip on both
-// sides than over TCP on loopback (docs/operations.md, "The host"), so
-// figures compare only between runs that connect alike.
+// socket" or "tcp" ("" if the URL does not parse).
 func connection(dbURL string) string {
 	cfg, err := pgconn.ParseConfig(dbURL)
 	if err != nil {

@@ -14,18 +14,6 @@ import (
 // errOneCPU: a wake-up across cores cannot be timed on one CPU.
 var errOneCPU = errors.New("fewer than two CPUs to run on")
 
-// hostWake is the wake-up probe's result for a benchmark's figures,
-// measured once the benchmark is done: how much every round trip between
-// the benchmark's processes costs on this host explains much of why one
-// machine's figures differ from another's. Nothing on one CPU.
-func hostWake() []KV {
-	rt, err := wakeRoundTrip(wakeRounds)
-	if err != nil {
-		return nil
-	}
-	return []KV{{"host_wake_round_trip_us", round(float64(rt.Nanoseconds())/1000, 1)}}
-}
-
 // wakeRounds is how many round trips the probe times: about a tenth of a
 // second on a host whose idle vCPUs halt.
 const wakeRounds = 1000
