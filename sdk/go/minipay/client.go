@@ -133,18 +133,27 @@ func (c *Client) call(ctx context.Context, method, path string, query url.Values
 		if err == nil {
 			return nil
 		}
-		if !retryable(err) || attempt >= c.maxRetries || ctx.Err() != nil {
+		if !retryable(err) || attempt >= c.maxRetries {
 			return err
 		}
-		delay := c.backoff(attempt, retryAfter)
-		t := time.NewTimer(delay)
+		// The context ended before a retry, whether while the answer came
+		// or during the backoff: either way the caller sees why it stopped
+		// (errors.Is(err, context.Canceled)) beside the last answer.
+		if ctx.Err() != nil {
+			return stoppedRetrying(err, ctx.Err())
+		}
+		t := time.NewTimer(c.backoff(attempt, retryAfter))
 		select {
 		case <-ctx.Done():
 			t.Stop()
-			return fmt.Errorf("%w (stopped retrying: %w)", err, ctx.Err())
+			return stoppedRetrying(err, ctx.Err())
 		case <-t.C:
 		}
 	}
+}
+
+func stoppedRetrying(last, cause error) error {
+	return fmt.Errorf("%w (stopped retrying: %w)", last, cause)
 }
 
 // networkError is a failure to get any response: the request and the
