@@ -154,6 +154,8 @@ export function newIdempotencyKey(): string {
 
 const sleep = (ms: number, signal?: AbortSignal) =>
   new Promise<void>((resolve, reject) => {
+    // An abort event fired before the listener is added is never seen again.
+    if (signal?.aborted) return reject(signal.reason);
     const t = setTimeout(resolve, ms);
     signal?.addEventListener("abort", () => {
       clearTimeout(t);

@@ -132,6 +132,31 @@ test("a server that never answers is a network error after the retries, naming t
   });
 });
 
+test("a signal aborted while a retryable answer arrives rejects with the caller's reason, without a retry", { timeout: 20_000 }, async () => {
+  // The server aborts the caller's signal and then answers 503 with a
+  // Retry-After of an hour: a client that went on to the backoff would wait
+  // out the hour (and this test its timeout) before rejecting.
+  const { createServer } = await import("node:http");
+  const ctl = new AbortController();
+  let requests = 0;
+  const srv = createServer((_req, res) => {
+    requests++;
+    ctl.abort(new Error("caller gave up"));
+    res.writeHead(503, { "content-type": "application/json", "retry-after": "3600" }).end(
+      JSON.stringify({ error: { type: "api_error", code: "unavailable", message: "try later" } }),
+    );
+  });
+  await new Promise<void>((r) => srv.listen(0, "127.0.0.1", r));
+  try {
+    const port = (srv.address() as { port: number }).port;
+    const client = new Minipay(sk, { baseUrl: `http://127.0.0.1:${port}`, maxBackoffMs: 3_600_000 });
+    await assert.rejects(client.balance.retrieve({ signal: ctl.signal }), /caller gave up/);
+    assert.equal(requests, 1);
+  } finally {
+    srv.close();
+  }
+});
+
 test("webhooks: register an endpoint, pay, receive a delivery that verifies, find it in the event log", async () => {
   const { createServer } = await import("node:http");
   const client = new Minipay(sk, { baseUrl: mp.url });
