@@ -228,6 +228,21 @@ func (f *Formation) Primary(ctx context.Context) (*Node, error) {
 	return nil, fmt.Errorf("no primary: %+v", st)
 }
 
+// TakesWrites says whether the node's server accepts connections and is
+// not in recovery: a primary, restarted or not.
+func (n *Node) TakesWrites(ctx context.Context) bool {
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	conn, err := pgx.Connect(ctx, fmt.Sprintf("postgres://postgres@127.0.0.1:%d/postgres?sslmode=disable", n.Port))
+	if err != nil {
+		return false
+	}
+	defer conn.Close(ctx)
+	var primary bool
+	err = conn.QueryRow(ctx, "SELECT NOT pg_is_in_recovery()").Scan(&primary)
+	return err == nil && primary
+}
+
 // WaitFor polls the monitor until ok holds for the nodes' states, or fails
 // t after limit.
 func (f *Formation) WaitFor(limit time.Duration, what string, ok func([]NodeState) bool) []NodeState {
@@ -270,28 +285,47 @@ func (f *Formation) WaitHealthy(limit time.Duration) {
 }
 
 // KillPostgres kills the node's PostgreSQL server and all its processes with
-// SIGKILL, as a crash would; its keeper lives on. It returns when the
-// signals were sent.
+// SIGKILL, as a crash would; its keeper lives on (and may start the server
+// again before the monitor notices). It returns when every killed process
+// has exited.
 func (n *Node) KillPostgres() time.Time {
-	pids := n.postgresPids()
+	pids := n.freezeServer()
 	at := time.Now()
-	for _, pid := range pids {
-		_ = syscall.Kill(pid, syscall.SIGKILL)
-	}
+	killAll(pids)
+	waitGone(pids, 10*time.Second)
 	return at
 }
 
 // KillNode kills the whole node with SIGKILL: its keeper and its server, as
-// if the machine had died. It returns when the signals were sent.
+// if the machine had died. It returns when every killed process has exited.
 func (n *Node) KillNode() time.Time {
-	pids := n.postgresPids()
+	pids := n.freezeServer()
 	at := time.Now()
 	_ = syscall.Kill(-n.keeper.cmd.Process.Pid, syscall.SIGKILL)
+	killAll(pids)
+	<-n.keeper.done
+	waitGone(pids, 10*time.Second)
+	return at
+}
+
+// freezeServer stops the node's postmaster with SIGSTOP and returns its pid
+// and its children's. The postmaster alone forks, so once it is stopped the
+// list is complete: a backend forked between a listing and a kill would
+// outlive the kill attached to the old shared memory, and the next start
+// would refuse to run while that segment is "still in use".
+func (n *Node) freezeServer() []int {
+	pm := n.postmaster()
+	if pm == 0 {
+		return nil
+	}
+	_ = syscall.Kill(pm, syscall.SIGSTOP)
+	return append([]int{pm}, children(pm)...)
+}
+
+func killAll(pids []int) {
 	for _, pid := range pids {
 		_ = syscall.Kill(pid, syscall.SIGKILL)
 	}
-	<-n.keeper.done
-	return at
 }
 
 // Log returns the node's keeper and server log so far.
@@ -349,17 +383,33 @@ func (f *Formation) node(name string) *Node {
 	return nil
 }
 
-// postgresPids returns the postmaster's pid and its children's.
-func (n *Node) postgresPids() []int {
+// postmaster returns the pid of the node's running postmaster, or 0.
+func (n *Node) postmaster() int {
 	b, err := os.ReadFile(filepath.Join(n.Dir, "postmaster.pid"))
 	if err != nil {
-		return nil
+		return 0
 	}
 	pm, err := strconv.Atoi(strings.TrimSpace(strings.SplitN(string(b), "\n", 2)[0]))
 	if err != nil || !alive(pm) {
-		return nil
+		return 0
 	}
-	return append([]int{pm}, children(pm)...)
+	return pm
+}
+
+// waitGone waits up to limit until none of pids is running. A zombie counts
+// as gone: it holds no memory, and an orphan's may never be reaped where the
+// machine's init does not reap.
+func waitGone(pids []int, limit time.Duration) {
+	deadline := time.Now().Add(limit)
+	for _, pid := range pids {
+		for time.Now().Before(deadline) {
+			state, _, ok := procStat(fmt.Sprintf("/proc/%d/stat", pid))
+			if !ok || state == "Z" {
+				break
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
 }
 
 // children lists the processes whose parent is pid.
