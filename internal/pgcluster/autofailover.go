@@ -311,8 +311,9 @@ func (n *Node) KillNode() time.Time {
 // freezeServer stops the node's postmaster with SIGSTOP and returns its pid
 // and its children's. The postmaster alone forks, so once it is stopped the
 // list is complete: a backend forked between a listing and a kill would
-// outlive the kill attached to the old shared memory, and the next start
-// would refuse to run while that segment is "still in use".
+// outlive the kill, attached to the old shared memory until it noticed, and
+// a start in that time would refuse to run while the segment is "still in
+// use".
 func (n *Node) freezeServer() []int {
 	pm := n.postmaster()
 	if pm == 0 {
