@@ -320,6 +320,14 @@ func (n *Node) freezeServer() []int {
 		return nil
 	}
 	_ = syscall.Kill(pm, syscall.SIGSTOP)
+	// The signal is delivered on the way back to user space: a fork under
+	// way finishes first. List the children only once it has stopped.
+	for deadline := time.Now().Add(time.Second); time.Now().Before(deadline); {
+		if state, _, ok := procStat(fmt.Sprintf("/proc/%d/stat", pm)); !ok || state == "T" {
+			break
+		}
+		time.Sleep(time.Millisecond)
+	}
 	return append([]int{pm}, children(pm)...)
 }
 

@@ -181,3 +181,35 @@ func TestProcessesInTheDataDirectory(t *testing.T) {
 		t.Fatalf("processes() = %q; want a line with %q and the command", ps, want)
 	}
 }
+
+// TestKillPostgresLeavesNoChild: a kill of a server that forks all the
+// time (as a postmaster does while clients connect) leaves none of its
+// children running, not even one forked while the kill listed them.
+func TestKillPostgresLeavesNoChild(t *testing.T) {
+	n := &Node{Dir: t.TempDir()}
+	pm := exec.Command("sh", "-c", "while :; do sleep 60 & sleep 0.001; done")
+	pm.Dir = n.Dir // every child's working directory, as a server's is its data directory
+	if err := pm.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		_ = pm.Process.Kill()
+		_ = pm.Wait()
+	}()
+	if err := os.WriteFile(filepath.Join(n.Dir, "postmaster.pid"), []byte(fmt.Sprintf("%d\n", pm.Process.Pid)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for len(children(pm.Process.Pid)) < 20 {
+		time.Sleep(10 * time.Millisecond)
+	}
+	n.KillPostgres()
+	var alive []string
+	for _, line := range strings.Split(strings.TrimSpace(n.processes()), "\n") {
+		if line != "" && !strings.Contains(line, " state Z: ") {
+			alive = append(alive, line)
+		}
+	}
+	if len(alive) > 0 {
+		t.Fatalf("%d processes outlived the kill:\n%s", len(alive), strings.Join(alive, "\n"))
+	}
+}
