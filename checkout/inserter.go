@@ -4,11 +4,11 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"strings"
 	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/minipay/minipay/citus"
@@ -241,27 +241,39 @@ const insertSessionsSQL = `
 		$9::text[], $10::text[], $11::text[], $12::timestamptz[], $13::timestamptz[], $14::bytea[])
 		AS s (id, app, dev, capture, currency, amount, option, ref, secret, items, md, expires, created, hash)`
 
-// insertEach is insertGroup's insert on a Citus cluster: a statement per
-// session, routed to the shard that holds it, all in one round trip. The
-// set-based insert would be collected on the coordinator and spread over
-// the shards of every session in the group.
+// insertEach is insertGroup's insert on a Citus cluster: one multi-row
+// INSERT … VALUES, which Citus splits into one INSERT per shard touched and
+// plans once. The set-based insert over unnest would be collected on the
+// coordinator and spread over the shards; a statement per session is
+// planned and routed once per session.
 func (w *inserter) insertEach(ctx context.Context, ids, apps, devs, captures, currencies []string, amounts []int64,
 	options []string, refs []*string, secrets []string, items []*string, metadata []string, expires, created []time.Time, hashes [][]byte) (map[string]bool, error) {
-	b := &pgx.Batch{}
 	inserted := make(map[string]bool, len(ids))
-	for i := range ids {
-		id := ids[i]
-		b.Queue(`
-			INSERT INTO checkout_sessions (id, app_id, developer_id, status, capture_method, currency,
-				amount_total, option, client_reference_id, client_secret, line_items, metadata, expires_at, created_at, request_hash)
-			VALUES ($1, $2, $3, 'open', $4, $5, $6, $7, $8, $9, $10::jsonb, $11::jsonb, $12, $13, $14)
-			ON CONFLICT (id) DO NOTHING`,
-			id, apps[i], devs[i], captures[i], currencies[i], amounts[i], options[i], refs[i], secrets[i], items[i],
-			metadata[i], expires[i], created[i], hashes[i]).Exec(func(tag pgconn.CommandTag) error {
-			if tag.RowsAffected() == 1 {
-				inserted[id] = true
+	b := &pgx.Batch{}
+	for lo := 0; lo < len(ids); lo += citusInsertRows {
+		hi := min(lo+citusInsertRows, len(ids))
+		var sql strings.Builder
+		sql.WriteString(`INSERT INTO checkout_sessions (id, app_id, developer_id, status, capture_method, currency,
+			amount_total, option, client_reference_id, client_secret, line_items, metadata, expires_at, created_at, request_hash) VALUES `)
+		args := make([]any, 0, (hi-lo)*14)
+		for i := lo; i < hi; i++ {
+			if i > lo {
+				sql.WriteString(", ")
 			}
-			return nil
+			p := len(args)
+			fmt.Fprintf(&sql, "($%d, $%d, $%d, 'open', $%d, $%d, $%d, $%d, $%d, $%d, $%d::jsonb, $%d::jsonb, $%d, $%d, $%d)",
+				p+1, p+2, p+3, p+4, p+5, p+6, p+7, p+8, p+9, p+10, p+11, p+12, p+13, p+14)
+			args = append(args, ids[i], apps[i], devs[i], captures[i], currencies[i], amounts[i], options[i], refs[i],
+				secrets[i], items[i], metadata[i], expires[i], created[i], hashes[i])
+		}
+		sql.WriteString(" ON CONFLICT (id) DO NOTHING RETURNING id")
+		b.Queue(sql.String(), args...).Query(func(rows pgx.Rows) error {
+			var id string
+			_, err := pgx.ForEachRow(rows, []any{&id}, func() error {
+				inserted[id] = true
+				return nil
+			})
+			return err
 		})
 	}
 	if err := w.db.SendBatch(ctx, b).Close(); err != nil {
@@ -269,3 +281,7 @@ func (w *inserter) insertEach(ctx context.Context, ids, apps, devs, captures, cu
 	}
 	return inserted, nil
 }
+
+// citusInsertRows bounds a multi-row insert: 14 parameters a session, far
+// below the protocol's 65,535.
+const citusInsertRows = 1000

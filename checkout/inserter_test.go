@@ -170,3 +170,12 @@ func TestInserterPlansOnce(t *testing.T) {
 		t.Fatalf("%d insert statements planned %d times for their parameters; want 2 statements, never", statements, custom)
 	}
 }
+
+// TestInserterOnCitus runs the inserter's tests on a Citus cluster, where a
+// group is one multi-row INSERT that Citus splits by shard: the same ids
+// from several callers, a refused row, fresh and keyed ids together.
+func TestInserterOnCitus(t *testing.T) {
+	testdb.WithCitus(t)
+	t.Run("Groups", TestInserterGroups)
+	t.Run("FreshIDs", TestInserterFreshIDs)
+}
