@@ -187,7 +187,7 @@ func (w *inserter) insertGroup(ctx context.Context, group []*insertReq) (map[str
 		w.onCitus = on && err == nil
 	})
 	if w.onCitus {
-		return w.insertEach(ctx, ids, apps, devs, captures, currencies, amounts, options, refs, secrets, items, metadata, expires, created, hashes)
+		return w.insertValues(ctx, ids, apps, devs, captures, currencies, amounts, options, refs, secrets, items, metadata, expires, created, hashes)
 	}
 	args := []any{ids, apps, devs, captures, currencies, amounts, options, refs, secrets, items, metadata, expires, created, hashes}
 	// When every id is fresh nothing can conflict, and the insert skips ON
@@ -203,14 +203,7 @@ func (w *inserter) insertGroup(ctx context.Context, group []*insertReq) (map[str
 	b.Queue(genericPlanSQL)
 	q := b.Queue(insert, args...)
 	if keyed { // the ids that were not taken
-		q.Query(func(rows pgx.Rows) error {
-			var id string
-			_, err := pgx.ForEachRow(rows, []any{&id}, func() error {
-				inserted[id] = true
-				return nil
-			})
-			return err
-		})
+		q.Query(markInserted(inserted))
 	}
 	if err := w.db.SendBatch(ctx, b).Close(); err != nil {
 		return nil, fmt.Errorf("create sessions: %w", err)
@@ -241,12 +234,12 @@ const insertSessionsSQL = `
 		$9::text[], $10::text[], $11::text[], $12::timestamptz[], $13::timestamptz[], $14::bytea[])
 		AS s (id, app, dev, capture, currency, amount, option, ref, secret, items, md, expires, created, hash)`
 
-// insertEach is insertGroup's insert on a Citus cluster: one multi-row
+// insertValues is insertGroup's insert on a Citus cluster: one multi-row
 // INSERT … VALUES, which Citus splits into one INSERT per shard touched and
 // plans once. The set-based insert over unnest would be collected on the
 // coordinator and spread over the shards; a statement per session is
 // planned and routed once per session.
-func (w *inserter) insertEach(ctx context.Context, ids, apps, devs, captures, currencies []string, amounts []int64,
+func (w *inserter) insertValues(ctx context.Context, ids, apps, devs, captures, currencies []string, amounts []int64,
 	options []string, refs []*string, secrets []string, items []*string, metadata []string, expires, created []time.Time, hashes [][]byte) (map[string]bool, error) {
 	inserted := make(map[string]bool, len(ids))
 	b := &pgx.Batch{}
@@ -267,19 +260,25 @@ func (w *inserter) insertEach(ctx context.Context, ids, apps, devs, captures, cu
 				secrets[i], items[i], metadata[i], expires[i], created[i], hashes[i])
 		}
 		sql.WriteString(" ON CONFLICT (id) DO NOTHING RETURNING id")
-		b.Queue(sql.String(), args...).Query(func(rows pgx.Rows) error {
-			var id string
-			_, err := pgx.ForEachRow(rows, []any{&id}, func() error {
-				inserted[id] = true
-				return nil
-			})
-			return err
-		})
+		b.Queue(sql.String(), args...).Query(markInserted(inserted))
 	}
 	if err := w.db.SendBatch(ctx, b).Close(); err != nil {
 		return nil, fmt.Errorf("create sessions: %w", err)
 	}
 	return inserted, nil
+}
+
+// markInserted reads the ids an INSERT … RETURNING id inserted into
+// inserted.
+func markInserted(inserted map[string]bool) func(pgx.Rows) error {
+	return func(rows pgx.Rows) error {
+		var id string
+		_, err := pgx.ForEachRow(rows, []any{&id}, func() error {
+			inserted[id] = true
+			return nil
+		})
+		return err
+	}
 }
 
 // citusInsertRows bounds a multi-row insert: 14 parameters a session, far
