@@ -322,12 +322,7 @@ func (n *Node) freezeServer() []int {
 	_ = syscall.Kill(pm, syscall.SIGSTOP)
 	// The signal is delivered on the way back to user space: a fork under
 	// way finishes first. List the children only once it has stopped.
-	for deadline := time.Now().Add(time.Second); time.Now().Before(deadline); {
-		if state, _, ok := procStat(fmt.Sprintf("/proc/%d/stat", pm)); !ok || state == "T" {
-			break
-		}
-		time.Sleep(time.Millisecond)
-	}
+	waitState(pm, time.Now().Add(time.Second), "T")
 	return append([]int{pm}, children(pm)...)
 }
 
@@ -411,13 +406,19 @@ func (n *Node) postmaster() int {
 func waitGone(pids []int, limit time.Duration) {
 	deadline := time.Now().Add(limit)
 	for _, pid := range pids {
-		for time.Now().Before(deadline) {
-			state, _, ok := procStat(fmt.Sprintf("/proc/%d/stat", pid))
-			if !ok || state == "Z" {
-				break
-			}
-			time.Sleep(10 * time.Millisecond)
+		waitState(pid, deadline, "Z")
+	}
+}
+
+// waitState polls process pid until it is in state (a letter of
+// /proc/PID/stat) or gone, or until deadline.
+func waitState(pid int, deadline time.Time, state string) {
+	path := fmt.Sprintf("/proc/%d/stat", pid)
+	for time.Now().Before(deadline) {
+		if st, _, ok := procStat(path); !ok || st == state {
+			return
 		}
+		time.Sleep(time.Millisecond)
 	}
 }
 

@@ -199,8 +199,10 @@ func TestKillPostgresLeavesNoChild(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(n.Dir, "postmaster.pid"), []byte(fmt.Sprintf("%d\n", pm.Process.Pid)), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	for len(children(pm.Process.Pid)) < 20 {
-		time.Sleep(10 * time.Millisecond)
+	for deadline := time.Now().Add(10 * time.Second); len(children(pm.Process.Pid)) < 20; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the stand-in postmaster has %d children after 10 s, want 20", len(children(pm.Process.Pid)))
+		}
 	}
 	n.KillPostgres()
 	var alive []string
