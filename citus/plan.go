@@ -75,11 +75,12 @@ var Plan = []Table{
 	{Name: "console_sessions", Kind: Reference, Why: "refers to api_keys; written at human pace by the console"},
 	{Name: "demo_identity", Kind: Reference, Why: "one row, of minipay dev"},
 
-	// The ledger stays whole on the coordinator (docs/scaling.md: what
-	// distributing it needs, and why not yet).
+	// The ledger stays on the coordinator but for the balance shards of
+	// its hot accounts (docs/scaling.md: what distributing the rest needs,
+	// and why not yet).
 	{Name: "ledger_accounts", Kind: Local, Why: "account ids, codes and seqs are unique across the ledger; wallets' no_overdraft balances are checked and updated with every payment (as a reference table, each of those updates would go to every node)"},
-	{Name: "ledger_balance_shards", Kind: Local,
-		Why: "read with their account by a lateral join, which Citus cannot plan when the shard rows are distributed and the accounts are not"},
+	{Name: "ledger_balance_shards", Kind: Distributed, Column: "shard",
+		Why: "the hot accounts' balances (the platform's fee account, developers' pending accounts) spread over the workers: each poster worker adds its groups' totals to its own shard row, routed to the worker that holds that shard; reads that need the ledger whole take the ledger's fence (ledger/fence.go)"},
 	{Name: "ledger_transfers", Kind: Local, Why: "transfer ids are unique, and a pending transfer can be resolved once (unique indexes over the whole ledger); append-only trigger"},
 	{Name: "ledger_postings", Kind: Local, Why: "written with their transfers in the same group commit, and joined with them by every read; append-only trigger"},
 	{Name: "ledger_expiring", Kind: Local, Why: "the sweeper's queue of pending transfers with a timeout, joined with ledger_transfers"},

@@ -213,15 +213,78 @@ func (l *Ledger) insertAccount(ctx context.Context, spec AccountSpec) (Account, 
 // GetAccount returns the account with the given id or code, with its current
 // balances.
 func (l *Ledger) GetAccount(ctx context.Context, idOrCode string) (Account, error) {
-	a, err := scanAccount(l.db.QueryRow(ctx, accountWithShards+` WHERE a.id = $1 OR a.code = $1`, idOrCode))
-	if errors.Is(err, pgx.ErrNoRows) {
-		return Account{}, fmt.Errorf("%w: %s", ErrAccountNotFound, idOrCode)
-	}
+	out, err := l.readAccounts(ctx, ` WHERE a.id = $1 OR a.code = $1`, idOrCode)
 	if err != nil {
 		return Account{}, fmt.Errorf("get account %s: %w", idOrCode, err)
 	}
-	l.accounts.put(a.meta())
-	return a, nil
+	if len(out) == 0 {
+		return Account{}, fmt.Errorf("%w: %s", ErrAccountNotFound, idOrCode)
+	}
+	l.accounts.put(out[0].meta())
+	return out[0], nil
+}
+
+// readAccounts reads the accounts a WHERE clause (and ORDER BY) picks, with
+// their balances. On Citus the balance shards are on the workers, which
+// Citus cannot join laterally with the coordinator's accounts: their sums
+// are read next, by account. The two reads need no common snapshot: an
+// account's balance is either its own columns (no_overdraft) or the sum of
+// its shards, never both.
+func (l *Ledger) readAccounts(ctx context.Context, where string, args ...any) ([]Account, error) {
+	citus, err := l.poster.citus.get(ctx, l.db)
+	if err != nil {
+		return nil, err
+	}
+	sql := accountWithShards
+	if citus {
+		sql = `SELECT ` + accountColumns + ` FROM ledger_accounts a`
+	}
+	rows, err := l.db.Query(ctx, sql+where, args...)
+	if err != nil {
+		return nil, err
+	}
+	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (Account, error) { return scanAccount(r) })
+	if err != nil || !citus {
+		return out, err
+	}
+	return out, l.addShardSums(ctx, out)
+}
+
+// addShardSums adds to accounts without no_overdraft the sums of their
+// balance shards.
+func (l *Ledger) addShardSums(ctx context.Context, accts []Account) error {
+	at := make(map[int64]int, len(accts))
+	seqs := make([]int64, 0, len(accts))
+	for i, a := range accts {
+		if !a.NoOverdraft {
+			at[a.seq] = i
+			seqs = append(seqs, a.seq)
+		}
+	}
+	if len(seqs) == 0 {
+		return nil
+	}
+	rows, err := l.db.Query(ctx, `
+		SELECT account_seq, sum(debits_posted)::bigint, sum(credits_posted)::bigint,
+			sum(debits_pending)::bigint, sum(credits_pending)::bigint
+		FROM ledger_balance_shards WHERE account_seq = ANY($1) GROUP BY account_seq`, seqs)
+	if err != nil {
+		return fmt.Errorf("read balance shards: %w", err)
+	}
+	var (
+		seq              int64
+		dp, cp, dpe, cpe int64
+	)
+	_, err = pgx.ForEachRow(rows, []any{&seq, &dp, &cp, &dpe, &cpe}, func() error {
+		a := &accts[at[seq]]
+		a.DebitsPosted, a.CreditsPosted = a.DebitsPosted+dp, a.CreditsPosted+cp
+		a.DebitsPending, a.CreditsPending = a.DebitsPending+dpe, a.CreditsPending+cpe
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("read balance shards: %w", err)
+	}
+	return nil
 }
 
 // AccountAt returns the account with its balances as they were at time at,
@@ -365,11 +428,7 @@ func (l *Ledger) loadAccounts(ctx context.Context, refs []string) (map[string]ac
 // GetAccounts returns the accounts that exist among the given ids or codes,
 // with their balances, ordered by code. Missing ones are left out.
 func (l *Ledger) GetAccounts(ctx context.Context, idsOrCodes []string) ([]Account, error) {
-	rows, err := l.db.Query(ctx, accountWithShards+` WHERE a.id = ANY($1) OR a.code = ANY($1) ORDER BY a.code`, idsOrCodes)
-	if err != nil {
-		return nil, fmt.Errorf("get accounts: %w", err)
-	}
-	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (Account, error) { return scanAccount(r) })
+	out, err := l.readAccounts(ctx, ` WHERE a.id = ANY($1) OR a.code = ANY($1) ORDER BY a.code`, idsOrCodes)
 	if err != nil {
 		return nil, fmt.Errorf("get accounts: %w", err)
 	}

@@ -1,6 +1,7 @@
 package ledger
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -41,6 +42,8 @@ type groupState struct {
 	// readGroupState); its transaction begins with them, and now is
 	// learnt there.
 	deferred bool
+	// citus: the database is a Citus coordinator.
+	citus bool
 }
 
 // readMode says what a group's read takes besides the balances.
@@ -93,6 +96,7 @@ func readGroupState(ctx context.Context, conn *pgx.Conn, ops []*op, mode readMod
 	// maps stay nil (reading a nil map finds nothing) unless they are made.
 	st := &groupState{
 		checked:  mode.checkExisting,
+		citus:    mode.citus,
 		balances: make(map[string]balances, len(ops)),
 		read:     make(map[string]balances, len(ops)),
 	}
@@ -196,14 +200,30 @@ func readGroupState(ctx context.Context, conn *pgx.Conn, ops []*op, mode readMod
 }
 
 // queueBegin queues what opens a group's transaction: BEGIN and the
-// planner settings for its statements.
+// planner settings for its statements; on Citus, the fence too (fence.go),
+// which the group holds until its transaction has ended (endGroup).
 func queueBegin(b *pgx.Batch, citus bool) {
 	b.Queue("BEGIN")
 	if citus {
+		b.Queue(fenceSharedSQL, fenceKey)
 		b.Queue(citusPlannerSettingsSQL)
 	} else {
 		b.Queue(plannerSettingsSQL)
 	}
+}
+
+// endGroup ends a group's transaction with cmd (COMMIT or ROLLBACK); on
+// Citus the fence is lifted in the same pipeline, so that it is the
+// transaction's own session that lifts it even through a pooler.
+func endGroup(ctx context.Context, conn *pgx.Conn, cmd string, citus bool) error {
+	if !citus {
+		_, err := conn.Exec(ctx, cmd)
+		return err
+	}
+	b := &pgx.Batch{}
+	b.Queue(cmd)
+	b.Queue(unfenceSharedSQL, fenceKey)
+	return conn.SendBatch(ctx, b).Close()
 }
 
 // timed reports whether any op is a hold with a timeout, whose expiry is
@@ -448,7 +468,8 @@ const (
 		INSERT INTO ledger_balance_shards AS s (account_seq, shard, debits_posted, credits_posted, debits_pending, credits_pending)
 		SELECT u.a, $6, u.dp, u.cp, u.dpe, u.cpe
 		FROM unnest($1::int8[], $2::int8[], $3::int8[], $4::int8[], $5::int8[]) AS u(a, dp, cp, dpe, cpe)
-		ORDER BY u.a
+		ORDER BY u.a` + shardsOnConflict
+	shardsOnConflict = `
 		ON CONFLICT (account_seq, shard) DO UPDATE SET
 			debits_posted = s.debits_posted + excluded.debits_posted, credits_posted = s.credits_posted + excluded.credits_posted,
 			debits_pending = s.debits_pending + excluded.debits_pending, credits_pending = s.credits_pending + excluded.credits_pending`
@@ -534,6 +555,9 @@ func writeGroup(ctx context.Context, conn *pgx.Conn, st *groupState, ops []*op, 
 	}
 	if commitHere {
 		b.Queue("COMMIT")
+		if st.citus {
+			b.Queue(unfenceSharedSQL, fenceKey) // see endGroup
+		}
 	}
 	br := conn.SendBatch(ctx, b)
 	defer br.Close()
@@ -555,6 +579,15 @@ func writeGroup(ctx context.Context, conn *pgx.Conn, st *groupState, ops []*op, 
 		}
 		if tag.String() != "COMMIT" {
 			return nil, false, fmt.Errorf("ledger: write group: COMMIT answered %q", tag.String())
+		}
+		if st.citus {
+			if _, err := br.Exec(); err != nil {
+				// Committed, but the session may still hold the fence:
+				// only closing it is sure to lift it.
+				_ = br.Close()
+				closeConn(conn)
+				return nil, true, nil
+			}
 		}
 	}
 	if err := br.Close(); err != nil {
@@ -734,11 +767,12 @@ type groupWrite struct {
 	expAt      []time.Time
 	expRelease []int64
 
-	copy bool // transfers and postings went by COPY (copyRows)
+	copy  bool // transfers and postings went by COPY (copyRows)
+	citus bool // the shard rows are on Citus workers (upsertShardsValues)
 }
 
 func newGroupWrite(st *groupState, ops []*op, written []int) *groupWrite {
-	w := &groupWrite{now: st.now}
+	w := &groupWrite{now: st.now, citus: st.citus}
 	w.grow(len(written), countPostings(ops, written))
 	sums := make(map[int64]balances, len(st.balances)+8)
 	var guarded, open []accountMeta
@@ -853,7 +887,10 @@ func (w *groupWrite) queue(b *pgx.Batch) {
 	if len(w.aID) > 0 {
 		b.Queue(updateBalancesSQL, w.aID, w.aDP, w.aCP, w.aDPE, w.aCPE, w.aRDP, w.aRCP, w.aRDPE, w.aRCPE)
 	}
-	if len(w.sSeq) > 0 {
+	if len(w.sSeq) > 0 && w.citus {
+		sql, args := w.upsertShardsValues()
+		b.Queue(sql, args...)
+	} else if len(w.sSeq) > 0 {
 		b.Queue(upsertShardsSQL, w.sSeq, w.sDP, w.sCP, w.sDPE, w.sCPE, w.shard)
 	}
 	if len(w.expSeq) > 0 {
@@ -862,6 +899,34 @@ func (w *groupWrite) queue(b *pgx.Batch) {
 	if len(w.expRelease) > 0 {
 		b.Queue(deleteExpiringSQL, w.expRelease)
 	}
+}
+
+// upsertShardsValues is upsertShardsSQL for Citus, where
+// ledger_balance_shards is distributed by its shard column: one multi-row
+// VALUES statement whose rows all name the worker's shard, which Citus
+// routes to the one worker holding it (an INSERT … SELECT from unnest
+// would be collected on the coordinator and copied there in two more round
+// trips). The rows are in account order, as ORDER BY puts them there.
+func (w *groupWrite) upsertShardsValues() (string, []any) {
+	order := make([]int, len(w.sSeq))
+	for i := range order {
+		order[i] = i
+	}
+	slices.SortFunc(order, func(a, b int) int { return cmp.Compare(w.sSeq[a], w.sSeq[b]) })
+	var sql strings.Builder
+	sql.WriteString(`INSERT INTO ledger_balance_shards AS s (account_seq, shard, debits_posted, credits_posted, debits_pending, credits_pending) VALUES `)
+	args := make([]any, 0, 1+5*len(order))
+	args = append(args, w.shard)
+	for k, i := range order {
+		if k > 0 {
+			sql.WriteString(", ")
+		}
+		n := len(args)
+		fmt.Fprintf(&sql, "($%d::int8, $1::int2, $%d::int8, $%d::int8, $%d::int8, $%d::int8)", n+1, n+2, n+3, n+4, n+5)
+		args = append(args, w.sSeq[i], w.sDP[i], w.sCP[i], w.sDPE[i], w.sCPE[i])
+	}
+	sql.WriteString(shardsOnConflict)
+	return sql.String(), args
 }
 
 // readResults consumes the results of the statements queue added and checks

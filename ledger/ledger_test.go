@@ -137,4 +137,8 @@ func TestOnCitus(t *testing.T) {
 	t.Run("SameIDConcurrently", TestSameIDConcurrently)
 	t.Run("SameIDAcrossLedgers", TestSameIDAcrossLedgers)
 	t.Run("RowsAreImmutable", TestRowsAreImmutable)
+	t.Run("WholeReadsUnderLoad", TestWholeReadsUnderLoad)
+	t.Run("BeginWholeEndsOnItsConnection", TestBeginWholeEndsOnItsConnection)
+	t.Run("PostMovesMoney", TestPostMovesMoney)
+	t.Run("HotAccountsSpreadOverWorkers", hotAccountsSpread)
 }

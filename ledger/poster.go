@@ -148,10 +148,9 @@ type poster struct {
 	// copyMin is the smallest group that writes its transfers and postings
 	// with COPY (copy.go); tests lower it.
 	copyMin int
-	// onCitus is whether the database is a Citus coordinator, learnt with
-	// the first group's connection.
-	citusOnce sync.Once
-	onCitus   bool
+	// citus is whether the database is a Citus coordinator, learnt with the
+	// first group's connection.
+	citus citusFlag
 	// seqs are sequence numbers taken ahead for groups that read nothing.
 	seqs seqPool
 }
@@ -450,20 +449,19 @@ func (p *poster) commitGroup(ops []*op, w *worker, mode readMode, stats *BatchSt
 		return nil, nil, fmt.Errorf("acquire connection: %w", err)
 	}
 	defer conn.Release()
+	if mode.citus, err = p.citus.get(ctx, conn); err != nil {
+		return nil, nil, err
+	}
 	committed := false
 	defer func() {
 		if !committed {
 			// Also after a failed BEGIN: ROLLBACK outside a transaction is harmless.
-			if _, err := conn.Exec(context.Background(), "ROLLBACK"); err != nil {
+			if err := endGroup(context.Background(), conn.Conn(), "ROLLBACK", mode.citus); err != nil {
 				conn.Conn().Close(context.Background()) // unknown state: do not reuse
 			}
 		}
 	}()
 
-	p.citusOnce.Do(func() {
-		_ = conn.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'citus')`).Scan(&p.onCitus)
-	})
-	mode.citus = p.onCitus
 	// Balances come from the cache only on the optimistic path, whose
 	// writes are guarded and whose refusals are judged again with a read.
 	if !mode.lock && !mode.checkExisting && w.balances.usable() {
@@ -509,7 +507,7 @@ func (p *poster) commitGroup(ops []*op, w *worker, mode readMode, stats *BatchSt
 		return res, failed, err
 	}
 	if !committed {
-		if _, err := conn.Exec(ctx, "COMMIT"); err != nil {
+		if err := endGroup(ctx, conn.Conn(), "COMMIT", mode.citus); err != nil {
 			w.balances.forget(st.read)
 			return nil, nil, fmt.Errorf("%w: %w", errAmbiguous, err)
 		}

@@ -98,7 +98,18 @@ type TrialBalance struct {
 
 // TrialBalance sums the balance columns of all accounts now.
 func (l *Ledger) TrialBalance(ctx context.Context) (TrialBalance, error) {
-	return l.trialBalanceWith(ctx, l.db)
+	citus, err := l.poster.citus.get(ctx, l.db)
+	if err != nil || !citus {
+		return l.trialBalanceWith(ctx, l.db)
+	}
+	// The sums span the coordinator and the workers: read them in one
+	// snapshot of every node (fence.go).
+	tx, err := l.BeginWhole(ctx, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly})
+	if err != nil {
+		return TrialBalance{}, fmt.Errorf("trial balance: %w", err)
+	}
+	defer func() { _ = tx.Rollback(ctx) }()
+	return l.trialBalanceWith(ctx, tx)
 }
 
 // trialBalanceSQL sums every account's own columns and balance shards.
@@ -177,7 +188,7 @@ func (a Audit) OK() bool {
 // settlement reconciliation and operators, not for request paths.
 func (l *Ledger) Audit(ctx context.Context) (Audit, error) {
 	var a Audit
-	tx, err := l.db.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly})
+	tx, err := l.BeginWhole(ctx, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly})
 	if err != nil {
 		return a, fmt.Errorf("audit: %w", err)
 	}

@@ -22,7 +22,7 @@ const eventBatchMax = 1000
 // unsettled balance transactions) and finish the run, telling each
 // developer in it. It returns the run's final status.
 func (s *Service) complete(ctx context.Context, runID string) (string, error) {
-	tx, err := s.db.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.RepeatableRead})
+	tx, err := s.ledger.BeginWhole(ctx, pgx.TxOptions{IsoLevel: pgx.RepeatableRead})
 	if err != nil {
 		return "", fmt.Errorf("complete run %s: %w", runID, err)
 	}

@@ -38,7 +38,7 @@ var balanceDiffsSQL = `
 			a.credits_posted - a.debits_posted + coalesce(sum(s.credits_posted - s.debits_posted), 0) AS balance
 		FROM ledger_accounts a LEFT JOIN ledger_balance_shards s ON s.account_seq = a.seq
 		WHERE a.code LIKE 'dev:%:pending:%'
-		GROUP BY a.id
+		GROUP BY a.id, a.code, a.currency, a.credits_posted, a.debits_posted
 	)
 	SELECT coalesce(acct.code, txn.code), coalesce(acct.currency, txn.currency),
 		coalesce(acct.balance, 0)::text, coalesce(txn.net, 0)::text, count(*) OVER ()

@@ -194,7 +194,7 @@ const sequentialOnCitusSQL = `SELECT set_config('citus.multi_shard_modify_mode',
 // marks all see the same snapshot; money that commits later waits for the
 // next run. It reports false when the run ended as mismatch.
 func (s *Service) plan(ctx context.Context, runID string, cutoff time.Time) (bool, error) {
-	tx, err := s.db.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.RepeatableRead})
+	tx, err := s.ledger.BeginWhole(ctx, pgx.TxOptions{IsoLevel: pgx.RepeatableRead})
 	if err != nil {
 		return false, fmt.Errorf("plan run %s: %w", runID, err)
 	}

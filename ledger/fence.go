@@ -1,0 +1,141 @@
+package ledger
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+)
+
+// On a Citus cluster a group's transaction spans nodes: the transfers,
+// postings and no_overdraft balances are on the coordinator, the balance
+// shard rows of the other accounts (the platform's fee account, developers'
+// pending accounts) on the worker that holds the group's shard. Citus
+// commits it in two phases: it prepares the workers' parts, commits the
+// coordinator's, then commits the prepared parts. Between the last two a
+// reader sees a wallet debited and the fee account not yet credited, and
+// Citus has no snapshot that spans nodes.
+//
+// So every group on Citus holds the fence, a session-level advisory lock,
+// in shared mode from its transaction's first statement, before it locks
+// anything, until its COMMIT has returned, when every node has committed
+// (the lock is lifted in the same pipeline). A read that must see the ledger
+// whole (the trial balance, the audit, settlement's reconciliation) begins
+// its transaction under the fence held exclusively, which waits for the
+// groups in flight and holds new ones at their start; it takes its snapshots there, on the coordinator and on every
+// worker, and lifts the fence. Its reads then see each group whole or not
+// at all, however long they take.
+//
+// On a single PostgreSQL a transaction is one node's and nothing takes the
+// fence.
+const fenceKey int64 = 0x6d696e6970617903 // "minipay\x03"
+
+const (
+	fenceSharedSQL   = `SELECT pg_advisory_lock_shared($1)`
+	unfenceSharedSQL = `SELECT pg_advisory_unlock_shared($1)`
+)
+
+// citusFlag learns whether the database is a Citus coordinator, once it
+// could ask.
+type citusFlag struct {
+	mu    sync.Mutex
+	known bool
+	on    bool
+}
+
+func (c *citusFlag) get(ctx context.Context, q querier) (bool, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if !c.known {
+		err := q.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'citus')`).Scan(&c.on)
+		if err != nil {
+			return false, fmt.Errorf("ledger: is the database Citus: %w", err)
+		}
+		c.known = true
+	}
+	return c.on, nil
+}
+
+// BeginWhole begins a transaction whose snapshot sees the ledger whole: on
+// a Citus cluster it is taken under the fence (above), on every node; on a
+// single PostgreSQL it is an ordinary transaction. Use repeatable read, or
+// the snapshot lasts one statement. Commit or Rollback ends it and returns
+// its connection to the pool.
+func (l *Ledger) BeginWhole(ctx context.Context, opts pgx.TxOptions) (pgx.Tx, error) {
+	citus, err := l.poster.citus.get(ctx, l.db)
+	if err != nil {
+		return nil, err
+	}
+	if !citus {
+		return l.db.BeginTx(ctx, opts)
+	}
+	conn, err := l.db.Acquire(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("ledger: begin whole: %w", err)
+	}
+	tx, err := beginFenced(ctx, conn.Conn(), opts)
+	if err != nil {
+		conn.Release()
+		return nil, fmt.Errorf("ledger: begin whole: take the fence: %w", err)
+	}
+	return &wholeTx{Tx: tx, conn: conn}, nil
+}
+
+// beginFenced takes the fence, begins the transaction and takes its
+// snapshots with a read of every shard of ledger_balance_shards, then lifts
+// the fence. The transaction uses one connection per worker (sequential
+// mode), so its later reads on a worker are in the snapshot taken there
+// under the fence, and it may write the coordinator's tables after reading
+// the workers' (Citus refuses that after a parallel read). It is one
+// simple-protocol message, so that a pooler in transaction mode runs it on
+// one server connection: the implicit transaction that takes the lock is
+// committed first, because an isolation level can only be set before a
+// transaction's first query. A connection that failed on the way may
+// still hold the fence and is closed, which drops it.
+func beginFenced(ctx context.Context, conn *pgx.Conn, opts pgx.TxOptions) (pgx.Tx, error) {
+	begin := "BEGIN"
+	if opts.IsoLevel != "" {
+		begin += " ISOLATION LEVEL " + string(opts.IsoLevel)
+	}
+	if opts.AccessMode != "" {
+		begin += " " + string(opts.AccessMode)
+	}
+	opts.BeginQuery = fmt.Sprintf(`SELECT pg_advisory_lock(%[1]d); COMMIT; %[2]s;
+		SET LOCAL citus.multi_shard_modify_mode TO sequential;
+		SELECT count(*) FROM ledger_balance_shards; SELECT pg_advisory_unlock(%[1]d)`, fenceKey, begin)
+	tx, err := conn.BeginTx(ctx, opts)
+	if err != nil {
+		closeConn(conn)
+		return nil, err
+	}
+	return tx, nil
+}
+
+func closeConn(conn *pgx.Conn) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	_ = conn.Close(ctx)
+}
+
+// wholeTx is a transaction on a connection acquired for it, which ending
+// the transaction returns to the pool.
+type wholeTx struct {
+	pgx.Tx
+	conn *pgxpool.Conn
+	once sync.Once
+}
+
+func (t *wholeTx) Commit(ctx context.Context) error {
+	defer t.release()
+	return t.Tx.Commit(ctx)
+}
+
+func (t *wholeTx) Rollback(ctx context.Context) error {
+	defer t.release()
+	return t.Tx.Rollback(ctx)
+}
+
+func (t *wholeTx) release() { t.once.Do(t.conn.Release) }
