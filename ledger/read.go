@@ -99,7 +99,10 @@ type TrialBalance struct {
 // TrialBalance sums the balance columns of all accounts now.
 func (l *Ledger) TrialBalance(ctx context.Context) (TrialBalance, error) {
 	citus, err := l.poster.citus.get(ctx, l.db)
-	if err != nil || !citus {
+	if err != nil {
+		return TrialBalance{}, fmt.Errorf("trial balance: %w", err)
+	}
+	if !citus {
 		return l.trialBalanceWith(ctx, l.db)
 	}
 	// The sums span the coordinator and the workers: read them in one
@@ -184,7 +187,7 @@ func (a Audit) OK() bool {
 }
 
 // Audit checks invariants 1–3 over every transfer and account, reading one
-// consistent snapshot. It reads every posting, so it is for tests, the
+// consistent snapshot (on Citus, of every node: BeginWhole). It reads every posting, so it is for tests, the
 // settlement reconciliation and operators, not for request paths.
 func (l *Ledger) Audit(ctx context.Context) (Audit, error) {
 	var a Audit

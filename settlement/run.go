@@ -191,8 +191,8 @@ const sequentialOnCitusSQL = `SELECT set_config('citus.multi_shard_modify_mode',
 
 // plan is step 2: sum, reconcile, choose payouts and mark what they pay, in
 // one repeatable-read transaction, so the sums, the reconciliation and the
-// marks all see the same snapshot; money that commits later waits for the
-// next run. It reports false when the run ended as mismatch.
+// marks all see the same snapshot (on Citus, of every node: it begins under
+// the ledger's fence); money that commits later waits for the next run. It reports false when the run ended as mismatch.
 func (s *Service) plan(ctx context.Context, runID string, cutoff time.Time) (bool, error) {
 	tx, err := s.ledger.BeginWhole(ctx, pgx.TxOptions{IsoLevel: pgx.RepeatableRead})
 	if err != nil {
