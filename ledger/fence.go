@@ -2,11 +2,13 @@ package ledger
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 )
 
@@ -72,16 +74,55 @@ func (l *Ledger) BeginWhole(ctx context.Context, opts pgx.TxOptions) (pgx.Tx, er
 	if !citus {
 		return l.db.BeginTx(ctx, opts)
 	}
-	conn, err := l.db.Acquire(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("ledger: begin whole: %w", err)
-	}
-	tx, err := beginFenced(ctx, conn.Conn(), opts)
-	if err != nil {
+	for {
+		conn, err := l.db.Acquire(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("ledger: begin whole: %w", err)
+		}
+		tx, err := beginFenced(ctx, conn.Conn(), opts)
+		if err == nil {
+			return &wholeTx{Tx: tx, conn: conn}, nil
+		}
 		conn.Release()
-		return nil, fmt.Errorf("ledger: begin whole: take the fence: %w", err)
+		var pgErr *pgconn.PgError
+		if !errors.As(err, &pgErr) || pgErr.Code != "55P03" { // lock_not_available
+			return nil, fmt.Errorf("ledger: begin whole: take the fence: %w", err)
+		}
+		if err := l.endLeakedFences(ctx); err != nil {
+			return nil, fmt.Errorf("ledger: begin whole: %w", err)
+		}
 	}
-	return &wholeTx{Tx: tx, conn: conn}, nil
+}
+
+// fenceWait bounds one wait for the fence. Groups queue behind a reader
+// that waits for it, so a reader that does not get it soon steps back,
+// lets them through, ends any session that holds it while idle (a leak,
+// below) and tries again.
+const fenceWait = 2 * time.Second
+
+// endLeakedFences ends the sessions that hold the fence outside any
+// transaction. A group takes the fence inside its transaction and lifts it
+// in the pipeline that ends it, so a session idle with the fence is one
+// whose COMMIT failed and skipped the lift, behind a pooler in transaction
+// mode that then pooled the session (docs/scaling.md); nothing would ever
+// lift it.
+func (l *Ledger) endLeakedFences(ctx context.Context) error {
+	var ended int
+	err := l.db.QueryRow(ctx, `
+		SELECT count(pg_terminate_backend(a.pid)) FROM pg_locks k JOIN pg_stat_activity a ON a.pid = k.pid
+		WHERE k.locktype = 'advisory' AND k.granted AND k.objsubid = 1
+			AND k.classid::int8 = $1 AND k.objid::int8 = $2
+			AND k.database = (SELECT oid FROM pg_database WHERE datname = current_database())
+			AND a.state = 'idle' AND a.state_change < now() - interval '1 second'`,
+		uint64(fenceKey)>>32, fenceKey&0xffffffff).Scan(&ended)
+	if err != nil {
+		return fmt.Errorf("end sessions that hold the fence while idle: %w", err)
+	}
+	if ended > 0 {
+		l.log.Warn("ledger: ended sessions that held the fence while idle, left by failed commits behind a transaction-mode pooler",
+			"sessions", ended)
+	}
+	return nil
 }
 
 // beginFenced takes the fence, begins the transaction and takes its
@@ -91,10 +132,10 @@ func (l *Ledger) BeginWhole(ctx context.Context, opts pgx.TxOptions) (pgx.Tx, er
 // under the fence, and it may write the coordinator's tables after reading
 // the workers' (Citus refuses that after a parallel read). It is one
 // simple-protocol message, so that a pooler in transaction mode runs it on
-// one server connection: the implicit transaction that takes the lock is
-// committed first, because an isolation level can only be set before a
-// transaction's first query. A connection that failed on the way may
-// still hold the fence and is closed, which drops it.
+// one server connection; the fence is taken in a transaction of its own,
+// committed before the reader's begins, because an isolation level can
+// only be set before a transaction's first query. A connection that failed
+// on the way may still hold the fence and is closed, which drops it.
 func beginFenced(ctx context.Context, conn *pgx.Conn, opts pgx.TxOptions) (pgx.Tx, error) {
 	begin := "BEGIN"
 	if opts.IsoLevel != "" {
@@ -103,9 +144,10 @@ func beginFenced(ctx context.Context, conn *pgx.Conn, opts pgx.TxOptions) (pgx.T
 	if opts.AccessMode != "" {
 		begin += " " + string(opts.AccessMode)
 	}
-	opts.BeginQuery = fmt.Sprintf(`SELECT pg_advisory_lock(%[1]d); COMMIT; %[2]s;
-		SET LOCAL citus.multi_shard_modify_mode TO sequential;
-		SELECT count(*) FROM ledger_balance_shards; SELECT pg_advisory_unlock(%[1]d)`, fenceKey, begin)
+	opts.BeginQuery = fmt.Sprintf(`BEGIN; SET LOCAL lock_timeout = %[3]d; SELECT pg_advisory_lock(%[1]d); COMMIT;
+		%[2]s; SET LOCAL citus.multi_shard_modify_mode TO sequential;
+		SELECT count(*) FROM ledger_balance_shards; SELECT pg_advisory_unlock(%[1]d)`,
+		fenceKey, begin, fenceWait.Milliseconds())
 	tx, err := conn.BeginTx(ctx, opts)
 	if err != nil {
 		closeConn(conn)

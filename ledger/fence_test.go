@@ -1,10 +1,12 @@
 package ledger_test
 
 import (
+	"context"
 	"fmt"
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/minipay/minipay/ledger"
@@ -180,4 +182,39 @@ func hotAccountsSpread(t *testing.T) {
 			len(shards), nodes, db.Citus.Coordinator.Port)
 	}
 	t.Logf("the fee account's %d shard rows: %v rows by worker port", len(shards), nodes)
+}
+
+// fenceLeakIsEnded leaves the fence held by a session outside any
+// transaction, as a failed COMMIT behind a transaction-mode pooler can:
+// a whole-ledger read must end that session and go on, not wait forever
+// (and hold every group behind it).
+func fenceLeakIsEnded(t *testing.T) {
+	l, db := newLedger(t, ledger.Options{})
+	ctx := ctxT(t)
+	bank := mustAccount(t, l, "bank", "CNY", ledger.DebitNormal, false)
+	fees := mustAccount(t, l, "fees", "CNY", ledger.CreditNormal, false)
+	if _, err := l.Post(ctx, transfer("t1", "fee", 5, bank.ID, fees.ID)); err != nil {
+		t.Fatal(err)
+	}
+	leak, err := pgx.Connect(ctx, db.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer leak.Close(context.Background())
+	if _, err := leak.Exec(ctx, `SELECT pg_advisory_lock_shared($1)`, ledger.FenceKey); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	tb, err := l.TrialBalance(ctx)
+	if err != nil || !tb.Balanced {
+		t.Fatalf("trial balance with the fence leaked: %+v, %v", tb, err)
+	}
+	if _, err := leak.Exec(ctx, `SELECT 1`); err == nil {
+		t.Fatal("the session that held the fence while idle still runs")
+	}
+	// Groups go on too.
+	if _, err := l.Post(ctx, transfer("t2", "fee", 5, bank.ID, fees.ID)); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("a leaked fence was ended in %v", time.Since(start).Round(10*time.Millisecond))
 }

@@ -16,6 +16,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"sync"
 	"time"
 
@@ -44,6 +45,9 @@ type Options struct {
 	// It runs on a poster goroutine and must be quick and safe for
 	// concurrent use.
 	Observe func(BatchStats)
+	// Log receives what the ledger does on its own that an operator should
+	// know of (default slog.Default()).
+	Log *slog.Logger
 }
 
 // Ledger is the ledger over one PostgreSQL database. It is safe for
@@ -52,6 +56,7 @@ type Ledger struct {
 	db       *pgxpool.Pool
 	accounts accountCache
 	poster   *poster
+	log      *slog.Logger
 
 	mu     sync.RWMutex // guards closed against sends on the queue
 	closed bool
@@ -71,6 +76,9 @@ func New(db *pgxpool.Pool, opts Options) *Ledger {
 	if opts.Linger == 0 {
 		opts.Linger = 5 * time.Millisecond
 	}
+	if opts.Log == nil {
+		opts.Log = slog.Default()
+	}
 	p := &poster{
 		db:       db,
 		batchMax: opts.BatchMax,
@@ -83,7 +91,7 @@ func New(db *pgxpool.Pool, opts Options) *Ledger {
 		p.queues = append(p.queues, make(chan *op, max(1, opts.QueueMax/opts.Workers)))
 	}
 	go p.run()
-	return &Ledger{db: db, poster: p}
+	return &Ledger{db: db, poster: p, log: opts.Log}
 }
 
 // Close stops accepting transfers, waits until every transfer already

@@ -141,4 +141,5 @@ func TestOnCitus(t *testing.T) {
 	t.Run("BeginWholeEndsOnItsConnection", TestBeginWholeEndsOnItsConnection)
 	t.Run("PostMovesMoney", TestPostMovesMoney)
 	t.Run("HotAccountsSpreadOverWorkers", hotAccountsSpread)
+	t.Run("FenceLeakIsEnded", fenceLeakIsEnded)
 }

@@ -77,7 +77,7 @@ func assemble(ctx context.Context, cfg *config, pool *pgxpool.Pool, log *slog.Lo
 	if err := ensureOperatorKeys(ctx, a.apps, cfg, log, stdout); err != nil {
 		return nil, err
 	}
-	a.ledger = ledger.New(pool, ledger.Options{Observe: observeLedger(a.metrics)})
+	a.ledger = ledger.New(pool, ledger.Options{Observe: observeLedger(a.metrics), Log: log})
 	a.payments = payments.New(pool, a.ledger)
 	a.checkout = checkout.New(pool, a.ledger, a.apps, a.payments, checkout.Options{Catalog: cat, Log: log})
 	a.disputes = disputes.New(pool, a.ledger, a.payments, disputes.Options{Log: log})

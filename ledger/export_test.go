@@ -1,0 +1,4 @@
+package ledger
+
+// FenceKey is the fence's advisory lock, for tests that leave it held.
+const FenceKey = fenceKey
