@@ -24,12 +24,13 @@ import (
 // So every group on Citus holds the fence, a session-level advisory lock,
 // in shared mode from its transaction's first statement, before it locks
 // anything, until its COMMIT has returned, when every node has committed
-// (the lock is lifted in the same pipeline). A read that must see the ledger
-// whole (the trial balance, the audit, settlement's reconciliation) begins
-// its transaction under the fence held exclusively, which waits for the
-// groups in flight and holds new ones at their start; it takes its snapshots there, on the coordinator and on every
-// worker, and lifts the fence. Its reads then see each group whole or not
-// at all, however long they take.
+// (or its ROLLBACK: the lock is lifted in the pipeline that ends the
+// transaction, endGroup). A read that must see the ledger whole (the trial
+// balance, the audit, settlement's reconciliation) begins its transaction
+// under the fence held exclusively, which waits for the groups in flight
+// and holds new ones at their start; it takes its snapshots there, on the
+// coordinator and on every worker, and lifts the fence. Its reads then see
+// each group whole or not at all, however long they take.
 //
 // On a single PostgreSQL a transaction is one node's and nothing takes the
 // fence.
