@@ -6,7 +6,9 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -544,11 +546,8 @@ func writeGroup(ctx context.Context, conn *pgx.Conn, st *groupState, ops []*op, 
 		}
 	}
 	for _, rs := range sets {
-		cols := make([]any, len(rs.cols))
-		for c, col := range rs.cols {
-			cols[c] = pgarray.Column(col)
-		}
-		b.Queue(rs.sql, cols...)
+		sql, args := rs.statement()
+		b.Queue(sql, args...)
 		if rs.guarded {
 			commitHere = false
 		}
@@ -674,6 +673,85 @@ type rowSet struct {
 	ops      []int   // the op of each row
 	required []error // each row's Required
 	guarded  bool    // some row is Required
+	values   bool    // sent as a multi-row VALUES list (Statement.Values)
+}
+
+// maxParams is the most parameters a statement can have: the protocol
+// numbers them with 16 bits.
+const maxParams = 65535
+
+// statement returns the set's SQL and arguments: the columns as arrays,
+// or, for a VALUES set, the SQL's one row of placeholders repeated for
+// every row and the rows' values in order.
+func (rs *rowSet) statement() (string, []any) {
+	if !rs.values {
+		cols := make([]any, len(rs.cols))
+		for c, col := range rs.cols {
+			cols[c] = pgarray.Column(col)
+		}
+		return rs.sql, cols
+	}
+	n, rows := len(rs.cols), len(rs.ops)
+	head, row, tail, _ := splitValues(rs.sql, n) // validated when posted
+	var sql strings.Builder
+	sql.WriteString(head)
+	args := make([]any, 0, n*rows)
+	for r := range rows {
+		if r > 0 {
+			sql.WriteString(", ")
+		}
+		sql.WriteString(placeholder.ReplaceAllStringFunc(row, func(p string) string {
+			k, _ := strconv.Atoi(p[1:])
+			return "$" + strconv.Itoa(k+r*n)
+		}))
+		for c := range n {
+			args = append(args, rs.cols[c][r])
+		}
+	}
+	sql.WriteString(tail)
+	return sql.String(), args
+}
+
+var placeholder = regexp.MustCompile(`\$[0-9]+`)
+
+// splitValues splits a one-row INSERT … VALUES (…) … around its row of
+// values, and checks that the row's placeholders are $1 to $n.
+func splitValues(sql string, n int) (head, row, tail string, err error) {
+	at := strings.LastIndex(strings.ToUpper(sql), "VALUES")
+	open := -1
+	if at >= 0 {
+		open = strings.IndexByte(sql[at:], '(')
+	}
+	if open < 0 {
+		return "", "", "", fmt.Errorf("ledger: a Values statement has no VALUES (…): %s", sql)
+	}
+	open += at
+	depth := 0
+	for i := open; i < len(sql); i++ {
+		switch sql[i] {
+		case '(':
+			depth++
+		case ')':
+			depth--
+		}
+		if depth == 0 {
+			row = sql[open : i+1]
+			seen := map[string]bool{}
+			for _, p := range placeholder.FindAllString(row, -1) {
+				seen[p] = true
+			}
+			for k := 1; k <= n; k++ {
+				if !seen["$"+strconv.Itoa(k)] {
+					return "", "", "", fmt.Errorf("ledger: a Values statement's row lacks $%d of its %d values: %s", k, n, sql)
+				}
+			}
+			if len(seen) != n || placeholder.MatchString(sql[i+1:]) {
+				return "", "", "", fmt.Errorf("ledger: a Values statement's placeholders must be its row's $1 to $%d: %s", n, sql)
+			}
+			return sql[:open], row, sql[i+1:], nil
+		}
+	}
+	return "", "", "", fmt.Errorf("ledger: a Values statement's row is not closed: %s", sql)
 }
 
 // gatherRows collects the Row statements of the written ops into one set
@@ -687,8 +765,8 @@ func gatherRows(ops []*op, written []int) ([]*rowSet, error) {
 				continue
 			}
 			rs := bySQL[s.SQL]
-			if rs == nil {
-				rs = &rowSet{sql: s.SQL, cols: make([][]any, len(s.Args))}
+			if rs == nil || s.Values && (len(rs.ops)+1)*len(s.Args) > maxParams {
+				rs = &rowSet{sql: s.SQL, cols: make([][]any, len(s.Args)), values: s.Values}
 				bySQL[s.SQL] = rs
 				sets = append(sets, rs)
 			}

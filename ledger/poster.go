@@ -40,6 +40,13 @@ type Statement struct {
 	// column, which must be a string that names the row (an id). This is
 	// the set-based form of ExpectRows(1, Required) on a conditional UPDATE.
 	Required error
+	// Values, for a Row, says SQL inserts this one row with a VALUES list,
+	// INSERT INTO t (a, b) VALUES ($1, $2) [ON CONFLICT … | RETURNING …],
+	// and Args are plain values: the group sends its rows as one
+	// multi-row VALUES statement instead of arrays. Citus splits such a
+	// statement by shard and sends each part to its worker, where it
+	// would collect an INSERT … SELECT from unnest on the coordinator.
+	Values bool
 }
 
 // validate refuses a statement whose fields contradict each other.
@@ -51,6 +58,13 @@ func (s Statement) validate() error {
 		return errors.New("ledger: Required is for Row statements; use Check")
 	case s.Row && len(s.Args) == 0:
 		return errors.New("ledger: a Row statement needs its row in Args")
+	case s.Values && !s.Row:
+		return errors.New("ledger: Values is for Row statements")
+	}
+	if s.Values {
+		if _, _, _, err := splitValues(s.SQL, len(s.Args)); err != nil {
+			return err
+		}
 	}
 	if s.Required != nil {
 		if _, ok := s.Args[0].(string); !ok {

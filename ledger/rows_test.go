@@ -16,8 +16,20 @@ import (
 // group: each SQL runs once for the whole group, a Required row that is not
 // written fails its transfer alone (several at once, and the second of two
 // transfers claiming the same key), and a row the database refuses fails
-// only its own transfer.
+// only its own transfer. The insert is set-based both ways a Row can be:
+// over arrays, and as a VALUES row the group repeats (Statement.Values).
 func TestRowsOfAGroup(t *testing.T) {
+	t.Run("Arrays", func(t *testing.T) {
+		rowsOfAGroup(t, ledger.Statement{SQL: `INSERT INTO side_effects SELECT * FROM unnest($1::text[], $2::text[])`})
+	})
+	t.Run("Values", func(t *testing.T) {
+		rowsOfAGroup(t, ledger.Statement{SQL: `INSERT INTO side_effects (id, note) VALUES ($1, $2::text)`, Values: true})
+	})
+}
+
+// rowsOfAGroup is TestRowsOfAGroup with insert as the side effects' Row
+// statement (its SQL and Values; the rows are the test's).
+func rowsOfAGroup(t *testing.T, insert ledger.Statement) {
 	rec := &groupRecorder{}
 	l, db := newLedger(t, ledger.Options{Observe: rec.observe, Workers: 1})
 	ctx := ctxT(t)
@@ -43,15 +55,15 @@ func TestRowsOfAGroup(t *testing.T) {
 		t.Fatal(err)
 	}
 	errTaken := errors.New("slot taken")
-	const (
-		insertSQL = `INSERT INTO side_effects SELECT * FROM unnest($1::text[], $2::text[])`
-		claimSQL  = `UPDATE slots s SET taken_by = u.by FROM unnest($1::text[], $2::text[]) AS u(id, by)
+	const claimSQL = `UPDATE slots s SET taken_by = u.by FROM unnest($1::text[], $2::text[]) AS u(id, by)
 			WHERE s.id = u.id AND s.taken_by IS NULL RETURNING s.id`
-	)
+	effect := func(id string) ledger.Statement {
+		return ledger.Statement{SQL: insert.SQL, Values: insert.Values, Args: []any{id, "row"}, Row: true}
+	}
 	// Each job inserts its side effect and claims a slot.
 	job := func(id, slot string) []ledger.Statement {
 		return []ledger.Statement{
-			{SQL: insertSQL, Args: []any{id, "row"}, Row: true},
+			effect(id),
 			{SQL: claimSQL, Args: []any{slot, id}, Row: true, Required: errTaken},
 		}
 	}
@@ -117,7 +129,7 @@ func TestRowsOfAGroup(t *testing.T) {
 	more := []post{{id: "refused", attach: job("refused", "unused3"), want: errRefused}}
 	for i := 0; i < 5; i++ {
 		id := fmt.Sprintf("more%d", i)
-		more = append(more, post{id: id, attach: []ledger.Statement{{SQL: insertSQL, Args: []any{id, "row"}, Row: true},
+		more = append(more, post{id: id, attach: []ledger.Statement{effect(id),
 			{SQL: claimSQL, Args: []any{"more-slot" + id, id}, Row: true}}})
 	}
 	if _, err := db.Pool.Exec(ctx, `INSERT INTO slots SELECT 'more-slot' || id FROM unnest(ARRAY['more0','more1','more2','more3','more4']) id`); err != nil {
@@ -177,6 +189,10 @@ func TestRowStatementsValidated(t *testing.T) {
 		"required not a row": {SQL: "SELECT 1", Required: guard},
 		"row without values": {SQL: "SELECT 1", Row: true},
 		"required int key":   {SQL: "SELECT 1", Args: []any{7}, Row: true, Required: guard},
+		"values not a row":   {SQL: "INSERT INTO t VALUES ($1)", Args: []any{"a"}, Values: true},
+		"values without row": {SQL: "INSERT INTO t SELECT $1", Args: []any{"a"}, Row: true, Values: true},
+		"values short":       {SQL: "INSERT INTO t VALUES ($1, 'b')", Args: []any{"a", "b"}, Row: true, Values: true},
+		"values after row":   {SQL: "INSERT INTO t VALUES ($1) ON CONFLICT DO NOTHING RETURNING $2", Args: []any{"a", "b"}, Row: true, Values: true},
 	} {
 		if _, err := l.Post(ctx, transfer("v-"+name, "topup", 1, bank.ID, shop.ID), s); err == nil {
 			t.Errorf("%s: accepted", name)

@@ -212,10 +212,11 @@ const insertSQL = `
 		AS u(id, app, dev, usr, customer, currency, amount, fee, option, version, bps, fixed, ref, md,
 			refund_until, available_on, captured_at)`
 
-// Record is record(p) for this database: on a Citus cluster the payment's
-// row is inserted by a statement of its own, which Citus routes to the one shard that holds
-// it, where the set-based insert of a group's payments would be collected
-// on the coordinator and spread over the shards.
+// Record is record(p) for this database: on a Citus cluster a group's
+// payments are one multi-row VALUES insert (ledger.Statement.Values), which
+// Citus splits into one insert per shard it touches, where the set-based
+// insert from arrays would be collected on the coordinator and spread over
+// the shards.
 func (s *Service) Record(ctx context.Context, p Payment) []ledger.Statement {
 	stmts := record(p)
 	s.citusOnce.Do(func() {
@@ -223,7 +224,7 @@ func (s *Service) Record(ctx context.Context, p Payment) []ledger.Statement {
 		s.onCitus = on && err == nil
 	})
 	if s.onCitus {
-		stmts[0] = ledger.Statement{SQL: insertOneSQL, Args: stmts[0].Args}
+		stmts[0] = ledger.Statement{SQL: insertOneSQL, Args: stmts[0].Args, Row: true, Values: true}
 	}
 	return stmts
 }
