@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -42,24 +43,31 @@ const (
 )
 
 // citusFlag learns whether the database is a Citus coordinator, once it
-// could ask.
+// could ask; after that, every group and account read only loads it.
 type citusFlag struct {
 	mu    sync.Mutex
-	known bool
-	on    bool
+	state atomic.Int32 // 0: not known yet, 1: plain PostgreSQL, 2: Citus
 }
 
 func (c *citusFlag) get(ctx context.Context, q querier) (bool, error) {
+	if s := c.state.Load(); s != 0 {
+		return s == 2, nil
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if !c.known {
-		err := q.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'citus')`).Scan(&c.on)
-		if err != nil {
-			return false, fmt.Errorf("ledger: is the database Citus: %w", err)
-		}
-		c.known = true
+	if s := c.state.Load(); s != 0 {
+		return s == 2, nil
 	}
-	return c.on, nil
+	var on bool
+	if err := q.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'citus')`).Scan(&on); err != nil {
+		return false, fmt.Errorf("ledger: is the database Citus: %w", err)
+	}
+	if on {
+		c.state.Store(2)
+	} else {
+		c.state.Store(1)
+	}
+	return on, nil
 }
 
 // BeginWhole begins a transaction whose snapshot sees the ledger whole: on
