@@ -224,4 +224,5 @@ func TestOnCitus(t *testing.T) {
 	t.Run("ConcurrentSettleOneRun", TestConcurrentSettleOneRun)
 	t.Run("ResumeAfterInterruption", TestResumeAfterInterruption)
 	t.Run("MismatchPaysNothing", TestMismatchPaysNothing)
+	t.Run("SettleWhilePaying", TestSettleWhilePaying)
 }
