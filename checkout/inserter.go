@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"strings"
 	"sync"
 	"time"
 
@@ -12,6 +11,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/minipay/minipay/citus"
+	"github.com/minipay/minipay/internal/multirow"
 	"github.com/minipay/minipay/internal/null"
 )
 
@@ -245,28 +245,25 @@ func (w *inserter) insertValues(ctx context.Context, ids, apps, devs, captures, 
 	b := &pgx.Batch{}
 	for lo := 0; lo < len(ids); lo += citusInsertRows {
 		hi := min(lo+citusInsertRows, len(ids))
-		var sql strings.Builder
-		sql.WriteString(`INSERT INTO checkout_sessions (id, app_id, developer_id, status, capture_method, currency,
-			amount_total, option, client_reference_id, client_secret, line_items, metadata, expires_at, created_at, request_hash) VALUES `)
-		args := make([]any, 0, (hi-lo)*14)
+		args := make([]any, 0, (hi-lo)*insertSessionRow.Width())
 		for i := lo; i < hi; i++ {
-			if i > lo {
-				sql.WriteString(", ")
-			}
-			p := len(args)
-			fmt.Fprintf(&sql, "($%d, $%d, $%d, 'open', $%d, $%d, $%d, $%d, $%d, $%d, $%d::jsonb, $%d::jsonb, $%d, $%d, $%d)",
-				p+1, p+2, p+3, p+4, p+5, p+6, p+7, p+8, p+9, p+10, p+11, p+12, p+13, p+14)
 			args = append(args, ids[i], apps[i], devs[i], captures[i], currencies[i], amounts[i], options[i], refs[i],
 				secrets[i], items[i], metadata[i], expires[i], created[i], hashes[i])
 		}
-		sql.WriteString(" ON CONFLICT (id) DO NOTHING RETURNING id")
-		b.Queue(sql.String(), args...).Query(markInserted(inserted))
+		b.Queue(insertSessionRow.SQL(hi-lo), args...).Query(markInserted(inserted))
 	}
 	if err := w.db.SendBatch(ctx, b).Close(); err != nil {
 		return nil, fmt.Errorf("create sessions: %w", err)
 	}
 	return inserted, nil
 }
+
+// insertSessionRow is one row of insertValues.
+var insertSessionRow = multirow.MustParse(`
+	INSERT INTO checkout_sessions (id, app_id, developer_id, status, capture_method, currency,
+		amount_total, option, client_reference_id, client_secret, line_items, metadata, expires_at, created_at, request_hash)
+	VALUES ($1, $2, $3, 'open', $4, $5, $6, $7, $8, $9, $10::jsonb, $11::jsonb, $12, $13, $14)
+	ON CONFLICT (id) DO NOTHING RETURNING id`, 14)
 
 // markInserted reads the ids an INSERT … RETURNING id inserted into
 // inserted.
@@ -282,5 +279,5 @@ func markInserted(inserted map[string]bool) func(pgx.Rows) error {
 }
 
 // citusInsertRows bounds a multi-row insert: 14 parameters a session, far
-// below the protocol's 65,535.
+// below the protocol's 65,535 (insertSessionRow.MaxRows()).
 const citusInsertRows = 1000

@@ -6,15 +6,14 @@ import (
 	"errors"
 	"fmt"
 	"math"
-	"regexp"
 	"slices"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/minipay/minipay/internal/multirow"
 	"github.com/minipay/minipay/internal/pgarray"
 )
 
@@ -676,13 +675,9 @@ type rowSet struct {
 	values   bool    // sent as a multi-row VALUES list (Statement.Values)
 }
 
-// maxParams is the most parameters a statement can have: the protocol
-// numbers them with 16 bits.
-const maxParams = 65535
-
 // statement returns the set's SQL and arguments: the columns as arrays,
-// or, for a VALUES set, the SQL's one row of placeholders repeated for
-// every row and the rows' values in order.
+// or, for a VALUES set, its one row repeated for every row (multirow) and
+// the rows' values in order.
 func (rs *rowSet) statement() (string, []any) {
 	if !rs.values {
 		cols := make([]any, len(rs.cols))
@@ -692,66 +687,14 @@ func (rs *rowSet) statement() (string, []any) {
 		return rs.sql, cols
 	}
 	n, rows := len(rs.cols), len(rs.ops)
-	head, row, tail, _ := splitValues(rs.sql, n) // validated when posted
-	var sql strings.Builder
-	sql.WriteString(head)
+	tpl, _ := multirow.Parse(rs.sql, n) // validated when posted
 	args := make([]any, 0, n*rows)
 	for r := range rows {
-		if r > 0 {
-			sql.WriteString(", ")
-		}
-		sql.WriteString(placeholder.ReplaceAllStringFunc(row, func(p string) string {
-			k, _ := strconv.Atoi(p[1:])
-			return "$" + strconv.Itoa(k+r*n)
-		}))
 		for c := range n {
 			args = append(args, rs.cols[c][r])
 		}
 	}
-	sql.WriteString(tail)
-	return sql.String(), args
-}
-
-var placeholder = regexp.MustCompile(`\$[0-9]+`)
-
-// splitValues splits a one-row INSERT … VALUES (…) … around its row of
-// values, and checks that the row's placeholders are $1 to $n.
-func splitValues(sql string, n int) (head, row, tail string, err error) {
-	at := strings.LastIndex(strings.ToUpper(sql), "VALUES")
-	open := -1
-	if at >= 0 {
-		open = strings.IndexByte(sql[at:], '(')
-	}
-	if open < 0 {
-		return "", "", "", fmt.Errorf("ledger: a Values statement has no VALUES (…): %s", sql)
-	}
-	open += at
-	depth := 0
-	for i := open; i < len(sql); i++ {
-		switch sql[i] {
-		case '(':
-			depth++
-		case ')':
-			depth--
-		}
-		if depth == 0 {
-			row = sql[open : i+1]
-			seen := map[string]bool{}
-			for _, p := range placeholder.FindAllString(row, -1) {
-				seen[p] = true
-			}
-			for k := 1; k <= n; k++ {
-				if !seen["$"+strconv.Itoa(k)] {
-					return "", "", "", fmt.Errorf("ledger: a Values statement's row lacks $%d of its %d values: %s", k, n, sql)
-				}
-			}
-			if len(seen) != n || placeholder.MatchString(sql[i+1:]) {
-				return "", "", "", fmt.Errorf("ledger: a Values statement's placeholders must be its row's $1 to $%d: %s", n, sql)
-			}
-			return sql[:open], row, sql[i+1:], nil
-		}
-	}
-	return "", "", "", fmt.Errorf("ledger: a Values statement's row is not closed: %s", sql)
+	return tpl.SQL(rows), args
 }
 
 // gatherRows collects the Row statements of the written ops into one set
@@ -765,7 +708,7 @@ func gatherRows(ops []*op, written []int) ([]*rowSet, error) {
 				continue
 			}
 			rs := bySQL[s.SQL]
-			if rs == nil || s.Values && (len(rs.ops)+1)*len(s.Args) > maxParams {
+			if rs == nil || s.Values && (len(rs.ops)+1)*len(s.Args) > multirow.MaxParams {
 				rs = &rowSet{sql: s.SQL, cols: make([][]any, len(s.Args)), values: s.Values}
 				bySQL[s.SQL] = rs
 				sets = append(sets, rs)
@@ -991,21 +934,18 @@ func (w *groupWrite) upsertShardsValues() (string, []any) {
 		order[i] = i
 	}
 	slices.SortFunc(order, func(a, b int) int { return cmp.Compare(w.sSeq[a], w.sSeq[b]) })
-	var sql strings.Builder
-	sql.WriteString(`INSERT INTO ledger_balance_shards AS s (account_seq, shard, debits_posted, credits_posted, debits_pending, credits_pending) VALUES `)
-	args := make([]any, 0, 1+5*len(order))
-	args = append(args, w.shard)
-	for k, i := range order {
-		if k > 0 {
-			sql.WriteString(", ")
-		}
-		n := len(args)
-		fmt.Fprintf(&sql, "($%d::int8, $1::int2, $%d::int8, $%d::int8, $%d::int8, $%d::int8)", n+1, n+2, n+3, n+4, n+5)
-		args = append(args, w.sSeq[i], w.sDP[i], w.sCP[i], w.sDPE[i], w.sCPE[i])
+	args := make([]any, 0, upsertShardsRow.Width()*len(order))
+	for _, i := range order {
+		args = append(args, w.sSeq[i], w.shard, w.sDP[i], w.sCP[i], w.sDPE[i], w.sCPE[i])
 	}
-	sql.WriteString(shardsOnConflict)
-	return sql.String(), args
+	return upsertShardsRow.SQL(len(order)), args
 }
+
+// upsertShardsRow is one row of upsertShardsValues. A group's open
+// accounts are at most a few per transfer, far below its MaxRows.
+var upsertShardsRow = multirow.MustParse(`
+	INSERT INTO ledger_balance_shards AS s (account_seq, shard, debits_posted, credits_posted, debits_pending, credits_pending)
+	VALUES ($1::int8, $2::int2, $3::int8, $4::int8, $5::int8, $6::int8)`+shardsOnConflict, 6)
 
 // readResults consumes the results of the statements queue added and checks
 // that every row landed.

@@ -10,6 +10,8 @@ import (
 
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/minipay/minipay/internal/multirow"
 )
 
 // Statement is SQL that a caller commits atomically with its transfer, such
@@ -62,8 +64,8 @@ func (s Statement) validate() error {
 		return errors.New("ledger: Values is for Row statements")
 	}
 	if s.Values {
-		if _, _, _, err := splitValues(s.SQL, len(s.Args)); err != nil {
-			return err
+		if _, err := multirow.Parse(s.SQL, len(s.Args)); err != nil {
+			return fmt.Errorf("ledger: a Values statement: %w", err)
 		}
 	}
 	if s.Required != nil {
@@ -471,7 +473,7 @@ func (p *poster) commitGroup(ops []*op, w *worker, mode readMode, stats *BatchSt
 		if !committed {
 			// Also after a failed BEGIN: ROLLBACK outside a transaction is harmless.
 			if err := endGroup(context.Background(), conn.Conn(), "ROLLBACK", mode.citus); err != nil {
-				conn.Conn().Close(context.Background()) // unknown state: do not reuse
+				closeConn(conn.Conn()) // unknown state: do not reuse
 			}
 		}
 	}()

@@ -4,6 +4,8 @@ import (
 	"reflect"
 	"strconv"
 	"testing"
+
+	"github.com/minipay/minipay/internal/multirow"
 )
 
 // TestValuesStatement holds the multi-row rendering of a Values set: the
@@ -52,7 +54,7 @@ func TestValuesSetsSplitAtTheParameterLimit(t *testing.T) {
 	}
 	rows := 0
 	for _, rs := range sets {
-		if n := len(rs.ops) * width; n > maxParams {
+		if n := len(rs.ops) * width; n > multirow.MaxParams {
 			t.Errorf("a set of %d rows has %d parameters", len(rs.ops), n)
 		}
 		rows += len(rs.ops)
