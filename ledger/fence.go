@@ -73,8 +73,10 @@ func (c *citusFlag) get(ctx context.Context, q querier) (bool, error) {
 // BeginWhole begins a transaction whose snapshot sees the ledger whole: on
 // a Citus cluster it is taken under the fence (above), on every node; on a
 // single PostgreSQL it is an ordinary transaction. Use repeatable read, or
-// the snapshot lasts one statement. Commit or Rollback ends it and returns
-// its connection to the pool.
+// the snapshot lasts one statement. On Citus it uses one connection per
+// worker, so it may write the coordinator's tables after reading the
+// workers'. Commit or Rollback ends it and returns its connection to the
+// pool.
 func (l *Ledger) BeginWhole(ctx context.Context, opts pgx.TxOptions) (pgx.Tx, error) {
 	citus, err := l.poster.citus.get(ctx, l.db)
 	if err != nil {

@@ -27,9 +27,6 @@ func (s *Service) complete(ctx context.Context, runID string) (string, error) {
 		return "", fmt.Errorf("complete run %s: %w", runID, err)
 	}
 	defer func() { _ = tx.Rollback(ctx) }()
-	if _, err := tx.Exec(ctx, sequentialOnCitusSQL); err != nil {
-		return "", fmt.Errorf("complete run %s: %w", runID, err)
-	}
 	var step string
 	if err := tx.QueryRow(ctx, `SELECT step FROM settlement_runs WHERE id = $1 FOR UPDATE`, runID).Scan(&step); err != nil {
 		return "", fmt.Errorf("complete run %s: %w", runID, err)

@@ -184,27 +184,22 @@ func (s *Service) observe(st RunStats) {
 const payoutIDSQL = `'po_' || substr($1::text, 4, 10) ||
 	upper(substr(encode(sha256(convert_to($1::text || '/' || developer_id || '/' || currency, 'UTF8')), 'hex'), 1, 16))`
 
-// sequentialOnCitusSQL makes a transaction on a Citus coordinator use one
-// connection per worker (see plan); on PostgreSQL without Citus it sets a
-// placeholder that nothing reads.
-const sequentialOnCitusSQL = `SELECT set_config('citus.multi_shard_modify_mode', 'sequential', true)`
-
 // plan is step 2: sum, reconcile, choose payouts and mark what they pay, in
 // one repeatable-read transaction, so the sums, the reconciliation and the
 // marks all see the same snapshot (on Citus, of every node: it begins under
-// the ledger's fence); money that commits later waits for the next run. It reports false when the run ended as mismatch.
+// the ledger's fence); money that commits later waits for the next run. It
+// reports false when the run ended as mismatch.
 func (s *Service) plan(ctx context.Context, runID string, cutoff time.Time) (bool, error) {
 	tx, err := s.ledger.BeginWhole(ctx, pgx.TxOptions{IsoLevel: pgx.RepeatableRead})
 	if err != nil {
 		return false, fmt.Errorf("plan run %s: %w", runID, err)
 	}
 	defer func() { _ = tx.Rollback(ctx) }()
-	// Large runs sort and hash a million rows; give them memory for it.
-	// On a Citus cluster, the run's tables live on the coordinator and are
-	// written after reads of balance_transactions over every worker, which
-	// Citus allows only when the transaction uses one connection per
-	// worker; elsewhere the setting is an inert placeholder.
-	if _, err := tx.Exec(ctx, sequentialOnCitusSQL+`, set_config('work_mem', '64MB', true)`); err != nil {
+	// Large runs sort and hash a million rows; give them memory for it. (On
+	// a Citus cluster the run's tables live on the coordinator and are
+	// written after reads over every worker, which Citus allows because a
+	// whole-ledger transaction uses one connection per worker.)
+	if _, err := tx.Exec(ctx, `SELECT set_config('work_mem', '64MB', true)`); err != nil {
 		return false, fmt.Errorf("plan run %s: %w", runID, err)
 	}
 	var step string
